@@ -1,0 +1,173 @@
+"""A custody home: where the ledger database, the artifact store and the signing key live.
+
+Layout of a home directory:
+  config.toml          origin, verifier key, database URL (SQLite file by default)
+  ledger.sqlite        the ledger (unless the config names a PostgreSQL database)
+  artifacts/           the content-addressed store
+  keys/ledger.key      the Ed25519 signing key, mode 0600, never inside the database
+  witness/checkpoint   the last checkpoint this home saw, kept apart from the database
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tomllib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from custody.ledger import entry_types  # noqa: F401  registers the ledger's entry types
+from custody.ledger.entry import Entry, make_entry
+from custody.ledger.log import Ledger
+from custody.ledger.signing import NoteSigner, generate_key_file, load_signer
+from custody.ledger.storage import Storage, open_storage
+from custody.ledger.verifier import VerifierKey, parse_verifier_key
+from custody.ledger.witness import CheckpointWitness
+from custody.store import ArtifactStore
+
+DEFAULT_HOME = ".custody"
+CONFIG_KEYS = {"origin", "verifier_key", "database"}
+
+
+class HomeError(Exception):
+    """The home is missing, half-made, or its config is invalid."""
+
+
+def resolve_home(path: str | Path | None) -> Path:
+    return Path(path or os.environ.get("CUSTODY_HOME") or DEFAULT_HOME)
+
+
+def current_actor(explicit: str | None = None) -> str:
+    actor = explicit or os.environ.get("CUSTODY_ACTOR") or getpass.getuser()
+    if not actor or any(c.isspace() for c in actor) or len(actor) > 200:
+        raise HomeError(f"actor name {actor!r} must be non-empty, without spaces, at most 200 characters")
+    return actor
+
+
+@dataclass(frozen=True)
+class HomeConfig:
+    origin: str
+    verifier_key: str
+    database: str | None = None
+
+    def to_toml(self) -> str:
+        lines = ["# custody home configuration", f"origin = {json.dumps(self.origin)}",
+                 f"verifier_key = {json.dumps(self.verifier_key)}"]
+        if self.database:
+            lines.append(f"database = {json.dumps(self.database)}")
+        return "\n".join(lines) + "\n"
+
+
+def _read_config(path: Path) -> HomeConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise HomeError(f"no custody home at {path.parent} (run `custody init --home {path.parent}`)") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HomeError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = set(data) - CONFIG_KEYS
+    if unknown:
+        raise HomeError(f"{path}: unknown key '{sorted(unknown)[0]}'")
+    for key in ("origin", "verifier_key"):
+        if not isinstance(data.get(key), str):
+            raise HomeError(f"{path}: field '{key}' is missing or not a string")
+    if "database" in data and not isinstance(data["database"], str):
+        raise HomeError(f"{path}: field 'database' must be a string")
+    return HomeConfig(data["origin"], data["verifier_key"], data.get("database"))
+
+
+class Home:
+    def __init__(self, path: Path, config: HomeConfig, database: str | None = None) -> None:
+        self.path = path
+        self.config = config
+        self.database_url = database or os.environ.get("CUSTODY_DATABASE") or config.database or (
+            f"sqlite:///{path / 'ledger.sqlite'}")
+        self.store = ArtifactStore(path / "artifacts")
+        try:
+            self.verifier_key: VerifierKey = parse_verifier_key(config.verifier_key)
+        except ValueError as exc:
+            raise HomeError(f"{path / 'config.toml'}: field 'verifier_key': {exc}") from exc
+        self.witness = CheckpointWitness(path / "witness" / "checkpoint", self.verifier_key)
+        self._storage: Storage | None = None
+        self._ledger: Ledger | None = None
+
+    # -- creation and opening ---------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | Path | None = None, database: str | None = None, actor: str | None = None) -> Home:
+        home = resolve_home(path)
+        config_path = home / "config.toml"
+        if config_path.exists():
+            raise HomeError(f"{home} is already a custody home")
+        if database and not database.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise HomeError(f"--database must be a postgresql:// or sqlite:/// URL, not {database.split(':')[0]!r}")
+        home.mkdir(parents=True, exist_ok=True)
+        origin = f"custody.local/{uuid.uuid4().hex[:16]}"
+        key_path = home / "keys" / "ledger.key"
+        if not key_path.exists():
+            generate_key_file(key_path)
+        signer = load_signer(key_path, origin)
+        config = HomeConfig(origin, str(signer.verifier_key), database)
+        instance = cls(home, config)
+        storage = open_storage(instance.database_url, create=True)
+        if storage.head()[0] != 0:
+            storage.close()
+            raise HomeError(f"database {instance.database_url.split('@')[-1]} already holds a ledger; give a fresh one")
+        (home / "artifacts").mkdir(exist_ok=True)
+        tmp = config_path.with_suffix(".tmp")
+        tmp.write_text(config.to_toml(), encoding="utf-8")
+        os.replace(tmp, config_path)
+        instance._storage = storage
+        instance.record("home.initialized/v1", "home", {
+            "origin": origin, "verifier_key": config.verifier_key, "backend": storage.name}, actor=actor)
+        instance.checkpoint()
+        return instance
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, database: str | None = None) -> Home:
+        home = resolve_home(path)
+        if not home.is_dir():
+            raise HomeError(f"no custody home at {home} (run `custody init --home {home}`)")
+        return cls(home, _read_config(home / "config.toml"), database)
+
+    # -- parts ------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = open_storage(self.database_url)
+        return self._storage
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.storage, self.config.origin)
+        return self._ledger
+
+    def signer(self) -> NoteSigner:
+        signer = load_signer(self.path / "keys" / "ledger.key", self.config.origin)
+        if str(signer.verifier_key) != self.config.verifier_key:
+            raise HomeError(f"{self.path / 'keys' / 'ledger.key'} does not match the home's verifier key")
+        return signer
+
+    # -- common actions ---------------------------------------------------------------------
+    def entry(self, type: str, subject: str, body: dict, refs: list[str] | None = None,
+              actor: str | None = None) -> Entry:
+        return make_entry(type, current_actor(actor), subject, body, refs)
+
+    def record(self, type: str, subject: str, body: dict, refs: list[str] | None = None,
+               actor: str | None = None) -> int:
+        """Build, validate and append one entry; return its index."""
+        return self.ledger.append(self.entry(type, subject, body, refs, actor))
+
+    def checkpoint(self) -> str:
+        """Sign the current head and remember it outside the database."""
+        note = self.ledger.sign_checkpoint(self.signer())
+        self.witness.observe(note, self.ledger.consistency_proof)
+        return note
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+            self._ledger = None

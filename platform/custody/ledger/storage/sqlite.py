@@ -1,0 +1,100 @@
+"""SQLite backend: one file, WAL, and `BEGIN IMMEDIATE` so exactly one writer holds the head."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from custody.ledger.storage.base import Storage, StorageError
+from custody.ledger.verifier import EMPTY_ROOT
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY, entry BLOB NOT NULL, leaf_hash BLOB NOT NULL,
+    type TEXT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL, subject TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type, idx);
+CREATE INDEX IF NOT EXISTS entries_by_subject ON entries (subject, idx);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL, root BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS nodes_no_update BEFORE UPDATE ON nodes
+    BEGIN SELECT RAISE(ABORT, 'ledger nodes are write-once'); END;
+CREATE TRIGGER IF NOT EXISTS nodes_no_delete BEFORE DELETE ON nodes
+    BEGIN SELECT RAISE(ABORT, 'ledger nodes are write-once'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are write-once'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are write-once'); END;
+"""
+
+
+class SqliteStorage(Storage):
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StorageError(f"{self.path}: ledger database does not exist (run `custody init`)")
+        try:
+            # isolation_level=None: we issue BEGIN ourselves, so the lock mode is explicit.
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if create:
+                self._create()
+            self.head()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: not a readable custody ledger ({exc})") from exc
+
+    def _create(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in DDL.split(";\n"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._conn.execute("INSERT OR IGNORE INTO head VALUES (0, 0, ?)", (EMPTY_ROOT,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[tuple[int, bytes]]:
+        self._execute("BEGIN IMMEDIATE")
+        try:
+            yield self.head()
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,347 @@
+"""Standalone verifier for custody ledger proofs and checkpoints.
+
+This module is what an auditor has to trust, so it is kept small and self-contained: it
+depends on nothing but the standard library and `cryptography` (for Ed25519), and imports
+nothing else from custody. It follows RFC 9162 §2.1 (Merkle hashing, inclusion and
+consistency verification, literally, including the final `sn == 0` checks) and the C2SP
+`tlog-checkpoint` and `signed-note` formats.
+
+Copy this file next to an exported proof and a verifier key, and the proof can be checked
+offline with `python verifier.py PROOF.json VKEY`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+PROOF_FORMAT = "custody.inclusion-proof/v1"
+# C2SP signed-note: Ed25519 signature type byte, and the signature line prefix (U+2014 + space).
+ED25519_TYPE = 0x01
+SIGNATURE_PREFIX = "\u2014 "
+MAX_NOTE_BYTES = 1 << 20
+
+
+class VerificationError(Exception):
+    """Base class: the input is well-formed enough to check, and the check failed."""
+
+
+class MalformedInput(VerificationError):
+    """The input could not be parsed (bad base64, wrong lengths, missing fields)."""
+
+
+class ProofError(VerificationError):
+    """A Merkle proof did not verify."""
+
+
+class CheckpointError(MalformedInput):
+    """A checkpoint body or signed note is malformed."""
+
+
+class SignatureError(VerificationError):
+    """No valid signature by the expected key."""
+
+
+class ForkError(VerificationError):
+    """Two checkpoints cannot both be views of one append-only log."""
+
+
+# --- RFC 9162 §2.1.1 hashing ---------------------------------------------------------------
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if not isinstance(value, bytes | bytearray) or len(value) != HASH_SIZE:
+        raise MalformedInput(f"{what} must be {HASH_SIZE} bytes")
+
+
+# --- RFC 9162 §2.1.3.2 inclusion -----------------------------------------------------------
+
+
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes:
+    if size <= 0:
+        raise ProofError("a tree of size 0 has no inclusion proofs")
+    if index < 0 or index >= size:
+        raise ProofError(f"leaf index {index} is not below tree size {size}")
+    _check_hash(leaf, "leaf hash")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("inclusion proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not (fn & 1) and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("inclusion proof is too short")
+    return r
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> None:
+    """Raise ProofError unless `proof` shows `leaf` at `index` in the tree of `size` and `root`."""
+    _check_hash(root, "root")
+    if root_from_inclusion_proof(index, size, leaf, proof) != root:
+        raise ProofError("inclusion proof does not lead to the expected root")
+
+
+# --- RFC 9162 §2.1.4.2 consistency ---------------------------------------------------------
+
+
+def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]) -> None:
+    """Raise ProofError unless the tree (size2, root2) extends the tree (size1, root1)."""
+    if size1 < 0 or size2 < size1:
+        raise ProofError(f"size1 {size1} must be between 0 and size2 {size2}")
+    if size1 == 0:
+        raise ProofError("a tree of size 0 has no consistency proofs")
+    for i, p in enumerate(proof):
+        _check_hash(p, f"proof[{i}]")
+    if size1 == size2:
+        if proof:
+            raise ProofError("equal sizes need an empty proof")
+        if root1 != root2:
+            raise ProofError("equal sizes but different roots")
+        return
+    _check_hash(root1, "root1")
+    _check_hash(root2, "root2")
+    if not proof:
+        raise ProofError("consistency proof is empty")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not (fn & 1) and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("consistency proof is too short")
+    if fr != root1:
+        raise ProofError("consistency proof does not lead to the first root")
+    if sr != root2:
+        raise ProofError("consistency proof does not lead to the second root")
+
+
+# --- C2SP signed notes and checkpoints -----------------------------------------------------
+
+
+def key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_TYPE]) + public_key).digest()[:4]
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+    def __str__(self) -> str:
+        key = base64.b64encode(bytes([ED25519_TYPE]) + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{key}"
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise MalformedInput(f"{what} is not valid base64") from exc
+
+
+def _valid_key_name(name: str) -> bool:
+    return bool(name) and "+" not in name and all(c > " " for c in name)
+
+
+def parse_verifier_key(text: str) -> VerifierKey:
+    """Parse a C2SP verifier key `<name>+<hex key id>+<base64(0x01 || public key)>`."""
+    parts = text.strip().split("+")
+    if len(parts) != 3 or not _valid_key_name(parts[0]):
+        raise MalformedInput("verifier key must look like NAME+KEYID+KEY")
+    name, hex_id, b64_key = parts
+    try:
+        kid = bytes.fromhex(hex_id)
+    except ValueError as exc:
+        raise MalformedInput("verifier key id is not hex") from exc
+    raw = _b64decode(b64_key, "verifier key")
+    if len(kid) != 4 or len(raw) != 33 or raw[0] != ED25519_TYPE:
+        raise MalformedInput("verifier key is not an Ed25519 key")
+    if key_id(name, raw[1:]) != kid:
+        raise MalformedInput("verifier key id does not match its name and key")
+    return VerifierKey(name, kid, raw[1:])
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def body(self) -> str:
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        return "\n".join(lines) + "\n"
+
+
+def parse_checkpoint_body(body: str) -> Checkpoint:
+    if not body.endswith("\n"):
+        raise CheckpointError("checkpoint body must end with a newline")
+    lines = body[:-1].split("\n")
+    if len(lines) < 3:
+        raise CheckpointError("checkpoint body needs origin, size and root lines")
+    origin, size_text, root_text, *extensions = lines
+    if not origin or any(not line for line in extensions):
+        raise CheckpointError("checkpoint has an empty line in its body")
+    if not size_text.isascii() or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
+        raise CheckpointError("checkpoint size is not a decimal number")
+    root = _b64decode(root_text, "checkpoint root")
+    if len(root) != HASH_SIZE:
+        raise CheckpointError("checkpoint root is not 32 bytes")
+    return Checkpoint(origin, int(size_text), root, tuple(extensions))
+
+
+@dataclass(frozen=True)
+class SignedNote:
+    text: str
+    signatures: tuple[tuple[str, bytes, bytes], ...]  # (name, key id, signature)
+
+
+def parse_signed_note(note: str | bytes) -> SignedNote:
+    if isinstance(note, bytes):
+        if len(note) > MAX_NOTE_BYTES:
+            raise CheckpointError("signed note is too large")
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError("signed note is not UTF-8") from exc
+    if len(note) > MAX_NOTE_BYTES:
+        raise CheckpointError("signed note is too large")
+    cut = note.rfind("\n\n")
+    if cut < 0 or not note.endswith("\n"):
+        raise CheckpointError("signed note has no signature block")
+    text, block = note[: cut + 1], note[cut + 2 :]
+    signatures = []
+    for line in block[:-1].split("\n"):
+        if not line.startswith(SIGNATURE_PREFIX):
+            raise CheckpointError("signature line must start with an em dash and a space")
+        fields = line[len(SIGNATURE_PREFIX) :].split(" ")
+        if len(fields) != 2 or not _valid_key_name(fields[0]):
+            raise CheckpointError("signature line must be '— NAME SIGNATURE'")
+        raw = _b64decode(fields[1], "note signature")
+        if len(raw) < 5:
+            raise CheckpointError("note signature is too short")
+        signatures.append((fields[0], raw[:4], raw[4:]))
+    if not signatures:
+        raise CheckpointError("signed note has no signatures")
+    return SignedNote(text, tuple(signatures))
+
+
+def verify_note(note: str | bytes, key: VerifierKey) -> str:
+    """Return the note's text when it carries a valid signature by `key`."""
+    parsed = parse_signed_note(note)
+    public = Ed25519PublicKey.from_public_bytes(key.public_key)
+    for name, kid, signature in parsed.signatures:
+        if name == key.name and kid == key.key_id:
+            try:
+                public.verify(signature, parsed.text.encode())
+            except InvalidSignature as exc:
+                raise SignatureError(f"signature by {key.name} does not verify") from exc
+            return parsed.text
+    raise SignatureError(f"note carries no signature by key {key.name}+{key.key_id.hex()}")
+
+
+def verify_checkpoint(note: str | bytes, key: VerifierKey) -> Checkpoint:
+    """Verify a signed checkpoint note and return its body; its origin must be the key's name."""
+    checkpoint = parse_checkpoint_body(verify_note(note, key))
+    if checkpoint.origin != key.name:
+        raise CheckpointError(f"checkpoint origin {checkpoint.origin!r} is not this log ({key.name!r})")
+    return checkpoint
+
+
+# --- exported proof bundles ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    index: int
+    entry: bytes
+    checkpoint: Checkpoint
+
+
+def _field(doc: dict, name: str, kind: type):
+    value = doc.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MalformedInput(f"proof file field '{name}' is missing or not a {kind.__name__}")
+    return value
+
+
+def verify_proof_bundle(document: str | bytes, key: VerifierKey) -> VerifiedEntry:
+    """Verify an exported inclusion proof (entry + proof + signed checkpoint) offline."""
+    try:
+        doc = json.loads(document)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedInput(f"proof file is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
+        raise MalformedInput(f"proof file is not a {PROOF_FORMAT} document")
+    index = _field(doc, "index", int)
+    size = _field(doc, "tree_size", int)
+    entry = _b64decode(_field(doc, "entry", str), "entry")
+    proof = [_b64decode(p, "proof element") if isinstance(p, str) else b"" for p in _field(doc, "proof", list)]
+    checkpoint = verify_checkpoint(_field(doc, "checkpoint", str), key)
+    if checkpoint.size != size:
+        raise ProofError(f"proof is for size {size} but the checkpoint is for size {checkpoint.size}")
+    verify_inclusion(index, size, leaf_hash(entry), proof, checkpoint.root)
+    return VerifiedEntry(index, entry, checkpoint)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: verifier.py PROOF_FILE VERIFIER_KEY", file=sys.stderr)
+        return 2
+    try:
+        with open(argv[1], "rb") as handle:
+            verified = verify_proof_bundle(handle.read(), parse_verifier_key(argv[2]))
+    except (OSError, VerificationError) as exc:
+        print(f"{argv[1]}: {exc}", file=sys.stderr)
+        return 1
+    print(f"entry {verified.index} is in {verified.checkpoint.origin} at size {verified.checkpoint.size}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

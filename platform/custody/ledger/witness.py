@@ -1,0 +1,71 @@
+"""A client that remembers the last checkpoint it saw and demands proof for every newer one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from custody.ledger.verifier import (
+    Checkpoint,
+    ForkError,
+    VerificationError,
+    VerifierKey,
+    verify_checkpoint,
+    verify_consistency,
+)
+
+ProveConsistency = Callable[[int, int], list[bytes]]
+
+
+class ForkDetected(ForkError):
+    """Two signed checkpoints that cannot both be true; both notes are kept as evidence."""
+
+    def __init__(self, message: str, remembered: str, presented: str) -> None:
+        super().__init__(message)
+        self.remembered = remembered
+        self.presented = presented
+
+    def evidence(self) -> str:
+        return f"{self}\n--- remembered checkpoint ---\n{self.remembered}--- presented checkpoint ---\n{self.presented}"
+
+
+def check_extends(old_note: str, new_note: str, key: VerifierKey, prove: ProveConsistency) -> Checkpoint:
+    """Verify both notes and that `new_note` extends `old_note`; raise ForkDetected if not."""
+    old = verify_checkpoint(old_note, key)
+    new = verify_checkpoint(new_note, key)
+    if new.size < old.size:
+        raise ForkDetected(f"presented checkpoint (size {new.size}) is older than the remembered one "
+                           f"(size {old.size}): the log was rolled back", old_note, new_note)
+    if new.size == old.size and new.root != old.root:
+        raise ForkDetected(f"two different roots signed for size {new.size}", old_note, new_note)
+    if old.size and new.size > old.size:
+        try:
+            verify_consistency(old.size, new.size, old.root, new.root, prove(old.size, new.size))
+        except VerificationError as exc:
+            raise ForkDetected(f"size {new.size} does not extend size {old.size}: {exc}", old_note, new_note) from exc
+    return new
+
+
+class CheckpointWitness:
+    """Keeps the last verified checkpoint in a file outside the database."""
+
+    def __init__(self, path: Path, key: VerifierKey) -> None:
+        self.path = path
+        self.key = key
+
+    def remembered(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def observe(self, note: str, prove: ProveConsistency) -> Checkpoint:
+        """Accept `note` only if it extends what was seen before; then remember it."""
+        old = self.remembered()
+        checkpoint = check_extends(old, note, self.key, prove) if old else verify_checkpoint(note, self.key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(note, encoding="utf-8")
+        os.replace(tmp, self.path)
+        return checkpoint

@@ -1,0 +1,100 @@
+"""Content-addressed artifact store: a file's path is derived from its SHA-256, never from input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1 << 20
+
+
+class ArtifactError(Exception):
+    """An artifact is missing, corrupted, or was named by something that is not a digest."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, digest: str) -> Path:
+        digest = digest.removeprefix("sha256:")
+        if not _DIGEST.match(digest):
+            raise ArtifactError(f"{digest[:80]!r} is not a SHA-256 hex digest")
+        return self.root / "sha256" / digest[:2] / digest[2:]
+
+    def exists(self, digest: str) -> bool:
+        return self.path_for(digest).exists()
+
+    def put_bytes(self, data: bytes) -> str:
+        return self.put_chunks([data])
+
+    def put_file(self, path: Path) -> str:
+        with open(path, "rb") as handle:
+            return self.put_stream(handle)
+
+    def put_stream(self, handle: BinaryIO) -> str:
+        return self.put_chunks(iter(lambda: handle.read(CHUNK), b""))
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> str:
+        """Stream chunks to a temporary file while hashing, then move it to its digest path."""
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            hexdigest = digest.hexdigest()
+            target = self.path_for(hexdigest)
+            if target.exists():
+                os.unlink(tmp_name)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp_name, 0o444)
+                os.replace(tmp_name, target)
+            return hexdigest
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+
+    def read_bytes(self, digest: str) -> bytes:
+        """The artifact's bytes, after checking they still hash to their name."""
+        path = self.path_for(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"artifact {digest} is not in the store ({self.root})") from exc
+        if hashlib.sha256(data).hexdigest() != digest.removeprefix("sha256:"):
+            raise ArtifactError(f"artifact {digest} is corrupted: its bytes no longer match its digest")
+        return data
+
+    def verify(self, digest: str) -> bool:
+        path = self.path_for(digest)
+        return path.exists() and sha256_file(path) == digest.removeprefix("sha256:")
+
+    def erase(self, digest: str) -> bool:
+        """Delete an artifact (a legal erasure); the ledger keeps only its digest."""
+        path = self.path_for(digest)
+        if not path.exists():
+            return False
+        os.chmod(path, 0o644)
+        path.unlink()
+        return True

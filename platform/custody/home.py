@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shutil
 import tomllib
 import uuid
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import Ledger
 from custody.ledger.signing import NoteSigner, generate_key_file, load_signer
 from custody.ledger.storage import Storage, open_storage
-from custody.ledger.verifier import VerifierKey, parse_verifier_key
+from custody.ledger.verifier import VerificationError, VerifierKey, parse_verifier_key
 from custody.ledger.witness import CheckpointWitness
 from custody.store import ArtifactStore
 
@@ -87,7 +88,7 @@ class Home:
         self.store = ArtifactStore(path / "artifacts")
         try:
             self.verifier_key: VerifierKey = parse_verifier_key(config.verifier_key)
-        except ValueError as exc:
+        except VerificationError as exc:
             raise HomeError(f"{path / 'config.toml'}: field 'verifier_key': {exc}") from exc
         self.witness = CheckpointWitness(path / "witness" / "checkpoint", self.verifier_key)
         self._storage: Storage | None = None
@@ -102,6 +103,20 @@ class Home:
             raise HomeError(f"{home} is already a custody home")
         if database and not database.startswith(("postgresql://", "postgres://", "sqlite:///")):
             raise HomeError(f"--database must be a postgresql:// or sqlite:/// URL, not {database.split(':')[0]!r}")
+        created_dir = not home.exists()
+        try:
+            return cls._create(home, database, actor)
+        except BaseException:
+            # Leave nothing half-made behind: a failed init must not block the next one.
+            if created_dir:
+                shutil.rmtree(home, ignore_errors=True)
+            else:
+                (home / "config.toml").unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def _create(cls, home: Path, database: str | None, actor: str | None) -> Home:
+        config_path = home / "config.toml"
         home.mkdir(parents=True, exist_ok=True)
         origin = f"custody.local/{uuid.uuid4().hex[:16]}"
         key_path = home / "keys" / "ledger.key"

@@ -190,7 +190,7 @@ def _valid_key_name(name: str) -> bool:
 
 def parse_verifier_key(text: str) -> VerifierKey:
     """Parse a C2SP verifier key `<name>+<hex key id>+<base64(0x01 || public key)>`."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # base64 may itself contain "+"
     if len(parts) != 3 or not _valid_key_name(parts[0]):
         raise MalformedInput("verifier key must look like NAME+KEYID+KEY")
     name, hex_id, b64_key = parts

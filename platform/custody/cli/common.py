@@ -1,0 +1,63 @@
+"""Options every command shares, error reporting and exit codes.
+
+Exit codes (a public interface; scripts rely on them):
+  0  success
+  1  verification failed: the ledger, a proof or a checkpoint does not check out (or a fork)
+  2  bad input or usage: missing home, malformed file, wrong key, unknown field
+  3  deny and 4 needs-review are reserved for `custody gate`
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+EXIT_OK = 0
+EXIT_VERIFY_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+# soft_wrap: keys, digests and paths must stay on one line to be copied or parsed.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="custody home directory [default: $CUSTODY_HOME or ./.custody]", show_default=False),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="ledger database URL (postgresql://...); default: the home's config"),
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--as", help="who is acting [default: $CUSTODY_ACTOR or the OS user]", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print a one-line error and exit; nothing has been written at this point."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_text_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"{path}: {what} not found")
+    except IsADirectoryError:
+        fail(f"{path}: is a directory, expected a {what}")
+    except UnicodeDecodeError as exc:
+        fail(f"{path}: {what} is not UTF-8 text (byte {exc.start})")
+    except OSError as exc:
+        fail(f"{path}: cannot read {what} ({exc.strerror})")

@@ -1,0 +1,231 @@
+"""`custody ledger ...`: record, browse, verify, checkpoint and prove."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    EXIT_VERIFY_FAILED,
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    console,
+    fail,
+    print_json,
+    read_text_file,
+)
+from custody.home import Home, HomeError
+from custody.ledger.entry import EntryError
+from custody.ledger.log import LedgerCorrupted, LedgerRangeError
+from custody.ledger.signing import KeyFileError
+from custody.ledger.storage import StorageError
+from custody.ledger.verifier import (
+    MalformedInput,
+    VerificationError,
+    parse_verifier_key,
+    verify_checkpoint,
+    verify_proof_bundle,
+)
+from custody.ledger.witness import ForkDetected, check_extends
+
+app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+
+
+@contextmanager
+def opened(home: Path | None, database: str | None) -> Iterator[Home]:
+    """Open a home; turn every expected failure into a one-line error and exit code."""
+    try:
+        opened_home = Home.open(home, database)
+    except (HomeError, StorageError) as exc:
+        fail(str(exc))
+    try:
+        yield opened_home
+    except ForkDetected as exc:
+        fail(exc.evidence(), EXIT_VERIFY_FAILED)
+    except (LedgerCorrupted, VerificationError) as exc:
+        fail(str(exc), EXIT_VERIFY_FAILED)
+    except (HomeError, StorageError, KeyFileError, EntryError, LedgerRangeError) as exc:
+        fail(str(exc))
+    finally:
+        opened_home.close()
+
+
+def _write_out(path: Path, text: str) -> None:
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        fail(f"{path}: cannot write ({exc.strerror})")
+
+
+def _key(text: str | None, home: Home | None = None):
+    if text is None:
+        return home.verifier_key if home else None
+    try:
+        return parse_verifier_key(text)
+    except MalformedInput as exc:
+        fail(f"--key: {exc}")
+
+
+@app.command()
+def note(
+    text: Annotated[str, typer.Argument(help="the note, e.g. an external legal event")],
+    subject: Annotated[str, typer.Option(help="what the note is about")] = "note",
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Record a free-text note by the current actor."""
+    with opened(home, database) as h:
+        index = h.record("ledger.note/v1", subject, {"text": text}, actor=actor)
+        console.print(f"recorded note at index {index}")
+
+
+@app.command()
+def show(
+    start: Annotated[int, typer.Option("--from", min=0, help="first index")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="how many entries")] = 20,
+    type_prefix: Annotated[str | None, typer.Option("--type", help="only entry types starting with this")] = None,
+    subject: Annotated[str | None, typer.Option(help="only entries about this subject")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """List entries."""
+    with opened(home, database) as h:
+        rows = h.storage.entries(start, limit, type_prefix=type_prefix, subject=subject)
+        if as_json:
+            print_json([{"index": r.idx, "leaf_hash": r.leaf_hash.hex(), "entry": json.loads(r.entry)} for r in rows])
+            return
+        from rich.table import Table
+
+        table = Table("index", "time", "type", "actor", "subject", "body")
+        for r in rows:
+            body = json.dumps(json.loads(r.entry)["body"], ensure_ascii=False)
+            table.add_row(str(r.idx), r.ts, r.type, r.actor, r.subject, body[:80] + ("…" if len(body) > 80 else ""))
+        console.print(table)
+        console.print(f"{len(rows)} of {h.ledger.size} entries")
+
+
+@app.command()
+def verify(
+    key: Annotated[str | None, typer.Option(help="verifier key to check checkpoints with [default: the home's]")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Re-verify the whole ledger: every entry, node, head and checkpoint. Exit 1 naming the first bad index."""
+    with opened(home, database) as h:
+        report = h.ledger.verify(_key(key, h), h.witness.remembered())
+        if as_json:
+            print_json({"ok": report.ok, "size": report.size, "root": report.root.hex(),
+                        "checkpoints_checked": report.checkpoints_checked,
+                        "first_bad_index": report.first_bad_index,
+                        "problems": [{"index": i, "problem": p} for i, p in sorted(report.problems)]})
+        if not report.ok:
+            if not as_json:
+                fail(f"ledger verification failed: {report.first_problem()}", EXIT_VERIFY_FAILED)
+            raise typer.Exit(EXIT_VERIFY_FAILED)
+        if not as_json:
+            console.print(f"ledger intact: {report.size} entries, root {report.root.hex()}, "
+                          f"{report.checkpoints_checked} checkpoints checked")
+
+
+@app.command()
+def checkpoint(
+    out: Annotated[Path | None, typer.Option(help="also write the signed note to this file")] = None,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Sign a checkpoint of the current head (after proving it extends the last one)."""
+    with opened(home, database) as h:
+        signed = h.checkpoint()
+        if out:
+            _write_out(out, signed)
+        typer.echo(signed, nl=False)
+
+
+@app.command()
+def pubkey(home: HomeOption = None) -> None:
+    """Print the verifier key that checks this ledger's checkpoints."""
+    try:
+        typer.echo(str(Home.open(home).verifier_key))
+    except HomeError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def proof(
+    index: Annotated[int, typer.Argument(min=0, help="ledger index of the entry")],
+    out: Annotated[Path, typer.Option(help="file to write the proof to")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Export an entry with its inclusion proof and a signed checkpoint, verifiable offline."""
+    with opened(home, database) as h:
+        h.ledger.entry(index)  # a clear error for an index beyond the ledger
+        last = h.ledger.latest_checkpoint()
+        note_text = last if last is not None and _covers(last, index) else h.checkpoint()
+        bundle = h.ledger.export_proof(index, note_text)
+        _write_out(out, json.dumps(bundle, indent=2) + "\n")
+        console.print(f"wrote proof of entry {index} at size {bundle['tree_size']} to {out}")
+
+
+def _covers(note_text: str, index: int) -> bool:
+    from custody.ledger.log import load_note
+
+    return load_note(note_text).size > index
+
+
+@app.command("verify-proof")
+def verify_proof(
+    file: Annotated[Path, typer.Argument(help="proof file from `custody ledger proof`")],
+    key: Annotated[str, typer.Option(help="the ledger's verifier key (from `custody ledger pubkey`)")],
+) -> None:
+    """Verify an exported proof offline: needs only the file and the key."""
+    text = read_text_file(file, "proof file")
+    verifier_key = _key(key)
+    try:
+        verified = verify_proof_bundle(text, verifier_key)
+    except MalformedInput as exc:
+        fail(f"{file}: {exc}")
+    except VerificationError as exc:
+        fail(f"{file}: proof does not verify: {exc}", EXIT_VERIFY_FAILED)
+    entry = json.loads(verified.entry)
+    console.print(f"verified: entry {verified.index} ({entry.get('type')}) is in {verified.checkpoint.origin} "
+                  f"at size {verified.checkpoint.size}")
+
+
+@app.command()
+def consistency(
+    checkpoint_file: Annotated[Path, typer.Argument(help="an older signed checkpoint of this ledger")],
+    key: Annotated[str | None, typer.Option(help="verifier key [default: the home's]")] = None,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Prove the current ledger extends an older checkpoint; exit 1 on a fork."""
+    old_note = read_text_file(checkpoint_file, "checkpoint")
+    with opened(home, database) as h:
+        verifier_key = _key(key, h)
+        try:
+            old = verify_checkpoint(old_note, verifier_key)
+        except MalformedInput as exc:
+            fail(f"{checkpoint_file}: {exc}")
+        current = h.ledger.latest_checkpoint()
+        size = h.ledger.size
+        if current is None or verify_checkpoint(current, verifier_key).size != size:
+            current = h.checkpoint()
+        new = check_extends(old_note, current, verifier_key, h.ledger.consistency_proof)
+        proof_hashes = h.ledger.consistency_proof(old.size, new.size) if old.size else []
+        console.print(f"consistent: size {new.size} extends size {old.size} "
+                      f"({len(proof_hashes)} proof hashes: {', '.join(base64.b64encode(p).decode()[:12] for p in proof_hashes)})")

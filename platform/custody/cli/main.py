@@ -1,0 +1,63 @@
+"""The `custody` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody import __version__
+from custody.cli import ledger_cmds
+from custody.cli.common import ActorOption, DatabaseOption, HomeOption, console, fail
+from custody.home import Home, HomeError
+from custody.ledger.signing import KeyFileError
+from custody.ledger.storage import StorageError
+
+app = typer.Typer(
+    name="custody",
+    help="Governance and tamper-evident audit for the data that trains language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(ledger_cmds.app, name="ledger")
+
+
+@app.command()
+def init(home: HomeOption = None, database: DatabaseOption = None, actor: ActorOption = None) -> None:
+    """Create a home: ledger database, artifact store and Ed25519 signing key (mode 0600)."""
+    try:
+        created = Home.init(home, database, actor)
+    except (HomeError, StorageError, KeyFileError) as exc:
+        fail(str(exc))
+    console.print(f"initialized custody home at [bold]{created.path}[/]")
+    console.print(f"  ledger:   {created.storage.name} ({created.ledger.size} entry, checkpoint signed)")
+    console.print(f"  key:      {created.path / 'keys' / 'ledger.key'} (mode 0600, never in the database)")
+    console.print(f"  verifier: {created.verifier_key}")
+    created.close()
+
+
+@app.command()
+def demo(
+    home: Annotated[Path | None, typer.Option("--home", help="where to build the demo home [default: a new temp dir]")] = None,
+) -> None:
+    """Run the end-to-end demo on generated data (no network, nothing outside the home)."""
+    from custody.demo import run_demo
+
+    sys.exit(run_demo(home))
+
+
+@app.command()
+def version() -> None:
+    """Print the custody version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Support for tests, benchmarks and CI: real servers, started and stopped on loopback."""

@@ -1,0 +1,66 @@
+"""The end-to-end demo: every step is a real `custody` command, printed before it runs.
+
+It builds its own home (a temp dir unless --home is given) and generates its own data, so it
+needs nothing but the installed package: no network, no shared files.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+class DemoStepFailed(RuntimeError):
+    pass
+
+
+def _custody(*args: str, capture: bool = False) -> str:
+    command = [sys.executable, "-m", "custody", *args]
+    console.print(f"\n[bold cyan]$ custody {' '.join(shlex.quote(a) for a in args)}[/]")
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = (result.stdout + result.stderr).rstrip()
+    if output and not capture:
+        console.print(output)
+    if result.returncode != 0:
+        console.print(output)
+        raise DemoStepFailed(f"`custody {' '.join(args)}` exited {result.returncode}")
+    return result.stdout.strip()
+
+
+def run_demo(home: Path | None = None) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="custody-demo-"))
+    home = home or workdir / "home"
+    h = ("--home", str(home))
+    try:
+        console.rule("[bold]custody demo: the tamper-evident audit ledger")
+        _custody("init", *h)
+        _custody("ledger", "note", "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)",
+                 "--subject", "dataset:web-crawl", "--as", "legal@example.org", *h)
+        _custody("ledger", "note", "Takedown request received for 3 documents; review scheduled",
+                 "--subject", "dataset:web-crawl", "--as", "privacy@example.org", *h)
+        first = workdir / "checkpoint-1.note"
+        _custody("ledger", "checkpoint", "--out", str(first), *h)
+        for text in ("Reviewer approved the license mix for research use",
+                     "Training run planned on the approved mixture"):
+            _custody("ledger", "note", text, "--subject", "dataset:web-crawl", "--as", "reviewer@example.org", *h)
+        _custody("ledger", "show", *h)
+        proof = workdir / "proof-1.json"
+        _custody("ledger", "proof", "1", "--out", str(proof), *h)
+        key = _custody("ledger", "pubkey", *h)
+        console.print("[dim]# an auditor needs only the proof file and the key:[/]")
+        _custody("ledger", "verify-proof", str(proof), "--key", key)
+        _custody("ledger", "consistency", str(first), *h)
+        _custody("ledger", "verify", *h)
+    except DemoStepFailed as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}")
+        return 1
+    console.rule("[bold green]demo complete")
+    console.print(f"home: {home}\nproof: {proof}\nfirst checkpoint: {first}")
+    return 0

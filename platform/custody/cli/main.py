@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from custody import __version__
-from custody.cli import ledger_cmds
+from custody.cli import ledger_cmds, store_cmds
 from custody.cli.common import ActorOption, DatabaseOption, HomeOption, console, fail
 from custody.home import Home, HomeError
 from custody.ledger.signing import KeyFileError
@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(ledger_cmds.app, name="ledger")
+app.add_typer(store_cmds.app, name="store")
 
 
 @app.command()

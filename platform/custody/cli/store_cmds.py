@@ -1,0 +1,68 @@
+"""`custody store ...`: the content-addressed artifact store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import EXIT_VERIFY_FAILED, ActorOption, DatabaseOption, HomeOption, console, fail
+from custody.cli.ledger_cmds import opened
+from custody.store import ArtifactError
+
+app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=True)
+
+
+@app.command()
+def put(
+    file: Annotated[Path, typer.Argument(help="file to store")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Store a file under its SHA-256 digest and print the digest."""
+    if not file.is_file():
+        fail(f"{file}: not a readable file")
+    with opened(home, database) as h:
+        console.print(h.store.put_file(file))
+
+
+@app.command()
+def check(
+    digest: Annotated[str, typer.Argument(help="SHA-256 hex digest")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Check that an artifact is present and its bytes still match its digest."""
+    with opened(home, database) as h:
+        try:
+            ok = h.store.verify(digest)
+        except ArtifactError as exc:
+            fail(str(exc))
+        if not ok:
+            fail(f"artifact {digest} is missing or corrupted", EXIT_VERIFY_FAILED)
+        console.print(f"artifact {digest} intact")
+
+
+@app.command()
+def erase(
+    digest: Annotated[str, typer.Argument(help="SHA-256 hex digest of the payload to erase")],
+    reason: Annotated[str, typer.Option(help="why, e.g. the erasure request's reference")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Erase a payload (a legal erasure request); the ledger keeps its digest and records the erasure."""
+    with opened(home, database) as h:
+        try:
+            path_exists = h.store.exists(digest)
+        except ArtifactError as exc:
+            fail(str(exc))
+        if not path_exists:
+            fail(f"artifact {digest} is not in the store")
+        digest = digest.removeprefix("sha256:")
+        # Record first: an erasure that is not in the ledger must not happen.
+        index = h.record("artifact.erased/v1", f"artifact:{digest}", {"digest": digest, "reason": reason},
+                         refs=[f"sha256:{digest}"], actor=actor)
+        h.store.erase(digest)
+        console.print(f"erased {digest}; recorded at index {index}")

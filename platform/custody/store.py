@@ -75,6 +75,23 @@ class ArtifactStore:
                 os.unlink(tmp_name)
             raise
 
+    def stage_file(self, path: Path) -> Staged:
+        """Copy a file into the store's temp area while hashing; nothing is visible until commit()."""
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as source:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except BaseException:
+            os.unlink(tmp_name)
+            raise
+        return Staged(self, Path(tmp_name), digest.hexdigest(), size)
+
     def read_bytes(self, digest: str) -> bytes:
         """The artifact's bytes, after checking they still hash to their name."""
         path = self.path_for(digest)
@@ -98,3 +115,25 @@ class ArtifactStore:
         os.chmod(path, 0o644)
         path.unlink()
         return True
+
+
+class Staged:
+    """A file copied into the store's temp area: commit() publishes it, discard() drops it."""
+
+    def __init__(self, store: ArtifactStore, path: Path, digest: str, size: int) -> None:
+        self.store, self.path, self.digest, self.size = store, path, digest, size
+
+    def commit(self) -> str:
+        target = self.store.path_for(self.digest)
+        if target.exists():
+            self.path.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(self.path, 0o444)
+            os.replace(self.path, target)
+        return self.digest
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Datasets: registration with manifests and provenance cards, reading, and lineage."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -61,3 +63,47 @@ def read_text_file(path: Path, what: str) -> str:
         fail(f"{path}: {what} is not UTF-8 text (byte {exc.start})")
     except OSError as exc:
         fail(f"{path}: cannot read {what} ({exc.strerror})")
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'your input is wrong': one line, exit 2, nothing recorded."""
+    from custody.checks.provenance import SourceListError
+    from custody.datasets.card import CardError
+    from custody.datasets.names import DatasetRefError
+    from custody.datasets.readers import DatasetInputError
+    from custody.datasets.registry import DatasetNotFound, RegistrationConflict
+    from custody.home import HomeError
+    from custody.ledger.entry import EntryError
+    from custody.ledger.log import LedgerRangeError
+    from custody.ledger.signing import KeyFileError
+    from custody.ledger.storage import StorageError
+    from custody.store import ArtifactError
+
+    return (HomeError, StorageError, KeyFileError, EntryError, LedgerRangeError, ArtifactError, CardError,
+            DatasetRefError, DatasetInputError, DatasetNotFound, RegistrationConflict, SourceListError)
+
+
+@contextmanager
+def opened(home: Path | None, database: str | None):
+    """Open a home; turn every expected failure into a one-line error and exit code."""
+    from custody.datasets.registry import IntegrityError
+    from custody.home import Home
+    from custody.ledger.log import LedgerCorrupted
+    from custody.ledger.verifier import VerificationError
+    from custody.ledger.witness import ForkDetected
+
+    bad_input = _bad_input_errors()
+    try:
+        opened_home = Home.open(home, database)
+    except bad_input as exc:
+        fail(str(exc))
+    try:
+        yield opened_home
+    except ForkDetected as exc:
+        fail(exc.evidence(), EXIT_VERIFY_FAILED)
+    except (LedgerCorrupted, VerificationError, IntegrityError) as exc:
+        fail(str(exc), EXIT_VERIFY_FAILED)
+    except bad_input as exc:
+        fail(str(exc))
+    finally:
+        opened_home.close()

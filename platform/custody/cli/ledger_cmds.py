@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +21,8 @@ from custody.cli.common import (
     print_json,
     read_text_file,
 )
+from custody.cli.common import opened
 from custody.home import Home, HomeError
-from custody.ledger.entry import EntryError
-from custody.ledger.log import LedgerCorrupted, LedgerRangeError
-from custody.ledger.signing import KeyFileError
-from custody.ledger.storage import StorageError
 from custody.ledger.verifier import (
     MalformedInput,
     VerificationError,
@@ -38,25 +33,6 @@ from custody.ledger.verifier import (
 from custody.ledger.witness import ForkDetected, check_extends
 
 app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
-
-
-@contextmanager
-def opened(home: Path | None, database: str | None) -> Iterator[Home]:
-    """Open a home; turn every expected failure into a one-line error and exit code."""
-    try:
-        opened_home = Home.open(home, database)
-    except (HomeError, StorageError) as exc:
-        fail(str(exc))
-    try:
-        yield opened_home
-    except ForkDetected as exc:
-        fail(exc.evidence(), EXIT_VERIFY_FAILED)
-    except (LedgerCorrupted, VerificationError) as exc:
-        fail(str(exc), EXIT_VERIFY_FAILED)
-    except (HomeError, StorageError, KeyFileError, EntryError, LedgerRangeError) as exc:
-        fail(str(exc))
-    finally:
-        opened_home.close()
 
 
 def _write_out(path: Path, text: str) -> None:

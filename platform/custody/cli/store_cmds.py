@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import EXIT_VERIFY_FAILED, ActorOption, DatabaseOption, HomeOption, console, fail
-from custody.cli.ledger_cmds import opened
+from custody.cli.common import EXIT_VERIFY_FAILED, ActorOption, DatabaseOption, HomeOption, console, fail, opened
 from custody.store import ArtifactError
 
 app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=True)

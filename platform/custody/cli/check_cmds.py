@@ -1,0 +1,89 @@
+"""`custody check` and `custody findings`: run checks, export their per-record rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress
+
+from custody.checks.catalog import available_checks, build_check
+from custody.checks.results import latest_results, run_check
+from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
+from custody.datasets.names import parse_ref
+from custody.datasets.registry import DatasetRegistry
+
+
+def check(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    checks: Annotated[str | None, typer.Option(help="comma-separated checks [default: all available]")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Run checks over a dataset; each records its rows, summary and a check.completed entry."""
+    names = [c.strip() for c in checks.split(",")] if checks else available_checks()
+    unknown = [n for n in names if n not in available_checks()]
+    if unknown:
+        fail(f"--checks: unknown check '{unknown[0]}' (available: {', '.join(available_checks())})")
+    with opened(home, database) as h:
+        dataset = DatasetRegistry(h).get(parse_ref(ref))
+        results = []
+        for name in names:
+            with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                          console=console, transient=True, disable=as_json) as bar:
+                task = bar.add_task(f"{name} on {dataset.ref}", total=dataset.manifest.bytes)
+                result = run_check(h, dataset, build_check(name), actor=actor,
+                                   progress=lambda n, t=task: bar.advance(t, n))
+            results.append(result)
+            if not as_json:
+                summary = result.summary(h)
+                console.print(f"{name} {result.version}: [bold]{result.status}[/] — {result.records} records "
+                              f"{summary['verdicts']}, ledger index {result.entry_index}")
+                for finding in summary["findings"]:
+                    console.print(f"  {finding['severity']}: {finding['id']} — {finding['message']}")
+        if as_json:
+            print_json([{"check": r.check, "version": r.version, "status": r.status, "records": r.records,
+                         "ledger_index": r.entry_index, "result_digest": r.result_digest,
+                         "summary": r.summary(h)} for r in results])
+
+
+def findings(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    check_name: Annotated[str, typer.Option("--check", help="which check's rows")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="output file [default: stdout for jsonl]")] = None,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Export the per-record rows of a dataset's latest result of one check."""
+    if fmt not in ("jsonl", "parquet"):
+        fail(f"--format must be jsonl or parquet, not {fmt!r}")
+    if fmt == "parquet" and out is None:
+        fail("--format parquet needs --out FILE")
+    with opened(home, database) as h:
+        dataset = DatasetRegistry(h).get(parse_ref(ref))
+        result = latest_results(h, dataset).get(check_name)
+        if result is None:
+            fail(f"no recorded {check_name!r} result for {dataset.ref} (run `custody check {dataset.ref}`)")
+        data = h.store.read_bytes(result.result_digest)
+        if fmt == "parquet":
+            out.write_bytes(data)
+            console.print(f"wrote {result.records} rows to {out}")
+            return
+        import io
+
+        import polars as pl
+
+        frame = pl.read_parquet(io.BytesIO(data))
+        target = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
+        try:
+            for row in frame.iter_rows(named=True):
+                target.write(json.dumps(row, ensure_ascii=False) + "\n")
+        finally:
+            if out:
+                target.close()

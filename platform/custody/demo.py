@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 class DemoStepFailed(RuntimeError):
@@ -23,7 +23,7 @@ class DemoStepFailed(RuntimeError):
 
 def _custody(*args: str, capture: bool = False) -> str:
     command = [sys.executable, "-m", "custody", *args]
-    console.print(f"\n[bold cyan]$ custody {' '.join(shlex.quote(a) for a in args)}[/]")
+    console.print(f"\n$ custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     output = (result.stdout + result.stderr).rstrip()
     if output and not capture:
@@ -39,7 +39,7 @@ def run_demo(home: Path | None = None) -> int:
     home = home or workdir / "home"
     h = ("--home", str(home))
     try:
-        console.rule("[bold]custody demo: the tamper-evident audit ledger")
+        console.rule("custody demo: the tamper-evident audit ledger", style="bold")
         _custody("init", *h)
         _custody("ledger", "note", "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)",
                  "--subject", "dataset:web-crawl", "--as", "legal@example.org", *h)
@@ -54,13 +54,13 @@ def run_demo(home: Path | None = None) -> int:
         proof = workdir / "proof-1.json"
         _custody("ledger", "proof", "1", "--out", str(proof), *h)
         key = _custody("ledger", "pubkey", *h)
-        console.print("[dim]# an auditor needs only the proof file and the key:[/]")
+        console.print("# an auditor needs only the proof file and the key:", style="dim")
         _custody("ledger", "verify-proof", str(proof), "--key", key)
         _custody("ledger", "consistency", str(first), *h)
         _custody("ledger", "verify", *h)
     except DemoStepFailed as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
+        console.print(f"demo failed: {exc}", style="bold red")
         return 1
-    console.rule("[bold green]demo complete")
+    console.rule("demo complete", style="bold green")
     console.print(f"home: {home}\nproof: {proof}\nfirst checkpoint: {first}")
     return 0

@@ -177,7 +177,7 @@ class Home:
 
     def checkpoint(self) -> str:
         """Sign the current head and remember it outside the database."""
-        note = self.ledger.sign_checkpoint(self.signer())
+        note = self.ledger.sign_checkpoint(self.signer(), self.witness.remembered())
         self.witness.observe(note, self.ledger.consistency_proof)
         return note
 

@@ -42,7 +42,7 @@ def check(
             results.append(result)
             if not as_json:
                 summary = result.summary(h)
-                console.print(f"{name} {result.version}: [bold]{result.status}[/] — {result.records} records "
+                console.print(f"{name} {result.version}: {result.status} — {result.records} records "
                               f"{summary['verdicts']}, ledger index {result.entry_index}")
                 for finding in summary["findings"]:
                     console.print(f"  {finding['severity']}: {finding['id']} — {finding['message']}")

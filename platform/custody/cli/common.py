@@ -24,8 +24,9 @@ EXIT_VERIFY_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 # soft_wrap: keys, digests and paths must stay on one line to be copied or parsed.
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: user text (paths, notes, names) must print as given, never as rich markup.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 HomeOption = Annotated[
     Path | None,
@@ -44,7 +45,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a one-line error and exit; nothing has been written at this point."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print("error:", style="bold red", end=" ")
+    err_console.print(message)
     raise typer.Exit(code)
 
 

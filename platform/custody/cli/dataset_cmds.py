@@ -113,7 +113,7 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: Json
         if as_json:
             print_json(info)
             return
-        console.print(f"[bold]{dataset.ref}[/] — {dataset.card.dataset.title}")
+        console.print(f"{dataset.ref} — {dataset.card.dataset.title}", style="bold")
         for key in ("digest", "records", "bytes", "registered_by", "registered_at", "ledger_index",
                     "declared_license", "in_place"):
             console.print(f"  {key}: {info[key]}")
@@ -142,10 +142,10 @@ def lineage(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: J
             print_json({"dataset": ref, "ancestors": [{"depth": d, **describe(i)} for d, i in ancestors],
                         "descendants": [{"depth": d, **describe(i)} for d, i in descendants]})
             return
-        console.print(f"[bold]{ref}[/]")
+        console.print(ref, style="bold")
         for depth, item in ancestors:
             info = describe(item)
-            status = "" if info["registered"] else "  [red](missing or changed)[/]"
+            status = "" if info["registered"] else "  (missing or changed)"
             console.print(f"{'  ' * depth}↑ {info['dataset']} {info['digest'][:12]}{status}")
         for depth, item in descendants:
             info = describe(item)

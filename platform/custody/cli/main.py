@@ -36,7 +36,7 @@ def init(home: HomeOption = None, database: DatabaseOption = None, actor: ActorO
         created = Home.init(home, database, actor)
     except (HomeError, StorageError, KeyFileError) as exc:
         fail(str(exc))
-    console.print(f"initialized custody home at [bold]{created.path}[/]")
+    console.print(f"initialized custody home at {created.path}")
     console.print(f"  ledger:   {created.storage.name} ({created.ledger.size} entry, checkpoint signed)")
     console.print(f"  key:      {created.path / 'keys' / 'ledger.key'} (mode 0600, never in the database)")
     console.print(f"  verifier: {created.verifier_key}")

@@ -168,8 +168,9 @@ class Ledger:
         return list(range(size, edge.size))
 
     # -- checkpoints ------------------------------------------------------------------------
-    def sign_checkpoint(self, signer: NoteSigner) -> str:
-        """Sign the current head, after proving it extends the last signed checkpoint."""
+    def sign_checkpoint(self, signer: NoteSigner, remembered: str | None = None) -> str:
+        """Sign the current head, after proving it extends the last signed checkpoint and
+        `remembered` (a checkpoint kept outside the database, e.g. the home's witness file)."""
         if self.corruption:
             raise LedgerCorrupted(f"ledger refuses to sign: {self.corruption}")
         if signer.name != self.origin:
@@ -179,8 +180,11 @@ class Ledger:
             if existing is not None and existing[1] == root:
                 return existing[2]
             last = self.storage.last_checkpoint()
-            if last is not None:
-                old = verify_checkpoint(last[2], signer.verifier_key)
+            for old_note in [n for n in (last[2] if last else None, remembered) if n is not None]:
+                old = verify_checkpoint(old_note, signer.verifier_key)
+                if old.size > size:
+                    raise ForkError(f"head (size {size}) is behind the checkpoint signed at size {old.size}: "
+                                    "the log was rolled back")
                 if old.size > 0:
                     try:
                         verify_consistency(old.size, size, old.root, root, self.consistency_proof(old.size, size))
@@ -245,6 +249,7 @@ class Ledger:
                 problems.append((0, f"remembered checkpoint: {exc}"))
 
         # Level 0: rehash the stored bytes; check contiguity and the copied envelope fields.
+        tree_problems = len(problems)  # problems found in entries and nodes start here
         level: list[bytes] = []
         for row in self.storage.iter_entries():
             expected = len(level)
@@ -275,11 +280,11 @@ class Ledger:
         while len(level) > 1:
             parents = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             height += 1
-            self._compare_level(height, parents, problems)
+            self._compare_level(height, parents, problems, count, tree_problems)
             kept.update({(height, idx): parents[idx] for lvl, idx in wanted if lvl == height})
             level = parents
         if (height + 1) <= self.storage.max_level():
-            problems.append((0, f"nodes stored above the tree's height {height}"))
+            problems.append((count, f"nodes stored above the tree's height {height}"))
 
         def root_of(n: int) -> bytes:
             return merkle.fold([kept[node] for node in merkle.perfect_nodes(0, n)])
@@ -292,26 +297,33 @@ class Ledger:
             elif root_of(a_size) != a_root:
                 earlier = [s for s, r, _ in anchors if s < a_size and s <= count and root_of(s) == r]
                 start = max(earlier, default=0)
-                problems.append((start, f"{what} does not match the entries: history in [{start}, {a_size}) was rewritten"))
+                problems.append((_blame(problems[tree_problems:], start, a_size), f"{what} does not match the entries: history in [{start}, {a_size}) was rewritten"))
             else:
                 report.checkpoints_checked += 1
         return report
 
-    def _compare_level(self, level: int, computed: list[bytes], problems: list[tuple[int, str]]) -> None:
+    def _compare_level(self, level: int, computed: list[bytes], problems: list[tuple[int, str]],
+                       count: int, tree_problems: int) -> None:
         expected = 0
         for idx, stored in self.storage.iter_level(level):
             if idx != expected:
                 problems.append((expected << level, f"node ({level}, {expected}) is missing"))
                 return
             if idx >= len(computed):
-                problems.append((idx << level, f"node ({level}, {idx}) is stored but the entries do not complete it"))
+                problems.append((max(idx << level, count), f"node ({level}, {idx}) is stored but the entries do not complete it"))
                 return
             if stored != computed[idx]:
-                problems.append((idx << level, f"node ({level}, {idx}) does not match entries [{idx << level}, {(idx + 1) << level})"))
+                blamed = _blame(problems[tree_problems:], idx << level, (idx + 1) << level)
+                problems.append((blamed, f"node ({level}, {idx}) does not match entries [{idx << level}, {(idx + 1) << level})"))
                 return
             expected += 1
         if expected < len(computed):
             problems.append((expected << level, f"node ({level}, {expected}) is missing"))
+
+
+def _blame(problems: list[tuple[int, str]], lo: int, hi: int) -> int:
+    """Where a mismatch over leaves [lo, hi) starts: a bad index already found there, else lo."""
+    return min((idx for idx, _ in problems if lo <= idx < hi), default=lo)
 
 
 def load_note(note: str) -> Checkpoint:

@@ -64,12 +64,18 @@ def load_source_rules(path: Path, table: str = "deny") -> tuple[SourceRule, ...]
     if unknown:
         raise SourceListError(f"{path}: unknown key '{sorted(unknown)[0]}'")
     rules = []
-    for i, item in enumerate(data.get(table, [])):
+    entries = data.get(table, [])
+    if not isinstance(entries, list):
+        raise SourceListError(f"{path}: '{table}' must be an array of tables ([[{table}]])")
+    for i, item in enumerate(entries):
+        if not isinstance(item, dict):
+            raise SourceListError(f"{path}: {table}[{i}] must be a table")
         extra = set(item) - {"id", "names", "urls", "reason"}
         if extra or not isinstance(item.get("id"), str):
             raise SourceListError(f"{path}: {table}[{i}]: needs an 'id'; unknown keys {sorted(extra)}")
         for key in ("names", "urls"):
-            if not all(isinstance(v, str) for v in item.get(key, [])):
+            values = item.get(key, [])
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise SourceListError(f"{path}: {table}[{i}].{key} must be a list of strings")
         rules.append(SourceRule(item["id"], tuple(item.get("names", [])), tuple(item.get("urls", [])),
                                 item.get("reason", "")))
@@ -132,7 +138,7 @@ class ProvenanceCheck(Check):
         for shard in dataset.manifest.shards:
             if shard.name in broken_names:
                 continue  # its bytes are not the registered ones: rows would describe other data
-            for record in read_records(dataset.shard_path(shard), shard.format, reader_fields, 1 << 62):
+            for record in read_records(dataset.shard_path(shard), shard.format, reader_fields, 1 << 62, shard.name):
                 verdict, reason = "pass", ""
                 if record.source_url:
                     rule = self._denied(None, record.source_url)

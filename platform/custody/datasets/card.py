@@ -25,7 +25,7 @@ class CardError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DatasetSection(_Strict):
@@ -90,7 +90,7 @@ class Bias(_Strict):  # field 9
 
 
 class PersonalData(_Strict):  # field 10
-    present: Presence = "unknown"
+    present: Presence | None = None  # required by the default policy: a card must say it
     categories: list[str] = Field(default_factory=list)
     anonymization: str | None = None
 
@@ -154,24 +154,31 @@ class DatasetCard(_Strict):
 
 def _key_line(text: str, loc: tuple) -> int | None:
     """Best-effort line of a key given pydantic's location (tables, arrays of tables, keys)."""
-    names = [p for p in loc if isinstance(p, str)]
+    names = [str(p) for p in loc]
     if not names:
         return None
     table: list[str] = []
+    seen: dict[tuple[str, ...], int] = {}
+    best: tuple[int, int] | None = None  # (matched length, line) of the longest prefix of loc
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", stripped)
         if header:
-            table = [part.strip().strip('"') for part in header.group(1).split(".")]
-            if table == names:
-                return number
-            continue
-        key = re.match(r'^("?)([^"=\s]+)\1\s*=', stripped)
-        if key:
-            dotted = [part.strip().strip('"') for part in key.group(2).split(".")]
-            if table + dotted == names or (table + dotted)[: len(names)] == names:
-                return number
-    return None
+            table = [part.strip().strip('"') for part in header.group(2).split(".")]
+            if header.group(1) == "[[":  # array of tables: pydantic counts its elements from 0
+                seen[tuple(table)] = seen.get(tuple(table), -1) + 1
+                table = [*table, str(seen[tuple(table)])]
+            path = table
+        else:
+            key = re.match(r'^("?)([^"=\s]+)\1\s*=', stripped)
+            if not key:
+                continue
+            path = table + [part.strip().strip('"') for part in key.group(2).split(".")]
+        if path[: len(names)] == names:  # the key itself, or a dotted key below it
+            return number
+        if names[: len(path)] == path and (best is None or len(path) > best[0]):
+            best = (len(path), number)
+    return best[1] if best else None
 
 
 def parse_card(text: str, source: str = "<card>") -> DatasetCard:

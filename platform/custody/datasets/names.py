@@ -20,6 +20,10 @@ class DatasetRef:
     name: str
     version: str
 
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        check_version(self.version)
+
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
 

@@ -28,7 +28,7 @@ class DatasetInputError(ValueError):
         where = f"{path}:{line}" if line is not None else str(path)
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}: {what}{message}")
-        self.path, self.line, self.field = str(path), line, field
+        self.path, self.line, self.field, self.message = str(path), line, field, message
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
         while True:
             try:
                 line = buffered.readline(max_bytes + 1)
-            except (OSError, EOFError, ValueError) as exc:  # corrupt gzip / zstd frames
+            except Exception as exc:  # corrupt gzip (OSError, EOFError) or zstd frames (zstandard.ZstdError)
                 raise DatasetInputError(path, f"cannot decompress: {exc}", number + 1) from exc
             if not line:
                 return
@@ -163,7 +163,7 @@ def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Itera
         raise DatasetInputError(path, f"cannot read {fmt} ({str(exc).splitlines()[0]})", position + 1) from exc
 
 
-def _read_txt(path: Path, fields: Fields, max_bytes: int) -> Iterator[Record]:
+def _read_txt(path: Path, fields: Fields, max_bytes: int, name: str | None = None) -> Iterator[Record]:
     size = path.stat().st_size
     if size > max_bytes:
         raise DatasetInputError(path, f"file is larger than {max_bytes} bytes (raise --max-record-bytes)")
@@ -171,17 +171,17 @@ def _read_txt(path: Path, fields: Fields, max_bytes: int) -> Iterator[Record]:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}") from exc
-    rid = path.stem if fields.id else None
+    rid = Path(name or path.name).stem if fields.id else None
     yield _make_record(path, 1, text, rid, None, None, fields, max_bytes)
 
 
 def read_records(path: Path, fmt: str, fields: Fields = Fields(),
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Record]:
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, name: str | None = None) -> Iterator[Record]:
     """Records of one shard, streamed."""
     if fmt in ("jsonl", "jsonl.gz", "jsonl.zst"):
         return _read_jsonl(path, fmt, fields, max_record_bytes)
     if fmt in ("parquet", "csv"):
         return _read_tabular(path, fmt, fields, max_record_bytes)
     if fmt == "txt":
-        return _read_txt(path, fields, max_record_bytes)
+        return _read_txt(path, fields, max_record_bytes, name)
     raise DatasetInputError(path, f"unsupported format {fmt!r}")

@@ -82,6 +82,9 @@ class RegisteredDataset:
                 problems.append((shard.name, f"missing ({path if self.body.get('in_place') else 'not in store'})"))
             elif sha256_file(path) != shard.digest:
                 problems.append((shard.name, "bytes do not match the manifest digest"))
+        for doc in self.manifest.documents:  # LICENSE/README texts are evidence too
+            if not self.home.store.verify(doc.digest):
+                problems.append((doc.name, "document is missing from the store or changed"))
         return problems
 
     def records(self, verify: bool = True) -> Iterator[tuple[ShardInfo, Record]]:
@@ -92,7 +95,7 @@ class RegisteredDataset:
             if verify and (not path.exists() or sha256_file(path) != shard.digest):
                 raise IntegrityError(f"{self.ref}: shard {shard.name} does not match its manifest digest "
                                      f"({'missing' if not path.exists() else 'changed since registration'})")
-            for record in read_records(path, shard.format, fields, max_record_bytes=1 << 62):
+            for record in read_records(path, shard.format, fields, max_record_bytes=1 << 62, name=shard.name):
                 yield shard, record
 
 
@@ -224,7 +227,10 @@ class DatasetRegistry:
                     item = self.home.store.stage_file(path)
                     staged.append(item)
                     digest, size, read_path = item.digest, item.size, item.path
-                count = sum(1 for _ in read_records(read_path, fmt, fields, max_record_bytes))
+                try:
+                    count = sum(1 for _ in read_records(read_path, fmt, fields, max_record_bytes, name))
+                except DatasetInputError as exc:
+                    raise DatasetInputError(path, exc.message, exc.line, exc.field) from None
                 if count == 0:
                     raise DatasetInputError(path, "no records")
                 if in_place:

@@ -6,6 +6,7 @@ needs nothing but the installed package: no network, no shared files.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+
+from custody.demo_data import write_demo_card, write_demo_corpus
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
 
@@ -24,7 +27,9 @@ class DemoStepFailed(RuntimeError):
 def _custody(*args: str, capture: bool = False) -> str:
     command = [sys.executable, "-m", "custody", *args]
     console.print(f"\n$ custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Wide output: the commands print tables that a terminal would show side by side.
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     output = (result.stdout + result.stderr).rstrip()
     if output and not capture:
         console.print(output)
@@ -57,10 +62,20 @@ def run_demo(home: Path | None = None) -> int:
         console.print("# an auditor needs only the proof file and the key:", style="dim")
         _custody("ledger", "verify-proof", str(proof), "--key", key)
         _custody("ledger", "consistency", str(first), *h)
+        console.rule("datasets: registration, provenance and license checks", style="bold")
+        data = write_demo_corpus(workdir / "web-text")
+        card = write_demo_card(workdir / "web-text.card.toml")
+        _custody("dataset", "register", str(data), "--name", "web-text", "--version", "1", "--card", str(card),
+                 "--id-field", "id", "--as", "engineer@example.org", *h)
+        _custody("dataset", "show", "web-text@1", *h)
+        _custody("check", "web-text@1", "--checks", "provenance,license", *h)
+        findings = workdir / "provenance-findings.jsonl"
+        _custody("findings", "web-text@1", "--check", "provenance", "--out", str(findings), *h)
+        _custody("ledger", "show", "--type", "check.", *h)
         _custody("ledger", "verify", *h)
     except DemoStepFailed as exc:
         console.print(f"demo failed: {exc}", style="bold red")
         return 1
     console.rule("demo complete", style="bold green")
-    console.print(f"home: {home}\nproof: {proof}\nfirst checkpoint: {first}")
+    console.print(f"home: {home}\nproof: {proof}\nfirst checkpoint: {first}\nprovenance findings: {findings}")
     return 0

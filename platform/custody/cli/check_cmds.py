@@ -87,3 +87,5 @@ def findings(
         finally:
             if out:
                 target.close()
+        if out:
+            console.print(f"wrote {frame.height} rows to {out}")

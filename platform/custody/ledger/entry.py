@@ -69,7 +69,7 @@ _ENTRY_TYPES: dict[str, type[EntryBody]] = {}
 
 def entry_type(name: str):
     """Class decorator registering a body schema under a versioned type name (`x.y/v1`)."""
-    if not _TYPE.match(name):
+    if not _TYPE.fullmatch(name):
         raise ValueError(f"entry type {name!r} must look like 'area.event/v1'")
 
     def register(model: type[EntryBody]) -> type[EntryBody]:
@@ -144,7 +144,7 @@ def make_entry(
         raise EntryError("an entry needs an actor and a subject")
     refs = list(refs or [])
     for ref in refs:
-        if not _REF.match(ref):
+        if not _REF.fullmatch(ref):
             raise EntryError(f"reference {ref!r} must be 'sha256:<64 hex>' or 'ledger:<index>'")
     envelope = {
         "v": ENVELOPE_VERSION,

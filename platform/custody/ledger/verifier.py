@@ -185,7 +185,7 @@ def _b64decode(text: str, what: str) -> bytes:
 
 
 def _valid_key_name(name: str) -> bool:
-    return bool(name) and "+" not in name and all(c > " " for c in name)
+    return bool(name) and "+" not in name and all(c > " " and not "\ud800" <= c <= "\udfff" for c in name)
 
 
 def parse_verifier_key(text: str) -> VerifierKey:
@@ -199,7 +199,7 @@ def parse_verifier_key(text: str) -> VerifierKey:
     except ValueError as exc:
         raise MalformedInput("verifier key id is not hex") from exc
     raw = _b64decode(b64_key, "verifier key")
-    if len(kid) != 4 or len(raw) != 33 or raw[0] != ED25519_TYPE:
+    if len(hex_id) != 8 or hex_id != hex_id.lower() or len(kid) != 4 or len(raw) != 33 or raw[0] != ED25519_TYPE:
         raise MalformedInput("verifier key is not an Ed25519 key")
     if key_id(name, raw[1:]) != kid:
         raise MalformedInput("verifier key id does not match its name and key")
@@ -229,6 +229,8 @@ def parse_checkpoint_body(body: str) -> Checkpoint:
         raise CheckpointError("checkpoint has an empty line in its body")
     if not size_text.isascii() or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
         raise CheckpointError("checkpoint size is not a decimal number")
+    if len(size_text) > 20 or int(size_text) >= 1 << 64:
+        raise CheckpointError("checkpoint size is out of range")
     root = _b64decode(root_text, "checkpoint root")
     if len(root) != HASH_SIZE:
         raise CheckpointError("checkpoint root is not 32 bytes")
@@ -251,6 +253,10 @@ def parse_signed_note(note: str | bytes) -> SignedNote:
             raise CheckpointError("signed note is not UTF-8") from exc
     if len(note) > MAX_NOTE_BYTES:
         raise CheckpointError("signed note is too large")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CheckpointError("signed note is not valid UTF-8 text") from exc
     cut = note.rfind("\n\n")
     if cut < 0 or not note.endswith("\n"):
         raise CheckpointError("signed note has no signature block")
@@ -314,8 +320,8 @@ def verify_proof_bundle(document: str | bytes, key: VerifierKey) -> VerifiedEntr
     """Verify an exported inclusion proof (entry + proof + signed checkpoint) offline."""
     try:
         doc = json.loads(document)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedInput(f"proof file is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MalformedInput(f"proof file is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
         raise MalformedInput(f"proof file is not a {PROOF_FORMAT} document")
     index = _field(doc, "index", int)
@@ -323,6 +329,11 @@ def verify_proof_bundle(document: str | bytes, key: VerifierKey) -> VerifiedEntr
     entry = _b64decode(_field(doc, "entry", str), "entry")
     proof = [_b64decode(p, "proof element") if isinstance(p, str) else b"" for p in _field(doc, "proof", list)]
     checkpoint = verify_checkpoint(_field(doc, "checkpoint", str), key)
+    # Informational copies must agree with what was verified, or the file was edited.
+    if "leaf_hash" in doc and doc["leaf_hash"] != leaf_hash(entry).hex():
+        raise ProofError("proof file's leaf_hash does not match its entry")
+    if "origin" in doc and doc["origin"] != checkpoint.origin:
+        raise ProofError("proof file's origin does not match its checkpoint")
     if checkpoint.size != size:
         raise ProofError(f"proof is for size {size} but the checkpoint is for size {checkpoint.size}")
     verify_inclusion(index, size, leaf_hash(entry), proof, checkpoint.root)

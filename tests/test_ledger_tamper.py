@@ -42,7 +42,6 @@ ENTRY_COLUMNS = "entry, leaf_hash, type, ts, actor, subject"
 CUSTODY = Path(sys.executable).with_name("custody")
 
 
-
 # -- building and tampering --------------------------------------------------------------------
 
 

@@ -31,8 +31,16 @@ def passages(shared_data: Path) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()][:60]
 
 
-def register(home, tmp_path: Path, passages: list[str], declared: str | None, licenses=None, documents=None,
-             source_license: str | None = "CC-BY-4.0", name: str = "plays"):
+def register(
+    home,
+    tmp_path: Path,
+    passages: list[str],
+    declared: str | None,
+    licenses=None,
+    documents=None,
+    source_license: str | None = "CC-BY-4.0",
+    name: str = "plays",
+):
     folder = tmp_path / name
     folder.mkdir()
     with open(folder / "part-0.jsonl", "w", encoding="utf-8") as out:
@@ -43,8 +51,9 @@ def register(home, tmp_path: Path, passages: list[str], declared: str | None, li
             out.write(json.dumps(row) + "\n")
     for doc_name, text in (documents or {}).items():
         (folder / doc_name).write_text(text, encoding="utf-8")
-    dataset, _ = DatasetRegistry(home).register([folder], DatasetRef(name, "1"), card(declared, source_license),
-                                                Fields(id="id"))
+    dataset, _ = DatasetRegistry(home).register(
+        [folder], DatasetRef(name, "1"), card(declared, source_license), Fields(id="id")
+    )
     return dataset
 
 
@@ -83,10 +92,9 @@ def test_missing_declared_license_is_flagged(home, tmp_path, passages):
 
 def test_record_licenses_aggregate_and_the_most_restrictive_category_wins(home, tmp_path, passages):
     licenses = ["CC-BY-4.0", "cc-by-nc-4.0", "MIT", "not a license ((", "CC-BY-SA-4.0"]
-    result, summary, rows = run(home, register(home, tmp_path, passages, "CC-BY-4.0", licenses=licenses))
+    _result, summary, rows = run(home, register(home, tmp_path, passages, "CC-BY-4.0", licenses=licenses))
     assert summary["record_licenses"] == {"CC-BY-4.0": 12, "CC-BY-NC-4.0": 12, "MIT": 12, "CC-BY-SA-4.0": 12}
-    assert summary["record_categories"] == {"non-commercial": 12, "permissive": 24, "unknown": 12,
-                                             "weak-copyleft": 12}
+    assert summary["record_categories"] == {"non-commercial": 12, "permissive": 24, "unknown": 12, "weak-copyleft": 12}
     # unknown (an unparseable record license) is more restrictive than non-commercial
     assert summary["category"] == "unknown"
     assert "license.records_unparseable" in [f["id"] for f in summary["findings"]]

@@ -28,8 +28,12 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "custody", "demo", "--home", str(tmp_path / "home")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "custody", "demo", "--home", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo complete" in result.stdout
     assert "ledger intact" in result.stdout

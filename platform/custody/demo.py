@@ -46,14 +46,32 @@ def run_demo(home: Path | None = None) -> int:
     try:
         console.rule("custody demo: the tamper-evident audit ledger", style="bold")
         _custody("init", *h)
-        _custody("ledger", "note", "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)",
-                 "--subject", "dataset:web-crawl", "--as", "legal@example.org", *h)
-        _custody("ledger", "note", "Takedown request received for 3 documents; review scheduled",
-                 "--subject", "dataset:web-crawl", "--as", "privacy@example.org", *h)
+        _custody(
+            "ledger",
+            "note",
+            "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)",
+            "--subject",
+            "dataset:web-crawl",
+            "--as",
+            "legal@example.org",
+            *h,
+        )
+        _custody(
+            "ledger",
+            "note",
+            "Takedown request received for 3 documents; review scheduled",
+            "--subject",
+            "dataset:web-crawl",
+            "--as",
+            "privacy@example.org",
+            *h,
+        )
         first = workdir / "checkpoint-1.note"
         _custody("ledger", "checkpoint", "--out", str(first), *h)
-        for text in ("Reviewer approved the license mix for research use",
-                     "Training run planned on the approved mixture"):
+        for text in (
+            "Reviewer approved the license mix for research use",
+            "Training run planned on the approved mixture",
+        ):
             _custody("ledger", "note", text, "--subject", "dataset:web-crawl", "--as", "reviewer@example.org", *h)
         _custody("ledger", "show", *h)
         proof = workdir / "proof-1.json"
@@ -65,8 +83,22 @@ def run_demo(home: Path | None = None) -> int:
         console.rule("datasets: registration, provenance and license checks", style="bold")
         data = write_demo_corpus(workdir / "web-text")
         card = write_demo_card(workdir / "web-text.card.toml")
-        _custody("dataset", "register", str(data), "--name", "web-text", "--version", "1", "--card", str(card),
-                 "--id-field", "id", "--as", "engineer@example.org", *h)
+        _custody(
+            "dataset",
+            "register",
+            str(data),
+            "--name",
+            "web-text",
+            "--version",
+            "1",
+            "--card",
+            str(card),
+            "--id-field",
+            "id",
+            "--as",
+            "engineer@example.org",
+            *h,
+        )
         _custody("dataset", "show", "web-text@1", *h)
         _custody("check", "web-text@1", "--checks", "provenance,license", *h)
         findings = workdir / "provenance-findings.jsonl"

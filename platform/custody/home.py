@@ -54,8 +54,11 @@ class HomeConfig:
     database: str | None = None
 
     def to_toml(self) -> str:
-        lines = ["# custody home configuration", f"origin = {json.dumps(self.origin)}",
-                 f"verifier_key = {json.dumps(self.verifier_key)}"]
+        lines = [
+            "# custody home configuration",
+            f"origin = {json.dumps(self.origin)}",
+            f"verifier_key = {json.dumps(self.verifier_key)}",
+        ]
         if self.database:
             lines.append(f"database = {json.dumps(self.database)}")
         return "\n".join(lines) + "\n"
@@ -83,8 +86,9 @@ class Home:
     def __init__(self, path: Path, config: HomeConfig, database: str | None = None) -> None:
         self.path = path
         self.config = config
-        self.database_url = database or os.environ.get("CUSTODY_DATABASE") or config.database or (
-            f"sqlite:///{path / 'ledger.sqlite'}")
+        self.database_url = (
+            database or os.environ.get("CUSTODY_DATABASE") or config.database or (f"sqlite:///{path / 'ledger.sqlite'}")
+        )
         self.store = ArtifactStore(path / "artifacts")
         try:
             self.verifier_key: VerifierKey = parse_verifier_key(config.verifier_key)
@@ -134,8 +138,12 @@ class Home:
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, config_path)
         instance._storage = storage
-        instance.record("home.initialized/v1", "home", {
-            "origin": origin, "verifier_key": config.verifier_key, "backend": storage.name}, actor=actor)
+        instance.record(
+            "home.initialized/v1",
+            "home",
+            {"origin": origin, "verifier_key": config.verifier_key, "backend": storage.name},
+            actor=actor,
+        )
         instance.checkpoint()
         return instance
 
@@ -166,12 +174,14 @@ class Home:
         return signer
 
     # -- common actions ---------------------------------------------------------------------
-    def entry(self, type: str, subject: str, body: dict, refs: list[str] | None = None,
-              actor: str | None = None) -> Entry:
+    def entry(
+        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: str | None = None
+    ) -> Entry:
         return make_entry(type, current_actor(actor), subject, body, refs)
 
-    def record(self, type: str, subject: str, body: dict, refs: list[str] | None = None,
-               actor: str | None = None) -> int:
+    def record(
+        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: str | None = None
+    ) -> int:
         """Build, validate and append one entry; return its index."""
         return self.ledger.append(self.entry(type, subject, body, refs, actor))
 

@@ -46,8 +46,10 @@ class LicenseCheck(Check):
         from importlib.resources import files
 
         categories = files("custody.licenses").joinpath("data/categories.toml").read_bytes()
-        return {"min_detection_score": self.min_detection_score,
-                "categories_digest": hashlib.sha256(categories).hexdigest()}
+        return {
+            "min_detection_score": self.min_detection_score,
+            "categories_digest": hashlib.sha256(categories).hexdigest(),
+        }
 
     def model_digest(self) -> str | None:
         """The reference texts are this check's 'model'."""
@@ -61,8 +63,13 @@ class LicenseCheck(Check):
         if declared is None:
             findings.append(Finding("license.undeclared", "flag", "the card declares no license"))
         elif not declared.ok:
-            findings.append(Finding("license.unparseable", "fail",
-                                    f"declared license {declared_text!r} is not a valid SPDX expression: {declared.error}"))
+            findings.append(
+                Finding(
+                    "license.unparseable",
+                    "fail",
+                    f"declared license {declared_text!r} is not a valid SPDX expression: {declared.error}",
+                )
+            )
         else:
             declared_category = category_of_expression(declared)
         categories = [declared_category]
@@ -75,10 +82,17 @@ class LicenseCheck(Check):
             parsed = _parse(source.license)
             category = category_of_expression(parsed) if parsed.ok else "unknown"
             if not parsed.ok:
-                findings.append(Finding(f"license.source_unparseable:{source.name}", "flag",
-                                        f"source '{source.name}' license {source.license!r}: {parsed.error}"))
+                findings.append(
+                    Finding(
+                        f"license.source_unparseable:{source.name}",
+                        "flag",
+                        f"source '{source.name}' license {source.license!r}: {parsed.error}",
+                    )
+                )
             categories.append(category)
-            sources.append({"source": source.name, "license": parsed.normalized or source.license, "category": category})
+            sources.append(
+                {"source": source.name, "license": parsed.normalized or source.license, "category": category}
+            )
 
         record_licenses: Counter[str] = Counter()
         record_categories: Counter[str] = Counter()
@@ -89,35 +103,70 @@ class LicenseCheck(Check):
                 inherited += 1
                 verdict = "pass" if declared is not None and declared.ok else "flag"
                 reason = "inherits declared license" if verdict == "pass" else "no license on record or card"
-                emit(RecordRow(record.id, record.content_hash, shard.name, record.position, verdict, reason,
-                               details=json.dumps({"category": declared_category})))
+                emit(
+                    RecordRow(
+                        record.id,
+                        record.content_hash,
+                        shard.name,
+                        record.position,
+                        verdict,
+                        reason,
+                        details=json.dumps({"category": declared_category}),
+                    )
+                )
                 continue
             parsed = _parse(record.license)
             if not parsed.ok:
                 unparseable[record.license[:200]] += 1
-                emit(RecordRow(record.id, record.content_hash, shard.name, record.position, "flag",
-                               "license.unparseable", details=json.dumps({"category": "unknown"})))
+                emit(
+                    RecordRow(
+                        record.id,
+                        record.content_hash,
+                        shard.name,
+                        record.position,
+                        "flag",
+                        "license.unparseable",
+                        details=json.dumps({"category": "unknown"}),
+                    )
+                )
                 record_categories["unknown"] += 1
                 continue
             category = category_of_expression(parsed)
             record_licenses[parsed.normalized] += 1
             record_categories[category] += 1
             verdict = "flag" if category == "unknown" else "pass"
-            emit(RecordRow(record.id, record.content_hash, shard.name, record.position, verdict,
-                           "" if verdict == "pass" else "license.unknown_category",
-                           details=json.dumps({"license": parsed.normalized, "category": category})))
+            emit(
+                RecordRow(
+                    record.id,
+                    record.content_hash,
+                    shard.name,
+                    record.position,
+                    verdict,
+                    "" if verdict == "pass" else "license.unknown_category",
+                    details=json.dumps({"license": parsed.normalized, "category": category}),
+                )
+            )
         if progress:
             progress(dataset.manifest.bytes)
         if unparseable:
-            findings.append(Finding("license.records_unparseable", "flag",
-                                    f"{sum(unparseable.values())} records carry a license that is not valid SPDX"))
+            findings.append(
+                Finding(
+                    "license.records_unparseable",
+                    "flag",
+                    f"{sum(unparseable.values())} records carry a license that is not valid SPDX",
+                )
+            )
         categories.extend(record_categories)
 
         detected = self._detect_documents(dataset, declared, findings)
         category = most_restrictive(categories)
         summary = {
-            "declared": {"expression": declared_text, "normalized": declared.normalized if declared else None,
-                         "error": declared.error if declared else None, "category": declared_category},
+            "declared": {
+                "expression": declared_text,
+                "normalized": declared.normalized if declared else None,
+                "error": declared.error if declared else None,
+                "category": declared_category,
+            },
             "sources": sources,
             "record_licenses": dict(record_licenses.most_common()),
             "record_categories": dict(sorted(record_categories.items())),
@@ -128,8 +177,9 @@ class LicenseCheck(Check):
         }
         return CheckReport(summary, findings)
 
-    def _detect_documents(self, dataset: RegisteredDataset, declared: ParsedExpression | None,
-                          findings: list[Finding]) -> list[dict]:
+    def _detect_documents(
+        self, dataset: RegisteredDataset, declared: ParsedExpression | None, findings: list[Finding]
+    ) -> list[dict]:
         detected = []
         declared_ids = set(declared.license_ids) if declared is not None and declared.ok else set()
         for doc in dataset.manifest.documents:
@@ -139,10 +189,21 @@ class LicenseCheck(Check):
                 detected.append({"document": doc.name, "license": None, "score": None})
                 continue
             equivalent = set(self.detector.equivalents(match.license_id))
-            detected.append({"document": doc.name, "license": match.license_id, "score": round(match.score, 4),
-                             "equivalents": sorted(equivalent)})
+            detected.append(
+                {
+                    "document": doc.name,
+                    "license": match.license_id,
+                    "score": round(match.score, 4),
+                    "equivalents": sorted(equivalent),
+                }
+            )
             if declared_ids and not (equivalent & declared_ids):
-                findings.append(Finding(f"license.mismatch:{doc.name}", "flag",
-                                        f"{doc.name} reads as {match.license_id} (score {match.score:.2f}) but the "
-                                        f"card declares {declared.normalized}"))
+                findings.append(
+                    Finding(
+                        f"license.mismatch:{doc.name}",
+                        "flag",
+                        f"{doc.name} reads as {match.license_id} (score {match.score:.2f}) but the "
+                        f"card declares {declared.normalized}",
+                    )
+                )
         return detected

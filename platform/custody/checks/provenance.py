@@ -77,8 +77,9 @@ def load_source_rules(path: Path, table: str = "deny") -> tuple[SourceRule, ...]
             values = item.get(key, [])
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise SourceListError(f"{path}: {table}[{i}].{key} must be a list of strings")
-        rules.append(SourceRule(item["id"], tuple(item.get("names", [])), tuple(item.get("urls", [])),
-                                item.get("reason", "")))
+        rules.append(
+            SourceRule(item["id"], tuple(item.get("names", [])), tuple(item.get("urls", [])), item.get("reason", ""))
+        )
     return tuple(rules)
 
 
@@ -96,8 +97,11 @@ class ProvenanceCheck(Check):
 
     def config(self) -> dict[str, Any]:
         rule = lambda r: {"id": r.id, "names": list(r.names), "urls": list(r.urls)}  # noqa: E731
-        return {"required_fields": list(self.required_fields), "deny": [rule(r) for r in self.deny],
-                "allow": [rule(r) for r in self.allow]}
+        return {
+            "required_fields": list(self.required_fields),
+            "deny": [rule(r) for r in self.deny],
+            "allow": [rule(r) for r in self.allow],
+        }
 
     def _denied(self, name: str | None, url: str | None) -> SourceRule | None:
         for candidate in self.deny:
@@ -107,7 +111,8 @@ class ProvenanceCheck(Check):
 
     def _allowed(self, name: str | None, url: str | None) -> bool:
         return not self.allow or any(
-            (name and r.matches_name(name)) or (url and r.matches_url(url)) for r in self.allow)
+            (name and r.matches_name(name)) or (url and r.matches_url(url)) for r in self.allow
+        )
 
     def run(self, dataset: RegisteredDataset, emit: Emit, progress=None) -> CheckReport:
         findings: list[Finding] = []
@@ -115,15 +120,24 @@ class ProvenanceCheck(Check):
         findings += [Finding(f"card.missing:{f}", "fail", f"card field '{f}' is required but missing") for f in missing]
         for source in dataset.card.sources:
             if not source.retrieved_at:
-                findings.append(Finding(f"card.source_undated:{source.name}", "flag",
-                                        f"source '{source.name}' has no retrieval time"))
+                findings.append(
+                    Finding(
+                        f"card.source_undated:{source.name}", "flag", f"source '{source.name}' has no retrieval time"
+                    )
+                )
             rule = self._denied(source.name, source.uri)
             if rule:
-                findings.append(Finding(f"source.denied:{rule.id}", "fail",
-                                        f"source '{source.name}' is on the deny list: {rule.reason}"))
+                findings.append(
+                    Finding(
+                        f"source.denied:{rule.id}", "fail", f"source '{source.name}' is on the deny list: {rule.reason}"
+                    )
+                )
             elif not self._allowed(source.name, source.uri):
-                findings.append(Finding(f"source.not_allowed:{source.name}", "flag",
-                                        f"source '{source.name}' is not on the allow list"))
+                findings.append(
+                    Finding(
+                        f"source.not_allowed:{source.name}", "flag", f"source '{source.name}' is not on the allow list"
+                    )
+                )
         broken = dataset.verify_shards()
         findings += [Finding(f"shard.integrity:{name}", "fail", f"shard {name}: {problem}") for name, problem in broken]
         findings += self._lineage_findings(dataset)
@@ -133,8 +147,12 @@ class ProvenanceCheck(Check):
         fields = dataset.manifest.fields
         from custody.datasets.readers import Fields, read_records
 
-        reader_fields = Fields(text=fields["text"], id=fields.get("id"), license=fields.get("license") or "license",
-                               source_url=fields.get("source_url") or "source_url")
+        reader_fields = Fields(
+            text=fields["text"],
+            id=fields.get("id"),
+            license=fields.get("license") or "license",
+            source_url=fields.get("source_url") or "source_url",
+        )
         for shard in dataset.manifest.shards:
             if shard.name in broken_names:
                 continue  # its bytes are not the registered ones: rows would describe other data
@@ -151,11 +169,17 @@ class ProvenanceCheck(Check):
             if progress:
                 progress(shard.bytes)
         for rule_id, count in sorted(denied_records.items()):
-            findings.append(Finding(f"records.denied_source:{rule_id}", "fail",
-                                    f"{count} records come from a denied source ({rule_id})"))
-        summary = {"missing_card_fields": missing, "broken_shards": sorted(broken_names),
-                   "denied_records": dict(denied_records),
-                   "sources": [json.loads(s.model_dump_json()) for s in dataset.card.sources]}
+            findings.append(
+                Finding(
+                    f"records.denied_source:{rule_id}", "fail", f"{count} records come from a denied source ({rule_id})"
+                )
+            )
+        summary = {
+            "missing_card_fields": missing,
+            "broken_shards": sorted(broken_names),
+            "denied_records": dict(denied_records),
+            "sources": [json.loads(s.model_dump_json()) for s in dataset.card.sources],
+        }
         return CheckReport(summary, findings)
 
     def _lineage_findings(self, dataset: RegisteredDataset) -> list[Finding]:
@@ -164,13 +188,28 @@ class ProvenanceCheck(Check):
         for parent in dataset.parents:
             found = registry.find(parent["dataset"])
             if found is None:
-                findings.append(Finding(f"lineage.parent_missing:{parent['dataset']}", "fail",
-                                        f"parent {parent['dataset']} is not registered"))
+                findings.append(
+                    Finding(
+                        f"lineage.parent_missing:{parent['dataset']}",
+                        "fail",
+                        f"parent {parent['dataset']} is not registered",
+                    )
+                )
             elif found.digest != parent["digest"]:
-                findings.append(Finding(f"lineage.parent_changed:{parent['dataset']}", "fail",
-                                        f"parent {parent['dataset']} has digest {found.digest[:12]}, "
-                                        f"lineage recorded {parent['digest'][:12]}"))
+                findings.append(
+                    Finding(
+                        f"lineage.parent_changed:{parent['dataset']}",
+                        "fail",
+                        f"parent {parent['dataset']} has digest {found.digest[:12]}, "
+                        f"lineage recorded {parent['digest'][:12]}",
+                    )
+                )
             elif found.verify_shards():
-                findings.append(Finding(f"lineage.parent_corrupt:{parent['dataset']}", "fail",
-                                        f"parent {parent['dataset']} no longer matches its manifest"))
+                findings.append(
+                    Finding(
+                        f"lineage.parent_corrupt:{parent['dataset']}",
+                        "fail",
+                        f"parent {parent['dataset']} no longer matches its manifest",
+                    )
+                )
         return findings

@@ -18,11 +18,21 @@ from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
 
-ROW_SCHEMA = pa.schema([
-    ("dataset", pa.string()), ("record_id", pa.string()), ("content_hash", pa.string()),
-    ("shard", pa.string()), ("position", pa.int64()), ("check", pa.string()), ("version", pa.string()),
-    ("verdict", pa.string()), ("reason", pa.string()), ("score", pa.float64()), ("details", pa.string()),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("record_id", pa.string()),
+        ("content_hash", pa.string()),
+        ("shard", pa.string()),
+        ("position", pa.int64()),
+        ("check", pa.string()),
+        ("version", pa.string()),
+        ("verdict", pa.string()),
+        ("reason", pa.string()),
+        ("score", pa.float64()),
+        ("details", pa.string()),
+    ]
+)
 BATCH_ROWS = 50_000
 COMPLETED = "check.completed/"
 
@@ -65,8 +75,10 @@ class _RowWriter:
     def flush(self) -> None:
         if not self.batch:
             return
-        columns = {name: [getattr(r, name) for r in self.batch] for name in
-                   ("record_id", "content_hash", "shard", "position", "verdict", "reason", "score", "details")}
+        columns = {
+            name: [getattr(r, name) for r in self.batch]
+            for name in ("record_id", "content_hash", "shard", "position", "verdict", "reason", "score", "details")
+        }
         n = len(self.batch)
         columns.update(dataset=[self.dataset] * n, check=[self.check.name] * n, version=[self.check.version] * n)
         self.writer.write_table(pa.table({f.name: columns[f.name] for f in ROW_SCHEMA}, schema=ROW_SCHEMA))
@@ -77,8 +89,13 @@ class _RowWriter:
         self.writer.close()
 
 
-def run_check(home: Home, dataset: RegisteredDataset, check: Check, actor: str | None = None,
-              progress: Callable[[int], None] | None = None) -> CheckResult:
+def run_check(
+    home: Home,
+    dataset: RegisteredDataset,
+    check: Check,
+    actor: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CheckResult:
     """Run one check over a dataset and record it; nothing is recorded if the check fails."""
     with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
         writer = _RowWriter(Path(tmp) / "rows.parquet", str(dataset.ref), check)
@@ -91,16 +108,29 @@ def run_check(home: Home, dataset: RegisteredDataset, check: Check, actor: str |
     config_digest = home.store.put_bytes(canonical_json(config))
     status = worst([f.severity for f in report.findings] + [v for v in writer.verdicts if writer.verdicts[v]])
     summary = {
-        "check": check.name, "version": check.version, "dataset": str(dataset.ref),
-        "dataset_digest": dataset.digest, "records": writer.count, "verdicts": dict(sorted(writer.verdicts.items())),
-        "status": status, "findings": [asdict(f) for f in report.findings], **report.summary,
+        "check": check.name,
+        "version": check.version,
+        "dataset": str(dataset.ref),
+        "dataset_digest": dataset.digest,
+        "records": writer.count,
+        "verdicts": dict(sorted(writer.verdicts.items())),
+        "status": status,
+        "findings": [asdict(f) for f in report.findings],
+        **report.summary,
     }
     summary_digest = home.store.put_bytes(canonical_json(summary))
     body = {
-        "check": check.name, "version": check.version, "dataset": str(dataset.ref),
-        "dataset_digest": dataset.digest, "config_digest": config_digest, "model_digest": check.model_digest(),
-        "result_digest": result_digest, "summary_digest": summary_digest, "records": writer.count,
-        "verdicts": dict(sorted(writer.verdicts.items())), "status": status,
+        "check": check.name,
+        "version": check.version,
+        "dataset": str(dataset.ref),
+        "dataset_digest": dataset.digest,
+        "config_digest": config_digest,
+        "model_digest": check.model_digest(),
+        "result_digest": result_digest,
+        "summary_digest": summary_digest,
+        "records": writer.count,
+        "verdicts": dict(sorted(writer.verdicts.items())),
+        "status": status,
         "findings": [{"id": f.id, "severity": f.severity} for f in report.findings],
     }
     refs = [f"sha256:{d}" for d in (dataset.digest, config_digest, result_digest, summary_digest)]
@@ -110,9 +140,19 @@ def run_check(home: Home, dataset: RegisteredDataset, check: Check, actor: str |
 
 
 def _result(index: int, body: dict) -> CheckResult:
-    return CheckResult(body["check"], body["version"], body["dataset"], body["dataset_digest"], index,
-                       body["result_digest"], body["summary_digest"], body["config_digest"], body["status"],
-                       body["records"], body)
+    return CheckResult(
+        body["check"],
+        body["version"],
+        body["dataset"],
+        body["dataset_digest"],
+        index,
+        body["result_digest"],
+        body["summary_digest"],
+        body["config_digest"],
+        body["status"],
+        body["records"],
+        body,
+    )
 
 
 def latest_results(home: Home, dataset: RegisteredDataset) -> dict[str, CheckResult]:

@@ -34,22 +34,42 @@ def check(
         dataset = DatasetRegistry(h).get(parse_ref(ref))
         results = []
         for name in names:
-            with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                          console=console, transient=True, disable=as_json) as bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                console=console,
+                transient=True,
+                disable=as_json,
+            ) as bar:
                 task = bar.add_task(f"{name} on {dataset.ref}", total=dataset.manifest.bytes)
-                result = run_check(h, dataset, build_check(name), actor=actor,
-                                   progress=lambda n, t=task: bar.advance(t, n))
+                result = run_check(
+                    h, dataset, build_check(name), actor=actor, progress=lambda n, t=task: bar.advance(t, n)
+                )
             results.append(result)
             if not as_json:
                 summary = result.summary(h)
-                console.print(f"{name} {result.version}: {result.status} — {result.records} records "
-                              f"{summary['verdicts']}, ledger index {result.entry_index}")
+                console.print(
+                    f"{name} {result.version}: {result.status} — {result.records} records "
+                    f"{summary['verdicts']}, ledger index {result.entry_index}"
+                )
                 for finding in summary["findings"]:
                     console.print(f"  {finding['severity']}: {finding['id']} — {finding['message']}")
         if as_json:
-            print_json([{"check": r.check, "version": r.version, "status": r.status, "records": r.records,
-                         "ledger_index": r.entry_index, "result_digest": r.result_digest,
-                         "summary": r.summary(h)} for r in results])
+            print_json(
+                [
+                    {
+                        "check": r.check,
+                        "version": r.version,
+                        "status": r.status,
+                        "records": r.records,
+                        "ledger_index": r.entry_index,
+                        "result_digest": r.result_digest,
+                        "summary": r.summary(h),
+                    }
+                    for r in results
+                ]
+            )
 
 
 def findings(

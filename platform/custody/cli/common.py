@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -81,8 +80,20 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from custody.ledger.storage import StorageError
     from custody.store import ArtifactError
 
-    return (HomeError, StorageError, KeyFileError, EntryError, LedgerRangeError, ArtifactError, CardError,
-            DatasetRefError, DatasetInputError, DatasetNotFound, RegistrationConflict, SourceListError)
+    return (
+        HomeError,
+        StorageError,
+        KeyFileError,
+        EntryError,
+        LedgerRangeError,
+        ArtifactError,
+        CardError,
+        DatasetRefError,
+        DatasetInputError,
+        DatasetNotFound,
+        RegistrationConflict,
+        SourceListError,
+    )
 
 
 @contextmanager

@@ -19,13 +19,23 @@ app = typer.Typer(help="Register and inspect datasets.", no_args_is_help=True)
 
 def summary(ds: RegisteredDataset) -> dict:
     return {
-        "dataset": str(ds.ref), "digest": ds.digest, "records": ds.manifest.records, "bytes": ds.manifest.bytes,
-        "shards": [{"name": s.name, "format": s.format, "digest": s.digest, "bytes": s.bytes, "records": s.records}
-                   for s in ds.manifest.shards],
+        "dataset": str(ds.ref),
+        "digest": ds.digest,
+        "records": ds.manifest.records,
+        "bytes": ds.manifest.bytes,
+        "shards": [
+            {"name": s.name, "format": s.format, "digest": s.digest, "bytes": s.bytes, "records": s.records}
+            for s in ds.manifest.shards
+        ],
         "documents": [{"name": d.name, "digest": d.digest, "bytes": d.bytes} for d in ds.manifest.documents],
-        "in_place": ds.body.get("in_place", False), "registered_by": ds.actor, "registered_at": ds.ts,
-        "ledger_index": ds.index, "card_digest": ds.body["card_digest"], "parents": ds.parents,
-        "stage": ds.body.get("stage"), "title": ds.card.dataset.title,
+        "in_place": ds.body.get("in_place", False),
+        "registered_by": ds.actor,
+        "registered_at": ds.ts,
+        "ledger_index": ds.index,
+        "card_digest": ds.body["card_digest"],
+        "parents": ds.parents,
+        "stage": ds.body.get("stage"),
+        "title": ds.card.dataset.title,
         "declared_license": ds.card.license.declared,
     }
 
@@ -37,8 +47,12 @@ def register(
     version: Annotated[str, typer.Option(help="dataset version")],
     card: Annotated[Path, typer.Option(help="dataset card (TOML); see `custody dataset card-template`")],
     text_field: Annotated[str, typer.Option(help="field or column holding the text")] = "text",
-    id_field: Annotated[str | None, typer.Option(help="field holding a stable record id [default: content hash]")] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="keep data where it is; re-verify digests on use")] = False,
+    id_field: Annotated[
+        str | None, typer.Option(help="field holding a stable record id [default: content hash]")
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="keep data where it is; re-verify digests on use")
+    ] = False,
     max_record_bytes: Annotated[int, typer.Option(min=1, help="largest record accepted")] = DEFAULT_MAX_RECORD_BYTES,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -49,22 +63,44 @@ def register(
     with opened(home, database) as h:
         ref = DatasetRef(check_name(name), check_version(version))
         parsed_card = load_card(card)
-        total = sum(p.stat().st_size for root in paths if root.exists()
-                    for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=console, transient=True, disable=as_json) as bar:
+        total = sum(
+            p.stat().st_size
+            for root in paths
+            if root.exists()
+            for p in ([root] if root.is_file() else root.rglob("*"))
+            if p.is_file()
+        )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
             task = bar.add_task(f"registering {ref}", total=total or None)
             dataset, created = DatasetRegistry(h).register(
-                paths, ref, parsed_card, Fields(text=text_field, id=id_field), in_place=in_place,
-                max_record_bytes=max_record_bytes, actor=actor, progress=lambda n: bar.advance(task, n))
+                paths,
+                ref,
+                parsed_card,
+                Fields(text=text_field, id=id_field),
+                in_place=in_place,
+                max_record_bytes=max_record_bytes,
+                actor=actor,
+                progress=lambda n: bar.advance(task, n),
+            )
         if as_json:
             print_json({**summary(dataset), "created": created})
         elif created:
-            console.print(f"registered {ref}: {dataset.manifest.records} records in {len(dataset.manifest.shards)} "
-                          f"shards, {dataset.manifest.bytes} bytes, digest {dataset.digest} (ledger index {dataset.index})")
+            console.print(
+                f"registered {ref}: {dataset.manifest.records} records in {len(dataset.manifest.shards)} "
+                f"shards, {dataset.manifest.bytes} bytes, digest {dataset.digest} (ledger index {dataset.index})"
+            )
         else:
-            console.print(f"{ref} is already registered with identical content (ledger index {dataset.index}); "
-                          "nothing to do")
+            console.print(
+                f"{ref} is already registered with identical content (ledger index {dataset.index}); nothing to do"
+            )
 
 
 @app.command("card-template")
@@ -98,14 +134,24 @@ def list_datasets(as_json: JsonOption = False, home: HomeOption = None, database
 
         table = Table("dataset", "records", "bytes", "digest", "registered by", "parents")
         for d in datasets:
-            table.add_row(str(d.ref), str(d.manifest.records), str(d.manifest.bytes), d.digest[:16], d.actor,
-                          ", ".join(p["dataset"] for p in d.parents))
+            table.add_row(
+                str(d.ref),
+                str(d.manifest.records),
+                str(d.manifest.bytes),
+                d.digest[:16],
+                d.actor,
+                ", ".join(p["dataset"] for p in d.parents),
+            )
         console.print(table)
 
 
 @app.command()
-def show(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: JsonOption = False,
-         home: HomeOption = None, database: DatabaseOption = None) -> None:
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
     """Show a dataset's manifest, card and lineage."""
     with opened(home, database) as h:
         dataset = DatasetRegistry(h).get(parse_ref(ref))
@@ -114,8 +160,16 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: Json
             print_json(info)
             return
         console.print(f"{dataset.ref} — {dataset.card.dataset.title}", style="bold")
-        for key in ("digest", "records", "bytes", "registered_by", "registered_at", "ledger_index",
-                    "declared_license", "in_place"):
+        for key in (
+            "digest",
+            "records",
+            "bytes",
+            "registered_by",
+            "registered_at",
+            "ledger_index",
+            "declared_license",
+            "in_place",
+        ):
             console.print(f"  {key}: {info[key]}")
         for shard in info["shards"]:
             console.print(f"  shard {shard['name']} ({shard['format']}): {shard['records']} records, {shard['digest']}")
@@ -126,21 +180,34 @@ def show(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: Json
 
 
 @app.command()
-def lineage(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], as_json: JsonOption = False,
-            home: HomeOption = None, database: DatabaseOption = None) -> None:
+def lineage(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
     """Show a dataset's ancestors and descendants."""
     with opened(home, database) as h:
         ancestors, descendants = DatasetRegistry(h).lineage(parse_ref(ref))
 
         def describe(item) -> dict:
             if isinstance(item, RegisteredDataset):
-                return {"dataset": str(item.ref), "digest": item.digest, "registered": True,
-                        "stage": (item.body.get("stage") or {}).get("name")}
+                return {
+                    "dataset": str(item.ref),
+                    "digest": item.digest,
+                    "registered": True,
+                    "stage": (item.body.get("stage") or {}).get("name"),
+                }
             return {**item, "registered": False}
 
         if as_json:
-            print_json({"dataset": ref, "ancestors": [{"depth": d, **describe(i)} for d, i in ancestors],
-                        "descendants": [{"depth": d, **describe(i)} for d, i in descendants]})
+            print_json(
+                {
+                    "dataset": ref,
+                    "ancestors": [{"depth": d, **describe(i)} for d, i in ancestors],
+                    "descendants": [{"depth": d, **describe(i)} for d, i in descendants],
+                }
+            )
             return
         console.print(ref, style="bold")
         for depth, item in ancestors:

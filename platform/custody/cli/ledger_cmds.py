@@ -18,10 +18,10 @@ from custody.cli.common import (
     JsonOption,
     console,
     fail,
+    opened,
     print_json,
     read_text_file,
 )
-from custody.cli.common import opened
 from custody.home import Home, HomeError
 from custody.ledger.verifier import (
     MalformedInput,
@@ -30,7 +30,7 @@ from custody.ledger.verifier import (
     verify_checkpoint,
     verify_proof_bundle,
 )
-from custody.ledger.witness import ForkDetected, check_extends
+from custody.ledger.witness import check_extends
 
 app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
 
@@ -95,7 +95,9 @@ def show(
 
 @app.command()
 def verify(
-    key: Annotated[str | None, typer.Option(help="verifier key to check checkpoints with [default: the home's]")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="verifier key to check checkpoints with [default: the home's]")
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -104,17 +106,25 @@ def verify(
     with opened(home, database) as h:
         report = h.ledger.verify(_key(key, h), h.witness.remembered())
         if as_json:
-            print_json({"ok": report.ok, "size": report.size, "root": report.root.hex(),
-                        "checkpoints_checked": report.checkpoints_checked,
-                        "first_bad_index": report.first_bad_index,
-                        "problems": [{"index": i, "problem": p} for i, p in sorted(report.problems)]})
+            print_json(
+                {
+                    "ok": report.ok,
+                    "size": report.size,
+                    "root": report.root.hex(),
+                    "checkpoints_checked": report.checkpoints_checked,
+                    "first_bad_index": report.first_bad_index,
+                    "problems": [{"index": i, "problem": p} for i, p in sorted(report.problems)],
+                }
+            )
         if not report.ok:
             if not as_json:
                 fail(f"ledger verification failed: {report.first_problem()}", EXIT_VERIFY_FAILED)
             raise typer.Exit(EXIT_VERIFY_FAILED)
         if not as_json:
-            console.print(f"ledger intact: {report.size} entries, root {report.root.hex()}, "
-                          f"{report.checkpoints_checked} checkpoints checked")
+            console.print(
+                f"ledger intact: {report.size} entries, root {report.root.hex()}, "
+                f"{report.checkpoints_checked} checkpoints checked"
+            )
 
 
 @app.command()
@@ -178,8 +188,10 @@ def verify_proof(
     except VerificationError as exc:
         fail(f"{file}: proof does not verify: {exc}", EXIT_VERIFY_FAILED)
     entry = json.loads(verified.entry)
-    console.print(f"verified: entry {verified.index} ({entry.get('type')}) is in {verified.checkpoint.origin} "
-                  f"at size {verified.checkpoint.size}")
+    console.print(
+        f"verified: entry {verified.index} ({entry.get('type')}) is in {verified.checkpoint.origin} "
+        f"at size {verified.checkpoint.size}"
+    )
 
 
 @app.command()
@@ -203,5 +215,7 @@ def consistency(
             current = h.checkpoint()
         new = check_extends(old_note, current, verifier_key, h.ledger.consistency_proof)
         proof_hashes = h.ledger.consistency_proof(old.size, new.size) if old.size else []
-        console.print(f"consistent: size {new.size} extends size {old.size} "
-                      f"({len(proof_hashes)} proof hashes: {', '.join(base64.b64encode(p).decode()[:12] for p in proof_hashes)})")
+        console.print(
+            f"consistent: size {new.size} extends size {old.size} "
+            f"({len(proof_hashes)} proof hashes: {', '.join(base64.b64encode(p).decode()[:12] for p in proof_hashes)})"
+        )

@@ -45,7 +45,9 @@ def init(home: HomeOption = None, database: DatabaseOption = None, actor: ActorO
 
 @app.command()
 def demo(
-    home: Annotated[Path | None, typer.Option("--home", help="where to build the demo home [default: a new temp dir]")] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="where to build the demo home [default: a new temp dir]")
+    ] = None,
 ) -> None:
     """Run the end-to-end demo on generated data (no network, nothing outside the home)."""
     from custody.demo import run_demo

@@ -61,7 +61,12 @@ def erase(
             fail(f"artifact {digest} is not in the store")
         digest = digest.removeprefix("sha256:")
         # Record first: an erasure that is not in the ledger must not happen.
-        index = h.record("artifact.erased/v1", f"artifact:{digest}", {"digest": digest, "reason": reason},
-                         refs=[f"sha256:{digest}"], actor=actor)
+        index = h.record(
+            "artifact.erased/v1",
+            f"artifact:{digest}",
+            {"digest": digest, "reason": reason},
+            refs=[f"sha256:{digest}"],
+            actor=actor,
+        )
         h.store.erase(digest)
         console.print(f"erased {digest}; recorded at index {index}")

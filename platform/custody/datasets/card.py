@@ -215,7 +215,7 @@ def load_card(path: Path) -> DatasetCard:
     return parse_card(text, str(path))
 
 
-CARD_TEMPLATE = '''\
+CARD_TEMPLATE = """\
 # custody dataset card. Only [dataset] title is required to register; the policy decides which
 # other fields the provenance check requires (default: see `custody check --help`).
 
@@ -278,4 +278,4 @@ update_mechanism = "new version per refresh"
 
 [license]
 declared = "CC-BY-4.0"          # SPDX expression for the dataset as a whole
-'''
+"""

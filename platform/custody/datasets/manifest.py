@@ -65,6 +65,10 @@ class Manifest:
     def from_json(cls, doc: dict) -> Manifest:
         if doc.get("kind") != MANIFEST_KIND:
             raise ValueError(f"not a {MANIFEST_KIND} document")
-        return cls(doc["name"], doc["version"], doc["fields"],
-                   tuple(ShardInfo(**s) for s in doc["shards"]),
-                   tuple(DocumentInfo(**d) for d in doc.get("documents", [])))
+        return cls(
+            doc["name"],
+            doc["version"],
+            doc["fields"],
+            tuple(ShardInfo(**s) for s in doc["shards"]),
+            tuple(DocumentInfo(**d) for d in doc.get("documents", [])),
+        )

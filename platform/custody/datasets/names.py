@@ -37,7 +37,8 @@ def check_name(name: str) -> str:
     if not (0 < len(name) <= MAX_NAME) or not _NAME.match(name):
         raise DatasetRefError(
             f"dataset name {name[:80]!r} must be lowercase letters, digits, '-', '_' and single dots "
-            f"(no path separators or '..'), at most {MAX_NAME} characters")
+            f"(no path separators or '..'), at most {MAX_NAME} characters"
+        )
     return name
 
 
@@ -45,7 +46,8 @@ def check_version(version: str) -> str:
     if not (0 < len(version) <= MAX_VERSION) or not _VERSION.match(version):
         raise DatasetRefError(
             f"dataset version {version[:80]!r} must be letters, digits, '-', '_', '+' and single dots, "
-            f"at most {MAX_VERSION} characters")
+            f"at most {MAX_VERSION} characters"
+        )
     return version
 
 

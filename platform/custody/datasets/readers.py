@@ -51,9 +51,17 @@ class Fields:
 
 def shard_format(path: Path) -> str | None:
     name = path.name.lower()
-    for suffix, fmt in ((".jsonl.gz", "jsonl.gz"), (".ndjson.gz", "jsonl.gz"), (".jsonl.zst", "jsonl.zst"),
-                        (".ndjson.zst", "jsonl.zst"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
-                        (".parquet", "parquet"), (".csv", "csv"), (".txt", "txt")):
+    for suffix, fmt in (
+        (".jsonl.gz", "jsonl.gz"),
+        (".ndjson.gz", "jsonl.gz"),
+        (".jsonl.zst", "jsonl.zst"),
+        (".ndjson.zst", "jsonl.zst"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".parquet", "parquet"),
+        (".csv", "csv"),
+        (".txt", "txt"),
+    ):
         if name.endswith(suffix):
             return fmt
     return None
@@ -68,15 +76,17 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _make_record(path: Path, position: int, text: object, rid: object, license_: object, url: object,
-                 fields: Fields, max_bytes: int) -> Record:
+def _make_record(
+    path: Path, position: int, text: object, rid: object, license_: object, url: object, fields: Fields, max_bytes: int
+) -> Record:
     if text is None:
         raise DatasetInputError(path, "is missing", position, fields.text)
     if not isinstance(text, str):
         raise DatasetInputError(path, f"must be a string, not {type(text).__name__}", position, fields.text)
     if len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
-        raise DatasetInputError(path, f"record is larger than {max_bytes} bytes (raise --max-record-bytes)",
-                                position, fields.text)
+        raise DatasetInputError(
+            path, f"record is larger than {max_bytes} bytes (raise --max-record-bytes)", position, fields.text
+        )
     digest = content_hash(text)
     if fields.id is not None:
         if rid is None or isinstance(rid, bool) or not isinstance(rid, str | int) or str(rid) == "":
@@ -113,8 +123,9 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
                 return
             number += 1
             if len(line) > max_bytes and not line.endswith(b"\n"):
-                raise DatasetInputError(path, f"line is longer than {max_bytes} bytes (raise --max-record-bytes)",
-                                        number)
+                raise DatasetInputError(
+                    path, f"line is longer than {max_bytes} bytes (raise --max-record-bytes)", number
+                )
             if not line.strip():
                 continue
             try:
@@ -125,23 +136,29 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
                 raise DatasetInputError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number) from exc
             if not isinstance(doc, dict):
                 raise DatasetInputError(path, "each line must be a JSON object", number)
-            yield _make_record(path, number, doc.get(fields.text), doc.get(fields.id) if fields.id else None,
-                               doc.get(fields.license), doc.get(fields.source_url), fields, max_bytes)
+            yield _make_record(
+                path,
+                number,
+                doc.get(fields.text),
+                doc.get(fields.id) if fields.id else None,
+                doc.get(fields.license),
+                doc.get(fields.source_url),
+                fields,
+                max_bytes,
+            )
 
 
 def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterator[Record]:
     import polars as pl
 
     try:
-        frame = (pl.scan_parquet(path) if fmt == "parquet"
-                 else pl.scan_csv(path, infer_schema=False, encoding="utf8"))
+        frame = pl.scan_parquet(path) if fmt == "parquet" else pl.scan_csv(path, infer_schema=False, encoding="utf8")
         schema = frame.collect_schema()
     except Exception as exc:  # polars raises many types for unreadable files
         raise DatasetInputError(path, f"not a readable {fmt} file ({str(exc).splitlines()[0]})") from exc
     wanted = [fields.text] + [c for c in (fields.id, fields.license, fields.source_url) if c and c in schema]
     if fields.text not in schema:
-        raise DatasetInputError(path, f"column not found (columns: {', '.join(list(schema)[:10])})",
-                                field=fields.text)
+        raise DatasetInputError(path, f"column not found (columns: {', '.join(list(schema)[:10])})", field=fields.text)
     if fields.id and fields.id not in schema:
         raise DatasetInputError(path, "column not found", field=fields.id)
     # CSV rows are numbered as lines (header is line 1); Parquet rows from 1.
@@ -152,11 +169,15 @@ def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Itera
             for i in range(batch.height):
                 position += 1
                 yield _make_record(
-                    path, position, columns[fields.text][i],
+                    path,
+                    position,
+                    columns[fields.text][i],
                     columns[fields.id][i] if fields.id else None,
                     columns[fields.license][i] if fields.license in columns else None,
                     columns[fields.source_url][i] if fields.source_url in columns else None,
-                    fields, max_bytes)
+                    fields,
+                    max_bytes,
+                )
     except DatasetInputError:
         raise
     except Exception as exc:
@@ -175,8 +196,13 @@ def _read_txt(path: Path, fields: Fields, max_bytes: int, name: str | None = Non
     yield _make_record(path, 1, text, rid, None, None, fields, max_bytes)
 
 
-def read_records(path: Path, fmt: str, fields: Fields = Fields(),
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, name: str | None = None) -> Iterator[Record]:
+def read_records(
+    path: Path,
+    fmt: str,
+    fields: Fields = Fields(),
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    name: str | None = None,
+) -> Iterator[Record]:
     """Records of one shard, streamed."""
     if fmt in ("jsonl", "jsonl.gz", "jsonl.zst"):
         return _read_jsonl(path, fmt, fields, max_record_bytes)

@@ -89,12 +89,16 @@ class RegisteredDataset:
 
     def records(self, verify: bool = True) -> Iterator[tuple[ShardInfo, Record]]:
         """Every record, shard by shard; each shard is re-hashed against the manifest first."""
-        fields = Fields(**{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")})
+        fields = Fields(
+            **{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")}
+        )
         for shard in self.manifest.shards:
             path = self.shard_path(shard)
             if verify and (not path.exists() or sha256_file(path) != shard.digest):
-                raise IntegrityError(f"{self.ref}: shard {shard.name} does not match its manifest digest "
-                                     f"({'missing' if not path.exists() else 'changed since registration'})")
+                raise IntegrityError(
+                    f"{self.ref}: shard {shard.name} does not match its manifest digest "
+                    f"({'missing' if not path.exists() else 'changed since registration'})"
+                )
             for record in read_records(path, shard.format, fields, max_record_bytes=1 << 62, name=shard.name):
                 yield shard, record
 
@@ -107,7 +111,9 @@ def _collect_inputs(paths: Iterable[Path]) -> tuple[list[tuple[str, Path, str]],
         if not root.exists():
             raise DatasetInputError(root, "not found")
         if root.is_dir():
-            files = sorted(p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+            files = sorted(
+                p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
             for path in files:
                 if path.is_symlink():
                     raise DatasetInputError(path, "symbolic links inside a dataset folder are not followed")
@@ -121,7 +127,9 @@ def _collect_inputs(paths: Iterable[Path]) -> tuple[list[tuple[str, Path, str]],
     if duplicate:
         raise DatasetInputError(duplicate, "two inputs have the same name; register them from distinct folders")
     if not shards:
-        raise DatasetInputError(", ".join(str(p) for p in paths), "no data files (JSONL, JSONL.gz/.zst, Parquet, CSV, .txt)")
+        raise DatasetInputError(
+            ", ".join(str(p) for p in paths), "no data files (JSONL, JSONL.gz/.zst, Parquet, CSV, .txt)"
+        )
     return shards, docs
 
 
@@ -170,10 +178,13 @@ class DatasetRegistry:
         body = entry["body"]
         manifest = Manifest.from_json(json.loads(self.home.store.read_bytes(body["manifest_digest"])))
         card = DatasetCard.model_validate(json.loads(self.home.store.read_bytes(body["card_digest"])))
-        return RegisteredDataset(self.home, DatasetRef(body["name"], body["version"]), row.idx, row.actor,
-                                 row.ts, body, manifest, card)
+        return RegisteredDataset(
+            self.home, DatasetRef(body["name"], body["version"]), row.idx, row.actor, row.ts, body, manifest, card
+        )
 
-    def lineage(self, ref: DatasetRef | str) -> tuple[list[tuple[int, RegisteredDataset | dict]], list[tuple[int, RegisteredDataset]]]:
+    def lineage(
+        self, ref: DatasetRef | str
+    ) -> tuple[list[tuple[int, RegisteredDataset | dict]], list[tuple[int, RegisteredDataset]]]:
         """Ancestors and descendants as (depth, dataset); a missing ancestor appears as its parent record."""
         root = self.get(ref)
         everything = self.all()
@@ -245,9 +256,13 @@ class DatasetRegistry:
                 item = self.home.store.stage_file(path)
                 staged.append(item)
                 doc_infos.append(DocumentInfo(name, item.digest, item.size))
-            manifest = Manifest(ref.name, ref.version, {"text": fields.text, "id": fields.id,
-                                "license": fields.license, "source_url": fields.source_url},
-                                tuple(shard_infos), tuple(doc_infos))
+            manifest = Manifest(
+                ref.name,
+                ref.version,
+                {"text": fields.text, "id": fields.id, "license": fields.license, "source_url": fields.source_url},
+                tuple(shard_infos),
+                tuple(doc_infos),
+            )
             card_bytes = canonical_json(card.as_json())
             card_digest = hashlib.sha256(card_bytes).hexdigest()
             existing = self.find(ref)
@@ -258,7 +273,8 @@ class DatasetRegistry:
                     return existing, False
                 raise RegistrationConflict(
                     f"{ref} is already registered (ledger index {existing.index}) with different "
-                    f"{'content' if existing.digest != manifest.digest else 'card'}; register a new version")
+                    f"{'content' if existing.digest != manifest.digest else 'card'}; register a new version"
+                )
             for item in staged:
                 item.commit()
             self.home.store.put_bytes(manifest.canonical())
@@ -268,9 +284,15 @@ class DatasetRegistry:
                 item.discard()
             raise
         body = {
-            "name": ref.name, "version": ref.version, "manifest_digest": manifest.digest,
-            "card_digest": card_digest, "records": manifest.records, "bytes": manifest.bytes,
-            "shards": len(shard_infos), "in_place": in_place, "locations": locations,
+            "name": ref.name,
+            "version": ref.version,
+            "manifest_digest": manifest.digest,
+            "card_digest": card_digest,
+            "records": manifest.records,
+            "bytes": manifest.bytes,
+            "shards": len(shard_infos),
+            "in_place": in_place,
+            "locations": locations,
             "parents": [{"dataset": str(p.ref), "digest": p.digest} for p in parents or []],
         }
         refs = [f"sha256:{manifest.digest}", f"sha256:{card_digest}"]
@@ -300,18 +322,29 @@ class DatasetRegistry:
 
         if card is None:
             base = parents[0].card
-            card = base.model_copy(update={"dataset": base.dataset.model_copy(
-                update={"title": f"{base.dataset.title} ({stage_name})"})})
-        workdir = Path(tempfile.mkdtemp(prefix="custody-derive-", dir=self.home.store.root / "tmp"
-                                        if (self.home.store.root / "tmp").exists() else None))
+            card = base.model_copy(
+                update={"dataset": base.dataset.model_copy(update={"title": f"{base.dataset.title} ({stage_name})"})}
+            )
+        workdir = Path(
+            tempfile.mkdtemp(
+                prefix="custody-derive-",
+                dir=self.home.store.root / "tmp" if (self.home.store.root / "tmp").exists() else None,
+            )
+        )
         shard = workdir / "part-00000.jsonl.zst"
         try:
             with open(shard, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
                 for record in records:
                     out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-            return self.register([shard], ref, card, Fields(id="id"), parents=parents, actor=actor,
-                                 stage={"name": stage_name, "config": stage_config,
-                                        "decisions_digest": decisions_digest})
+            return self.register(
+                [shard],
+                ref,
+                card,
+                Fields(id="id"),
+                parents=parents,
+                actor=actor,
+                stage={"name": stage_name, "config": stage_config, "decisions_digest": decisions_digest},
+            )
         finally:
             for leftover in workdir.iterdir():
                 os.unlink(leftover)

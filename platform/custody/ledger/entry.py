@@ -37,8 +37,7 @@ def _fast_path_ok(value: Any) -> bool:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
     if isinstance(value, dict):
         return all(
-            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _fast_path_ok(v)
-            for k, v in value.items()
+            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _fast_path_ok(v) for k, v in value.items()
         )
     if isinstance(value, list | tuple):
         return all(_fast_path_ok(v) for v in value)

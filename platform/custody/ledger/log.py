@@ -183,8 +183,10 @@ class Ledger:
             for old_note in [n for n in (last[2] if last else None, remembered) if n is not None]:
                 old = verify_checkpoint(old_note, signer.verifier_key)
                 if old.size > size:
-                    raise ForkError(f"head (size {size}) is behind the checkpoint signed at size {old.size}: "
-                                    "the log was rolled back")
+                    raise ForkError(
+                        f"head (size {size}) is behind the checkpoint signed at size {old.size}: "
+                        "the log was rolled back"
+                    )
                 if old.size > 0:
                     try:
                         verify_consistency(old.size, size, old.root, root, self.consistency_proof(old.size, size))
@@ -243,7 +245,11 @@ class Ledger:
             anchors.append((cp_size, body.root, what))
         if remembered is not None:
             try:
-                body = verify_checkpoint(remembered, key) if key else parse_checkpoint_body(parse_signed_note(remembered).text)
+                body = (
+                    verify_checkpoint(remembered, key)
+                    if key
+                    else parse_checkpoint_body(parse_signed_note(remembered).text)
+                )
                 anchors.append((body.size, body.root, f"remembered checkpoint at size {body.size}"))
             except VerificationError as exc:
                 problems.append((0, f"remembered checkpoint: {exc}"))
@@ -263,7 +269,11 @@ class Ledger:
                 try:
                     decoded = Entry.decode(row.entry)
                     if (decoded.type, decoded.ts, decoded.actor, decoded.subject) != (
-                        row.type, row.ts, row.actor, row.subject):
+                        row.type,
+                        row.ts,
+                        row.actor,
+                        row.subject,
+                    ):
                         problems.append((row.idx, "indexed columns differ from the entry bytes"))
                 except EntryError as exc:
                     problems.append((row.idx, f"entry is not a valid envelope: {exc}"))
@@ -273,7 +283,9 @@ class Ledger:
             problems.append((min(count, size), f"head says {size} entries but {count} are stored contiguously"))
 
         # Anchored roots: collect the perfect nodes each needs while building the levels.
-        wanted = {(lvl, idx) for a_size, _, _ in anchors if a_size <= count for lvl, idx in merkle.perfect_nodes(0, a_size)}
+        wanted = {
+            (lvl, idx) for a_size, _, _ in anchors if a_size <= count for lvl, idx in merkle.perfect_nodes(0, a_size)
+        }
         wanted.update(merkle.perfect_nodes(0, count))
         kept = {(0, idx): level[idx] for lvl, idx in wanted if lvl == 0}
         height = 0
@@ -293,28 +305,40 @@ class Ledger:
             problems.append((size, "head root does not match the entries"))
         for a_size, a_root, what in anchors:
             if a_size > count:
-                problems.append((count, f"{what} is beyond the {count} stored entries: the ledger was truncated or rolled back"))
+                problems.append(
+                    (count, f"{what} is beyond the {count} stored entries: the ledger was truncated or rolled back")
+                )
             elif root_of(a_size) != a_root:
                 earlier = [s for s, r, _ in anchors if s < a_size and s <= count and root_of(s) == r]
                 start = max(earlier, default=0)
-                problems.append((_blame(problems[tree_problems:], start, a_size), f"{what} does not match the entries: history in [{start}, {a_size}) was rewritten"))
+                problems.append(
+                    (
+                        _blame(problems[tree_problems:], start, a_size),
+                        f"{what} does not match the entries: history in [{start}, {a_size}) was rewritten",
+                    )
+                )
             else:
                 report.checkpoints_checked += 1
         return report
 
-    def _compare_level(self, level: int, computed: list[bytes], problems: list[tuple[int, str]],
-                       count: int, tree_problems: int) -> None:
+    def _compare_level(
+        self, level: int, computed: list[bytes], problems: list[tuple[int, str]], count: int, tree_problems: int
+    ) -> None:
         expected = 0
         for idx, stored in self.storage.iter_level(level):
             if idx != expected:
                 problems.append((expected << level, f"node ({level}, {expected}) is missing"))
                 return
             if idx >= len(computed):
-                problems.append((max(idx << level, count), f"node ({level}, {idx}) is stored but the entries do not complete it"))
+                problems.append(
+                    (max(idx << level, count), f"node ({level}, {idx}) is stored but the entries do not complete it")
+                )
                 return
             if stored != computed[idx]:
                 blamed = _blame(problems[tree_problems:], idx << level, (idx + 1) << level)
-                problems.append((blamed, f"node ({level}, {idx}) does not match entries [{idx << level}, {(idx + 1) << level})"))
+                problems.append(
+                    (blamed, f"node ({level}, {idx}) does not match entries [{idx << level}, {(idx + 1) << level})")
+                )
                 return
             expected += 1
         if expected < len(computed):

@@ -35,8 +35,12 @@ def check_extends(old_note: str, new_note: str, key: VerifierKey, prove: ProveCo
     old = verify_checkpoint(old_note, key)
     new = verify_checkpoint(new_note, key)
     if new.size < old.size:
-        raise ForkDetected(f"presented checkpoint (size {new.size}) is older than the remembered one "
-                           f"(size {old.size}): the log was rolled back", old_note, new_note)
+        raise ForkDetected(
+            f"presented checkpoint (size {new.size}) is older than the remembered one "
+            f"(size {old.size}): the log was rolled back",
+            old_note,
+            new_note,
+        )
     if new.size == old.size and new.root != old.root:
         raise ForkDetected(f"two different roots signed for size {new.size}", old_note, new_note)
     if old.size and new.size > old.size:

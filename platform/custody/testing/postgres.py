@@ -27,12 +27,17 @@ class PostgresUnavailable(RuntimeError):
 
 def find_bindir() -> Path:
     configured = os.environ.get("CUSTODY_PG_BIN")
-    candidates = [configured] if configured else sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    candidates = (
+        [configured]
+        if configured
+        else sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    )
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists():
             return Path(candidate)
-    raise PostgresUnavailable("PostgreSQL server binaries not found (apt-get install postgresql, or set CUSTODY_PG_BIN)")
+    raise PostgresUnavailable(
+        "PostgreSQL server binaries not found (apt-get install postgresql, or set CUSTODY_PG_BIN)"
+    )
 
 
 def free_port() -> int:
@@ -56,8 +61,13 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        subprocess.run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.directory / "data"),
-                                        "-m", "immediate", "stop"]), capture_output=True, check=False)
+        subprocess.run(
+            _as_server_user(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "stop"]
+            ),
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -70,16 +80,22 @@ def start(durable: bool = False) -> Cluster:
     os.chmod(directory, 0o700)
     data, port = directory / "data", free_port()
     run = lambda cmd: subprocess.run(_as_server_user(cmd), capture_output=True, text=True, check=False)  # noqa: E731
-    result = run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
+    result = run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"]
+    )
     if result.returncode:
         shutil.rmtree(directory, ignore_errors=True)
         raise PostgresUnavailable(f"initdb failed: {result.stderr.strip()[-500:]}")
     options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    result = run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "server.log"), "-w", "start"])
+    result = run(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "server.log"), "-w", "start"]
+    )
     if result.returncode:
-        log = (directory / "server.log").read_text(errors="replace")[-800:] if (directory / "server.log").exists() else ""
+        log = (
+            (directory / "server.log").read_text(errors="replace")[-800:] if (directory / "server.log").exists() else ""
+        )
         shutil.rmtree(directory, ignore_errors=True)
         raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr.strip()[-300:]} {log}")
     return Cluster(directory, port, bindir)

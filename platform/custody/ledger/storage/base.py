@@ -121,7 +121,9 @@ class Storage:
         return (int(rows[0][0]), bytes(rows[0][1]), rows[0][2]) if rows else None
 
     def checkpoints(self) -> list[tuple[int, bytes, str]]:
-        return [(int(s), bytes(r), n) for s, r, n in self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")]
+        return [
+            (int(s), bytes(r), n) for s, r, n in self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
+        ]
 
     def entry(self, idx: int) -> EntryRow | None:
         rows = self._rows(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE idx = ?", (idx,))

@@ -37,7 +37,7 @@ DatabaseOption = Annotated[
 ]
 ActorOption = Annotated[
     str | None,
-    typer.Option("--as", help="who is acting [default: $CUSTODY_ACTOR or the OS user]", show_default=False),
+    typer.Option("--as", "--actor", help="who is acting [default: $CUSTODY_ACTOR or the OS user]", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 

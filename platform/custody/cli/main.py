@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from custody import __version__
-from custody.cli import check_cmds, dataset_cmds, ledger_cmds, store_cmds
+from custody.cli import check_cmds, dataset_cmds, ledger_cmds, prepare_cmds, store_cmds
 from custody.cli.common import ActorOption, DatabaseOption, HomeOption, console, fail
 from custody.home import Home, HomeError
 from custody.ledger.signing import KeyFileError
@@ -27,6 +27,7 @@ app.add_typer(store_cmds.app, name="store")
 app.add_typer(dataset_cmds.app, name="dataset")
 app.command("check")(check_cmds.check)
 app.command("findings")(check_cmds.findings)
+app.command("prepare")(prepare_cmds.prepare)
 
 
 @app.command()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -312,40 +311,29 @@ class DatasetRegistry:
         parents: list[RegisteredDataset],
         stage_name: str,
         stage_config: dict,
-        records: Iterable[dict],
+        records: Iterable[dict] | Path,
         card: DatasetCard | None = None,
         decisions_digest: str | None = None,
         actor: str | None = None,
     ) -> tuple[RegisteredDataset, bool]:
-        """Register the output of a preparation stage, with its parents and stage config as lineage."""
-        import zstandard
-
+        """Register a stage's output (records, or a shard already written) with parents and stage config."""
         if card is None:
             base = parents[0].card
-            card = base.model_copy(
-                update={"dataset": base.dataset.model_copy(update={"title": f"{base.dataset.title} ({stage_name})"})}
-            )
-        workdir = Path(
-            tempfile.mkdtemp(
-                prefix="custody-derive-",
-                dir=self.home.store.root / "tmp" if (self.home.store.root / "tmp").exists() else None,
-            )
-        )
-        shard = workdir / "part-00000.jsonl.zst"
-        try:
-            with open(shard, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
-                for record in records:
-                    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-            return self.register(
-                [shard],
-                ref,
-                card,
-                Fields(id="id"),
-                parents=parents,
-                actor=actor,
-                stage={"name": stage_name, "config": stage_config, "decisions_digest": decisions_digest},
-            )
-        finally:
-            for leftover in workdir.iterdir():
-                os.unlink(leftover)
-            workdir.rmdir()
+            title = f"{base.dataset.title} ({stage_name})"
+            card = base.model_copy(update={"dataset": base.dataset.model_copy(update={"title": title})})
+        stage = {"name": stage_name, "config": stage_config, "decisions_digest": decisions_digest}
+        if isinstance(records, Path):
+            return self.register([records], ref, card, Fields(id="id"), parents=parents, actor=actor, stage=stage)
+        with tempfile.TemporaryDirectory(prefix="custody-derive-") as workdir:
+            shard = write_records_shard(records, Path(workdir) / "part-00000.jsonl.zst")
+            return self.register([shard], ref, card, Fields(id="id"), parents=parents, actor=actor, stage=stage)
+
+
+def write_records_shard(records: Iterable[dict], path: Path) -> Path:
+    """Write records as a zstd-compressed JSONL shard, streaming."""
+    import zstandard
+
+    with open(path, "wb") as raw, zstandard.ZstdCompressor(level=3).stream_writer(raw) as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+    return path

@@ -1,0 +1,1 @@
+"""Preparation stages: each turns a dataset into a derived dataset, with a decision per record."""

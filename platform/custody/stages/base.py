@@ -1,0 +1,50 @@
+"""The stage contract.
+
+A stage is a function over a stream of records (as in datatrove): it takes records and yields,
+for each, a decision — keep, modify (with the new text) or drop — and the reason. The runner in
+`runner.py` does the bookkeeping: the derived dataset, the per-record decisions (an exclusion
+record for every dropped document, as datatrove's exclusion writer keeps), and lineage.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from custody.datasets.readers import Record
+from custody.datasets.registry import RegisteredDataset
+from custody.home import Home
+
+Action = Literal["keep", "modify", "drop"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    record: Record
+    action: Action
+    reason: str = ""
+    text: str | None = None  # the new text, for "modify"
+    score: float | None = None
+    details: str | None = None  # JSON; types, offsets, scores — never raw personal values
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Everything the output depends on besides the input (digested into the lineage)."""
+
+    @abstractmethod
+    def process(self, records: Iterable[Record]) -> Iterator[Decision]:
+        """One decision per input record, in input order."""
+
+    def summarize(self, output: RegisteredDataset) -> dict[str, Any]:
+        """Extra summary computed over the registered output (e.g. residual PII); optional."""
+        return {}

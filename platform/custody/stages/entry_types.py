@@ -1,0 +1,25 @@
+"""Ledger entry schema for completed preparation stages."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from custody.ledger.entry import EntryBody, entry_type
+
+DIGEST = r"^[0-9a-f]{64}$"
+
+
+@entry_type("stage.completed/v1")
+class StageCompleted(EntryBody):
+    stage: str
+    version: str
+    input: str
+    input_digest: str = Field(pattern=DIGEST)
+    output: str
+    output_digest: str = Field(pattern=DIGEST)
+    config_digest: str = Field(pattern=DIGEST)
+    decisions_digest: str = Field(pattern=DIGEST)
+    summary_digest: str = Field(pattern=DIGEST)
+    kept: int = Field(ge=0)
+    modified: int = Field(ge=0)
+    dropped: int = Field(ge=0)

@@ -156,11 +156,12 @@ class Ledger:
                 if edge.root() != root:
                     self.corruption = "stored nodes do not fold to the head root"
                     raise LedgerCorrupted(f"ledger refuses writes: {self.corruption}")
-            rows, nodes = [], []
+            rows: list[tuple] = []
+            nodes: list[tuple[int, int, bytes]] = []
             for entry in entries:
                 leaf = leaf_hash(entry.raw)
-                rows.append(EntryRow(edge.size, entry.raw, leaf, entry.type, entry.ts, entry.actor, entry.subject))
-                nodes.extend(edge.append(leaf))
+                rows.append((edge.size, entry.raw, leaf, entry.type, entry.ts, entry.actor, entry.subject))
+                edge.append(leaf, nodes)
             self.storage.insert_entries(rows)
             self.storage.insert_nodes(nodes)
             self.storage.set_head(edge.size, edge.root())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from hashlib import sha256 as _sha256
+
 from custody.ledger.verifier import EMPTY_ROOT, node_hash
 
 NodeId = tuple[int, int]  # (level, index at that level)
@@ -103,17 +105,25 @@ class RightEdge:
                 raise ValueError("right edge needs one hash per perfect node")
             self.nodes = [(level, idx, h) for (level, idx), h in zip(ids, hashes, strict=True)]
 
-    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add the next leaf; return the interior nodes it completed (level >= 1)."""
-        self.nodes.append((0, self.size, leaf))
-        self.size += 1
-        completed = []
-        while len(self.nodes) >= 2 and self.nodes[-1][0] == self.nodes[-2][0]:
-            level, right_idx, right = self.nodes.pop()
-            _, _, left = self.nodes.pop()
-            parent = (level + 1, right_idx >> 1, node_hash(left, right))
-            self.nodes.append(parent)
-            completed.append(parent)
+    def append(
+        self, leaf: bytes, completed: list[tuple[int, int, bytes]] | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        """Add the next leaf; return the interior nodes it completes (level >= 1), added to
+        `completed` when given. This is the hot loop of every append, hence the local names."""
+        if completed is None:
+            completed = []
+        nodes = self.nodes
+        index = self.size
+        self.size = index + 1
+        level, right = 0, leaf
+        # Leaf `index` completes one parent per trailing 1-bit of its index.
+        while index & 1:
+            left = nodes.pop()[2]
+            level += 1
+            index >>= 1
+            right = _sha256(b"\x01" + left + right).digest()
+            completed.append((level, index, right))
+        nodes.append((level, index, right))
         return completed
 
     def root(self) -> bytes:

@@ -96,11 +96,9 @@ class Storage:
                 found[(int(level), int(idx))] = bytes(h)
         return found
 
-    def insert_entries(self, rows: list[EntryRow]) -> None:
-        self._executemany(
-            self._sql(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-            [(r.idx, r.entry, r.leaf_hash, r.type, r.ts, r.actor, r.subject) for r in rows],
-        )
+    def insert_entries(self, rows: list[tuple]) -> None:
+        """Rows as tuples in ENTRY_COLUMNS order (no per-row objects: this is the append hot path)."""
+        self._executemany(self._sql(f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"), rows)
 
     def insert_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
         if nodes:

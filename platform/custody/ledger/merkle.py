@@ -10,7 +10,6 @@ separated from fetching, so a backend answers a whole proof with one query.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-
 from hashlib import sha256 as _sha256
 
 from custody.ledger.verifier import EMPTY_ROOT, node_hash

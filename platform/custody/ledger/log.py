@@ -65,6 +65,7 @@ class Ledger:
         self.storage = storage
         self.origin = origin
         self._edge: merkle.RightEdge | None = None
+        self._edge_root = b""  # the root of self._edge, so appends need not refold it
         self.corruption = self.cross_check()
 
     # -- reading ----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class Ledger:
                 return f"last checkpoint is malformed: {exc}"
             if (body.size, body.root) != (cp_size, cp_root) or self.root_at(cp_size) != cp_root:
                 return f"stored tree does not match the checkpoint at size {cp_size}"
-        self._edge = edge
+        self._edge, self._edge_root = edge, root
         return None
 
     def _load_edge(self, size: int) -> merkle.RightEdge:
@@ -150,7 +151,7 @@ class Ledger:
             if not isinstance(entry, Entry):
                 raise EntryError("append takes entries built by make_entry")
         with self.storage.write_transaction() as (size, root):
-            if self._edge is not None and self._edge.size == size and self._edge.root() == root:
+            if self._edge is not None and self._edge.size == size and self._edge_root == root:
                 edge = self._edge.copy()
             else:  # another writer appended since we last looked
                 edge = self._load_edge(size)
@@ -165,8 +166,9 @@ class Ledger:
                 edge.append(leaf, nodes)
             self.storage.insert_entries(rows)
             self.storage.insert_nodes(nodes)
-            self.storage.set_head(edge.size, edge.root())
-        self._edge = edge
+            new_root = edge.root()
+            self.storage.set_head(edge.size, new_root)
+        self._edge, self._edge_root = edge, new_root
         return list(range(size, edge.size))
 
     # -- checkpoints ------------------------------------------------------------------------

@@ -19,7 +19,13 @@ def _license() -> Check:
     return LicenseCheck()
 
 
-_BUILDERS: dict[str, Callable[[], Check]] = {"provenance": _provenance, "license": _license}
+def _toxicity() -> Check:
+    from custody.checks.toxicity import ToxicityCheck
+
+    return ToxicityCheck()
+
+
+_BUILDERS: dict[str, Callable[[], Check]] = {"provenance": _provenance, "license": _license, "toxicity": _toxicity}
 
 
 def available_checks() -> list[str]:

@@ -75,6 +75,45 @@ class PostgresStorage(Storage):
         except self._psycopg.Error as exc:
             raise StorageError(f"{_redact(self.url)}: {str(exc).strip().splitlines()[0]}") from exc
 
+    def insert_entries(self, rows: list[tuple]) -> None:
+        self._copy(
+            "entries (idx, entry, leaf_hash, type, ts, actor, subject)",
+            ["int8", "bytea", "bytea", "text", "text", "text", "text"],
+            rows,
+        )
+
+    def insert_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        self._copy("nodes (level, idx, hash)", ["int4", "int8", "bytea"], nodes)
+
+    def _copy(self, target: str, types: list[str], rows: list[tuple]) -> None:
+        """Binary COPY for batches (about twice executemany's rate); plain inserts for a few rows."""
+        if not rows:
+            return
+        if len(rows) <= 8:
+            marks = ", ".join(["%s"] * len(types))
+            self._executemany(f"INSERT INTO {target} VALUES ({marks})", rows)
+            return
+        try:
+            with self._conn.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except self._psycopg.Error as exc:
+            raise StorageError(f"{_redact(self.url)}: {str(exc).strip().splitlines()[0]}") from exc
+
+    def fetch_nodes(self, ids) -> dict:
+        """All the nodes a proof needs in one round trip (leaves from entries, the rest from nodes)."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        rows = self._execute(
+            "SELECT q.level, q.idx, COALESCE(e.leaf_hash, n.hash) FROM unnest(%s::int4[], %s::int8[]) AS q(level, idx) "
+            "LEFT JOIN entries e ON q.level = 0 AND e.idx = q.idx "
+            "LEFT JOIN nodes n ON q.level > 0 AND n.level = q.level AND n.idx = q.idx",
+            ([level for level, _ in ids], [idx for _, idx in ids]),
+        ).fetchall()
+        return {(int(level), int(idx)): bytes(h) for level, idx, h in rows if h is not None}
+
     @contextmanager
     def write_transaction(self) -> Iterator[tuple[int, bytes]]:
         try:

@@ -430,3 +430,19 @@ def test_bad_spdx_expression_is_not_a_registration_error(seeded, tmp_path: Path,
     assert info["created"] and info["records"] == 5
     assert info["declared_license"] == "MIT AND OR (GPL-2.0+"
     assert home.ledger.size == size + 1
+
+
+def test_lone_surrogate_in_text_is_a_clear_input_error(tmp_path: Path) -> None:
+    from custody.datasets.card import CARD_TEMPLATE, parse_card
+    from custody.datasets.names import DatasetRef
+    from custody.datasets.readers import DatasetInputError
+    from custody.datasets.registry import DatasetRegistry
+    from custody.home import Home
+
+    home = Home.init(tmp_path / "home")
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "ok"}\n{"text": "broken \\ud800 text"}\n', encoding="utf-8")
+    before = home.ledger.head()
+    with pytest.raises(DatasetInputError, match=r"bad.jsonl:2: field 'text'.*lone surrogate"):
+        DatasetRegistry(home).register([data], DatasetRef("bad", "1"), parse_card(CARD_TEMPLATE))
+    assert home.ledger.head() == before

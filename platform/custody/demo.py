@@ -80,7 +80,7 @@ def run_demo(home: Path | None = None) -> int:
         console.print("# an auditor needs only the proof file and the key:", style="dim")
         _custody("ledger", "verify-proof", str(proof), "--key", key)
         _custody("ledger", "consistency", str(first), *h)
-        console.rule("datasets: registration, provenance and license checks", style="bold")
+        console.rule("datasets: registration and the provenance, license, PII and toxicity checks", style="bold")
         data = write_demo_corpus(workdir / "web-text")
         card = write_demo_card(workdir / "web-text.card.toml")
         _custody(
@@ -100,9 +100,12 @@ def run_demo(home: Path | None = None) -> int:
             *h,
         )
         _custody("dataset", "show", "web-text@1", *h)
-        _custody("check", "web-text@1", "--checks", "provenance,license", *h)
+        _custody("check", "web-text@1", "--checks", "provenance,license,pii,toxicity", *h)
         findings = workdir / "provenance-findings.jsonl"
         _custody("findings", "web-text@1", "--check", "provenance", "--out", str(findings), *h)
+        console.rule("preparation: redact PII, drop toxic records", style="bold")
+        _custody("prepare", "web-text@1", "--stages", "redact-pii,drop-toxic", "--as", "web-text@2", *h)
+        _custody("dataset", "lineage", "web-text@2", *h)
         _custody("ledger", "show", "--type", "check.", *h)
         _custody("ledger", "verify", *h)
     except DemoStepFailed as exc:

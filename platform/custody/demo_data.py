@@ -103,6 +103,10 @@ def write_demo_corpus(folder: Path, records: int = 400, seed: int = 7) -> Path:
                 }
                 if i % 97 == 13:  # a handful of records scraped from a shadow library
                     row["source_url"] = f"https://libgen.rs/book/{i}"
+                if i % 41 == 5:  # personal data that leaked into the crawl (all made up)
+                    row["text"] += f" Write to Jane Roe at jane.roe{i}@example.com or call 212-555-01{i % 90:02d}."
+                if i % 53 == 7:  # an abusive comment
+                    row["text"] += " You are a stupid idiot and this is crap."
                 out.write(json.dumps(row) + "\n")
     mit = default_references()["MIT"].replace("<year> <copyright holders>", "2026 custody demo")
     (folder / "LICENSE").write_text(mit, encoding="utf-8")

@@ -25,7 +25,18 @@ def _toxicity() -> Check:
     return ToxicityCheck()
 
 
-_BUILDERS: dict[str, Callable[[], Check]] = {"provenance": _provenance, "license": _license, "toxicity": _toxicity}
+def _pii() -> Check:
+    from custody.checks.pii import PiiCheck
+
+    return PiiCheck()
+
+
+_BUILDERS: dict[str, Callable[[], Check]] = {
+    "provenance": _provenance,
+    "license": _license,
+    "toxicity": _toxicity,
+    "pii": _pii,
+}
 
 
 def available_checks() -> list[str]:

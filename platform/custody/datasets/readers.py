@@ -87,7 +87,12 @@ def _make_record(
         raise DatasetInputError(
             path, f"record is larger than {max_bytes} bytes (raise --max-record-bytes)", position, fields.text
         )
-    digest = content_hash(text)
+    try:
+        digest = content_hash(text)
+    except UnicodeEncodeError as exc:  # a lone surrogate from a JSON escape such as "\ud800"
+        raise DatasetInputError(
+            path, f"is not valid Unicode (lone surrogate at character {exc.start})", position, fields.text
+        ) from exc
     if fields.id is not None:
         if rid is None or isinstance(rid, bool) or not isinstance(rid, str | int) or str(rid) == "":
             raise DatasetInputError(path, "is missing or not a string/integer", position, fields.id)

@@ -1,0 +1,146 @@
+"""Preparation stages: redact-pii and drop-toxic produce derived datasets with lineage and decisions."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from custody.cli.main import app
+from custody.datasets.card import CARD_TEMPLATE, parse_card
+from custody.datasets.names import DatasetRef
+from custody.datasets.readers import Fields
+from custody.datasets.registry import DatasetRegistry
+from custody.stages.redact import RedactPii
+from custody.stages.runner import StageError, run_stage
+from custody.stages.toxic import DropToxic
+
+CARD = parse_card(CARD_TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def pii_docs(shared_data: Path) -> list[dict]:
+    lines = (shared_data / "pii_presidio_synth" / "data.jsonl").read_text(encoding="utf-8").splitlines()
+    docs = [json.loads(line) for line in lines if line.strip()]
+    with_email = [d for d in docs if any(s["entity_type"] == "EMAIL_ADDRESS" for s in d["spans"])][:15]
+    others = [d for d in docs if d not in with_email][:25]
+    return with_email + others
+
+
+@pytest.fixture(scope="module")
+def jigsaw(shared_data: Path) -> list[dict]:
+    lines = (shared_data / "toxicity_jigsaw_sample" / "data.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def register(home, tmp_path: Path, rows: list[dict], name: str):
+    path = tmp_path / f"{name}.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for i, row in enumerate(rows):
+            out.write(json.dumps({"id": f"{name}-{i}", "text": row["text"]}) + "\n")
+    dataset, _ = DatasetRegistry(home).register([path], DatasetRef(name, "1"), CARD, Fields(id="id"))
+    return dataset
+
+
+def decisions(home, result) -> pl.DataFrame:
+    digest = result.output.body["stage"]["decisions_digest"]
+    return pl.read_parquet(io.BytesIO(home.store.read_bytes(digest)))
+
+
+def test_redact_pii_replaces_values_and_records_lineage(home, tmp_path, pii_docs):
+    source = register(home, tmp_path, pii_docs, "synth")
+    result = run_stage(home, RedactPii(home), source, DatasetRef("synth", "2"))
+    output = result.output
+    assert output.parents == [{"dataset": "synth@1", "digest": source.digest}]
+    assert output.body["stage"]["name"] == "redact-pii"
+    config = json.loads(home.store.read_bytes(output.body["stage"]["config_digest"]))
+    assert config["stage"] == "redact-pii" and config["operators"]["EMAIL_ADDRESS"] == "hash"
+
+    texts = [record.text for _, record in output.records()]
+    assert len(texts) == len(pii_docs)
+    emails = [s["value"] for d in pii_docs for s in d["spans"] if s["entity_type"] == "EMAIL_ADDRESS"]
+    assert emails
+    assert not [e for e in emails if any(e in t for t in texts)], "an email address survived redaction"
+
+    rows = decisions(home, result)
+    assert rows.height == len(pii_docs)
+    modified = rows.filter(pl.col("action") == "modify")
+    assert modified.height >= 15
+    for details in modified["details"]:
+        for span in json.loads(details):
+            assert set(span) == {"type", "start", "end", "score", "operator"}
+    raw = home.store.read_bytes(output.body["stage"]["decisions_digest"])
+    assert not [e for e in emails if e.encode() in raw]
+
+    residual = result.summary["residual_pii"]
+    assert residual["records"] == len(pii_docs)
+    assert 0 <= residual["rate"] <= 1
+
+    entry = json.loads(home.ledger.entry(result.entry_index).entry)
+    assert entry["type"] == "stage.completed/v1"
+    assert entry["body"]["modified"] == modified.height
+    assert entry["body"]["output_digest"] == output.digest
+    ledger_bytes = b"".join(r.entry for r in home.storage.iter_entries())
+    assert not [e for e in emails if e.encode() in ledger_bytes]
+
+
+def test_redaction_salt_stays_in_the_home(home, tmp_path, pii_docs):
+    source = register(home, tmp_path, pii_docs[:5], "salted")
+    run_stage(home, RedactPii(home), source, DatasetRef("salted", "2"))
+    salt_path = Path(home.path) / "keys" / "redaction.salt"
+    assert stat.S_IMODE(os.stat(salt_path).st_mode) == 0o600
+    salt = salt_path.read_bytes()
+    ledger_bytes = b"".join(r.entry for r in home.storage.iter_entries())
+    assert salt not in ledger_bytes and salt.hex().encode() not in ledger_bytes
+
+
+def test_unknown_redaction_operator_is_refused(home):
+    with pytest.raises(ValueError, match="operator for PERSON"):
+        RedactPii(home, operators={"PERSON": "shred"})
+
+
+def test_drop_toxic_writes_exclusion_records(home, tmp_path, jigsaw):
+    source = register(home, tmp_path, jigsaw, "comments")
+    result = run_stage(home, DropToxic(home), source, DatasetRef("comments", "2"))
+    rows = decisions(home, result)
+    dropped = rows.filter(pl.col("action") == "drop")
+    assert dropped.height > 0
+    assert result.counts["drop"] == dropped.height
+    assert result.counts["keep"] == len(jigsaw) - dropped.height
+    assert (dropped["score"] >= 0.5).all()
+    assert all(reason.startswith("toxicity:") for reason in dropped["reason"])
+    kept_ids = {record.id for _, record in result.output.records()}
+    assert kept_ids.isdisjoint(set(dropped["record_id"]))
+    assert "profanity-check" in result.summary["scorer"]
+    # the exclusion records carry scores, not the dropped text
+    raw = home.store.read_bytes(result.output.body["stage"]["decisions_digest"])
+    dropped_texts = [jigsaw[int(rid.rsplit("-", 1)[1])]["text"] for rid in dropped["record_id"]]
+    assert not [t for t in dropped_texts if len(t) > 20 and t.encode() in raw]
+
+
+def test_existing_output_name_is_refused(home, tmp_path, jigsaw):
+    source = register(home, tmp_path, jigsaw[:10], "small")
+    with pytest.raises(StageError, match="already registered"):
+        run_stage(home, DropToxic(home), source, DatasetRef("small", "1"))
+
+
+def test_prepare_cli_chains_stages_with_lineage(home, tmp_path, pii_docs, jigsaw):
+    register(home, tmp_path, pii_docs[:10] + jigsaw[:20], "mixed")
+    runner = CliRunner()
+    args = ["--home", str(home.path)]
+    result = runner.invoke(app, ["prepare", "mixed@1", "--stages", "redact-pii,drop-toxic", "--as", "mixed@2", *args])
+    assert result.exit_code == 0, result.output
+    lineage = runner.invoke(app, ["dataset", "lineage", "mixed@2", "--json", *args])
+    ancestors = json.loads(lineage.stdout)["ancestors"]
+    assert [a["dataset"] for a in ancestors] == ["mixed@2+1-redact-pii", "mixed@1"]
+
+    again = runner.invoke(app, ["prepare", "mixed@1", "--stages", "drop-toxic", "--as", "mixed@2", *args])
+    assert again.exit_code == 2
+    unknown = runner.invoke(app, ["prepare", "mixed@1", "--stages", "shred", "--as", "mixed@3", *args])
+    assert unknown.exit_code == 2 and "unknown stage" in unknown.output

@@ -144,3 +144,16 @@ def test_prepare_cli_chains_stages_with_lineage(home, tmp_path, pii_docs, jigsaw
     assert again.exit_code == 2
     unknown = runner.invoke(app, ["prepare", "mixed@1", "--stages", "shred", "--as", "mixed@3", *args])
     assert unknown.exit_code == 2 and "unknown stage" in unknown.output
+
+
+def test_operators_per_entity_come_from_the_home(home):
+    (Path(home.path) / "redaction.toml").write_text('[operators]\nPERSON = "hash"\nDEFAULT = "mask"\n')
+    stage = RedactPii(home)
+    assert stage.operators["PERSON"] == "hash" and stage.operators["DEFAULT"] == "mask"
+    assert stage.operators["EMAIL_ADDRESS"] == "hash"  # untouched defaults stay
+    (Path(home.path) / "redaction.toml").write_text('[operators]\nPERSON = "burn"\n')
+    with pytest.raises(ValueError, match="operator for PERSON"):
+        RedactPii(home)
+    (Path(home.path) / "redaction.toml").write_text('[operatorz]\nPERSON = "hash"\n')
+    with pytest.raises(ValueError, match="unknown key 'operatorz'"):
+        RedactPii(home)

@@ -36,7 +36,11 @@ def prepare(
             last = i == len(names) - 1
             out = target if last else DatasetRef(target.name, f"{target.version}+{i + 1}-{name}")
             try:
-                result = run_stage(h, build_stage(name, h), current, out, actor=actor)
+                stage = build_stage(name, h)
+            except ValueError as exc:  # a malformed HOME/redaction.toml or toxicity.toml
+                fail(str(exc))
+            try:
+                result = run_stage(h, stage, current, out, actor=actor)
             except StageError as exc:
                 fail(str(exc))
             results.append(result)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -34,6 +35,24 @@ DEFAULT_OPERATORS = {
 BATCH = 128
 
 
+def configured_operators(home: Home) -> dict[str, str]:
+    """Operators per entity from HOME/redaction.toml (`[operators]` table), if the file exists."""
+    path = Path(home.path) / "redaction.toml"
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(data) - {"operators"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key '{unknown[0]}' (known: operators)")
+    operators = data.get("operators", {})
+    if not isinstance(operators, dict) or not all(isinstance(v, str) for v in operators.values()):
+        raise ValueError(f"{path}: [operators] maps entity types to replace, mask or hash")
+    return operators
+
+
 def redaction_salt(home: Home) -> bytes:
     """The home's redaction salt, created on first use; never written to the ledger."""
     path = Path(home.path) / "keys" / "redaction.salt"
@@ -51,7 +70,7 @@ class RedactPii(Stage):
 
     def __init__(self, home: Home, operators: dict[str, str] | None = None, scanner_config: Any = None) -> None:
         super().__init__(home)
-        self.operators = {**DEFAULT_OPERATORS, **(operators or {})}
+        self.operators = {**DEFAULT_OPERATORS, **configured_operators(home), **(operators or {})}
         bad = {k: v for k, v in self.operators.items() if v not in OPERATORS}
         if bad:
             key = next(iter(bad))

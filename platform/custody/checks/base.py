@@ -29,6 +29,19 @@ class RecordRow:
     score: float | None = None
     details: str | None = None  # JSON: entity types, offsets, categories; never raw values
 
+    @classmethod
+    def of(
+        cls,
+        shard: str,
+        record: Any,
+        verdict: Verdict,
+        reason: str = "",
+        score: float | None = None,
+        details: str | None = None,
+    ) -> RecordRow:
+        """The row for one record of one shard (ids and hashes come from the record)."""
+        return cls(record.id, record.content_hash, shard, record.position, verdict, reason, score, details)
+
 
 @dataclass(frozen=True)
 class Finding:

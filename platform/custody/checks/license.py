@@ -104,11 +104,9 @@ class LicenseCheck(Check):
                 verdict = "pass" if declared is not None and declared.ok else "flag"
                 reason = "inherits declared license" if verdict == "pass" else "no license on record or card"
                 emit(
-                    RecordRow(
-                        record.id,
-                        record.content_hash,
+                    RecordRow.of(
                         shard.name,
-                        record.position,
+                        record,
                         verdict,
                         reason,
                         details=json.dumps({"category": declared_category}),
@@ -119,11 +117,9 @@ class LicenseCheck(Check):
             if not parsed.ok:
                 unparseable[record.license[:200]] += 1
                 emit(
-                    RecordRow(
-                        record.id,
-                        record.content_hash,
+                    RecordRow.of(
                         shard.name,
-                        record.position,
+                        record,
                         "flag",
                         "license.unparseable",
                         details=json.dumps({"category": "unknown"}),
@@ -136,11 +132,9 @@ class LicenseCheck(Check):
             record_categories[category] += 1
             verdict = "flag" if category == "unknown" else "pass"
             emit(
-                RecordRow(
-                    record.id,
-                    record.content_hash,
+                RecordRow.of(
                     shard.name,
-                    record.position,
+                    record,
                     verdict,
                     "" if verdict == "pass" else "license.unknown_category",
                     details=json.dumps({"license": parsed.normalized, "category": category}),

@@ -165,7 +165,7 @@ class ProvenanceCheck(Check):
                         denied_records[rule.id] += 1
                     elif not self._allowed(None, record.source_url):
                         verdict, reason = "flag", "source.not_allowed"
-                emit(RecordRow(record.id, record.content_hash, shard.name, record.position, verdict, reason))
+                emit(RecordRow.of(shard.name, record, verdict, reason))
             if progress:
                 progress(shard.bytes)
         for rule_id, count in sorted(denied_records.items()):

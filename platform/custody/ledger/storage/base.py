@@ -11,6 +11,7 @@ checks them against the entry bytes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -38,25 +39,28 @@ ENTRY_COLUMNS = "idx, entry, leaf_hash, type, ts, actor, subject"
 IN_CHUNK = 400  # keep IN lists well below both engines' parameter limits
 
 
-class Storage:
+class Storage(ABC):
     """SQL shared by the backends; subclasses supply connections, DDL and locking."""
 
     name = "abstract"
     placeholder = "?"
 
     # -- provided by backends ---------------------------------------------------------------
+    @abstractmethod
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        raise NotImplementedError
+        """Run one statement; return a cursor."""
 
+    @abstractmethod
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        raise NotImplementedError
+        """Run one statement for many rows."""
 
+    @abstractmethod
     def write_transaction(self) -> AbstractContextManager[tuple[int, bytes]]:
         """Begin a transaction holding the single-writer lock; yields the locked head."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection."""
 
     # -- shared SQL -------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:

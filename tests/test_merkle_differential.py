@@ -17,9 +17,9 @@ from functools import cache
 import pytest
 
 from custody.ledger import merkle, verifier
-from custody.ledger.entry import Entry
 from custody.ledger.log import Ledger
 from custody.ledger.storage import open_storage
+from rfc6962 import raw_entry
 
 EXHAUSTIVE_MAX = 160  # hashes: every 0 <= m <= n <= this
 RANGES_EXHAUSTIVE_MAX = 300  # ranges (no hashing, cheap): every 0 <= m <= n <= this
@@ -247,10 +247,7 @@ def ledger(tmp_path_factory):
     size = 0
     while size < POOL:
         count = min(POOL - size, rng.choice([1, 1, 2, 3, 7, 8, 31, 64, 200]))
-        batch = [
-            Entry(raw=leaf_bytes(i), type="test.leaf/v1", ts="", actor="t", subject="t", body={}, refs=[])
-            for i in range(size, size + count)
-        ]
+        batch = [raw_entry(leaf_bytes(i)) for i in range(size, size + count)]
         assert log.append_batch(batch) == list(range(size, size + count))
         size += count
         assert log.head() == (size, mth(0, size)), f"head after reaching {size}"

@@ -14,28 +14,15 @@ import pytest
 
 from custody.home import Home
 from custody.ledger import merkle, verifier
-from custody.ledger.entry import Entry
 from custody.ledger.log import Ledger
 from custody.ledger.storage import open_storage
+from rfc6962 import LEAVES, raw_entry
 
 EMPTY_TREE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 EMPTY_LEAF = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
 LEAF_L123456 = "395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56"
 NODE_N123_N456 = "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
 
-LEAVES = [
-    bytes.fromhex(h)
-    for h in (
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    )
-]
 ROOTS = [
     bytes.fromhex(h)
     for h in (
@@ -50,11 +37,6 @@ ROOTS = [
     )
 ]
 ORIGIN = "test.example/known-answers"
-
-
-def raw_entry(raw: bytes) -> Entry:
-    """An entry whose hashed bytes are exactly `raw` (bypassing make_entry on purpose)."""
-    return Entry(raw=raw, type="test.leaf/v1", ts="", actor="t", subject="t", body={}, refs=[])
 
 
 @pytest.fixture

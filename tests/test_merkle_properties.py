@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custody.ledger import merkle, verifier
-from custody.ledger.entry import Entry
 from custody.ledger.log import Ledger
 from custody.ledger.storage import open_storage
+from rfc6962 import raw_entry
 
 SIZE = 300
 EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -27,12 +27,7 @@ def tree(tmp_path_factory):
     path = tmp_path_factory.mktemp("properties") / "ledger.sqlite"
     storage = open_storage(f"sqlite:///{path}", create=True)
     ledger = Ledger(storage, "test.example/properties")
-    ledger.append_batch(
-        [
-            Entry(raw=f"entry {i}".encode(), type="test.leaf/v1", ts="", actor="t", subject="t", body={}, refs=[])
-            for i in range(SIZE)
-        ]
-    )
+    ledger.append_batch([raw_entry(f"entry {i}".encode()) for i in range(SIZE)])
     assert ledger.size == SIZE
     yield ledger
     storage.close()

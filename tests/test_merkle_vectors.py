@@ -16,29 +16,14 @@ from pathlib import Path
 import pytest
 
 from custody.ledger import verifier
-from custody.ledger.entry import Entry
 from custody.ledger.log import Ledger
 from custody.ledger.storage import open_storage
+from rfc6962 import LEAVES, raw_entry
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "merkle_vectors"
 TESTDATA = VECTORS / "testdata"
 CASES = sorted(TESTDATA.rglob("*.json")) if TESTDATA.is_dir() else []
 HAPPY = [path for path in CASES if path.name == "happy-path.json"]
-
-# The RFC 6962 test leaves the upstream vectors are built from.
-LEAVES = [
-    bytes.fromhex(h)
-    for h in (
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    )
-]
 
 
 def case_id(path: Path) -> str:
@@ -105,9 +90,7 @@ def ledger(tmp_path_factory):
     path = tmp_path_factory.mktemp("vectors") / "ledger.sqlite"
     storage = open_storage(f"sqlite:///{path}", create=True)
     log = Ledger(storage, "test.example/vectors")
-    log.append_batch(
-        [Entry(raw=leaf, type="test.leaf/v1", ts="", actor="t", subject="t", body={}, refs=[]) for leaf in LEAVES]
-    )
+    log.append_batch([raw_entry(leaf) for leaf in LEAVES])
     yield log
     storage.close()
 

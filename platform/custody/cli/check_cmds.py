@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress
 
 from custody.checks.catalog import available_checks, build_check
 from custody.checks.results import latest_results, run_check
-from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    byte_progress,
+    console,
+    fail,
+    opened,
+    print_json,
+)
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
 
@@ -34,14 +43,7 @@ def check(
         dataset = DatasetRegistry(h).get(parse_ref(ref))
         results = []
         for name in names:
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                console=console,
-                transient=True,
-                disable=as_json,
-            ) as bar:
+            with byte_progress(as_json) as bar:
                 task = bar.add_task(f"{name} on {dataset.ref}", total=dataset.manifest.bytes)
                 result = run_check(
                     h, dataset, build_check(name), actor=actor, progress=lambda n, t=task: bar.advance(t, n)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -47,6 +48,19 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     err_console.print("error:", style="bold red", end=" ")
     err_console.print(message)
     raise typer.Exit(code)
+
+
+def byte_progress(quiet: bool = False) -> Progress:
+    """A transient progress bar over bytes (hidden for --json, whose stdout is for machines)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
 
 
 def print_json(value: Any) -> None:

@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, opened, print_json
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    byte_progress,
+    console,
+    opened,
+    print_json,
+)
 from custody.datasets.card import CARD_TEMPLATE, load_card
 from custody.datasets.names import DatasetRef, check_name, check_version, parse_ref
 from custody.datasets.readers import DEFAULT_MAX_RECORD_BYTES, Fields
@@ -70,15 +78,7 @@ def register(
             for p in ([root] if root.is_file() else root.rglob("*"))
             if p.is_file()
         )
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=console,
-            transient=True,
-            disable=as_json,
-        ) as bar:
+        with byte_progress(as_json) as bar:
             task = bar.add_task(f"registering {ref}", total=total or None)
             dataset, created = DatasetRegistry(h).register(
                 paths,

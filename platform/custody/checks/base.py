@@ -1,8 +1,13 @@
 """The contract every check follows.
 
 A check reads records and emits one row per record (verdict, reason, score, details — never a
-raw personal value) and ends with a summary and dataset-level findings. The runner in
-`results.py` does the bookkeeping: Parquet rows, summary, artifacts and the ledger entry.
+raw personal value) and ends with a summary and dataset-level findings. It works shard by shard:
+`scan_shard` emits one shard's rows and returns that shard's tally (JSON-serializable counts),
+and `finish` turns the tallies of all shards, in manifest order, into the summary and findings.
+That split is what makes a check resumable: the runner in `results.py` keeps each finished
+shard's rows and tally, so a crashed run starts again at the first unfinished shard and the
+result is byte-identical to an uninterrupted one. The runner also does the bookkeeping: Parquet
+rows, summary, artifacts and the ledger entry.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from custody.datasets.manifest import ShardInfo
 from custody.datasets.registry import RegisteredDataset
 
 Verdict = Literal["pass", "flag", "fail"]
@@ -59,6 +65,7 @@ class CheckReport:
 
 
 Emit = Callable[[RecordRow], None]
+Tally = dict[str, Any]  # one shard's counts; must survive a JSON round trip unchanged
 
 
 class Check(ABC):
@@ -73,9 +80,19 @@ class Check(ABC):
         """Digest of model weights the check used, if any."""
         return None
 
+    def open(self, dataset: RegisteredDataset) -> None:  # noqa: B027  optional hook
+        """Load models, start workers, read settings from the dataset's home; before any shard."""
+
+    def close(self) -> None:  # noqa: B027  optional hook
+        """Release what `open` started; called even when a shard fails."""
+
     @abstractmethod
-    def run(self, dataset: RegisteredDataset, emit: Emit, progress: Callable[[int], None] | None = None) -> CheckReport:
-        """Emit a row per record; return the summary and findings."""
+    def scan_shard(self, dataset: RegisteredDataset, shard: ShardInfo, emit: Emit) -> Tally:
+        """Emit a row per record of one shard, in record order; return the shard's tally."""
+
+    @abstractmethod
+    def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
+        """The summary and findings from every shard's tally (in manifest order)."""
 
 
 def worst(verdicts: list[str]) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow
+from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow, Tally
+from custody.datasets.manifest import ShardInfo
 from custody.datasets.registry import RegisteredDataset
 from custody.licenses.categories import category_of_expression, most_restrictive
 from custody.licenses.detect import DEFAULT_MIN_SCORE, LicenseDetector
@@ -55,11 +56,51 @@ class LicenseCheck(Check):
         """The reference texts are this check's 'model'."""
         return self.detector.digest()
 
-    def run(self, dataset: RegisteredDataset, emit: Emit, progress=None) -> CheckReport:
+    def _declared(self, dataset: RegisteredDataset) -> tuple[ParsedExpression | None, str]:
+        """The card's parsed declaration and its category ("unknown" when absent or invalid)."""
+        text = dataset.card.license.declared
+        declared = _parse(text) if text else None
+        return declared, category_of_expression(declared) if declared is not None and declared.ok else "unknown"
+
+    def scan_shard(self, dataset: RegisteredDataset, shard: ShardInfo, emit: Emit) -> Tally:
+        declared, declared_category = self._declared(dataset)
+        record_licenses: Counter[str] = Counter()
+        record_categories: Counter[str] = Counter()
+        unparseable: Counter[str] = Counter()
+        inherited = 0
+        for record in dataset.shard_records(shard):
+            if record.license is None:
+                inherited += 1
+                verdict = "pass" if declared is not None and declared.ok else "flag"
+                reason = "inherits declared license" if verdict == "pass" else "no license on record or card"
+                details = json.dumps({"category": declared_category})
+                emit(RecordRow.of(shard.name, record, verdict, reason, details=details))
+                continue
+            parsed = _parse(record.license)
+            if not parsed.ok:
+                unparseable[record.license[:200]] += 1
+                details = json.dumps({"category": "unknown"})
+                emit(RecordRow.of(shard.name, record, "flag", "license.unparseable", details=details))
+                record_categories["unknown"] += 1
+                continue
+            category = category_of_expression(parsed)
+            record_licenses[parsed.normalized] += 1
+            record_categories[category] += 1
+            verdict = "flag" if category == "unknown" else "pass"
+            reason = "" if verdict == "pass" else "license.unknown_category"
+            details = json.dumps({"license": parsed.normalized, "category": category})
+            emit(RecordRow.of(shard.name, record, verdict, reason, details=details))
+        return {
+            "inherited": inherited,
+            "record_licenses": dict(record_licenses),
+            "record_categories": dict(record_categories),
+            "unparseable": dict(unparseable),
+        }
+
+    def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
         findings: list[Finding] = []
         declared_text = dataset.card.license.declared
-        declared = _parse(declared_text) if declared_text else None
-        declared_category = "unknown"
+        declared, declared_category = self._declared(dataset)
         if declared is None:
             findings.append(Finding("license.undeclared", "flag", "the card declares no license"))
         elif not declared.ok:
@@ -70,8 +111,6 @@ class LicenseCheck(Check):
                     f"declared license {declared_text!r} is not a valid SPDX expression: {declared.error}",
                 )
             )
-        else:
-            declared_category = category_of_expression(declared)
         categories = [declared_category]
 
         sources = []
@@ -97,51 +136,10 @@ class LicenseCheck(Check):
         record_licenses: Counter[str] = Counter()
         record_categories: Counter[str] = Counter()
         unparseable: Counter[str] = Counter()
-        inherited = 0
-        for shard, record in dataset.records():
-            if record.license is None:
-                inherited += 1
-                verdict = "pass" if declared is not None and declared.ok else "flag"
-                reason = "inherits declared license" if verdict == "pass" else "no license on record or card"
-                emit(
-                    RecordRow.of(
-                        shard.name,
-                        record,
-                        verdict,
-                        reason,
-                        details=json.dumps({"category": declared_category}),
-                    )
-                )
-                continue
-            parsed = _parse(record.license)
-            if not parsed.ok:
-                unparseable[record.license[:200]] += 1
-                emit(
-                    RecordRow.of(
-                        shard.name,
-                        record,
-                        "flag",
-                        "license.unparseable",
-                        details=json.dumps({"category": "unknown"}),
-                    )
-                )
-                record_categories["unknown"] += 1
-                continue
-            category = category_of_expression(parsed)
-            record_licenses[parsed.normalized] += 1
-            record_categories[category] += 1
-            verdict = "flag" if category == "unknown" else "pass"
-            emit(
-                RecordRow.of(
-                    shard.name,
-                    record,
-                    verdict,
-                    "" if verdict == "pass" else "license.unknown_category",
-                    details=json.dumps({"license": parsed.normalized, "category": category}),
-                )
-            )
-        if progress:
-            progress(dataset.manifest.bytes)
+        for tally in tallies:
+            record_licenses.update(tally["record_licenses"])
+            record_categories.update(tally["record_categories"])
+            unparseable.update(tally["unparseable"])
         if unparseable:
             findings.append(
                 Finding(
@@ -162,10 +160,10 @@ class LicenseCheck(Check):
                 "category": declared_category,
             },
             "sources": sources,
-            "record_licenses": dict(record_licenses.most_common()),
+            "record_licenses": dict(sorted(record_licenses.items(), key=lambda kv: (-kv[1], kv[0]))),
             "record_categories": dict(sorted(record_categories.items())),
-            "records_inheriting_declared": inherited,
-            "unparseable_record_licenses": dict(unparseable.most_common(20)),
+            "records_inheriting_declared": sum(t["inherited"] for t in tallies),
+            "unparseable_record_licenses": dict(sorted(unparseable.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
             "detected": detected,
             "category": category,
         }

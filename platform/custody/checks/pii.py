@@ -19,7 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow
+from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow, Tally
+from custody.datasets.manifest import ShardInfo
 from custody.datasets.registry import RegisteredDataset
 from custody.pii.engine import (
     DEFAULT_BATCH_SIZE,
@@ -93,55 +94,68 @@ class PiiCheck(Check):
     def model_digest(self) -> str | None:
         return model_digest(self.resolved_model())
 
-    def run(self, dataset: RegisteredDataset, emit: Emit, progress=None) -> CheckReport:
+    def open(self, dataset: RegisteredDataset) -> None:
         from custody.pii.fast import ParallelScanner
 
+        self._resolved["scanner"] = ParallelScanner(
+            self._config(), processes=self.resolved_processes(), chunk_size=self.chunk_size
+        )
+
+    def close(self) -> None:
+        scanner = self._resolved.pop("scanner", None)
+        if scanner is not None:
+            scanner.close()
+
+    def scan_shard(self, dataset: RegisteredDataset, shard: ShardInfo, emit: Emit) -> Tally:
+        scanner = self._resolved["scanner"]
         spans_by_type: Counter[str] = Counter()
         records_by_type: Counter[str] = Counter()
         records = flagged = empty = characters = 0
-        shard_sizes = {shard.name: shard.bytes for shard in dataset.manifest.shards}
-        current_shard: str | None = None
-
-        def items():
-            for shard, record in dataset.records():
-                text = record.text or ""
-                yield (shard.name, record.id, record.content_hash, record.position, len(text)), text
-
-        with ParallelScanner(
-            self._config(), processes=self.resolved_processes(), chunk_size=self.chunk_size
-        ) as scanner:
-            for (shard, record_id, content_hash, position, length), spans in scanner.scan_items(items()):
-                if shard != current_shard:
-                    if current_shard is not None and progress:
-                        progress(shard_sizes.get(current_shard, 0))
-                    current_shard = shard
-                records += 1
-                characters += length
-                if length == 0:
-                    empty += 1
-                if not spans:
-                    emit(RecordRow(record_id, content_hash, shard, position, "pass"))
-                    continue
-                flagged += 1
-                types = sorted({s.entity_type for s in spans})
-                for s in spans:
-                    spans_by_type[s.entity_type] += 1
-                records_by_type.update(types)
-                details = [{"type": s.entity_type, "start": s.start, "end": s.end, "score": s.score} for s in spans]
-                emit(
-                    RecordRow(
-                        record_id,
-                        content_hash,
-                        shard,
-                        position,
-                        "flag",
-                        "pii: " + ", ".join(types),
-                        score=max(s.score for s in spans),
-                        details=json.dumps(details, separators=(",", ":")),
-                    )
+        items = (
+            ((r.id, r.content_hash, r.position, len(r.text or "")), r.text or "") for r in dataset.shard_records(shard)
+        )
+        for (record_id, content_hash, position, length), spans in scanner.scan_items(items):
+            records += 1
+            characters += length
+            if length == 0:
+                empty += 1
+            if not spans:
+                emit(RecordRow(record_id, content_hash, shard.name, position, "pass"))
+                continue
+            flagged += 1
+            types = sorted({s.entity_type for s in spans})
+            for s in spans:
+                spans_by_type[s.entity_type] += 1
+            records_by_type.update(types)
+            details = [{"type": s.entity_type, "start": s.start, "end": s.end, "score": s.score} for s in spans]
+            emit(
+                RecordRow(
+                    record_id,
+                    content_hash,
+                    shard.name,
+                    position,
+                    "flag",
+                    "pii: " + ", ".join(types),
+                    score=max(s.score for s in spans),
+                    details=json.dumps(details, separators=(",", ":")),
                 )
-        if current_shard is not None and progress:
-            progress(shard_sizes.get(current_shard, 0))
+            )
+        return {
+            "records": records,
+            "flagged": flagged,
+            "empty": empty,
+            "characters": characters,
+            "spans_by_type": dict(spans_by_type),
+            "records_by_type": dict(records_by_type),
+        }
+
+    def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
+        records = sum(t["records"] for t in tallies)
+        flagged = sum(t["flagged"] for t in tallies)
+        empty = sum(t["empty"] for t in tallies)
+        characters = sum(t["characters"] for t in tallies)
+        spans_by_type: Counter[str] = sum((Counter(t["spans_by_type"]) for t in tallies), Counter())
+        records_by_type: Counter[str] = sum((Counter(t["records_by_type"]) for t in tallies), Counter())
 
         def rate(n: int) -> float:
             return round(n / records, 6) if records else 0.0

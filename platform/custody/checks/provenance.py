@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow
+from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow, Tally
+from custody.datasets.manifest import ShardInfo
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.paths import policies_dir
+from custody.store import sha256_file
 
 DEFAULT_REQUIRED_FIELDS = (
     "dataset.title",
@@ -114,7 +116,36 @@ class ProvenanceCheck(Check):
             (name and r.matches_name(name)) or (url and r.matches_url(url)) for r in self.allow
         )
 
-    def run(self, dataset: RegisteredDataset, emit: Emit, progress=None) -> CheckReport:
+    def scan_shard(self, dataset: RegisteredDataset, shard: ShardInfo, emit: Emit) -> Tally:
+        path = dataset.shard_path(shard)
+        if not path.exists():
+            return {"broken": f"missing ({path if dataset.body.get('in_place') else 'not in store'})"}
+        if sha256_file(path) != shard.digest:
+            # Its bytes are not the registered ones: rows would describe other data.
+            return {"broken": "bytes do not match the manifest digest"}
+        from custody.datasets.readers import Fields, read_records
+
+        fields = dataset.manifest.fields
+        reader_fields = Fields(
+            text=fields["text"],
+            id=fields.get("id"),
+            license=fields.get("license") or "license",
+            source_url=fields.get("source_url") or "source_url",
+        )
+        denied: Counter[str] = Counter()
+        for record in read_records(path, shard.format, reader_fields, 1 << 62, shard.name):
+            verdict, reason = "pass", ""
+            if record.source_url:
+                rule = self._denied(None, record.source_url)
+                if rule:
+                    verdict, reason = "fail", f"source.denied:{rule.id}"
+                    denied[rule.id] += 1
+                elif not self._allowed(None, record.source_url):
+                    verdict, reason = "flag", "source.not_allowed"
+            emit(RecordRow.of(shard.name, record, verdict, reason))
+        return {"denied": dict(denied)}
+
+    def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
         findings: list[Finding] = []
         missing = [f for f in self.required_fields if dataset.card.value(f) is None]
         findings += [Finding(f"card.missing:{f}", "fail", f"card field '{f}' is required but missing") for f in missing]
@@ -138,36 +169,20 @@ class ProvenanceCheck(Check):
                         f"source.not_allowed:{source.name}", "flag", f"source '{source.name}' is not on the allow list"
                     )
                 )
-        broken = dataset.verify_shards()
+        broken = [
+            (shard.name, tally["broken"])
+            for shard, tally in zip(dataset.manifest.shards, tallies, strict=True)
+            if "broken" in tally
+        ]
+        for doc in dataset.manifest.documents:  # LICENSE/README texts are evidence too
+            if not dataset.home.store.verify(doc.digest):
+                broken.append((doc.name, "document is missing from the store or changed"))
         findings += [Finding(f"shard.integrity:{name}", "fail", f"shard {name}: {problem}") for name, problem in broken]
         findings += self._lineage_findings(dataset)
 
         denied_records: Counter[str] = Counter()
-        broken_names = {name for name, _ in broken}
-        fields = dataset.manifest.fields
-        from custody.datasets.readers import Fields, read_records
-
-        reader_fields = Fields(
-            text=fields["text"],
-            id=fields.get("id"),
-            license=fields.get("license") or "license",
-            source_url=fields.get("source_url") or "source_url",
-        )
-        for shard in dataset.manifest.shards:
-            if shard.name in broken_names:
-                continue  # its bytes are not the registered ones: rows would describe other data
-            for record in read_records(dataset.shard_path(shard), shard.format, reader_fields, 1 << 62, shard.name):
-                verdict, reason = "pass", ""
-                if record.source_url:
-                    rule = self._denied(None, record.source_url)
-                    if rule:
-                        verdict, reason = "fail", f"source.denied:{rule.id}"
-                        denied_records[rule.id] += 1
-                    elif not self._allowed(None, record.source_url):
-                        verdict, reason = "flag", "source.not_allowed"
-                emit(RecordRow.of(shard.name, record, verdict, reason))
-            if progress:
-                progress(shard.bytes)
+        for tally in tallies:
+            denied_records.update(tally.get("denied", {}))
         for rule_id, count in sorted(denied_records.items()):
             findings.append(
                 Finding(
@@ -176,8 +191,8 @@ class ProvenanceCheck(Check):
             )
         summary = {
             "missing_card_fields": missing,
-            "broken_shards": sorted(broken_names),
-            "denied_records": dict(denied_records),
+            "broken_shards": sorted(name for name, _ in broken),
+            "denied_records": dict(sorted(denied_records.items())),
             "sources": [json.loads(s.model_dump_json()) for s in dataset.card.sources],
         }
         return CheckReport(summary, findings)

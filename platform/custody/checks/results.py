@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from custody.checks import entry_types  # noqa: F401  registers check.completed/v1
-from custody.checks.base import Check, RecordRow, worst
+from custody.checks.base import Check, CheckReport, RecordRow, worst
+from custody.checks.work import ShardWork
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
@@ -89,31 +90,92 @@ class _RowWriter:
         self.writer.close()
 
 
+def _concatenate(parts: list[Path], path: Path) -> None:
+    """One rows file from the shards' parts, re-batched so its bytes never depend on resumption."""
+    with pq.ParquetWriter(path, ROW_SCHEMA, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=BATCH_ROWS):
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= BATCH_ROWS:
+                    table = pa.Table.from_batches(pending, schema=ROW_SCHEMA)
+                    writer.write_table(table.slice(0, BATCH_ROWS))
+                    rest = table.slice(BATCH_ROWS)
+                    pending, held = rest.to_batches(), rest.num_rows
+        if held:
+            writer.write_table(pa.Table.from_batches(pending, schema=ROW_SCHEMA))
+
+
 def run_check(
     home: Home,
     dataset: RegisteredDataset,
     check: Check,
     actor: str | None = None,
     progress: Callable[[int], None] | None = None,
+    on_resume: Callable[[int, int], None] | None = None,
 ) -> CheckResult:
-    """Run one check over a dataset and record it; nothing is recorded if the check fails."""
-    with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
-        writer = _RowWriter(Path(tmp) / "rows.parquet", str(dataset.ref), check)
-        try:
-            report = check.run(dataset, writer.emit, progress)
-        finally:
-            writer.close()
-        result_digest = home.store.put_file(writer.path)
-    config = check.config()
-    config_digest = home.store.put_bytes(canonical_json(config))
-    status = worst([f.severity for f in report.findings] + [v for v in writer.verdicts if writer.verdicts[v]])
+    """Run one check over a dataset and record it; nothing is recorded if the check fails.
+
+    Each finished shard's rows and tally are kept in the home's work area (`ShardWork`), so a
+    run that crashed resumes at its first unfinished shard; `on_resume(done, total)` is told
+    how many shards were already done. The recorded result is byte-identical either way.
+    """
+    check.open(dataset)
+    try:
+        config = check.config()
+        config_digest = home.store.put_bytes(canonical_json(config))
+        with ShardWork.claim(home, dataset, check, config_digest) as work:
+            shards = dataset.manifest.shards
+            done = work.completed()
+            if done and on_resume:
+                on_resume(len(done), len(shards))
+            tallies, verdicts = [], Counter()
+            for number, shard in enumerate(shards):
+                finished = done.get(number)
+                if finished is None:
+                    writer = _RowWriter(work.part_path(number, temporary=True), str(dataset.ref), check)
+                    try:
+                        tally = check.scan_shard(dataset, shard, writer.emit)
+                    finally:
+                        writer.close()
+                    finished = work.finish_shard(number, shard, writer.path, tally, writer.verdicts, writer.count)
+                tallies.append(finished.tally)
+                verdicts.update(finished.verdicts)
+                if progress:
+                    progress(shard.bytes)
+            report = check.finish(dataset, tallies)
+            with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
+                rows = Path(tmp) / "rows.parquet"
+                _concatenate([work.part_path(n) for n in range(len(shards))], rows)
+                result_digest = home.store.put_file(rows)
+            result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor)
+            work.remove()
+            return result
+    finally:
+        check.close()
+
+
+def _record(
+    home: Home,
+    dataset: RegisteredDataset,
+    check: Check,
+    report: CheckReport,
+    verdicts: Counter[str],
+    config_digest: str,
+    result_digest: str,
+    actor: str | None,
+) -> CheckResult:
+    records = sum(verdicts.values())
+    status = worst([f.severity for f in report.findings] + [v for v in verdicts if verdicts[v]])
     summary = {
         "check": check.name,
         "version": check.version,
         "dataset": str(dataset.ref),
         "dataset_digest": dataset.digest,
-        "records": writer.count,
-        "verdicts": dict(sorted(writer.verdicts.items())),
+        "records": records,
+        "verdicts": dict(sorted(verdicts.items())),
         "status": status,
         "findings": [asdict(f) for f in report.findings],
         **report.summary,
@@ -128,8 +190,8 @@ def run_check(
         "model_digest": check.model_digest(),
         "result_digest": result_digest,
         "summary_digest": summary_digest,
-        "records": writer.count,
-        "verdicts": dict(sorted(writer.verdicts.items())),
+        "records": records,
+        "verdicts": dict(sorted(verdicts.items())),
         "status": status,
         "findings": [{"id": f.id, "severity": f.severity} for f in report.findings],
     }

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow
+from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow, Tally
+from custody.datasets.manifest import ShardInfo
 from custody.datasets.registry import RegisteredDataset
 from custody.toxicity.scorers import Scorer, Selection, ToxicitySettings, clean_score, select_scorer
 
@@ -73,6 +73,21 @@ class _Stats:
             self.category_total[name] = self.category_total.get(name, 0.0) + value
             if value >= self.threshold:
                 self.category_above[name] = self.category_above.get(name, 0) + 1
+
+    def tally(self) -> dict[str, Any]:
+        """This shard's counts, JSON-ready (threshold and categories are the check's, not the shard's)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("threshold", "categories")}
+
+    def merge(self, tally: dict[str, Any]) -> None:
+        for name in ("records", "scored", "empty", "unscored", "non_text", "above", "total"):
+            setattr(self, name, getattr(self, name) + tally[name])
+        self.maximum = max(self.maximum, tally["maximum"])
+        self.coarse = [a + b for a, b in zip(self.coarse, tally["coarse"], strict=True)]
+        self.fine = [a + b for a, b in zip(self.fine, tally["fine"], strict=True)]
+        for name, count in tally["category_above"].items():
+            self.category_above[name] = self.category_above.get(name, 0) + count
+        for name, total in tally["category_total"].items():
+            self.category_total[name] = self.category_total.get(name, 0.0) + total
 
     def quantile(self, q: float) -> float:
         """Upper edge of the fine bin holding the q-quantile of the scored records' scores."""
@@ -163,11 +178,14 @@ class ToxicityCheck(Check):
     def model_digest(self) -> str | None:
         return self._select().scorer.digest
 
-    def run(self, dataset: RegisteredDataset, emit: Emit, progress: Callable[[int], None] | None = None) -> CheckReport:
+    def open(self, dataset: RegisteredDataset) -> None:
+        self._select(dataset.home)  # HOME/toxicity.toml and the home's model cache
+
+    def scan_shard(self, dataset: RegisteredDataset, shard: ShardInfo, emit: Emit) -> Tally:
         selection = self._select(dataset.home)
         scorer, settings = selection.scorer, selection.settings
         stats = _Stats(settings.threshold, tuple(scorer.categories))
-        batch: list[tuple[str, int, str, str, str]] = []  # shard, position, id, content hash, text
+        batch: list[tuple[int, str, str, str]] = []  # position, id, content hash, text
         chars = 0
 
         def flush() -> None:
@@ -176,45 +194,47 @@ class ToxicityCheck(Check):
             todo = [i for i, text in enumerate(texts) if text and not text.isspace()]
             scored = scorer.score_batch([texts[i] for i in todo]) if todo else []
             by_index = dict(zip(todo, scored, strict=True))
-            for i, (shard, position, record_id, content_hash, text) in enumerate(batch):
+            for i, (position, record_id, content_hash, text) in enumerate(batch):
                 stats.records += 1
                 if mostly_non_text(text):
                     stats.non_text += 1
                 if i not in by_index:
                     stats.empty += 1
                     zeros = {name: 0.0 for name in scorer.categories}
-                    emit(RecordRow(record_id, content_hash, shard, position, "pass", "empty", 0.0, json.dumps(zeros)))
+                    row = RecordRow(
+                        record_id, content_hash, shard.name, position, "pass", "empty", 0.0, json.dumps(zeros)
+                    )
+                    emit(row)
                     continue
                 raw = by_index[i]
                 cleaned = {name: clean_score(raw.get(name)) for name in scorer.categories}
                 if any(value is None for value in cleaned.values()):
                     stats.unscored += 1
-                    emit(RecordRow(record_id, content_hash, shard, position, "flag", "unscored", None, None))
+                    emit(RecordRow(record_id, content_hash, shard.name, position, "flag", "unscored", None, None))
                     continue
                 scores = {name: round(value, 6) for name, value in cleaned.items()}
                 top = max(scores, key=scores.__getitem__)
                 score = scores[top]
                 stats.add(score, scores)
                 verdict = "flag" if score >= settings.threshold else "pass"
-                emit(RecordRow(record_id, content_hash, shard, position, verdict, top, score, json.dumps(scores)))
+                emit(RecordRow(record_id, content_hash, shard.name, position, verdict, top, score, json.dumps(scores)))
             batch.clear()
             chars = 0
 
-        current = None
-        for shard, record in dataset.records():  # shard by shard, each re-hashed against the manifest
-            if current is not None and shard.name != current.name:
-                flush()  # a chunk never spans shards
-                if progress:
-                    progress(current.bytes)
-            current = shard
-            batch.append((shard.name, record.position, record.id, record.content_hash, record.text))
+        for record in dataset.shard_records(shard):  # re-hashed against the manifest first
+            batch.append((record.position, record.id, record.content_hash, record.text))
             chars += len(record.text)
             if len(batch) >= max(CHUNK_RECORDS, settings.batch_size) or chars >= CHUNK_CHARS:
                 flush()
         flush()
-        if progress and current is not None:
-            progress(current.bytes)
+        return stats.tally()
 
+    def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
+        selection = self._select(dataset.home)
+        scorer, settings = selection.scorer, selection.settings
+        stats = _Stats(settings.threshold, tuple(scorer.categories))
+        for tally in tallies:
+            stats.merge(tally)
         summary = {
             "scorer": {
                 "name": scorer.name,

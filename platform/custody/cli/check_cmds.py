@@ -11,6 +11,7 @@ import typer
 
 from custody.checks.catalog import available_checks, build_check
 from custody.checks.results import latest_results, run_check
+from custody.checks.work import CheckBusyError
 from custody.cli.common import (
     ActorOption,
     DatabaseOption,
@@ -18,6 +19,7 @@ from custody.cli.common import (
     JsonOption,
     byte_progress,
     console,
+    err_console,
     fail,
     opened,
     print_json,
@@ -45,9 +47,19 @@ def check(
         for name in names:
             with byte_progress(as_json) as bar:
                 task = bar.add_task(f"{name} on {dataset.ref}", total=dataset.manifest.bytes)
-                result = run_check(
-                    h, dataset, build_check(name), actor=actor, progress=lambda n, t=task: bar.advance(t, n)
-                )
+                try:
+                    result = run_check(
+                        h,
+                        dataset,
+                        build_check(name),
+                        actor=actor,
+                        progress=lambda n, t=task: bar.advance(t, n),
+                        on_resume=lambda done, total, n=name: err_console.print(
+                            f"{n}: resuming, {done} of {total} shards already done by an interrupted run"
+                        ),
+                    )
+                except CheckBusyError as exc:
+                    fail(str(exc))
             results.append(result)
             if not as_json:
                 summary = result.summary(h)

@@ -88,18 +88,22 @@ class RegisteredDataset:
 
     def records(self, verify: bool = True) -> Iterator[tuple[ShardInfo, Record]]:
         """Every record, shard by shard; each shard is re-hashed against the manifest first."""
+        for shard in self.manifest.shards:
+            for record in self.shard_records(shard, verify):
+                yield shard, record
+
+    def shard_records(self, shard: ShardInfo, verify: bool = True) -> Iterator[Record]:
+        """The records of one shard, after re-hashing it against the manifest (IntegrityError if changed)."""
         fields = Fields(
             **{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")}
         )
-        for shard in self.manifest.shards:
-            path = self.shard_path(shard)
-            if verify and (not path.exists() or sha256_file(path) != shard.digest):
-                raise IntegrityError(
-                    f"{self.ref}: shard {shard.name} does not match its manifest digest "
-                    f"({'missing' if not path.exists() else 'changed since registration'})"
-                )
-            for record in read_records(path, shard.format, fields, max_record_bytes=1 << 62, name=shard.name):
-                yield shard, record
+        path = self.shard_path(shard)
+        if verify and (not path.exists() or sha256_file(path) != shard.digest):
+            raise IntegrityError(
+                f"{self.ref}: shard {shard.name} does not match its manifest digest "
+                f"({'missing' if not path.exists() else 'changed since registration'})"
+            )
+        yield from read_records(path, shard.format, fields, max_record_bytes=1 << 62, name=shard.name)
 
 
 def _collect_inputs(paths: Iterable[Path]) -> tuple[list[tuple[str, Path, str]], list[tuple[str, Path]]]:

@@ -1,0 +1,1 @@
+"""Policy-gated training runs: specs, the governed run, and its ledger entries."""

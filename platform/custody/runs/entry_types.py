@@ -1,0 +1,85 @@
+"""Ledger entry schemas for training runs: started, each checkpoint, finished.
+
+A run is the subject `run:<run id>`. Everything large (the loss curve, the spec, the model
+config, the checkpoint files) lives in the artifact store and is named here by digest.
+
+The metrics artifact (`metrics_digest`) is JSON:
+{"steps": [{"step": 1, "train_loss": 5.1, "lr": 0.0003, "tokens": 4096}, ...],
+ "evals": [{"step": 50, "val_loss": 4.2, "val_perplexity": 66.7}, ...]}
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from custody.ledger.entry import EntryBody, entry_type
+
+DIGEST = r"^[0-9a-f]{64}$"
+
+
+class RunDataset(EntryBody):
+    ref: str  # NAME@VERSION of the prepared dataset the loader reads
+    digest: str = Field(pattern=DIGEST)
+    source: str | None = None  # the registered dataset it was prepared from
+    source_digest: str | None = Field(default=None, pattern=DIGEST)
+
+
+class Emissions(EntryBody):
+    duration_s: float = Field(ge=0)
+    energy_kwh: float = Field(ge=0)
+    emissions_kg_co2e: float = Field(ge=0)
+    water_l: float = Field(ge=0)
+    country_iso_code: str
+    pue: float = Field(ge=1)
+    wue_l_per_kwh: float = Field(ge=0)
+    tracker: str  # e.g. "codecarbon 3.3.2 OfflineEmissionsTracker"
+
+
+@entry_type("run.started/v1")
+class RunStarted(EntryBody):
+    run_id: str
+    name: str
+    kind: Literal["pretrain", "finetune", "transfer"]
+    spec_path: str
+    spec_digest: str = Field(pattern=DIGEST)
+    decision_index: int = Field(ge=0)  # the policy.decision entry that allowed this run
+    datasets: list[RunDataset]
+    tokenizer_digest: str = Field(pattern=DIGEST)
+    model_config_digest: str = Field(pattern=DIGEST)
+    train_config_digest: str = Field(pattern=DIGEST)
+    init_checkpoint_digest: str | None = Field(default=None, pattern=DIGEST)  # fine-tune / transfer
+    code_version: str
+    device: str
+    world_size: int = Field(ge=1)
+    seed: int
+    parameters: int = Field(ge=0)
+    preparation_emissions: Emissions | None = None  # checks and stages run for this spec
+
+
+@entry_type("run.checkpoint/v1")
+class RunCheckpoint(EntryBody):
+    run_id: str
+    step: int = Field(ge=0)
+    checkpoint_digest: str = Field(pattern=DIGEST)
+    tokens: int = Field(ge=0)
+    train_loss: float
+    val_loss: float | None = None
+    val_perplexity: float | None = None
+
+
+@entry_type("run.finished/v1")
+class RunFinished(EntryBody):
+    run_id: str
+    status: Literal["completed", "failed"]
+    error: str | None = None
+    steps: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    tokens_per_s: float = Field(ge=0)
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+    final_val_perplexity: float | None = None
+    model_digest: str | None = Field(default=None, pattern=DIGEST)  # the last checkpoint
+    metrics_digest: str = Field(pattern=DIGEST)  # JSON artifact: per-step loss, lr, evals
+    emissions: Emissions

@@ -157,3 +157,38 @@ def test_operators_per_entity_come_from_the_home(home):
     (Path(home.path) / "redaction.toml").write_text('[operatorz]\nPERSON = "hash"\n')
     with pytest.raises(ValueError, match="unknown key 'operatorz'"):
         RedactPii(home)
+
+
+def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, tmp_path, jigsaw):
+    register(home, tmp_path, jigsaw[:30], "opts")
+    runner = CliRunner()
+    args = ["--home", str(home.path)]
+    size = home.ledger.size
+    for bad, message in [
+        (["--option", "dedup-near.treshold=0.9"], "option 'treshold': unknown option"),
+        (["--option", "dedup-near.threshold=high"], "threshold"),
+        (["--option", "nonsense"], "expected STAGE.KEY=VALUE"),
+        (["--option", "dedup-exact.casefold=true"], "not in the chain"),
+    ]:
+        refused = runner.invoke(app, ["prepare", "opts@1", "--stages", "dedup-near", "--as", "opts@2", *bad, *args])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    assert home.ledger.size == size, "a refused chain records nothing"
+
+    ok = runner.invoke(
+        app,
+        [
+            "prepare",
+            "opts@1",
+            "--stages",
+            "dedup-near",
+            "--as",
+            "opts@2",
+            "--option",
+            "dedup-near.threshold=0.95",
+            *args,
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    derived = DatasetRegistry(home).get(DatasetRef("opts", "2"))
+    config = json.loads(home.store.read_bytes(derived.body["stage"]["config_digest"]))
+    assert config["threshold"] == 0.95

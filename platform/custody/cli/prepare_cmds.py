@@ -7,16 +7,21 @@ from typing import Annotated
 import typer
 
 from custody.cli.common import DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
-from custody.datasets.names import DatasetRef, parse_ref
+from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
-from custody.stages.catalog import available_stages, build_stage
-from custody.stages.runner import StageError, run_stage
+from custody.stages.catalog import available_stages
+from custody.stages.chain import parse_option, run_chain
+from custody.stages.runner import StageError, StageResult
 
 
 def prepare(
     ref: Annotated[str, typer.Argument(help="input dataset NAME@VERSION")],
     stages: Annotated[str, typer.Option(help=f"comma-separated stages, in order ({', '.join(available_stages())})")],
     output: Annotated[str, typer.Option("--as", help="output dataset NAME@VERSION")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="a stage setting, STAGE.KEY=VALUE (VALUE as TOML; repeatable)"),
+    ] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="who is acting [default: $CUSTODY_ACTOR]")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -24,36 +29,32 @@ def prepare(
 ) -> None:
     """Apply stages to a dataset; each stage registers a derived dataset with per-record decisions."""
     names = [s.strip() for s in stages.split(",") if s.strip()]
-    unknown = [n for n in names if n not in available_stages()]
-    if not names or unknown:
-        fail(f"--stages: unknown stage '{(unknown or [''])[0]}' (available: {', '.join(available_stages())})")
+    options: dict[str, dict] = {}
+    try:
+        for text in option or []:
+            stage, key, value = parse_option(text)
+            options.setdefault(stage, {})[key] = value
+    except StageError as exc:
+        fail(str(exc))
+
+    def show(result: StageResult) -> None:
+        if as_json:
+            return
+        console.print(
+            f"{result.stage}: {result.output.ref} — kept {result.counts['keep']}, modified "
+            f"{result.counts['modify']}, dropped {result.counts['drop']} (ledger index {result.entry_index})"
+        )
+        for key, value in result.summary.items():
+            if key not in ("stage", "version", "input", "output", "counts", "reasons"):
+                console.print(f"  {key}: {value}")
+
     with opened(home, database) as h:
         target = parse_ref(output)
-        current = DatasetRegistry(h).get(parse_ref(ref))
-        results = []
-        for i, name in enumerate(names):
-            # Intermediate outputs are named after the final one, so lineage reads in order.
-            last = i == len(names) - 1
-            out = target if last else DatasetRef(target.name, f"{target.version}+{i + 1}-{name}")
-            try:
-                stage = build_stage(name, h)
-            except ValueError as exc:  # a malformed HOME/redaction.toml or toxicity.toml
-                fail(str(exc))
-            try:
-                result = run_stage(h, stage, current, out, actor=actor)
-            except StageError as exc:
-                fail(str(exc))
-            results.append(result)
-            current = result.output
-            if not as_json:
-                console.print(
-                    f"{name}: {current.ref} — kept {result.counts['keep']}, modified "
-                    f"{result.counts['modify']}, dropped {result.counts['drop']} (ledger index "
-                    f"{result.entry_index})"
-                )
-                for key, value in result.summary.items():
-                    if key not in ("stage", "version", "input", "output", "counts", "reasons"):
-                        console.print(f"  {key}: {value}")
+        source = DatasetRegistry(h).get(parse_ref(ref))
+        try:
+            results = run_chain(h, source, names, target, options, actor=actor, on_result=show)
+        except StageError as exc:
+            fail(f"--stages: {exc}" if str(exc).startswith("unknown stage") else str(exc))
         if as_json:
             print_json(
                 [

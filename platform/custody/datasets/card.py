@@ -8,12 +8,12 @@ enforced by the provenance check.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from custody.tomlconfig import load_model
 
 SourceKind = Literal["public", "licensed", "scraped", "user", "synthetic", "internal"]
 Presence = Literal["yes", "no", "unknown"]
@@ -152,53 +152,8 @@ class DatasetCard(_Strict):
         return node if node not in ("", [], {}) else None
 
 
-def _key_line(text: str, loc: tuple) -> int | None:
-    """Best-effort line of a key given pydantic's location (tables, arrays of tables, keys)."""
-    names = [str(p) for p in loc]
-    if not names:
-        return None
-    table: list[str] = []
-    seen: dict[tuple[str, ...], int] = {}
-    best: tuple[int, int] | None = None  # (matched length, line) of the longest prefix of loc
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", stripped)
-        if header:
-            table = [part.strip().strip('"') for part in header.group(2).split(".")]
-            if header.group(1) == "[[":  # array of tables: pydantic counts its elements from 0
-                seen[tuple(table)] = seen.get(tuple(table), -1) + 1
-                table = [*table, str(seen[tuple(table)])]
-            path = table
-        else:
-            key = re.match(r'^("?)([^"=\s]+)\1\s*=', stripped)
-            if not key:
-                continue
-            path = table + [part.strip().strip('"') for part in key.group(2).split(".")]
-        if path[: len(names)] == names:  # the key itself, or a dotted key below it
-            return number
-        if names[: len(path)] == path and (best is None or len(path) > best[0]):
-            best = (len(path), number)
-    return best[1] if best else None
-
-
 def parse_card(text: str, source: str = "<card>") -> DatasetCard:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CardError(f"{source}: not valid TOML: {exc}") from exc
-    try:
-        return DatasetCard.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        key = ".".join(str(p) for p in loc)
-        line = _key_line(text, loc)
-        where = f"{source}:{line}" if line else source
-        if error["type"] == "extra_forbidden":
-            raise CardError(f"{where}: unknown key '{key}'") from exc
-        if error["type"] == "missing":
-            raise CardError(f"{source}: required key '{key}' is missing") from exc
-        raise CardError(f"{where}: key '{key}': {error['msg']}") from exc
+    return load_model(text, source, DatasetCard, CardError)
 
 
 def load_card(path: Path) -> DatasetCard:

@@ -1,0 +1,271 @@
+"""`custody gate` and `custody review`: policy decisions, their replay, and human review.
+
+Exit codes of `custody gate NAME@V...`: 0 allow, 3 deny, 4 needs-review (2: bad input, nothing
+recorded). Anything but 0 means: do not proceed. `custody gate replay INDEX`: 0 the recorded
+decision is reproduced (what changed since is reported, not failed), 1 it is not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from custody.cli.common import (
+    EXIT_VERIFY_FAILED,
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    opened,
+    print_json,
+)
+from custody.datasets.names import DatasetRefError, check_name, parse_ref
+from custody.datasets.registry import DatasetRegistry
+
+if TYPE_CHECKING:
+    from custody.policy.gate import GateResult
+
+EXIT_DENY = 3
+EXIT_NEEDS_REVIEW = 4
+
+
+class _GateGroup(TyperGroup):
+    """`custody gate NAME@V...` evaluates; `custody gate replay INDEX` is a subcommand.
+
+    Click cannot mix a variadic group argument with subcommands, so anything that is not a
+    subcommand name (or --help) is routed to the hidden `evaluate` command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["evaluate", *args]
+        return super().parse_args(ctx, args)
+
+
+gate_app = typer.Typer(
+    cls=_GateGroup,
+    help=(
+        "Evaluate a policy and record the decision: custody gate NAME@V... --policy FILE "
+        "[--purpose commercial|research] [--json]. Exit 0 allow, 3 deny, 4 needs-review. "
+        "`custody gate replay INDEX` re-evaluates a recorded decision."
+    ),
+    no_args_is_help=True,
+)
+review_app = typer.Typer(help="Findings that need a person: list, approve, reject, waive.", no_args_is_help=True)
+
+ReviewerOption = Annotated[str, typer.Option("--as", help="the reviewer's identity, recorded in the ledger")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="why (recorded in the ledger)")]
+ExpiresOption = Annotated[
+    str | None,
+    typer.Option("--expires", help="YYYY-MM-DD (counts through that day, UTC) or an ISO 8601 date and time"),
+]
+
+
+def _print_gate(result: GateResult) -> None:
+    decision = result.decision
+    where = f"ledger index {result.ledger_index}" if result.recorded else "NOT RECORDED"
+    console.print(
+        f"{decision.decision}: {len(decision.reasons)} reason(s) — policy {result.policy.policy.name} "
+        f"({result.policy.path}, sha256 {result.policy.digest[:12]}), purpose {result.purpose}, {where}"
+    )
+    for reason in decision.reasons:
+        console.print(f"  {reason.outcome:<6}  {reason.finding}")
+        console.print(f"          {reason.rule}: {reason.message}")
+    for kind, items in (("waived", decision.waived), ("approved", decision.approved)):
+        for item in items:
+            until = f" until {item['expires']}" if item.get("expires") else ""
+            console.print(f"  {kind}  {item['finding']} by {item['reviewer']} ({item['by']}){until}")
+    for item in decision.not_applied:
+        console.print(f"  not applied  {item['finding']} ({item['by']}): {item['why']}")
+    if decision.decision == "needs-review":
+        console.print("a reviewer can act on these: custody review list")
+    if result.warning:
+        err_console.print(f"warning: {result.warning}")
+    if not result.recorded:
+        err_console.print(f"error: the decision could not be recorded, so it is a deny: {result.error}")
+
+
+@gate_app.command("evaluate")
+def gate(
+    refs: Annotated[list[str], typer.Argument(help="datasets NAME@VERSION", show_default=False)],
+    policy: Annotated[str, typer.Option("--policy", help="policy file, or the name of a shipped one (default)")],
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="commercial or research [default: the policy's purpose]")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="gate a training run of this name")] = None,
+    estimated_kwh: Annotated[float | None, typer.Option("--estimated-kwh", help="the run's energy estimate")] = None,
+    estimated_kg_co2e: Annotated[
+        float | None, typer.Option("--estimated-kg-co2e", help="the run's carbon estimate")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Evaluate a policy over datasets and record the decision (0 allow, 3 deny, 4 needs-review).
+
+    The default command: `custody gate NAME@V... --policy FILE` runs it."""
+    from custody.policy.gate import run_gate
+    from custody.policy.inputs import RunContext
+    from custody.policy.schema import PURPOSES, PolicyError, load_policy
+
+    if purpose is not None and purpose not in PURPOSES:
+        fail(f"--purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
+    if run is None and (estimated_kwh is not None or estimated_kg_co2e is not None):
+        fail("--estimated-kwh and --estimated-kg-co2e describe a run: give --run NAME too")
+    try:
+        loaded = load_policy(policy)
+        parsed = [parse_ref(ref) for ref in refs]
+        run_name = check_name(run) if run is not None else None
+    except (PolicyError, DatasetRefError) as exc:
+        fail(str(exc))
+    with opened(home, database) as h:
+        from custody.home import current_actor
+
+        registry = DatasetRegistry(h)
+        datasets = [registry.get(ref) for ref in dict.fromkeys(parsed)]
+        context = None
+        if run_name is not None:
+            context = RunContext(run_name, current_actor(actor), estimated_kwh, estimated_kg_co2e)
+        result = run_gate(h, datasets, loaded, purpose, context, actor)
+        if as_json:
+            print_json(result.as_json())
+        else:
+            _print_gate(result)
+    raise typer.Exit(result.decision.exit_code)
+
+
+@gate_app.command("replay")
+def replay_cmd(
+    index: Annotated[int, typer.Argument(help="ledger index of a policy.decision entry", min=0)],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Re-evaluate a recorded decision from its digests; name what changed since (0 reproduced, 1 not)."""
+    from custody.policy.replay import ReplayError, replay
+
+    with opened(home, database) as h:
+        try:
+            report = replay(h, index)
+        except ReplayError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json(report.as_json())
+        else:
+            recorded = report.recorded
+            if report.reproduced:
+                console.print(
+                    f"reproduced: decision {report.decision_id} at ledger index {index} is "
+                    f"{recorded['decision']} again, with the same {len(recorded['reasons'])} reason(s)"
+                )
+            else:
+                console.print(f"NOT reproduced: decision {report.decision_id} at ledger index {index}")
+                for problem in report.problems:
+                    console.print(f"  {problem}")
+            if report.drift:
+                console.print("changed since the decision:")
+                for item in report.drift:
+                    console.print(f"  {item}")
+            else:
+                console.print("nothing it depended on has changed since")
+    raise typer.Exit(0 if report.reproduced else EXIT_VERIFY_FAILED)
+
+
+@review_app.command("list")
+def review_list(
+    include_deny: Annotated[bool, typer.Option("--all", help="also deny reasons a waiver could lift")] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Open findings: reasons of each subject's latest decision that no reviewer has acted on."""
+    from custody.policy.reviews import open_findings
+
+    with opened(home, database) as h:
+        found = open_findings(h, include_deny)
+        if as_json:
+            print_json([f.as_json() for f in found])
+            return
+        if not found:
+            console.print("no open findings")
+            return
+        for item in found:
+            console.print(f"{item.finding}  [{item.outcome}, decision at ledger index {item.decision_index}]")
+            console.print(f"    {item.rule}: {item.message}")
+
+
+def _review(
+    action: str,
+    finding: str,
+    reason: str,
+    expires: str | None,
+    reviewer: str,
+    as_json: bool,
+    home: Path | None,
+    database: str | None,
+) -> None:
+    from custody.home import HomeError
+    from custody.policy.reviews import ReviewError, record_review
+
+    with opened(home, database) as h:
+        try:
+            index = record_review(h, finding, action, reason, reviewer, expires)  # type: ignore[arg-type]
+        except (ReviewError, HomeError) as exc:
+            fail(str(exc))
+        entry = h.ledger.entry(index)
+        body = json.loads(entry.entry)["body"]
+        if as_json:
+            print_json({"ledger_index": index, "reviewer": entry.actor, **body})
+        else:
+            until = f" until {body['expires']}" if body.get("expires") else ""
+            console.print(f"recorded: {action} {finding} by {entry.actor}{until} (ledger index {index})")
+
+
+@review_app.command("approve")
+def approve(
+    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list` shows it")],
+    reason: ReasonOption,
+    reviewer: ReviewerOption,
+    expires: ExpiresOption = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Approve a finding that needs review (not allowed for the dataset's registrant)."""
+    _review("approve", finding, reason, expires, reviewer, as_json, home, database)
+
+
+@review_app.command("reject")
+def reject(
+    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list` shows it")],
+    reason: ReasonOption,
+    reviewer: ReviewerOption,
+    expires: ExpiresOption = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Reject a finding: the gate denies for it from now on."""
+    _review("reject", finding, reason, expires, reviewer, as_json, home, database)
+
+
+@review_app.command("waive")
+def waive(
+    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list --all` shows it")],
+    reason: ReasonOption,
+    reviewer: ReviewerOption,
+    expires: ExpiresOption = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Waive a finding until --expires (required): the gate ignores it until then."""
+    _review("waive", finding, reason, expires, reviewer, as_json, home, database)

@@ -1,0 +1,149 @@
+"""The gate's input document: every fact a decision depends on, gathered from a home.
+
+The document is canonical JSON (RFC 8785) stored in the artifact store; the decision entry
+carries its digest. Evaluation reads nothing else, so replay evaluates the stored document
+again. It holds, per dataset: the registered digest and registrant, the card, the latest result
+of every check (digests, versions and the summary, which has counts and rates, never a raw
+personal value); the versions of the checks this custody runs now; the reviews recorded on the
+subjects; the purpose, the optional run, and `evaluated_at`, the "now" that expiry is judged at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from custody.checks.catalog import available_checks, build_check
+from custody.checks.results import latest_results
+from custody.datasets.registry import RegisteredDataset
+from custody.home import Home
+from custody.ledger.entry import canonical_json
+from custody.policy.evaluate import format_instant
+
+INPUT_FORMAT = "custody.gate-input/1"
+REVIEW_TYPE_PREFIX = "review."
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """A training run asking to start: its name, who asks, and its energy and carbon estimates."""
+
+    name: str
+    requested_by: str
+    estimated_kwh: float | None = None
+    estimated_kg_co2e: float | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"run:{self.name}"
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "requested_by": self.requested_by}
+        if self.estimated_kwh is not None:
+            doc["estimated_kwh"] = self.estimated_kwh
+        if self.estimated_kg_co2e is not None:
+            doc["estimated_kg_co2e"] = self.estimated_kg_co2e
+        return doc
+
+
+def current_check_versions() -> dict[str, str]:
+    """The version of every check custody runs now; an older result is stale."""
+    return {name: build_check(name).version for name in available_checks()}
+
+
+def _license_categories(summary: dict) -> dict[str, str]:
+    # The license summary counts records per expression but not per category and expression;
+    # the category of each expression is resolved here once and kept in the document.
+    from custody.licenses.categories import category_of_expression
+    from custody.licenses.spdx import parse_expression
+
+    return {expr: category_of_expression(parse_expression(expr)) for expr in summary.get("record_licenses", {})}
+
+
+def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = False) -> dict[str, Any]:
+    checks = {}
+    for name, result in sorted(latest_results(home, dataset).items()):
+        checks[name] = {
+            "version": result.version,
+            "dataset_digest": result.dataset_digest,
+            "ledger_index": result.entry_index,
+            "config_digest": result.config_digest,
+            "result_digest": result.result_digest,
+            "summary_digest": result.summary_digest,
+            "status": result.status,
+            "summary": result.summary(home),
+        }
+    facts: dict[str, Any] = {
+        "dataset": str(dataset.ref),
+        "digest": dataset.digest,
+        "ledger_index": dataset.index,
+        "registered_by": dataset.actor,
+        "card_digest": dataset.body["card_digest"],
+        "card": dataset.card.as_json(),
+        "parents": dataset.parents,
+        "checks": checks,
+    }
+    if "license" in checks:
+        facts["license_categories"] = _license_categories(checks["license"]["summary"])
+    if verify_bytes:
+        facts["shard_problems"] = [list(problem) for problem in dataset.verify_shards()]
+    return facts
+
+
+def reviews_on(home: Home, ledger_subjects: list[str], after: int = -1) -> list[dict[str, Any]]:
+    """Review entries recorded on these ledger subjects (`dataset:x@1`, `run:y`), oldest first."""
+    found = []
+    for subject in ledger_subjects:
+        start = after + 1
+        while True:
+            rows = home.storage.entries(start, 1000, type_prefix=REVIEW_TYPE_PREFIX, subject=subject)
+            for row in rows:
+                body = json.loads(row.entry)["body"]
+                found.append(
+                    {
+                        "ledger_index": row.idx,
+                        "finding": body["finding"],
+                        "rule": body["rule"],
+                        "action": body["action"],
+                        "reviewer": row.actor,
+                        "reason": body["reason"],
+                        "expires": body.get("expires"),
+                        "ts": row.ts,
+                    }
+                )
+            if len(rows) < 1000:
+                break
+            start = rows[-1].idx + 1
+    return sorted(found, key=lambda r: r["ledger_index"])
+
+
+def gather(
+    home: Home,
+    datasets: list[RegisteredDataset],
+    purpose: str,
+    now: dt.datetime,
+    run: RunContext | None = None,
+    verify_bytes: bool = False,
+) -> dict[str, Any]:
+    datasets = sorted(datasets, key=lambda d: (d.ref.name, d.ref.version))
+    subjects = [d.ref.subject for d in datasets] + ([run.subject] if run else [])
+    return {
+        "format": INPUT_FORMAT,
+        "evaluated_at": format_instant(now),
+        "purpose": purpose,
+        "check_versions": current_check_versions(),
+        "datasets": [dataset_facts(home, d, verify_bytes) for d in datasets],
+        "reviews": reviews_on(home, subjects),
+        "run": run.as_json() if run else None,
+    }
+
+
+def document_bytes(doc: dict[str, Any]) -> bytes:
+    return canonical_json(doc)
+
+
+def document_digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(document_bytes(doc)).hexdigest()

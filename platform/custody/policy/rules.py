@@ -1,0 +1,328 @@
+"""What each rule checks: one function per rule id, over the facts gathered about one dataset.
+
+A rule function reads only the input document (see `inputs.py`), never the home, so that a
+recorded decision can be evaluated again from the document alone. It returns violations; the
+evaluator turns them into reasons with the rule's outcome and applies reviews and waivers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from custody.policy.schema import (
+    DeniedSources,
+    FindingsFailed,
+    FindingsReview,
+    FreshnessCurrent,
+    LicenseAllowed,
+    PiiMaxRate,
+    RequiredFields,
+    ToxicityMaxRate,
+    TrainingApproval,
+    TrainingBudget,
+)
+
+PII_REMEDIES = {
+    "redact": "redact it (`custody prepare {ref} --stages redact-pii`)",
+    "drop": "drop the records that contain it",
+    "block": "block (this data must not be used; no review or waiver lifts it)",
+}
+TOXICITY_REMEDIES = {
+    "drop": "drop them (`custody prepare {ref} --stages drop-toxic`)",
+    "block": PII_REMEDIES["block"],
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way a dataset (or run) fails a rule. `qualifier` makes the finding id unique."""
+
+    qualifier: str | None
+    message: str
+    action: str | None = None  # redact | drop | block: what the policy requires to be done
+    finding: str | None = None  # a check's own finding id, used as is (findings.* rules)
+    undecidable: bool = False  # the facts to judge the rule are missing: always a deny (fail closed)
+
+
+class MissingResult(Exception):
+    def __init__(self, check: str) -> None:
+        super().__init__(check)
+        self.check = check
+
+
+def _summary(ds: dict, check: str) -> dict:
+    result = ds["checks"].get(check)
+    if result is None:
+        raise MissingResult(check)
+    return result["summary"]
+
+
+def _pct(rate: float) -> str:
+    return f"{rate:.2%}"
+
+
+def _glob(value: str | None, patterns: list[str]) -> str | None:
+    if not value:
+        return None
+    return next((p for p in patterns if fnmatch.fnmatchcase(value.lower(), p.lower())), None)
+
+
+# -- freshness -------------------------------------------------------------------------------
+
+
+def freshness_current(rule: FreshnessCurrent, ds: dict, doc: dict) -> list[Violation]:
+    ref, out = ds["dataset"], []
+    for name in rule.checks:
+        if name not in ds["checks"]:
+            out.append(Violation(name, f"no {name} result (run `custody check {ref} --checks {name}`)"))
+    for name, result in sorted(ds["checks"].items()):
+        problems = []
+        if result["dataset_digest"] != ds["digest"]:
+            problems.append(
+                f"describes dataset digest {result['dataset_digest'][:12]}, not the current {ds['digest'][:12]}"
+            )
+        current = doc["check_versions"].get(name)
+        if current is None:
+            problems.append("comes from a check this custody no longer has")
+        elif result["version"] != current:
+            problems.append(f"comes from {name} {result['version']}, the current version is {current}")
+        if problems:
+            out.append(
+                Violation(
+                    name,
+                    f"the {name} result at ledger index {result['ledger_index']} {' and '.join(problems)} "
+                    f"(rerun `custody check {ref} --checks {name}`)",
+                )
+            )
+    if rule.verify_bytes:
+        problems = ds.get("shard_problems")
+        if problems is None:
+            out.append(Violation("bytes", "the shards' bytes were not verified at gate time", undecidable=True))
+        elif problems:
+            listed = "; ".join(f"{shard}: {what}" for shard, what in problems)
+            out.append(Violation("bytes", f"the data no longer matches its registered digest ({listed})"))
+    return out
+
+
+# -- provenance ------------------------------------------------------------------------------
+
+
+def card_value(card: dict, dotted: str) -> Any:
+    """The card value at a dotted path, or None when absent or empty (as DatasetCard.value)."""
+    node: Any = card
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if node not in ("", [], {}) else None
+
+
+def required_fields(rule: RequiredFields, ds: dict, doc: dict) -> list[Violation]:
+    missing = [f for f in rule.fields if card_value(ds["card"], f) is None]
+    if not missing:
+        return []
+    return [Violation(None, f"the dataset card lacks required fields: {', '.join(missing)}")]
+
+
+def denied_sources(rule: DeniedSources, ds: dict, doc: dict) -> list[Violation]:
+    out = []
+    if rule.check_deny_list:
+        hits: dict[str, list[str]] = {}
+        for finding in _summary(ds, "provenance")["findings"]:
+            for prefix in ("source.denied:", "records.denied_source:"):
+                if finding["id"].startswith(prefix):
+                    hits.setdefault(finding["id"].removeprefix(prefix), []).append(finding["message"])
+        for list_id, messages in sorted(hits.items()):
+            out.append(Violation(f"list:{list_id}", "; ".join(messages)))
+    for source in ds["card"].get("sources", []):
+        name, uri, kind = source.get("name"), source.get("uri"), source.get("kind")
+        why = None
+        if pattern := _glob(name, rule.names):
+            why = f"name matches '{pattern}'"
+        elif pattern := _glob(uri, rule.urls):
+            why = f"URI matches '{pattern}'"
+        elif kind in rule.kinds:
+            why = f"this policy denies {kind} sources"
+        if why:
+            out.append(Violation(f"source:{name}", f"card source '{name}' is denied: {why}"))
+    return out
+
+
+# -- license ---------------------------------------------------------------------------------
+
+
+def license_allowed(rule: LicenseAllowed, ds: dict, doc: dict) -> list[Violation]:
+    purpose = doc["purpose"]
+    summary = _summary(ds, "license")
+    allowance = getattr(rule, purpose)
+    if allowance is None:
+        return [Violation(f"purpose:{purpose}", f"this policy allows no license for {purpose} use")]
+    allowed_ids = {i.lower() for i in allowance.ids}
+
+    def allowed(expression: str | None, category: str) -> bool:
+        return category in allowance.categories or (expression is not None and expression.lower() in allowed_ids)
+
+    bad: dict[str, list[str]] = {}
+    declared = summary["declared"]
+    shown = declared.get("normalized") or declared.get("expression")
+    if not allowed(declared.get("normalized"), declared["category"]):
+        bad.setdefault(declared["category"], []).append(f"declared {shown or 'nothing'}")
+    for source in summary["sources"]:
+        if not allowed(source["license"], source["category"]):
+            bad.setdefault(source["category"], []).append(
+                f"source '{source['source']}' {source['license'] or 'without a license'}"
+            )
+    categories = ds.get("license_categories", {})
+    for expression, count in summary["record_licenses"].items():
+        category = categories.get(expression, "unknown")
+        if not allowed(expression, category):
+            bad.setdefault(category, []).append(f"{count} records {expression}")
+    unparseable = summary["records"] - summary["records_inheriting_declared"] - sum(summary["record_licenses"].values())
+    if unparseable > 0 and not allowed(None, "unknown"):
+        bad.setdefault("unknown", []).append(f"{unparseable} records with a license that is not valid SPDX")
+    return [
+        Violation(category, f"{category} licenses are not allowed for {purpose} use: {'; '.join(items)}")
+        for category, items in sorted(bad.items())
+    ]
+
+
+# -- PII and toxicity ------------------------------------------------------------------------
+
+
+def pii_max_rate(rule: PiiMaxRate, ds: dict, doc: dict) -> list[Violation]:
+    summary = _summary(ds, "pii")
+    ref, scanned = ds["dataset"], set(summary["entities"])
+    rates, counts = summary["record_rate_by_entity"], summary["records_by_entity"]
+    limits = dict(rule.entities)
+    if rule.default is not None:
+        for entity in scanned - set(limits):
+            limits[entity] = rule.default
+    out = []
+    for entity, limit in sorted(limits.items()):
+        if entity not in scanned:
+            message = f"the pii check did not look for {entity}, which this policy limits to {_pct(limit.max)}"
+            out.append(Violation(entity, message, undecidable=True))
+            continue
+        rate = rates.get(entity, 0.0)
+        if rate > limit.max:
+            out.append(
+                Violation(
+                    entity,
+                    f"{_pct(rate)} of records contain {entity} ({counts.get(entity, 0)} of "
+                    f"{summary['records_scanned']}), above the limit of {_pct(limit.max)}; required action: "
+                    + PII_REMEDIES[limit.action].format(ref=ref),
+                    action=limit.action,
+                )
+            )
+    return out
+
+
+def toxic_rate(summary: dict, threshold: float) -> float | None:
+    """The share of records scoring >= threshold, when the summary can tell: exactly at the
+    check's own threshold, and from its 10-bin histogram at multiples of 0.1 below 1."""
+    if math.isclose(threshold, summary["threshold"]):
+        return summary["rate_above_threshold"]
+    tenths = threshold * 10
+    counts = summary.get("score_histogram", {}).get("counts")
+    if counts and math.isclose(tenths, round(tenths)) and round(tenths) < len(counts) and summary["records"]:
+        return round(sum(counts[round(tenths) :]) / summary["records"], 6)
+    return None
+
+
+def toxicity_max_rate(rule: ToxicityMaxRate, ds: dict, doc: dict) -> list[Violation]:
+    summary = _summary(ds, "toxicity")
+    rate = toxic_rate(summary, rule.threshold)
+    if rate is None:
+        return [
+            Violation(
+                None,
+                f"the toxicity check ran at threshold {summary['threshold']}; its summary cannot give the rate at "
+                f"{rule.threshold} (rerun the check at {rule.threshold}, or use a multiple of 0.1)",
+                undecidable=True,
+            )
+        ]
+    if rate <= rule.max_rate:
+        return []
+    scorer = summary.get("scorer", {}).get("name", "the scorer")
+    return [
+        Violation(
+            None,
+            f"{_pct(rate)} of records score >= {rule.threshold} by {scorer}, above the limit of "
+            f"{_pct(rule.max_rate)}; required action: " + TOXICITY_REMEDIES[rule.action].format(ref=ds["dataset"]),
+            action=rule.action,
+        )
+    ]
+
+
+# -- check findings --------------------------------------------------------------------------
+
+
+def findings_failed(rule: FindingsFailed, ds: dict, doc: dict) -> list[Violation]:
+    out = []
+    for name, result in sorted(ds["checks"].items()):
+        for finding in result["summary"]["findings"]:
+            if finding["severity"] == "fail" and not _glob(finding["id"], rule.ignore):
+                out.append(Violation(None, f"{name}: {finding['message']}", finding=finding["id"]))
+    return out
+
+
+def findings_review(rule: FindingsReview, ds: dict, doc: dict) -> list[Violation]:
+    out = []
+    for name, result in sorted(ds["checks"].items()):
+        for finding in result["summary"]["findings"]:
+            if _glob(finding["id"], rule.match):
+                out.append(Violation(None, f"{name}: {finding['message']}", finding=finding["id"]))
+    return out
+
+
+# -- training runs (evaluated when the gate is given a run) ---------------------------------
+
+
+def training_budget(rule: TrainingBudget, run: dict, doc: dict) -> list[Violation]:
+    out = []
+    for key, limit, unit in (
+        ("estimated_kwh", rule.max_kwh, "kWh"),
+        ("estimated_kg_co2e", rule.max_kg_co2e, "kg CO2e"),
+    ):
+        if limit is None:
+            continue
+        estimate = run.get(key)
+        qualifier = "kwh" if unit == "kWh" else "co2e"
+        if estimate is None:
+            message = f"the run gives no {unit} estimate; the budget is {limit} {unit}"
+            out.append(Violation(qualifier, message, undecidable=True))
+        elif estimate > limit:
+            out.append(Violation(qualifier, f"the run's estimate of {estimate} {unit} exceeds the budget of {limit}"))
+    return out
+
+
+def training_approval(rule: TrainingApproval, run: dict, doc: dict) -> list[Violation]:
+    return [Violation(None, f"run {run['name']} needs a person's approval before it starts")]
+
+
+DatasetRule = Callable[[Any, dict, dict], list[Violation]]
+DATASET_RULES: dict[str, DatasetRule] = {
+    "freshness.current": freshness_current,
+    "provenance.required-fields": required_fields,
+    "provenance.denied-sources": denied_sources,
+    "license.allowed": license_allowed,
+    "pii.max-rate": pii_max_rate,
+    "toxicity.max-rate": toxicity_max_rate,
+    "findings.failed": findings_failed,
+    "findings.review": findings_review,
+}
+RUN_RULES: dict[str, DatasetRule] = {
+    "training.budget": training_budget,
+    "training.approval": training_approval,
+}
+
+
+def rule_function(rule_id: str) -> tuple[DatasetRule, bool]:
+    """(function, applies to runs) for a rule id."""
+    if rule_id in RUN_RULES:
+        return RUN_RULES[rule_id], True
+    return DATASET_RULES[rule_id], False

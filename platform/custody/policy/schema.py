@@ -1,0 +1,333 @@
+"""Policy files: TOML with a versioned schema (`schema = 1`), validated strictly.
+
+A policy is a set of rules, each under a stable id (`section.rule`, e.g. `pii.max-rate`), each
+with a human `explanation` and an `on_fail` outcome (`deny` or `review`). A rule that is absent
+is not enforced. Unknown keys, wrong types and unknown rule ids are errors that name the file,
+the line and the key; nothing is ever silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from custody.checks.catalog import available_checks
+from custody.datasets.card import DatasetCard, SourceKind
+from custody.licenses.categories import CATEGORIES
+from custody.paths import policies_dir
+from custody.tomlconfig import load_model, where
+
+SCHEMA_VERSION = 1
+PURPOSES = ("commercial", "research")
+Purpose = Literal["commercial", "research"]
+OnFail = Literal["deny", "review"]
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]  # the license categories, least to most restrictive
+EntityName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+# Every rule id a policy can define, in evaluation order. `gate.recorded` is the gate's own
+# (a decision that could not be written to the ledger); no policy defines or waives it.
+RULE_IDS = (
+    "freshness.current",
+    "provenance.required-fields",
+    "provenance.denied-sources",
+    "license.allowed",
+    "pii.max-rate",
+    "toxicity.max-rate",
+    "findings.failed",
+    "findings.review",
+    "training.budget",
+    "training.approval",
+)
+GATE_RECORDED = "gate.recorded"
+
+
+class PolicyError(ValueError):
+    """A policy file is not valid; the message names the file, line and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Rule(_Strict):
+    """What every rule has: why it exists, and what a violation means."""
+
+    explanation: str = Field(min_length=1)
+    on_fail: OnFail = "deny"
+
+
+# -- freshness -------------------------------------------------------------------------------
+
+
+class FreshnessCurrent(Rule):
+    """Check results must describe the dataset's current bytes, from the current check versions."""
+
+    checks: list[str] = Field(default_factory=list)  # checks that must have a current result
+    verify_bytes: bool = False  # re-hash every shard at gate time (in-place data can change)
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in available_checks()]
+        if unknown:
+            raise ValueError(f"unknown check '{unknown[0]}' (available: {', '.join(available_checks())})")
+        return value
+
+
+class FreshnessRules(_Strict):
+    current: FreshnessCurrent | None = None
+
+
+# -- provenance ------------------------------------------------------------------------------
+
+
+def _card_path_ok(path: str) -> bool:
+    """True when `path` names a field of the dataset card (nested tables by dots, lists last)."""
+    model: type[BaseModel] | None = DatasetCard
+    for part in path.split("."):
+        if model is None or part not in model.model_fields:
+            return False
+        annotation = model.model_fields[part].annotation
+        candidates = typing.get_args(annotation) or (annotation,)
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return True
+
+
+class RequiredFields(Rule):
+    fields: list[str] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _card_fields(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if not _card_path_ok(f)]
+        if bad:
+            raise ValueError(f"'{bad[0]}' is not a dataset card field (see `custody dataset card-template`)")
+        return value
+
+
+class DeniedSources(Rule):
+    check_deny_list: bool = True  # deny what the provenance check's deny list found
+    names: list[str] = Field(default_factory=list)  # card source names, glob, case-insensitive
+    urls: list[str] = Field(default_factory=list)  # card source URIs, glob, case-insensitive
+    kinds: list[SourceKind] = Field(default_factory=list)  # card source kinds (scraped, user, ...)
+
+
+class ProvenanceRules(_Strict):
+    required_fields: RequiredFields | None = Field(default=None, alias="required-fields")
+    denied_sources: DeniedSources | None = Field(default=None, alias="denied-sources")
+
+
+# -- license ---------------------------------------------------------------------------------
+
+
+class Allowance(_Strict):
+    categories: list[Category] = Field(default_factory=list)
+    ids: list[str] = Field(default_factory=list)  # SPDX ids or expressions allowed whatever their category
+
+
+class LicenseAllowed(Rule):
+    commercial: Allowance | None = None
+    research: Allowance | None = None
+
+
+class LicenseRules(_Strict):
+    allowed: LicenseAllowed | None = None
+
+
+# -- PII and toxicity ------------------------------------------------------------------------
+
+
+class Limit(_Strict):
+    max: float = Field(ge=0, le=1)  # share of records
+    action: Literal["redact", "drop", "block"]
+
+
+class PiiMaxRate(Rule):
+    default: Limit | None = None  # every scanned entity type not listed below
+    entities: dict[EntityName, Limit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> PiiMaxRate:
+        if self.default is None and not self.entities:
+            raise ValueError("give a 'default' limit, 'entities' limits, or both")
+        return self
+
+
+class PiiRules(_Strict):
+    max_rate: PiiMaxRate | None = Field(default=None, alias="max-rate")
+
+
+class ToxicityMaxRate(Rule):
+    threshold: float = Field(gt=0, le=1)  # a record at or above this score counts as toxic
+    max_rate: float = Field(ge=0, le=1)
+    action: Literal["drop", "block"]
+
+
+class ToxicityRules(_Strict):
+    max_rate: ToxicityMaxRate | None = Field(default=None, alias="max-rate")
+
+
+# -- check findings --------------------------------------------------------------------------
+
+
+class FindingsFailed(Rule):
+    ignore: list[str] = Field(default_factory=list)  # finding ids (glob) another rule judges
+
+
+class FindingsReview(Rule):
+    on_fail: OnFail = "review"
+    match: list[str] = Field(min_length=1)  # finding ids (glob) a person must look at
+
+
+class FindingsRules(_Strict):
+    failed: FindingsFailed | None = None
+    review: FindingsReview | None = None
+
+
+# -- training runs ---------------------------------------------------------------------------
+
+
+class TrainingBudget(Rule):
+    max_kwh: float | None = Field(default=None, gt=0)
+    max_kg_co2e: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> TrainingBudget:
+        if self.max_kwh is None and self.max_kg_co2e is None:
+            raise ValueError("give 'max_kwh', 'max_kg_co2e', or both")
+        return self
+
+
+class TrainingApproval(Rule):
+    on_fail: Literal["review"] = "review"  # only a person's approval satisfies it
+
+
+class TrainingRules(_Strict):
+    budget: TrainingBudget | None = None
+    approval: TrainingApproval | None = None
+
+
+# -- waivers and the policy ------------------------------------------------------------------
+
+
+class Waiver(_Strict):
+    """A standing exception written into the policy itself (reviewed with the policy change)."""
+
+    rule: str
+    datasets: list[str] = Field(min_length=1)  # NAME@VERSION, glob allowed (`web@*`)
+    reason: str = Field(min_length=1)
+    expires: dt.date  # in force through this day (UTC)
+    approved_by: str = Field(min_length=1)
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in RULE_IDS:
+            raise ValueError(f"unknown rule id '{value}' (known: {', '.join(RULE_IDS)})")
+        return value
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _plain_date(cls, value: Any) -> Any:
+        if isinstance(value, dt.datetime):  # a TOML datetime is a date subclass: say what is wanted
+            raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
+        return value
+
+
+class Policy(_Strict):
+    schema_version: int = Field(alias="schema")
+    name: str = Field(min_length=1)
+    description: str = ""
+    purpose: Purpose = "commercial"  # the default when the gate is not given --purpose
+    freshness: FreshnessRules = FreshnessRules()
+    provenance: ProvenanceRules = ProvenanceRules()
+    license: LicenseRules = LicenseRules()
+    pii: PiiRules = PiiRules()
+    toxicity: ToxicityRules = ToxicityRules()
+    findings: FindingsRules = FindingsRules()
+    training: TrainingRules = TrainingRules()
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"unsupported policy schema {value} (this custody reads schema {SCHEMA_VERSION})")
+        return value
+
+    def rules(self) -> dict[str, Rule]:
+        """The rules this policy defines, by id, in evaluation order."""
+        defined: dict[str, Rule] = {}
+        for rule_id in RULE_IDS:
+            section, name = rule_id.split(".")
+            rule = getattr(getattr(self, section), name.replace("-", "_"))
+            if rule is not None:
+                defined[rule_id] = rule
+        return defined
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated policy and the exact bytes it came from (their digest goes in the ledger)."""
+
+    path: Path
+    raw: bytes
+    policy: Policy
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+# -- errors with lines -----------------------------------------------------------------------
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    policy = load_model(text, source, Policy, PolicyError)
+    defined = policy.rules()
+    for i, waiver in enumerate(policy.waivers):
+        if waiver.rule not in defined:
+            located = where(text, source, ("waivers", i, "rule"))
+            raise PolicyError(f"{located}: key 'waivers.{i}.rule': rule '{waiver.rule}' is not defined in this policy")
+    return policy
+
+
+def resolve_policy_path(name: str | Path) -> Path:
+    """A path as given, or a bare name (`default`) from the policies folder."""
+    path = Path(name)
+    if not path.exists() and path.suffix == "" and path.name == str(name):
+        shipped = policies_dir() / f"{name}.toml"
+        if shipped.exists():
+            return shipped.resolve()
+    return path.resolve()
+
+
+def load_policy(name: str | Path) -> LoadedPolicy:
+    path = resolve_policy_path(name)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise PolicyError(f"{name}: policy file not found (shipped: {', '.join(shipped_policies())})") from exc
+    except IsADirectoryError as exc:
+        raise PolicyError(f"{path}: is a directory, expected a policy file") from exc
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy ({exc.strerror})") from exc
+    return LoadedPolicy(path, raw, parse_bytes(raw, str(path)))
+
+
+def parse_bytes(raw: bytes, source: str) -> Policy:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{source}: policy is not UTF-8 (byte {exc.start})") from exc
+    return parse_policy(text, source)
+
+
+def shipped_policies() -> list[str]:
+    return sorted(p.stem for p in policies_dir().glob("*.toml") if p.stem != "sources-deny")

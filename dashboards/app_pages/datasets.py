@@ -1,0 +1,119 @@
+"""Datasets: the list with filters, and one dataset's provenance."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from custody_dash import data, shell
+from custody_dash.context import home, key
+
+from custody.views.datasets import filter_datasets
+from custody.views.provenance import provenance_download
+
+shell.start()
+st.title("Datasets")
+home_key, size = key()
+rows = data.dataset_rows(home_key, size)
+if not rows:
+    st.info("No datasets registered yet (`custody dataset register`).")
+    st.stop()
+
+f1, f2, f3, f4 = st.columns(4)
+text = f1.text_input("Name or title contains", key="ds_text")
+decisions = f2.multiselect("Latest decision", sorted({r.decision for r in rows}), key="ds_decision")
+categories = f3.multiselect(
+    "License category", sorted({r.license_category for r in rows if r.license_category}), key="ds_category"
+)
+registrants = f4.multiselect("Registered by", sorted({r.registered_by for r in rows}), key="ds_registrant")
+shown = filter_datasets(rows, text, decisions, categories, registrants)
+st.caption(f"{len(shown)} of {len(rows)} datasets")
+st.dataframe([r.as_row() for r in shown], hide_index=True, key="ds_table")
+if not shown:
+    st.stop()
+
+ref = st.selectbox("Dataset", [r.ref for r in shown], key="ds_selected")
+detail = data.dataset_detail(home_key, size, ref)
+dataset = detail.dataset
+st.header(f"{ref} — {dataset.card.dataset.title}")
+report_home = home().path  # the download runs on another thread: it opens its own home
+st.download_button(
+    "Download provenance report (JSON, verifiable with custody verify-report)",
+    lambda: provenance_download(report_home, ref),  # built on click: each report is recorded in the ledger
+    file_name=f"{dataset.ref.name}@{dataset.ref.version}.provenance.json",
+    mime="application/json",
+    key="ds_download",
+)
+m = st.columns(4)
+m[0].metric("Records", f"{dataset.manifest.records:,}")
+m[1].metric("Bytes", f"{dataset.manifest.bytes:,}")
+m[2].metric("Shards", len(dataset.manifest.shards))
+m[3].metric("Registered by", dataset.actor)
+st.caption(f"manifest sha256 {dataset.digest} · ledger index {dataset.index} · {dataset.ts}")
+
+card = dataset.card.as_json()
+with st.expander("Dataset card", expanded=False):
+    st.json(card)
+st.subheader("Sources")
+st.dataframe(card.get("sources", []), hide_index=True, key="ds_sources")
+
+st.subheader("Checks")
+st.dataframe(
+    [
+        {
+            "check": c.name,
+            "version": c.version,
+            "status": c.status,
+            "records": c.records,
+            "index": c.index,
+            "time": c.ts,
+        }
+        for c in detail.checks.values()
+    ],
+    hide_index=True,
+    key="ds_checks",
+)
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.markdown("**License mix** (records per license)")
+    mix = detail.license_mix()
+    if mix:
+        st.bar_chart(pd.DataFrame({"license": list(mix), "records": list(mix.values())}), x="license", y="records")
+    else:
+        st.caption("no license check result")
+with c2:
+    st.markdown("**PII per entity** (records containing it)")
+    pii = detail.pii_by_entity()
+    if pii:
+        st.bar_chart(pd.DataFrame({"entity": list(pii), "records": list(pii.values())}), x="entity", y="records")
+    else:
+        st.caption("no PII found" if "pii" in detail.checks else "no PII check result")
+with c3:
+    st.markdown("**Toxicity score histogram**")
+    histogram = detail.toxicity_histogram()
+    if histogram:
+        st.bar_chart(pd.DataFrame(histogram), x="score", y="records", sort=False)
+    else:
+        st.caption("no toxicity check result")
+
+st.subheader("Lineage")
+st.graphviz_chart(detail.lineage_dot)
+if detail.ancestors or detail.descendants:
+    st.caption(f"from: {', '.join(detail.ancestors) or '—'} · to: {', '.join(detail.descendants) or '—'}")
+
+st.subheader("Decisions and reviews over time")
+events = [{"time": d["time"], "event": d["for this dataset"], "index": d["index"]} for d in detail.decisions] + [
+    {"time": r["time"], "event": r["action"], "index": r["index"]} for r in detail.reviews
+]
+if events:
+    chart = (
+        alt.Chart(pd.DataFrame(events))
+        .mark_circle(size=120)
+        .encode(x=alt.X("time:T"), y=alt.Y("event:N"), color="event:N", tooltip=["time", "event", "index"])
+    )
+    st.altair_chart(chart)
+    st.dataframe(detail.decisions, hide_index=True, key="ds_decisions")
+    if detail.reviews:
+        st.dataframe(detail.reviews, hide_index=True, key="ds_reviews")
+else:
+    st.caption("No gate decision or review mentions this dataset yet.")

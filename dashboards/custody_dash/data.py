@@ -1,0 +1,78 @@
+"""Cached reads for the pages. Each takes `(home_key, size)` first, so a longer ledger misses.
+
+`st.cache_resource` (not `cache_data`): answers are shared read-only objects, and some hold
+values that do not pickle; pages must not modify what they get back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from custody.datasets.registry import DatasetRegistry
+from custody.policy.schema import LoadedPolicy
+from custody.views import datasets, decisions, ledger, overview, policies, reviews, runs
+from custody_dash.context import home
+
+CACHE = {"show_spinner": False, "max_entries": 64}
+
+
+@st.cache_resource(**CACHE)
+def all_decisions(home_key: str, size: int) -> list[decisions.DecisionInfo]:
+    return decisions.all_decisions(home())
+
+
+@st.cache_resource(**CACHE)
+def dataset_rows(home_key: str, size: int) -> list[datasets.DatasetRow]:
+    return datasets.list_datasets(home(), all_decisions(home_key, size))
+
+
+@st.cache_resource(**CACHE)
+def posture(home_key: str, size: int) -> overview.Posture:
+    return overview.posture(home(), dataset_rows(home_key, size))
+
+
+@st.cache_resource(**CACHE)
+def dataset_detail(home_key: str, size: int, ref: str) -> datasets.DatasetDetail:
+    return datasets.dataset_detail(home(), ref, all_decisions(home_key, size))
+
+
+@st.cache_resource(**CACHE)
+def review_queue(home_key: str, size: int, include_deny: bool) -> list[reviews.QueueItem]:
+    return reviews.queue(home(), include_deny)
+
+
+@st.cache_resource(**CACHE)
+def evidence(home_key: str, size: int, finding: str) -> reviews.Evidence | None:
+    from custody.policy.reviews import find_finding
+
+    reported = find_finding(home(), finding)
+    return reviews.evidence(home(), reported) if reported else None
+
+
+@st.cache_resource(**CACHE)
+def run_rows(home_key: str, size: int) -> list[runs.RunRow]:
+    return runs.list_runs(home())
+
+
+@st.cache_resource(**CACHE)
+def run_detail(home_key: str, size: int, run_id: str) -> runs.RunDetail | None:
+    return runs.run_detail(home(), run_id)
+
+
+@st.cache_resource(**CACHE)
+def verification(home_key: str, size: int) -> ledger.Verification:
+    return ledger.verify(home())
+
+
+@st.cache_resource(**CACHE)
+def rule_matrix(home_key: str, size: int, hour: str, _loaded: LoadedPolicy, digest: str) -> policies.RuleMatrix:
+    """Keyed on the policy's digest and the hour too: an edited file or an expired waiver shows."""
+    return policies.rule_matrix(home(), _loaded, DatasetRegistry(home()).all())
+
+
+def verified_in_session(size: int) -> ledger.Verification | None:
+    """The full verification result at this size, if one ran (it is never started implicitly)."""
+    result: Any = st.session_state.get("custody_verification")
+    return result if result is not None and result.size == size else None

@@ -1,0 +1,7 @@
+"""Read models for the dashboards: plain Python over a home, with paged queries.
+
+Each module answers one page's questions (overview, datasets, reviews, runs, ledger,
+policies) without Streamlit, so it is unit-tested directly and reused by the benchmark. No
+function here loads the whole ledger: reads go through the storage's type- and
+subject-indexed pages, newest first where a page shows the latest items.
+"""

@@ -1,0 +1,268 @@
+"""Datasets: the list with its filters, and one dataset's provenance for its page."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from custody.checks.catalog import available_checks
+from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.home import Home
+from custody.policy.inputs import reviews_on
+from custody.views.common import body, scan
+from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject
+
+CHECK = "check.completed/"
+NO_DECISION = "none"
+
+
+@dataclass(frozen=True)
+class LatestCheck:
+    name: str
+    version: str
+    index: int
+    ts: str
+    status: str
+    records: int
+    result_digest: str
+    summary_digest: str
+    findings: tuple[dict[str, Any], ...]
+
+    def summary(self, home: Home) -> dict[str, Any]:
+        return json.loads(home.store.read_bytes(self.summary_digest))
+
+
+def latest_checks(home: Home, dataset: RegisteredDataset) -> dict[str, LatestCheck]:
+    """Each check's latest result on this dataset, read newest first and stopped once all are seen.
+
+    (custody.checks.results.latest_results reads every result oldest first; a dataset checked
+    many times would make a page slow.)"""
+    wanted = set(available_checks())
+    found: dict[str, LatestCheck] = {}
+    for row in scan(home, CHECK, subject=dataset.ref.subject, newest_first=True):
+        data = body(row)
+        if data["check"] not in found and data["dataset_digest"] == dataset.digest:
+            found[data["check"]] = LatestCheck(
+                data["check"],
+                data["version"],
+                row.idx,
+                row.ts,
+                data["status"],
+                data["records"],
+                data["result_digest"],
+                data["summary_digest"],
+                tuple(data.get("findings", [])),
+            )
+        if wanted <= set(found):
+            break
+    return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    ref: str
+    name: str
+    version: str
+    title: str
+    records: int
+    bytes: int
+    registered_by: str
+    registered_at: str
+    index: int
+    digest: str
+    declared_license: str
+    license_category: str
+    checks: str  # "license:pass, pii:flag, ..."
+    decision: str  # the latest gate decision as it concerns this dataset, or "none"
+    decision_index: int | None
+    derived_from: str
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "dataset": self.ref,
+            "title": self.title,
+            "decision": self.decision,
+            "records": self.records,
+            "license": self.declared_license,
+            "category": self.license_category,
+            "checks": self.checks,
+            "registered by": self.registered_by,
+            "registered": self.registered_at,
+            "derived from": self.derived_from,
+            "index": self.index,
+        }
+
+
+def _declared(dataset: RegisteredDataset) -> str:
+    card = dataset.card.as_json()
+    declared = (card.get("license") or {}).get("declared")
+    return declared if isinstance(declared, str) else ""
+
+
+def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> list[DatasetRow]:
+    latest = latest_by_subject(all_decisions(home) if decisions is None else decisions)
+    rows = []
+    for dataset in DatasetRegistry(home).all():
+        ref = str(dataset.ref)
+        checks = latest_checks(home, dataset)
+        category = ""
+        if "license" in checks:
+            category = checks["license"].summary(home).get("category") or ""
+        decision = latest.get(ref)
+        rows.append(
+            DatasetRow(
+                ref,
+                dataset.ref.name,
+                dataset.ref.version,
+                dataset.card.dataset.title,
+                dataset.manifest.records,
+                dataset.manifest.bytes,
+                dataset.actor,
+                dataset.ts,
+                dataset.index,
+                dataset.digest,
+                _declared(dataset),
+                category,
+                ", ".join(f"{c.name}:{c.status}" for c in checks.values()),
+                decision.for_subject(ref) if decision else NO_DECISION,
+                decision.index if decision else None,
+                ", ".join(p["dataset"] for p in dataset.parents),
+            )
+        )
+    return rows
+
+
+def filter_datasets(
+    rows: list[DatasetRow],
+    text: str = "",
+    decisions: list[str] | None = None,
+    categories: list[str] | None = None,
+    registrants: list[str] | None = None,
+) -> list[DatasetRow]:
+    """Rows matching every filter given (an empty filter matches everything)."""
+    needle = text.strip().lower()
+    return [
+        row
+        for row in rows
+        if (not needle or needle in row.ref.lower() or needle in row.title.lower())
+        and (not decisions or row.decision in decisions)
+        and (not categories or row.license_category in categories)
+        and (not registrants or row.registered_by in registrants)
+    ]
+
+
+def by_decision(rows: list[DatasetRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.decision] = counts.get(row.decision, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# -- one dataset ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetDetail:
+    dataset: RegisteredDataset
+    checks: dict[str, LatestCheck]
+    summaries: dict[str, dict[str, Any]]
+    decisions: list[dict[str, Any]]  # every decision that mentions it, oldest first
+    reviews: list[dict[str, Any]]
+    lineage_dot: str
+    ancestors: list[str]
+    descendants: list[str]
+
+    def license_mix(self) -> dict[str, int]:
+        """Records per license expression (as the license check resolved them)."""
+        return dict(self.summaries.get("license", {}).get("record_licenses", {}))
+
+    def license_categories(self) -> dict[str, int]:
+        return dict(self.summaries.get("license", {}).get("record_categories", {}))
+
+    def pii_by_entity(self) -> dict[str, int]:
+        """Records containing each entity type."""
+        return dict(self.summaries.get("pii", {}).get("records_by_entity", {}))
+
+    def toxicity_histogram(self) -> list[dict[str, Any]]:
+        histogram = self.summaries.get("toxicity", {}).get("score_histogram")
+        if not histogram:
+            return []
+        edges, counts = histogram["edges"], histogram["counts"]
+        return [{"score": f"{edges[i]:.1f}–{edges[i + 1]:.1f}", "records": n} for i, n in enumerate(counts)]
+
+
+def dataset_detail(home: Home, ref: str, decisions: list[DecisionInfo] | None = None) -> DatasetDetail:
+    registry = DatasetRegistry(home)
+    dataset = registry.get(ref)
+    checks = latest_checks(home, dataset)
+    summaries = {name: check.summary(home) for name, check in checks.items()}
+    mentioned = [
+        {**d.as_row(), "for this dataset": d.for_subject(ref)}
+        for d in (all_decisions(home) if decisions is None else decisions)
+        if ref in d.subjects
+    ]
+    reviews = [
+        {
+            "index": r["ledger_index"],
+            "time": r["ts"],
+            "action": r["action"],
+            "finding": r["finding"],
+            "reviewer": r["reviewer"],
+            "reason": r["reason"],
+            "expires": r["expires"] or "",
+        }
+        for r in reviews_on(home, [dataset.ref.subject])
+    ]
+    ancestors, descendants = registry.lineage(dataset.ref)
+    return DatasetDetail(
+        dataset,
+        checks,
+        summaries,
+        mentioned,
+        reviews,
+        lineage_dot(dataset, ancestors, descendants),
+        [_lineage_name(node) for _, node in ancestors],
+        [str(node.ref) for _, node in descendants],
+    )
+
+
+def _lineage_name(node: RegisteredDataset | dict) -> str:
+    return str(node.ref) if isinstance(node, RegisteredDataset) else f"{node['dataset']} (not registered here)"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def lineage_dot(
+    dataset: RegisteredDataset,
+    ancestors: list[tuple[int, RegisteredDataset | dict]],
+    descendants: list[tuple[int, RegisteredDataset]],
+) -> str:
+    """Graphviz DOT: parents point at children, each edge labelled with the stage that made it."""
+    nodes: dict[str, str] = {str(dataset.ref): "filled"}
+    edges: set[tuple[str, str, str]] = set()
+    known: list[RegisteredDataset] = [dataset]
+    for _, node in ancestors:
+        if isinstance(node, RegisteredDataset):
+            nodes.setdefault(str(node.ref), "solid")
+            known.append(node)
+        else:
+            nodes.setdefault(node["dataset"], "dashed")
+    for _, node in descendants:
+        nodes.setdefault(str(node.ref), "solid")
+        known.append(node)
+    for child in known:
+        stage = (child.body.get("stage") or {}).get("name", "")
+        for parent in child.parents:
+            if parent["dataset"] in nodes:
+                edges.add((parent["dataset"], str(child.ref), stage))
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    for name, style in nodes.items():
+        fill = ', fillcolor="#dbeafe"' if style == "filled" else ""
+        lines.append(f"  {_quote(name)} [style={_quote(style)}{fill}];")
+    for parent, child, stage in sorted(edges):
+        lines.append(f"  {_quote(parent)} -> {_quote(child)} [label={_quote(stage)}];")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Training runs: the list, and one run's gate decision, data, curves, emissions and checkpoints.
+
+A run is the ledger subject `run:<run id>`; its entries follow custody.runs.entry_types. The
+loss curve lives in the metrics artifact the `run.finished` entry names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from custody.home import Home
+from custody.runs import entry_types as _run_types  # noqa: F401  registers the run.* entry types
+from custody.views.common import body, newest, scan
+from custody.views.decisions import DecisionInfo, decision_info
+from custody.views.equivalents import Equivalent, equivalents
+
+STARTED, CHECKPOINT, FINISHED = "run.started/", "run.checkpoint/", "run.finished/"
+MAX_CHECKPOINTS = 500  # newest checkpoints a page lists; the count is exact
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    name: str
+    kind: str
+    started: str
+    requested_by: str
+    index: int
+    status: str  # running | completed | failed
+    energy_kwh: float | None
+    co2e_kg: float | None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "started": self.started,
+            "by": self.requested_by,
+            "energy (kWh)": self.energy_kwh,
+            "CO2e (kg)": self.co2e_kg,
+            "index": self.index,
+        }
+
+
+def subject(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def _finished(home: Home, run_id: str) -> tuple[int, str, dict[str, Any]] | None:
+    rows = newest(home, FINISHED, 1, subject(run_id))
+    return (rows[0].idx, rows[0].ts, body(rows[0])) if rows else None
+
+
+def list_runs(home: Home, limit: int = 200) -> list[RunRow]:
+    """The newest runs, newest first."""
+    runs = []
+    for row in newest(home, STARTED, limit):
+        data = body(row)
+        finished = _finished(home, data["run_id"])
+        emissions = finished[2]["emissions"] if finished else None
+        runs.append(
+            RunRow(
+                data["run_id"],
+                data["name"],
+                data["kind"],
+                row.ts,
+                row.actor,
+                row.idx,
+                finished[2]["status"] if finished else "running",
+                emissions["energy_kwh"] if emissions else None,
+                emissions["emissions_kg_co2e"] if emissions else None,
+            )
+        )
+    return runs
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run_id: str
+    started: dict[str, Any]
+    started_index: int
+    decision: DecisionInfo | None
+    checkpoints: list[dict[str, Any]]  # newest first, at most MAX_CHECKPOINTS
+    checkpoint_count: int
+    finished: dict[str, Any] | None
+    finished_index: int | None
+    metrics: dict[str, Any]  # {"steps": [...], "evals": [...]}
+
+    @property
+    def datasets(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "dataset": d["ref"],
+                "sha256": d["digest"],
+                "prepared from": d.get("source") or "",
+                "source sha256": d.get("source_digest") or "",
+            }
+            for d in self.started["datasets"]
+        ]
+
+    def emissions(self) -> dict[str, Any] | None:
+        return self.finished["emissions"] if self.finished else None
+
+    def equivalents(self) -> list[Equivalent]:
+        e = self.emissions()
+        return equivalents(e["energy_kwh"], e["emissions_kg_co2e"], e["water_l"]) if e else []
+
+    def loss_curve(self) -> list[dict[str, Any]]:
+        """One row per step: train loss, and validation loss where an eval ran at that step."""
+        evals = {e["step"]: e.get("val_loss") for e in self.metrics.get("evals", [])}
+        rows = [
+            {"step": s["step"], "train_loss": s.get("train_loss"), "val_loss": None}
+            for s in self.metrics.get("steps", [])
+        ]
+        seen = {r["step"] for r in rows}
+        for row in rows:
+            row["val_loss"] = evals.get(row["step"])
+        rows += [{"step": s, "train_loss": None, "val_loss": v} for s, v in evals.items() if s not in seen]
+        return sorted(rows, key=lambda r: r["step"])
+
+
+def run_detail(home: Home, run_id: str) -> RunDetail | None:
+    started_rows = [r for r in newest(home, STARTED, 1, subject(run_id))]
+    if not started_rows:
+        return None
+    started = body(started_rows[0])
+    decision = None
+    try:
+        row = home.ledger.entry(started["decision_index"])
+        if row.type.startswith("policy.decision/"):
+            decision = decision_info(row.idx, row.ts, body(row))
+    except ValueError:
+        decision = None
+    checkpoints, count = [], 0
+    for row in scan(home, CHECKPOINT, subject(run_id), newest_first=True):
+        count += 1
+        if len(checkpoints) < MAX_CHECKPOINTS:
+            data = body(row)
+            checkpoints.append(
+                {
+                    "step": data["step"],
+                    "tokens": data["tokens"],
+                    "train_loss": data["train_loss"],
+                    "val_loss": data.get("val_loss"),
+                    "val_perplexity": data.get("val_perplexity"),
+                    "sha256": data["checkpoint_digest"],
+                    "time": row.ts,
+                    "index": row.idx,
+                }
+            )
+    finished = _finished(home, run_id)
+    metrics: dict[str, Any] = {}
+    if finished and home.store.exists(finished[2]["metrics_digest"]):
+        metrics = json.loads(home.store.read_bytes(finished[2]["metrics_digest"]))
+    return RunDetail(
+        run_id,
+        started,
+        started_rows[0].idx,
+        decision,
+        checkpoints,
+        count,
+        finished[2] if finished else None,
+        finished[0] if finished else None,
+        metrics,
+    )

@@ -1,0 +1,130 @@
+"""Homes for the dashboard tests: one populated home built once per session, copied per module.
+
+The populated home holds real data and real check results: a mixed dataset (synthetic PII from
+presidio-research, toxic comments from the Jigsaw sample, some non-commercial records) registered
+by alice, a derived dataset (lineage), a gate decision under a policy whose PII and toxicity
+rules ask for review, a completed run, and three accounts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from custody.accounts import Accounts
+from custody.checks.catalog import build_check
+from custody.checks.pii import PiiCheck
+from custody.checks.results import run_check
+from custody.datasets.card import CARD_TEMPLATE, parse_card
+from custody.datasets.names import DatasetRef
+from custody.datasets.readers import Fields
+from custody.datasets.registry import DatasetRegistry
+from custody.home import Home
+from custody.policy.gate import run_gate
+from custody.policy.schema import LoadedPolicy, parse_policy
+from custody.testing.runs import record_run
+
+OWNER = "alice"  # registers the datasets: may not approve or waive their findings
+REVIEWER, VIEWER = "bob", "vera"
+PASSWORDS = {OWNER: "alice-password-1", REVIEWER: "bob-password-12", VIEWER: "vera-password-1"}
+PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
+TOXIC_FINDING = "mix@1/toxicity.max-rate"
+
+REVIEW_POLICY = """\
+schema = 1
+name = "review-everything"
+description = "Test policy: PII and toxicity go to a person."
+purpose = "research"
+
+[pii.max-rate]
+explanation = "Contact data needs a reviewer's look."
+on_fail = "review"
+
+[pii.max-rate.entities]
+EMAIL_ADDRESS = { max = 0.0, action = "redact" }
+
+[toxicity.max-rate]
+explanation = "Toxic text needs a reviewer's look."
+on_fail = "review"
+threshold = 0.5
+max_rate = 0.01
+action = "drop"
+"""
+
+_BASE: dict[str, Path] = {}
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def review_policy(root: Path) -> LoadedPolicy:
+    path = root / "review-everything.toml"
+    path.write_text(REVIEW_POLICY, encoding="utf-8")
+    return LoadedPolicy(path, REVIEW_POLICY.encode(), parse_policy(REVIEW_POLICY, str(path)))
+
+
+def add_accounts(home_path: Path) -> None:
+    accounts = Accounts(home_path)
+    accounts.add(OWNER, "reviewer", PASSWORDS[OWNER])
+    accounts.add(REVIEWER, "reviewer", PASSWORDS[REVIEWER])
+    accounts.add(VIEWER, "viewer", PASSWORDS[VIEWER])
+
+
+def build(root: Path, shared_data: Path) -> Path:
+    home = Home.init(root / "home", actor=OWNER)
+    registry = DatasetRegistry(home)
+    pii = _read_jsonl(shared_data / "pii_presidio_synth" / "data.jsonl")
+    with_email = [d for d in pii if any(s["entity_type"] == "EMAIL_ADDRESS" for s in d["spans"])][:8]
+    toxic = _read_jsonl(shared_data / "toxicity_jigsaw_sample" / "data.jsonl")[:30]
+    rows = [{"id": f"mix-{i}", "text": d["text"]} for i, d in enumerate(with_email + pii[200:212] + toxic)]
+    for row in rows[-8:]:
+        row["license"] = "CC-BY-NC-4.0"
+    mix, _ = registry.register(
+        [_write_jsonl(root / "mix.jsonl", rows)],
+        DatasetRef("mix", "1"),
+        parse_card(CARD_TEMPLATE),
+        Fields(id="id"),
+        actor=OWNER,
+    )
+    for name in ("provenance", "license", "toxicity"):
+        run_check(home, mix, build_check(name), actor=OWNER)
+    run_check(home, mix, PiiCheck(processes=1), actor=OWNER)
+    clean, _ = registry.register_derived(
+        DatasetRef("mix-clean", "1"),
+        [mix],
+        "drop-toxic",
+        {"threshold": 0.5},
+        [{"id": r["id"], "text": r["text"]} for r in rows[:20]],
+        actor=OWNER,
+    )
+    run_check(home, clean, build_check("provenance"), actor=OWNER)
+    gate = run_gate(home, [mix], review_policy(root), actor=OWNER)
+    assert gate.recorded and gate.decision.decision == "needs-review", gate.decision
+    record_run(home, "r1", gate.ledger_index or 0, [clean])
+    add_accounts(home.path)
+    home.close()
+    return root / "home"
+
+
+def base_home(factory, shared_data: Path) -> Path:
+    if "home" not in _BASE:
+        _BASE["home"] = build(factory.mktemp("dashboard-base"), shared_data)
+    return _BASE["home"]
+
+
+def copy_home(base: Path, target: Path) -> Path:
+    shutil.copytree(base, target)
+    return target
+
+
+def empty_home(target: Path) -> Path:
+    Home.init(target, actor=OWNER).close()
+    add_accounts(target)
+    return target

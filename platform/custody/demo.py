@@ -1,12 +1,19 @@
 """The end-to-end demo: every step is a real `custody` command, printed before it runs.
 
 It builds its own home (a temp dir unless --home is given) and generates its own data, so it
-needs nothing but the installed package: no network, no shared files.
+needs nothing but the checkout: no network, no shared files. The story: five sources are
+registered and checked; the gate denies the ones it must (a shadow library, a dump with no
+license, pages full of contact data) with reasons; a run spec prepares the data (PII redacted,
+toxic lines dropped, duplicates removed), is held for a person's approval, is approved by a
+second person, and trains a small GPT with energy, carbon and water measured; reports go out
+and the ledger verifies.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -15,27 +22,33 @@ from pathlib import Path
 
 from rich.console import Console
 
-from custody.demo_data import write_demo_card, write_demo_corpus
+from custody.demo_corpus import write_demo_sources
+from custody.paths import pipelines_dir
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
+ENGINEER, REVIEWER, LEAD = "engineer@example.org", "privacy@example.org", "ml-lead@example.org"
 
 
 class DemoStepFailed(RuntimeError):
     pass
 
 
-def _custody(*args: str, capture: bool = False) -> str:
+def _custody(*args: str, expect: tuple[int, ...] = (0,), quiet: bool = False, stdin: str | None = None) -> str:
+    """Run one command, print it and its output; fail unless it exits with an expected code."""
     command = [sys.executable, "-m", "custody", *args]
     console.print(f"\n$ custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
     # Wide output: the commands print tables that a terminal would show side by side.
-    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
-    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    output = (result.stdout + result.stderr).rstrip()
-    if output and not capture:
-        console.print(output)
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160"), "CUSTODY_ACTOR": ENGINEER}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env, input=stdin)
+    shown = result.stderr if quiet else result.stdout + result.stderr
+    if shown.strip():
+        console.print(shown.rstrip())
+    if result.returncode not in expect:
+        if quiet:
+            console.print(result.stdout.rstrip())
+        raise DemoStepFailed(f"`custody {' '.join(args)}` exited {result.returncode} (expected {expect})")
     if result.returncode != 0:
-        console.print(output)
-        raise DemoStepFailed(f"`custody {' '.join(args)}` exited {result.returncode}")
+        console.print(f"(exit {result.returncode}, as expected)", style="dim")
     return result.stdout.strip()
 
 
@@ -43,74 +56,72 @@ def run_demo(home: Path | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="custody-demo-"))
     home = home or workdir / "home"
     h = ("--home", str(home))
+    spec = pipelines_dir() / "demo.toml"
     try:
-        console.rule("custody demo: the tamper-evident audit ledger", style="bold")
+        console.rule("custody demo: a tamper-evident ledger for training data", style="bold")
         _custody("init", *h)
-        _custody(
-            "ledger",
-            "note",
-            "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)",
-            "--subject",
-            "dataset:web-crawl",
-            "--as",
-            "legal@example.org",
-            *h,
-        )
-        _custody(
-            "ledger",
-            "note",
-            "Takedown request received for 3 documents; review scheduled",
-            "--subject",
-            "dataset:web-crawl",
-            "--as",
-            "privacy@example.org",
-            *h,
-        )
+        note = "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)"
+        _custody("ledger", "note", note, "--subject", "dataset:web-pages", "--as", "legal@example.org", *h)
         first = workdir / "checkpoint-1.note"
         _custody("ledger", "checkpoint", "--out", str(first), *h)
-        for text in (
-            "Reviewer approved the license mix for research use",
-            "Training run planned on the approved mixture",
-        ):
-            _custody("ledger", "note", text, "--subject", "dataset:web-crawl", "--as", "reviewer@example.org", *h)
-        _custody("ledger", "show", *h)
-        proof = workdir / "proof-1.json"
-        _custody("ledger", "proof", "1", "--out", str(proof), *h)
+
+        console.rule("1. five sources, each registered with its card", style="bold")
+        for source in write_demo_sources(workdir / "sources"):
+            _custody(
+                "dataset", "register", str(source.folder), "--name", source.name, "--version", "1",
+                "--card", str(source.card), "--id-field", "id", "--as", ENGINEER, *h,
+            )  # fmt: skip
+        _custody("dataset", "list", *h)
+
+        console.rule("2. provenance, license, PII and toxicity checks on the raw sources", style="bold")
+        for name in ("web-pages@1", "forum-dump@1", "shadow-books@1"):
+            _custody("check", name, *h)
+
+        console.rule("3. the gate: raw sources against the commercial policy", style="bold")
+        _custody("gate", "web-pages@1", "forum-dump@1", "shadow-books@1", "--policy", "default", *h, expect=(3,))
+
+        console.rule("4. a policy-gated training run (pipelines/demo.toml)", style="bold")
+        console.print(
+            "# prepares each source (web pages: PII redacted; all: duplicates and toxic lines out),", style="dim"
+        )
+        console.print(
+            "# checks the prepared data and asks the gate: the policy wants a person to approve runs", style="dim"
+        )
+        _custody("run", str(spec), *h, expect=(4,))
+        _custody("review", "list", *h)
+        _custody(
+            "review", "approve", "run:demo-gpt/training.approval", "--reason",
+            "data mix and energy estimate reviewed (ticket ML-204)", "--as", LEAD, *h,
+        )  # fmt: skip
+        console.print("# the same spec again: prepared data and check results are reused, the gate allows", style="dim")
+        run = json.loads(_custody("run", str(spec), "--json", *h, quiet=True))
+        used = run["emissions"]
+        console.print(
+            f"run {run['run_id']}: final val loss {run['final_val_loss']:.3f}, model sha256 "
+            f"{run['model_digest'][:16]}, {used['energy_kwh'] * 1000:.3f} Wh, "
+            f"{used['emissions_kg_co2e'] * 1000:.3f} g CO2e, {used['water_l']:.4f} L water"
+        )
+
+        console.rule("5. the audit trail", style="bold")
+        _custody("ledger", "show", "--type", "run.", *h)
+        decision = str(run["decision_index"])
+        proof = workdir / f"proof-{decision}.json"
+        _custody("ledger", "proof", decision, "--out", str(proof), *h)
         key = _custody("ledger", "pubkey", *h)
         console.print("# an auditor needs only the proof file and the key:", style="dim")
         _custody("ledger", "verify-proof", str(proof), "--key", key)
+        _custody("gate", "replay", decision, *h)
         _custody("ledger", "consistency", str(first), *h)
-        console.rule("datasets: registration and the provenance, license, PII and toxicity checks", style="bold")
-        data = write_demo_corpus(workdir / "web-text")
-        card = write_demo_card(workdir / "web-text.card.toml")
-        _custody(
-            "dataset",
-            "register",
-            str(data),
-            "--name",
-            "web-text",
-            "--version",
-            "1",
-            "--card",
-            str(card),
-            "--id-field",
-            "id",
-            "--as",
-            "engineer@example.org",
-            *h,
-        )
-        _custody("dataset", "show", "web-text@1", *h)
-        _custody("check", "web-text@1", "--checks", "provenance,license,pii,toxicity", *h)
-        findings = workdir / "provenance-findings.jsonl"
-        _custody("findings", "web-text@1", "--check", "provenance", "--out", str(findings), *h)
-        console.rule("preparation: redact PII, drop toxic records", style="bold")
-        _custody("prepare", "web-text@1", "--stages", "redact-pii,drop-toxic", "--as", "web-text@2", *h)
-        _custody("dataset", "lineage", "web-text@2", *h)
-        _custody("ledger", "show", "--type", "check.", *h)
         _custody("ledger", "verify", *h)
+        password = secrets.token_urlsafe(12)
+        _custody("user", "add", "demo-reviewer", "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n")
     except DemoStepFailed as exc:
         console.print(f"demo failed: {exc}", style="bold red")
         return 1
     console.rule("demo complete", style="bold green")
-    console.print(f"home: {home}\nproof: {proof}\nfirst checkpoint: {first}\nprovenance findings: {findings}")
+    console.print(f"home:   {home}")
+    console.print(f"proof:  {proof} (verify with the key {key})")
+    console.print("next:")
+    console.print(f"  custody dashboard --home {home}   # sign in as demo-reviewer, password {password}")
+    console.print(f"  custody ledger show --home {home} --limit 200")
     return 0

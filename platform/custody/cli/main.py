@@ -9,8 +9,13 @@ from typing import Annotated
 import typer
 
 from custody import __version__
-from custody.cli import check_cmds, dataset_cmds, ledger_cmds, prepare_cmds, store_cmds
+from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prepare_cmds, store_cmds
 from custody.cli.common import ActorOption, DatabaseOption, HomeOption, console, fail
+from custody.cli.dashboard_cmds import dashboard
+from custody.cli.report_cmds import report, verify_report_command
+from custody.cli.run_cmds import run as run_command
+from custody.cli.train_cmds import tokenize
+from custody.cli.user_cmds import app as user_app
 from custody.home import Home, HomeError
 from custody.ledger.signing import KeyFileError
 from custody.ledger.storage import StorageError
@@ -28,6 +33,14 @@ app.add_typer(dataset_cmds.app, name="dataset")
 app.command("check")(check_cmds.check)
 app.command("findings")(check_cmds.findings)
 app.command("prepare")(prepare_cmds.prepare)
+app.add_typer(policy_cmds.gate_app, name="gate")
+app.add_typer(policy_cmds.review_app, name="review")
+app.command("tokenize")(tokenize)
+app.add_typer(user_app, name="user")
+app.command("run")(run_command)
+app.command("dashboard")(dashboard)
+app.command("report")(report)
+app.command("verify-report")(verify_report_command)
 
 
 @app.command()

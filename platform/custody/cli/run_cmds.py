@@ -1,0 +1,70 @@
+"""`custody run SPEC`: prepare, check, gate and train, as the run spec says; every step recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    opened,
+    print_json,
+)
+
+EXIT_NOT_ALLOWED = 3  # also: the ledger holds no allow for exactly these bytes
+
+
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="a run spec, e.g. pipelines/demo.toml")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Run a spec: prepare and check its datasets, ask the gate, and train only on an allow.
+
+    Exit codes: 0 trained; 3 the gate denied (or no allow covers these bytes); 4 the gate needs a
+    review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
+    """
+    from custody.runs.governed import RunRefused, run_spec
+    from custody.runs.spec import SpecError, load_spec
+    from custody.stages.runner import StageError
+
+    try:
+        loaded = load_spec(spec_path)
+    except SpecError as exc:
+        fail(str(exc))
+    say = err_console.print if as_json else console.print
+    with opened(home, database) as h:
+        try:
+            outcome = run_spec(h, loaded, actor=actor, say=say)
+        except (StageError, SpecError) as exc:
+            fail(str(exc))
+        except RunRefused as exc:
+            fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)
+        if as_json:
+            result = outcome.result
+            print_json(
+                {
+                    "spec": str(loaded.path),
+                    "spec_digest": loaded.digest,
+                    "decision": outcome.gate.decision.decision,
+                    "decision_index": outcome.gate.ledger_index,
+                    "reasons": [r.as_json() for r in outcome.gate.decision.reasons],
+                    "datasets": [{"ref": str(d.ref), "digest": d.digest} for d in outcome.prepared],
+                    "run_id": outcome.run_id,
+                    "entries": outcome.entries,
+                    "final_val_loss": result.evals[-1]["val_loss"] if result and result.evals else None,
+                    "model_digest": result.final.digest if result else None,
+                    "emissions": result.emissions.as_json() if result and result.emissions else None,
+                }
+            )
+    raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,178 @@
+"""`custody run`: checks, the gate, preparation and training, in that order, each recorded.
+
+1. Prepare every dataset of the spec (its stages; outputs are derived datasets with lineage,
+   named `NAME@VERSION+SPEC-<digest of inputs>` so rerunning a spec reuses them).
+2. Run the checks on every prepared dataset whose latest results are stale or missing.
+3. Ask the gate (the spec's policy and purpose, with the run's energy estimates): the decision is
+   in the ledger before anything trains. Anything but allow stops here (exit 3 or 4).
+4. Before training, `require_allow` re-reads that decision from the ledger and checks it allows
+   exactly the datasets' current digests; the data loader then re-hashes every shard it reads
+   against the approved manifest, so bytes swapped after approval stop the run.
+5. Train with CodeCarbon on, recording run.started, run.checkpoint and run.finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from custody.checks.catalog import available_checks, build_check
+from custody.checks.results import latest_results, run_check
+from custody.datasets.names import DatasetRef, parse_ref
+from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.home import Home, current_actor
+from custody.ledger.entry import canonical_json
+from custody.policy.evaluate import DECISION_EXIT
+from custody.policy.gate import GateResult, run_gate
+from custody.policy.inputs import RunContext
+from custody.policy.schema import load_policy
+from custody.runs import entry_types  # noqa: F401  registers run.started/checkpoint/finished
+from custody.runs.spec import LoadedSpec, RunSpec
+from custody.stages.chain import run_chain
+from custody.train.carbon import CarbonConfig, Emissions, track_emissions
+
+Say = Callable[[str], None]
+
+
+class RunRefused(RuntimeError):
+    """The ledger holds no allow decision for exactly these datasets' current bytes."""
+
+
+@dataclass
+class RunOutcome:
+    spec: LoadedSpec
+    prepared: list[RegisteredDataset]
+    gate: GateResult
+    run_id: str | None = None
+    result: Any = None  # custody.train.loop.TrainResult when training ran
+    entries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return DECISION_EXIT[self.gate.decision.decision]
+
+
+def carbon_config(spec: RunSpec) -> CarbonConfig:
+    c = spec.carbon
+    return CarbonConfig(country_iso_code=c.country_iso_code, region=c.region, pue=c.pue, wue_l_per_kwh=c.wue_l_per_kwh)
+
+
+def emissions_body(emissions: Emissions, tracker: str = "codecarbon OfflineEmissionsTracker") -> dict[str, Any]:
+    return {
+        "duration_s": round(emissions.duration_s, 3),
+        "energy_kwh": emissions.energy_kwh,
+        "emissions_kg_co2e": emissions.emissions_kg_co2e,
+        "water_l": emissions.water_l,
+        "country_iso_code": emissions.country_iso_code,
+        "pue": emissions.pue,
+        "wue_l_per_kwh": emissions.wue_l_per_kwh,
+        "tracker": f"{tracker} (codecarbon {emissions.codecarbon_version})",
+    }
+
+
+def prepared_ref(source: RegisteredDataset, stages: list[str], options: dict) -> DatasetRef:
+    """Named by everything the output depends on, so the same spec on the same data reuses it."""
+    inputs = {"source": source.digest, "stages": stages, "options": options}
+    digest = hashlib.sha256(canonical_json(inputs)).hexdigest()[:12]
+    return DatasetRef(source.ref.name, f"{source.ref.version}+prepared-{digest}")
+
+
+def prepare(home: Home, spec: RunSpec, actor: str, say: Say) -> list[RegisteredDataset]:
+    registry = DatasetRegistry(home)
+    prepared = []
+    for item in spec.datasets:
+        source = registry.get(parse_ref(item.ref))
+        stages = spec.stages_for(item)
+        if not stages:
+            prepared.append(source)
+            continue
+        options = {name: values for name, values in spec.prepare.options.items() if name in stages}
+        target = prepared_ref(source, stages, options)
+        existing = registry.find(target)
+        if existing is not None:
+            say(f"prepare {source.ref}: reusing {target} (same data, stages and options)")
+            prepared.append(existing)
+            continue
+        results = run_chain(home, source, stages, target, options, actor=actor)
+        for r in results:
+            say(
+                f"prepare {r.stage}: {r.output.ref} kept {r.counts['keep']}, modified {r.counts['modify']}, "
+                f"dropped {r.counts['drop']} (ledger index {r.entry_index})"
+            )
+        prepared.append(results[-1].output)
+    return prepared
+
+
+def check(home: Home, datasets: list[RegisteredDataset], actor: str, say: Say) -> None:
+    """Run every check whose latest result does not cover the dataset's current bytes and version."""
+    for dataset in datasets:
+        latest = latest_results(home, dataset)
+        for name in available_checks():
+            check_ = build_check(name)
+            found = latest.get(name)
+            if found is not None and found.dataset_digest == dataset.digest and found.version == check_.version:
+                continue
+            result = run_check(home, dataset, check_, actor=actor)
+            say(
+                f"check {name} on {dataset.ref}: {result.status}, {result.records} records "
+                f"(ledger index {result.entry_index})"
+            )
+
+
+def require_allow(home: Home, decision_index: int, datasets: list[RegisteredDataset]) -> dict:
+    """The decision at `decision_index`, if it is an allow for exactly these datasets' digests."""
+    row = home.storage.entries(decision_index, 1)
+    if not row or row[0].idx != decision_index:
+        raise RunRefused(f"no ledger entry at index {decision_index}")
+    entry = json.loads(row[0].entry)
+    if entry["type"] != "policy.decision/v1":
+        raise RunRefused(f"ledger entry {decision_index} is a {entry['type']}, not a policy decision")
+    body = entry["body"]
+    if body["result"]["decision"] != "allow":
+        raise RunRefused(f"decision {decision_index} is {body['result']['decision']}, not allow")
+    approved = {s["name"]: s["digest"]["sha256"] for s in body["subjects"] if s.get("digest")}
+    wanted = {f"dataset:{d.ref}": d.digest for d in datasets}
+    if approved != wanted:
+        changed = sorted(set(approved.items()) ^ set(wanted.items()))
+        raise RunRefused(
+            f"decision {decision_index} allowed other datasets or bytes than this run reads: "
+            + ", ".join(f"{name} {digest[:12]}" for name, digest in changed)
+        )
+    return body
+
+
+def run_spec(home: Home, loaded: LoadedSpec, actor: str | None = None, say: Say = print) -> RunOutcome:
+    spec = loaded.spec
+    actor = current_actor(actor)
+    policy = load_policy(spec.policy.file)
+    home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
+    with track_emissions(carbon_config(spec), label="custody-prepare") as meter:
+        prepared = prepare(home, spec, actor, say)
+        check(home, prepared, actor, say)
+    preparation = meter.result
+    run = RunContext(spec.name, actor, spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e)
+    gate = run_gate(home, prepared, policy, spec.policy.purpose, run=run, actor=actor)
+    outcome = RunOutcome(loaded, prepared, gate)
+    say(f"gate: {gate.decision.decision} (policy {policy.policy.name}, ledger index {gate.ledger_index})")
+    for reason in gate.decision.reasons:
+        say(f"  {reason.outcome}: {reason.finding} — {reason.message}")
+    if gate.decision.decision != "allow" or gate.ledger_index is None:
+        return outcome
+    require_allow(home, gate.ledger_index, prepared)
+    from custody.runs.training import train_run  # torch is imported only when a run trains
+
+    train_run(home, outcome, preparation, actor, say)
+    return outcome
+
+
+def new_run_id(spec: RunSpec) -> str:
+    return f"{spec.name}-{uuid.uuid4().hex[:8]}"
+
+
+def run_dir(home: Home, run_id: str) -> Path:
+    return home.path / "runs" / run_id

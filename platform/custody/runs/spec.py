@@ -1,0 +1,203 @@
+"""Run specs (`pipelines/*.toml`): what a training run reads, under which policy, and how it trains.
+
+A spec is data, validated like a policy: unknown keys and wrong types are errors naming the file,
+line and key. Its exact bytes are stored and their digest is in the run's ledger entries, so a
+run can always be traced to the spec it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from custody.datasets.names import DatasetRefError, parse_ref
+from custody.tomlconfig import load_model
+from custody.train.carbon import DEFAULT_COUNTRY, DEFAULT_PUE, DEFAULT_WUE_L_PER_KWH
+
+DIGEST_REF = r"^sha256:[0-9a-f]{64}$"
+
+
+class SpecError(ValueError):
+    """A run spec that cannot be read or is not valid; the message names the file, line and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicySpec(_Strict):
+    file: str  # a path, or the name of a shipped policy (`default`, `research`, `strict`)
+    purpose: Literal["commercial", "research"] | None = None  # None: the policy's own purpose
+
+
+class DatasetSpec(_Strict):
+    ref: str
+    stages: list[str] | None = None  # this dataset's preparation; None: [prepare] stages
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        try:
+            parse_ref(value)
+        except DatasetRefError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class PrepareSpec(_Strict):
+    stages: list[str] = Field(default_factory=list)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Classic cleaning stages (lowercase, remove-stopwords, spell-correct) destroy information a
+    # language model should learn; a spec must name them here to use them (docs/stages.md).
+    allow_off_by_default: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _stages(self) -> PrepareSpec:
+        from custody.stages.catalog import available_stages, check_pretraining_plan, stage_info
+        from custody.stages.options import validate_options
+
+        unknown = [s for s in [*self.stages, *self.options] if s not in available_stages()]
+        if unknown:
+            raise ValueError(f"unknown stage '{unknown[0]}' (available: {', '.join(available_stages())})")
+        check_pretraining_plan(self.stages, allow=self.allow_off_by_default)
+        for name, values in self.options.items():
+            validate_options(name, stage_info(name).load(), values)
+        return self
+
+
+class TokenizerSpec(_Strict):
+    file: str | None = None  # a tokenizer.json to use as is; None: train one on the approved data
+    vocab_size: int = Field(default=4096, ge=260, le=262_144)
+    min_frequency: int = Field(default=2, ge=1)
+
+
+class ModelSpec(_Strict):
+    n_layer: int = Field(default=4, ge=1)
+    n_head: int = Field(default=4, ge=1)
+    n_embd: int = Field(default=128, ge=1)
+    block_size: int = Field(default=128, ge=8)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    bias: bool = False
+
+
+class TrainingSpec(_Strict):
+    seed: int = 1337
+    steps: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    min_lr: float = Field(default=1e-4, ge=0)
+    warmup: int = Field(default=20, ge=0)
+    weight_decay: float = Field(default=0.1, ge=0)
+    grad_clip: float = Field(default=1.0, ge=0)
+    eval_interval: int = Field(default=50, ge=0)
+    eval_steps: int = Field(default=10, ge=1)
+    checkpoint_interval: int = Field(default=0, ge=0)
+    log_interval: int = Field(default=10, ge=1)
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
+    compile: bool = False
+    device: str = "auto"
+    deterministic: bool = True
+
+
+class FinetuneSpec(_Strict):
+    checkpoint: str = Field(pattern=DIGEST_REF)  # a checkpoint recorded by an earlier run
+
+
+class TransferSpec(_Strict):
+    checkpoint: str = Field(pattern=DIGEST_REF)
+    freeze_blocks: list[int] = Field(default_factory=list)
+    freeze_embeddings: bool = False
+    add_blocks: int = Field(default=0, ge=0)
+
+
+class CarbonSpec(_Strict):
+    country_iso_code: str = Field(default=DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$")
+    region: str | None = None
+    pue: float = Field(default=DEFAULT_PUE, ge=1)
+    wue_l_per_kwh: float = Field(default=DEFAULT_WUE_L_PER_KWH, ge=0)
+    # Estimates the gate's training.budget rule judges before the run starts.
+    estimated_kwh: float | None = Field(default=None, ge=0)
+    estimated_kg_co2e: float | None = Field(default=None, ge=0)
+
+
+class RunSpec(_Strict):
+    schema_: int = Field(alias="schema")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    description: str = ""
+    kind: Literal["pretrain", "finetune", "transfer"] = "pretrain"
+    policy: PolicySpec
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    prepare: PrepareSpec = Field(default_factory=PrepareSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    finetune: FinetuneSpec | None = None
+    transfer: TransferSpec | None = None
+    carbon: CarbonSpec = Field(default_factory=CarbonSpec)
+
+    @field_validator("schema_")
+    @classmethod
+    def _supported(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(f"schema {value} is not supported (this custody reads schema 1)")
+        return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> RunSpec:
+        if self.kind == "finetune" and self.finetune is None:
+            raise ValueError("kind = 'finetune' needs a [finetune] table with the checkpoint to start from")
+        if self.kind == "transfer" and self.transfer is None:
+            raise ValueError("kind = 'transfer' needs a [transfer] table with the checkpoint and frozen blocks")
+        if self.kind != "finetune" and self.finetune is not None:
+            raise ValueError(f"[finetune] is only for kind = 'finetune' (this spec's kind is '{self.kind}')")
+        if self.kind != "transfer" and self.transfer is not None:
+            raise ValueError(f"[transfer] is only for kind = 'transfer' (this spec's kind is '{self.kind}')")
+        refs = [d.ref for d in self.datasets]
+        if len(set(refs)) != len(refs):
+            raise ValueError("a dataset is listed twice")
+        from custody.stages.catalog import check_pretraining_plan
+
+        used = set(self.prepare.stages)
+        for dataset in self.datasets:
+            if dataset.stages is not None:
+                check_pretraining_plan(dataset.stages, allow=self.prepare.allow_off_by_default)
+                used.update(dataset.stages)
+        stray = [s for s in self.prepare.options if s not in used]
+        if stray:
+            raise ValueError(f"[prepare.options] for stage '{stray[0]}', which no dataset's preparation uses")
+        return self
+
+    def stages_for(self, dataset: DatasetSpec) -> list[str]:
+        return self.prepare.stages if dataset.stages is None else dataset.stages
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    path: Path
+    raw: bytes
+    spec: RunSpec
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: run spec not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, expected a run spec (.toml)") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read run spec ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: run spec is not UTF-8 (byte {exc.start})") from None
+    return LoadedSpec(path.resolve(), raw, load_model(text, str(path), RunSpec, SpecError))

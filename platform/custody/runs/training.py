@@ -1,0 +1,224 @@
+"""The training half of `custody run`: tokenizer, model, the core loop, and the run's ledger entries.
+
+Only called after `require_allow` (see governed.py). The tokenizer file and the final checkpoint
+go to the artifact store, so a later fine-tuning or transfer run names its starting point by
+digest (`[finetune] checkpoint = "sha256:..."`) and gets exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from custody import __version__
+from custody.datasets.registry import RegisteredDataset
+from custody.home import Home
+from custody.ledger.entry import canonical_json
+from custody.runs.governed import RunOutcome, Say, carbon_config, emissions_body, new_run_id, run_dir
+from custody.runs.spec import RunSpec
+from custody.train.carbon import Emissions
+from custody.train.checkpoint import SavedCheckpoint, load_checkpoint
+from custody.train.data import TokenData, verified_texts
+from custody.train.loop import Hooks, TrainConfig, train
+from custody.train.model import GPT, GPTConfig
+from custody.train.tokenizer import BPETokenizer, load_tokenizer, train_tokenizer
+
+
+class _LedgerHooks(Hooks):
+    """Records run.started before the first step and run.checkpoint for each checkpoint."""
+
+    def __init__(self, home: Home, outcome: RunOutcome, started: dict[str, Any], actor: str, say: Say) -> None:
+        self.home, self.outcome, self.started, self.actor, self.say = home, outcome, started, actor, say
+        self.subject = f"run:{outcome.run_id}"
+        self.tokens_per_step = 0
+
+    def on_start(self, info: dict) -> None:
+        body = {
+            **self.started,
+            "device": info["device_name"] if info["device"] != "cpu" else "cpu",
+            "world_size": info["world_size"],
+            "parameters": info["params"],
+        }
+        data = self.home.store.put_bytes(canonical_json(info["data"]))
+        index = self.home.record("run.started/v1", self.subject, body, refs=[f"sha256:{data}"], actor=self.actor)
+        self.outcome.entries["run.started"] = index
+        self.say(
+            f"run {self.outcome.run_id} started: {info['params']:,} parameters on {body['device']} "
+            f"(ledger index {index})"
+        )
+
+    def on_eval(self, step: int, metrics: dict) -> None:
+        self.say(f"  step {step}: val loss {metrics['val_loss']:.4f}, perplexity {metrics['val_perplexity']:.1f}")
+
+    def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
+        metrics = checkpoint.metrics
+        body = {
+            "run_id": self.outcome.run_id,
+            "step": checkpoint.step,
+            "checkpoint_digest": checkpoint.digest,
+            "tokens": checkpoint.step * self.tokens_per_step,
+            "train_loss": metrics["loss"],
+            "val_loss": metrics.get("val_loss"),
+            "val_perplexity": metrics.get("val_perplexity"),
+        }
+        index = self.home.record("run.checkpoint/v1", self.subject, body, actor=self.actor)
+        self.say(f"  checkpoint at step {checkpoint.step}: sha256 {checkpoint.digest[:16]} (ledger index {index})")
+
+
+def _tokenizer(home: Home, spec: RunSpec, outcome: RunOutcome, start: dict | None) -> BPETokenizer:
+    if start is not None:  # fine-tuning and transfer keep the tokenizer the checkpoint was trained with
+        digest = start["meta"]["tokenizer_digest"]
+        return load_tokenizer(home.store.path_for(digest), digest)
+    if spec.tokenizer.file:
+        return load_tokenizer(spec.tokenizer.file)
+    texts = verified_texts(outcome.prepared)  # only the approved bytes, re-hashed as they are read
+    return train_tokenizer(texts, vocab_size=spec.tokenizer.vocab_size, min_frequency=spec.tokenizer.min_frequency)
+
+
+def _model(home: Home, spec: RunSpec, tokenizer: BPETokenizer) -> tuple[GPT, str | None]:
+    m = spec.model
+    if spec.kind == "pretrain":
+        config = GPTConfig(tokenizer.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+        return GPT(config), None
+    start = spec.finetune or spec.transfer
+    digest = start.checkpoint.removeprefix("sha256:")
+    model = load_checkpoint(home.store.path_for(digest), digest).build_model()
+    if spec.transfer is not None:
+        model.add_blocks(spec.transfer.add_blocks)
+        model.freeze_blocks(spec.transfer.freeze_blocks)
+        if spec.transfer.freeze_embeddings:
+            model.freeze_embeddings()
+    return model, digest
+
+
+def _start_state(home: Home, spec: RunSpec) -> dict | None:
+    start = spec.finetune or spec.transfer
+    if start is None:
+        return None
+    digest = start.checkpoint.removeprefix("sha256:")
+    path = home.store.path_for(digest)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {start.checkpoint} is not in this home's artifact store")
+    return load_checkpoint(path, digest).state
+
+
+def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, actor: str, say: Say) -> None:
+    spec = outcome.spec.spec
+    outcome.run_id = new_run_id(spec)
+    out = run_dir(home, outcome.run_id)
+    start = _start_state(home, spec)
+    tokenizer = _tokenizer(home, spec, outcome, start)
+    tokenizer_digest = home.store.put_bytes(tokenizer.data)
+    model, init_digest = _model(home, spec, tokenizer)
+    block_size = model.config.block_size
+    data = TokenData.from_datasets(outcome.prepared, tokenizer, block_size, spec.training.val_fraction)
+    t = spec.training
+    config = TrainConfig(
+        seed=t.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr, min_lr=t.min_lr, warmup=t.warmup,
+        weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
+        eval_steps=t.eval_steps, checkpoint_interval=t.checkpoint_interval, log_interval=t.log_interval,
+        compile=t.compile, device=t.device, deterministic=t.deterministic,
+    )  # fmt: skip
+    started = {
+        "run_id": outcome.run_id,
+        "name": spec.name,
+        "kind": spec.kind,
+        "spec_path": str(outcome.spec.path),
+        "spec_digest": outcome.spec.digest,
+        "decision_index": outcome.gate.ledger_index,
+        "datasets": [_dataset_json(home, d) for d in outcome.prepared],
+        "tokenizer_digest": tokenizer_digest,
+        "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
+        "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
+        "init_checkpoint_digest": init_digest,
+        "code_version": f"custody {__version__}, torch {torch.__version__}",
+        "seed": t.seed,
+        "preparation_emissions": emissions_body(preparation) if preparation else None,
+    }
+    hooks = _LedgerHooks(home, outcome, started, actor, say)
+    hooks.tokens_per_step = config.batch_size * block_size
+    meta = {"run_id": outcome.run_id, "spec_digest": outcome.spec.digest, "tokenizer_digest": tokenizer_digest}
+    subject = f"run:{outcome.run_id}"
+    try:
+        result = train(model, data, config, out, hooks=hooks, carbon=carbon_config(spec), meta=meta)
+    except BaseException as exc:
+        if "run.started" in outcome.entries:
+            _finish_failed(home, outcome, subject, exc, actor)
+        raise
+    outcome.result = result
+    final = result.final
+    home.store.put_file(final.path)  # by digest, for fine-tuning and transfer runs
+    metrics = {
+        "steps": [{"step": i + 1, "train_loss": loss} for i, loss in enumerate(result.losses)],
+        "evals": result.evals,
+    }
+    last_eval = result.evals[-1] if result.evals else {}
+    body = {
+        "run_id": outcome.run_id,
+        "status": "completed",
+        "steps": result.steps,
+        "tokens": result.steps * hooks.tokens_per_step,
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "final_train_loss": result.losses[-1] if result.losses else None,
+        "final_val_loss": last_eval.get("val_loss"),
+        "final_val_perplexity": last_eval.get("val_perplexity"),
+        "model_digest": final.digest,
+        "metrics_digest": home.store.put_bytes(canonical_json(metrics)),
+        "emissions": emissions_body(result.emissions),
+    }
+    index = home.record("run.finished/v1", subject, body, refs=[f"sha256:{final.digest}"], actor=actor)
+    outcome.entries["run.finished"] = index
+    home.checkpoint()
+    e = result.emissions
+    say(
+        f"run {outcome.run_id} finished: {result.steps} steps, {result.tokens_per_s:,.0f} tokens/s, "
+        f"val loss {body['final_val_loss']:.4f}; {e.energy_kwh * 1000:.3f} Wh, "
+        f"{e.emissions_kg_co2e * 1000:.3f} g CO2e, {e.water_l:.4f} L water (ledger index {index})"
+    )
+
+
+def _dataset_json(home: Home, dataset: RegisteredDataset) -> dict:
+    """The prepared dataset the loader reads, and the registered dataset it was prepared from."""
+    from custody.datasets.registry import DatasetRegistry
+
+    ancestors, _ = DatasetRegistry(home).lineage(dataset.ref)
+    root = max(ancestors, key=lambda pair: pair[0])[1] if ancestors else None
+    if isinstance(root, dict):  # an ancestor no longer registered: its recorded name and digest
+        return {
+            "ref": str(dataset.ref),
+            "digest": dataset.digest,
+            "source": root["dataset"],
+            "source_digest": root["digest"],
+        }
+    return {
+        "ref": str(dataset.ref),
+        "digest": dataset.digest,
+        "source": str(root.ref) if root else None,
+        "source_digest": root.digest if root else None,
+    }
+
+
+def _finish_failed(home: Home, outcome: RunOutcome, subject: str, exc: BaseException, actor: str) -> None:
+    """A run that stopped still leaves a finished entry: what failed, and what it had used so far."""
+    zero = {"duration_s": 0.0, "energy_kwh": 0.0, "emissions_kg_co2e": 0.0, "water_l": 0.0}
+    spec = outcome.spec.spec
+    body = {
+        "run_id": outcome.run_id,
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}"[:500],
+        "steps": 0,
+        "tokens": 0,
+        "tokens_per_s": 0.0,
+        "metrics_digest": home.store.put_bytes(json.dumps({"steps": [], "evals": []}).encode()),
+        "emissions": {
+            **zero,
+            "country_iso_code": spec.carbon.country_iso_code,
+            "pue": spec.carbon.pue,
+            "wue_l_per_kwh": spec.carbon.wue_l_per_kwh,
+            "tracker": "not measured: the run failed",
+        },
+    }
+    index = home.record("run.finished/v1", subject, body, actor=actor)
+    outcome.entries["run.finished"] = index

@@ -7,7 +7,6 @@ digest (`[finetune] checkpoint = "sha256:..."`) and gets exactly those bytes.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
@@ -211,7 +210,7 @@ def _finish_failed(home: Home, outcome: RunOutcome, subject: str, exc: BaseExcep
         "steps": 0,
         "tokens": 0,
         "tokens_per_s": 0.0,
-        "metrics_digest": home.store.put_bytes(json.dumps({"steps": [], "evals": []}).encode()),
+        "metrics_digest": home.store.put_bytes(canonical_json({"steps": [], "evals": []})),
         "emissions": {
             **zero,
             "country_iso_code": spec.carbon.country_iso_code,

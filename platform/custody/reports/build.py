@@ -1,0 +1,86 @@
+"""Making a report or an export, and recording what left the building in the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from custody.home import Home
+from custody.ledger.entry import canonical_json
+from custody.reports import (
+    EXPORT_FORMATS,
+    REPORT_FORMATS,
+    ExportError,
+    entry_types,  # noqa: F401  registers report.exported/v1
+    render_html,
+    render_json,
+    render_md,
+)
+from custody.reports.anchors import anchor, seal
+from custody.reports.claims import digest_of
+from custody.reports.gather import gather
+from custody.reports.layout import assemble, human_part
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
+    "md": render_md.render,
+    "html": render_html.render,
+    "json": render_json.render,
+}
+
+
+@dataclass(frozen=True)
+class Built:
+    data: bytes
+    subject: str
+    format: str
+    digest: str  # what the ledger recorded: the file's digest, or the report content's
+    ledger_index: int
+
+
+def _exporters() -> dict[str, Callable[[dict[str, Any]], bytes]]:
+    # imported on use: each export pulls in its format's library
+    from custody.reports.exports import ai_act, cyclonedx, hf_card, openlineage, spdx
+
+    return {
+        "spdx": spdx.export,
+        "cyclonedx": cyclonedx.export,
+        "hf-card": hf_card.export,
+        "ai-act-summary": ai_act.export,
+        "openlineage": openlineage.export,
+    }
+
+
+def build(home: Home, target: str, fmt: str) -> Built:
+    if fmt in REPORT_FORMATS:
+        return build_report(home, target, fmt)
+    if fmt in EXPORT_FORMATS:
+        return build_export(home, target, fmt)
+    raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(REPORT_FORMATS + EXPORT_FORMATS)}")
+
+
+def build_report(home: Home, target: str, fmt: str) -> Built:
+    """Gather, anchor to a fresh checkpoint, render, then seal the content's digest in the ledger."""
+    content = gather(home, target)
+    content["anchors"] = anchor(home, content)
+    head, tail = RENDERERS[fmt](content)
+    if fmt != "json":
+        content["rendering"] = {"format": fmt, "sha256": hashlib.sha256(human_part(head, tail)).hexdigest()}
+    digest = digest_of(content)
+    size = len(canonical_json(content))
+    content["seal"] = seal(home, content["subject"], fmt, digest, size, content["anchors"]["tree_size"])
+    return Built(assemble(fmt, head, tail, content), content["subject"], fmt, digest, content["seal"]["index"])
+
+
+def build_export(home: Home, target: str, fmt: str) -> Built:
+    content = gather(home, target)
+    data = _exporters()[fmt](content)
+    digest = hashlib.sha256(data).hexdigest()
+    index = home.record(
+        "report.exported/v1",
+        content["subject"],
+        {"subject": content["subject"], "format": fmt, "digest": digest, "bytes": len(data), "covers": "file"},
+    )
+    home.checkpoint()
+    return Built(data, content["subject"], fmt, digest, index)

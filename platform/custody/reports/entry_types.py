@@ -1,0 +1,20 @@
+"""Ledger entry schema for exported reports: what left the building, by digest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from custody.ledger.entry import EntryBody, entry_type
+
+
+@entry_type("report.exported/v1")
+class ReportExported(EntryBody):
+    subject: str  # dataset:NAME@VERSION or run:RUN_ID
+    format: Literal["md", "html", "json", "spdx", "cyclonedx", "hf-card", "ai-act-summary", "openlineage"]
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    # "file": the digest is of the file's bytes (exports). "report": of the canonical JSON of the
+    # report's content, which the file embeds: the entry's own proof travels inside the file.
+    covers: Literal["file", "report"] = "file"

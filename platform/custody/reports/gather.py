@@ -1,0 +1,176 @@
+"""Everything a home knows about a dataset or a run, as one plain dict of claims (see claims.py).
+
+No record text and no personal data: the card, the manifest (shard digests), check summaries
+(types, counts, rates), decisions, reviews, lineage, runs and their metrics and emissions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from custody import __version__
+from custody.checks.results import latest_results
+from custody.datasets.names import DatasetRefError, parse_ref
+from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
+from custody.home import Home
+from custody.ledger.entry import utc_now
+from custody.ledger.storage import EntryRow
+from custody.reports import REPORT_FORMAT
+from custody.reports.claims import cite, digest_of
+from custody.views.common import scan
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$")
+
+
+class ReportTargetError(LookupError):
+    """The target is neither a registered NAME@VERSION nor a recorded run id."""
+
+
+def gather(home: Home, target: str) -> dict[str, Any]:
+    """The report content for `NAME@VERSION` or a run id (`NAME-xxxxxxxx`)."""
+    if "@" in target:
+        try:
+            dataset = DatasetRegistry(home).get(parse_ref(target))
+        except (DatasetRefError, DatasetNotFound) as exc:
+            raise ReportTargetError(f"report target {target!r}: {exc}") from exc
+        return dataset_report(home, dataset)
+    if RUN_ID.fullmatch(target):
+        started = next(scan(home, "run.started/", subject=f"run:{target}"), None)
+        if started is not None:
+            return run_report(home, target, started)
+    raise ReportTargetError(
+        f"report target {target!r} is neither a registered dataset NAME@VERSION nor a recorded run id "
+        "(see `custody dataset list` and `custody ledger show --type run.started`)"
+    )
+
+
+def _frame(home: Home, kind: str, subject: str, target: str) -> dict[str, Any]:
+    return {
+        "format": REPORT_FORMAT,
+        "kind": kind,
+        "subject": subject,
+        "target": target,
+        "origin": home.config.origin,
+        "generated_at": utc_now(),
+        "generator": f"custody {__version__}",
+    }
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+
+def registration(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
+    """The dataset.registered claim, with its card and manifest (shard digests) by digest."""
+    row = home.ledger.entry(dataset.index)
+    return cite(row, card=dataset.card.as_json(), manifest=dataset.manifest.to_json())
+
+
+def checks(home: Home, dataset: RegisteredDataset) -> dict[str, dict[str, Any]]:
+    """The latest result of each check on exactly these bytes, with its summary."""
+    found = {}
+    for name, result in sorted(latest_results(home, dataset).items()):
+        if result.dataset_digest != dataset.digest:
+            continue
+        found[name] = cite(home.ledger.entry(result.entry_index), summary=result.summary(home))
+    return found
+
+
+def lineage(home: Home, dataset: RegisteredDataset) -> dict[str, list[dict[str, Any]]]:
+    registry = DatasetRegistry(home)
+    ancestors, descendants = registry.lineage(dataset.ref)
+    up = []
+    for depth, node in ancestors:
+        if isinstance(node, RegisteredDataset):
+            up.append({"depth": depth, "dataset": registration(home, node)})
+        else:  # recorded as a parent but not registered here (any more)
+            up.append({"depth": depth, "unregistered": node})
+    down = [{"depth": depth, "dataset": cite(home.ledger.entry(node.index))} for depth, node in descendants]
+    return {"ancestors": up, "descendants": down}
+
+
+def decisions_on(home: Home, ledger_subjects: set[str]) -> list[dict[str, Any]]:
+    """Every gate decision naming one of these subjects, oldest first."""
+    found = []
+    for row in scan(home, "policy.decision/"):
+        body = json.loads(row.entry)["body"]
+        if any(s["name"] in ledger_subjects for s in body["subjects"]):
+            found.append(cite(row))
+    return found
+
+
+def reviews_on(home: Home, ledger_subject: str) -> list[dict[str, Any]]:
+    return [cite(row) for row in scan(home, "review.recorded/", subject=ledger_subject)]
+
+
+def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
+    content = _frame(home, "dataset", dataset.ref.subject, str(dataset.ref))
+    content["dataset"] = registration(home, dataset)
+    content["checks"] = checks(home, dataset)
+    content["decisions"] = decisions_on(home, {dataset.ref.subject})
+    content["reviews"] = reviews_on(home, dataset.ref.subject)
+    content["lineage"] = lineage(home, dataset)
+    names = {str(dataset.ref)} | {
+        d["dataset"]["name"] + "@" + d["dataset"]["version"] for d in content["lineage"]["descendants"]
+    }
+    content["runs"] = runs_using(home, names)
+    return content
+
+
+def runs_using(home: Home, refs: set[str]) -> list[dict[str, Any]]:
+    """Runs whose run.started lists one of these datasets (read, or prepared from)."""
+    found = []
+    for row in scan(home, "run.started/"):
+        body = json.loads(row.entry)["body"]
+        if any(d["ref"] in refs or d.get("source") in refs for d in body["datasets"]):
+            found.append({"started": cite(row), "finished": _finished(home, body["run_id"])})
+    return found
+
+
+def _finished(home: Home, run_id: str, with_metrics: bool = False) -> dict[str, Any] | None:
+    row = next(scan(home, "run.finished/", subject=f"run:{run_id}", newest_first=True), None)
+    if row is None:
+        return None
+    if not with_metrics:
+        return cite(row)
+    body = json.loads(row.entry)["body"]
+    metrics = _json_artifact(home, body["metrics_digest"])
+    return cite(row, metrics=metrics) if metrics is not None else cite(row)
+
+
+def _json_artifact(home: Home, digest: str) -> Any | None:
+    """A JSON artifact, only when its canonical form is what was stored (so a verifier can re-hash it)."""
+    try:
+        value = json.loads(home.store.read_bytes(digest))
+    except (OSError, ValueError, LookupError):
+        return None
+    return value if digest_of(value) == digest else None
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]:
+    subject = f"run:{run_id}"
+    started = json.loads(started_row.entry)["body"]
+    content = _frame(home, "run", subject, run_id)
+    content["run"] = {
+        "started": cite(started_row),
+        "checkpoints": [cite(row) for row in scan(home, "run.checkpoint/", subject=subject)],
+        "finished": _finished(home, run_id, with_metrics=True),
+    }
+    content["decision"] = cite(home.ledger.entry(started["decision_index"]))
+    registry = DatasetRegistry(home)
+    datasets = []
+    for item in started["datasets"]:
+        read = registry.find(parse_ref(item["ref"]))
+        if read is None or read.digest != item["digest"]:
+            datasets.append({"ref": item["ref"], "unregistered": item})
+            continue
+        datasets.append(
+            {"ref": item["ref"], "read": registration(home, read), "checks": checks(home, read), **lineage(home, read)}
+        )
+    content["datasets"] = datasets
+    content["reviews"] = reviews_on(home, subject)
+    return content

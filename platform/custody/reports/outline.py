@@ -1,0 +1,349 @@
+"""What a human-readable report says, as a list of blocks that Markdown and HTML both render.
+
+Blocks: ("h", level, text) · ("p", text) · ("table", headers, rows) · ("bars", title, {label: n}) ·
+("hist", title, edges, counts) · ("line", title, {series: [(x, y)]}). Charts become SVG in HTML
+and tables in Markdown. Record text never appears: only digests, counts, rates and names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from custody.reports.fields import provenance_fields
+
+Block = tuple
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:16]}…" if digest else ""
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def outline(content: dict[str, Any]) -> list[Block]:
+    blocks = dataset_blocks(content) if content["kind"] == "dataset" else run_blocks(content)
+    return blocks + anchor_blocks(content)
+
+
+def _header(content: dict[str, Any], title: str) -> list[Block]:
+    anchors = content.get("anchors", {})
+    return [
+        ("h", 1, title),
+        (
+            "p",
+            f"Generated {content['generated_at']} by {content['generator']} from ledger {content['origin']} "
+            f"(tree size {anchors.get('tree_size', '?')}). Every statement citing a ledger index is proved "
+            "in the anchors below; verify offline with `custody verify-report FILE --key VERIFIER_KEY`.",
+        ),
+    ]
+
+
+def dataset_blocks(content: dict[str, Any]) -> list[Block]:
+    reg = content["dataset"]
+    title = reg["card"]["dataset"]["title"]
+    blocks = _header(content, f"Provenance report: {content['target']} — {title}")
+    blocks += [("h", 2, "Provenance fields")]
+    rows = provenance_fields(reg, content["lineage"], content["decisions"])
+    blocks.append(
+        (
+            "table",
+            ["#", "field", "value", "SPDX 3.0.1", "CycloneDX 1.6", "HF card", "EU AI Act"],
+            [[r["number"], r["field"], r["value"], r["spdx"], r["cyclonedx"], r["hf"], r["ai_act"]] for r in rows],
+        )
+    )
+    blocks += shard_blocks(reg)
+    blocks += check_blocks(content["checks"])
+    blocks += decision_blocks(content["decisions"], content["reviews"])
+    blocks += lineage_blocks(content["lineage"])
+    blocks.append(("h", 2, "Runs that used it"))
+    if content["runs"]:
+        blocks.append(
+            (
+                "table",
+                ["run", "kind", "datasets read", "status", "ledger index"],
+                [
+                    [
+                        r["started"]["run_id"],
+                        r["started"]["kind"],
+                        ", ".join(d["ref"] for d in r["started"]["datasets"]),
+                        (r["finished"] or {}).get("status", "running or unrecorded"),
+                        r["started"]["ledger_index"],
+                    ]
+                    for r in content["runs"]
+                ],
+            )
+        )
+    else:
+        blocks.append(("p", "No recorded run has read this dataset or a dataset derived from it."))
+    return blocks
+
+
+def shard_blocks(reg: dict[str, Any]) -> list[Block]:
+    shards = reg["manifest"]["shards"]
+    return [
+        ("h", 2, f"Shards of {reg['name']}@{reg['version']}"),
+        (
+            "table",
+            ["shard", "format", "records", "bytes", "sha256"],
+            [[s["name"], s["format"], _num(s["records"]), _num(s["bytes"]), s["digest"]] for s in shards],
+        ),
+    ]
+
+
+def check_blocks(checks: dict[str, dict[str, Any]], level: int = 2) -> list[Block]:
+    blocks: list[Block] = [("h", level, "Checks")]
+    if not checks:
+        return [*blocks, ("p", "No check results on these bytes.")]
+    blocks.append(
+        (
+            "table",
+            ["check", "version", "status", "records", "verdicts", "findings", "ledger index", "result sha256"],
+            [
+                [
+                    c["check"],
+                    c["version"],
+                    c["status"],
+                    _num(c["records"]),
+                    ", ".join(f"{k} {v}" for k, v in c["verdicts"].items()),
+                    ", ".join(f"{f['id']} ({f['severity']})" for f in c.get("findings", [])),
+                    c["ledger_index"],
+                    _short(c["result_digest"]),
+                ]
+                for c in checks.values()
+            ],
+        )
+    )
+    license_ = checks.get("license", {}).get("summary", {})
+    if license_.get("record_licenses"):
+        blocks.append(("bars", "License mix (records per license)", license_["record_licenses"]))
+    if license_.get("category"):
+        blocks.append(("p", f"License category of the mixture (most restrictive wins): {license_['category']}."))
+    pii = checks.get("pii", {}).get("summary", {})
+    if pii:
+        blocks.append(
+            (
+                "p",
+                f"PII: {_num(pii.get('records_with_pii'))} of {_num(pii.get('records_scanned'))} records "
+                f"(rate {_num(pii.get('rate'))}) contain a detected entity; types and counts only, never values.",
+            )
+        )
+        if pii.get("records_by_entity"):
+            blocks.append(("bars", "PII: records per entity type", pii["records_by_entity"]))
+    tox = checks.get("toxicity", {}).get("summary", {})
+    if tox:
+        blocks.append(
+            (
+                "p",
+                f"Toxicity: {_num(tox.get('above_threshold'))} records above threshold {_num(tox.get('threshold'))} "
+                f"(rate {_num(tox.get('rate_above_threshold'))}), scorer {tox.get('scorer', {}).get('name', '')}.",
+            )
+        )
+        histogram = tox.get("score_histogram")
+        if histogram:
+            blocks.append(("hist", "Toxicity: records per score", histogram["edges"], histogram["counts"]))
+    return blocks
+
+
+def decision_blocks(decisions: list[dict[str, Any]], reviews: list[dict[str, Any]]) -> list[Block]:
+    blocks: list[Block] = [("h", 2, "Gate decisions")]
+    if decisions:
+        blocks.append(
+            (
+                "table",
+                ["ledger index", "time", "decision", "policy", "purpose", "requested by", "reasons"],
+                [
+                    [
+                        d["ledger_index"],
+                        d["evaluated_at"],
+                        d["result"]["decision"],
+                        f"{d['policy']['name']} (sha256 {_short(d['policy']['digest']['sha256'])})",
+                        d["purpose"],
+                        d["requested_by"],
+                        "; ".join(f"{r['rule']} ({r['outcome']}): {r['message']}" for r in d["result"]["reasons"]),
+                    ]
+                    for d in decisions
+                ],
+            )
+        )
+    else:
+        blocks.append(("p", "No gate decision names this subject."))
+    blocks.append(("h", 2, "Reviews"))
+    if reviews:
+        blocks.append(
+            (
+                "table",
+                ["ledger index", "time", "reviewer", "action", "finding", "reason", "expires"],
+                [
+                    [
+                        r["ledger_index"],
+                        r["ts"],
+                        r["actor"],
+                        r["action"],
+                        r["finding"],
+                        r["reason"],
+                        r.get("expires", ""),
+                    ]
+                    for r in reviews
+                ],
+            )
+        )
+    else:
+        blocks.append(("p", "No reviews recorded."))
+    return blocks
+
+
+def lineage_blocks(lineage: dict[str, Any], level: int = 2) -> list[Block]:
+    rows = []
+    for direction in ("ancestors", "descendants"):
+        for item in lineage.get(direction, []):
+            reg = item.get("dataset")
+            if reg is None:
+                missing = item["unregistered"]
+                rows.append([direction[:-1], item["depth"], missing["dataset"], "", _short(missing["digest"]), ""])
+                continue
+            stage = (reg.get("stage") or {}).get("name", "")
+            rows.append(
+                [
+                    direction[:-1],
+                    item["depth"],
+                    f"{reg['name']}@{reg['version']}",
+                    stage,
+                    _short(reg["manifest_digest"]),
+                    reg["ledger_index"],
+                ]
+            )
+    blocks: list[Block] = [("h", level, "Lineage")]
+    if rows:
+        return [*blocks, ("table", ["relation", "depth", "dataset", "stage", "manifest sha256", "ledger index"], rows)]
+    return [*blocks, ("p", "Registered directly: no parents and no derived datasets.")]
+
+
+def run_blocks(content: dict[str, Any]) -> list[Block]:
+    run = content["run"]
+    started, finished = run["started"], run["finished"] or {}
+    blocks = _header(content, f"Run report: {content['target']}")
+    rows = [
+        ["name, kind", f"{started['name']}, {started['kind']}"],
+        ["spec", f"{started['spec_path']} (sha256 {started['spec_digest']})"],
+        ["code", started["code_version"]],
+        ["device", f"{started['device']} × {started['world_size']}"],
+        ["parameters", _num(started["parameters"])],
+        ["tokenizer sha256", started["tokenizer_digest"]],
+        ["model config sha256", started["model_config_digest"]],
+        ["model sha256 (final checkpoint)", finished.get("model_digest", "")],
+        ["status", finished.get("status", "no run.finished entry")],
+        ["steps, tokens", f"{_num(finished.get('steps'))}, {_num(finished.get('tokens'))}"],
+        ["final train loss", _num(finished.get("final_train_loss"))],
+        [
+            "final val loss / perplexity",
+            f"{_num(finished.get('final_val_loss'))} / {_num(finished.get('final_val_perplexity'))}",
+        ],
+    ]
+    blocks += [("h", 2, "Run"), ("table", ["", ""], rows)]
+    blocks.append(("h", 2, "Energy, CO2e and water"))
+    emission_rows = []
+    for label, e in (("training", finished.get("emissions")), ("preparation", started.get("preparation_emissions"))):
+        if e:
+            emission_rows.append(
+                [
+                    label,
+                    _num(e["duration_s"]),
+                    _num(e["energy_kwh"]),
+                    _num(e["emissions_kg_co2e"]),
+                    _num(e["water_l"]),
+                    e["country_iso_code"],
+                    _num(e["pue"]),
+                    _num(e["wue_l_per_kwh"]),
+                    e["tracker"],
+                ]
+            )
+    blocks.append(
+        (
+            "table",
+            ["phase", "seconds", "kWh", "kg CO2e", "water (L)", "country", "PUE", "WUE (L/kWh)", "tracker"],
+            emission_rows,
+        )
+    )
+    metrics = finished.get("metrics")
+    if metrics:
+        series = {"train loss": [(s["step"], s["train_loss"]) for s in metrics.get("steps", [])]}
+        if metrics.get("evals"):
+            series["val loss"] = [(e["step"], e["val_loss"]) for e in metrics["evals"]]
+        blocks.append(("line", "Loss per step", series))
+    if run["checkpoints"]:
+        blocks.append(("h", 2, "Checkpoints"))
+        blocks.append(
+            (
+                "table",
+                ["step", "tokens", "train loss", "val loss", "sha256", "ledger index"],
+                [
+                    [
+                        c["step"],
+                        _num(c["tokens"]),
+                        _num(c["train_loss"]),
+                        _num(c.get("val_loss")),
+                        c["checkpoint_digest"],
+                        c["ledger_index"],
+                    ]
+                    for c in run["checkpoints"]
+                ],
+            )
+        )
+    blocks += decision_blocks([content["decision"]], content["reviews"])
+    blocks.append(("h", 2, "Datasets read"))
+    blocks.append(
+        (
+            "table",
+            ["dataset read", "manifest sha256", "records", "prepared from", "source sha256"],
+            [
+                [
+                    d["ref"],
+                    d["digest"],
+                    _num(_records(content, d["ref"])),
+                    d.get("source") or "",
+                    d.get("source_digest") or "",
+                ]
+                for d in started["datasets"]
+            ],
+        )
+    )
+    for item in content["datasets"]:
+        blocks.append(("h", 3, item["ref"]))
+        if "read" not in item:
+            blocks.append(("p", "Not registered in this home any more: only its recorded digest is known."))
+            continue
+        blocks += check_blocks(item["checks"], level=4)
+        blocks += lineage_blocks(item, level=4)
+    return blocks
+
+
+def _records(content: dict[str, Any], ref: str) -> int | None:
+    for item in content["datasets"]:
+        if item["ref"] == ref and "read" in item:
+            return item["read"]["records"]
+    return None
+
+
+def anchor_blocks(content: dict[str, Any]) -> list[Block]:
+    anchors = content.get("anchors", {})
+    rows = []
+    for item in anchors.get("entries", []):
+        kind = item["entry"].split('"type":"', 1)[-1].split('"', 1)[0]
+        rows.append([item["index"], kind, item["leaf_hash"], len(item["proof"])])
+    return [
+        ("h", 2, "Ledger anchors"),
+        (
+            "p",
+            f"Each entry below is proved by an RFC 9162 inclusion proof to the checkpoint of tree size "
+            f"{anchors.get('tree_size')} signed by {anchors.get('origin')}; the proofs, the entries' exact bytes "
+            "and the signed note are in the embedded report document.",
+        ),
+        ("table", ["ledger index", "entry type", "leaf hash", "proof hashes"], rows),
+        ("code", anchors.get("checkpoint", "")),
+    ]

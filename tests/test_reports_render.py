@@ -1,0 +1,106 @@
+"""Markdown, HTML and JSON reports carry every known provenance field, the checks with their
+summaries, decisions, reviews, lineage and runs; a run's report carries its datasets with digests,
+the decision, tokenizer and model digests, metrics, energy, CO2e and water. HTML draws its charts
+as inline SVG and loads nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from custody.home import Home
+from custody.reports.build import build_report
+from custody.reports.fields import MAPPING
+from custody.reports.layout import parse
+from report_data import PII_FINDING, REVIEWER, report_home
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, shared_data: Path):
+    built = report_home(tmp_path_factory, shared_data)
+    home = Home.open(built.path)
+    out = {
+        (target, fmt): build_report(home, target, fmt).data.decode()
+        for target in ("mix@1", "shakespeare@1", built.run_id)
+        for fmt in ("md", "html", "json")
+    }
+    yield built, out
+    home.close()
+
+
+# fields the test card (CARD_TEMPLATE) and the home give mix@1; 6 (preparation) and 15 (lineage) it has none of
+KNOWN = [n for n, *_ in MAPPING if n not in (6, 15)]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_dataset_report_has_every_known_field_and_the_evidence(rendered, fmt: str):
+    _, out = rendered
+    text = out[("mix@1", fmt)]
+    for number, name, *_ in MAPPING:
+        row = f"| {number} | {name} |" if fmt == "md" else f"<td>{number}</td><td>{name}</td>"
+        assert (row in text) == (number in KNOWN), (number, name)
+    for expected in (
+        "example.org",
+        "CC-BY-NC-4.0",
+        "EMAIL_ADDRESS",
+        "needs-review",
+        "review-everything",
+        PII_FINDING,
+        REVIEWER,
+        "addresses are synthetic test data",
+        "Ledger anchors",
+        "verify-report",
+    ):
+        assert expected in text, expected
+    assert re.search(r"pii \| 1\.0\.0 \| flag|<td>pii</td><td>1\.0\.0</td><td>flag</td>", text)
+
+
+def test_html_is_self_contained_with_svg_charts(rendered):
+    built, out = rendered
+    html = out[("mix@1", "html")]
+    assert html.count("<svg") == 3  # license mix, PII per entity, toxicity histogram
+    assert "<script src" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    run_html = out[(built.run_id, "html")]
+    assert "<polyline" in run_html and "Loss per step" in run_html
+
+
+def test_run_report_has_datasets_decision_digests_metrics_and_emissions(rendered):
+    built, out = rendered
+    doc = parse(out[(built.run_id, "json")].encode()).doc
+    started, finished = doc["run"]["started"], doc["run"]["finished"]
+    assert doc["decision"]["ledger_index"] == started["decision_index"]
+    assert doc["decision"]["result"]["decision"] == "allow"
+    assert len(finished["metrics"]["steps"]) == 12 and finished["emissions"]["water_l"] > 0
+    (read,) = doc["datasets"]
+    assert read["read"]["manifest_digest"] == started["datasets"][0]["digest"]
+    assert set(read["checks"]) == {"license", "pii", "provenance", "toxicity"}
+    assert [a["dataset"]["name"] for a in read["ancestors"]] == ["shakespeare", "shakespeare"]
+    md = out[(built.run_id, "md")]
+    for value in (
+        started["tokenizer_digest"],
+        finished["model_digest"],
+        started["datasets"][0]["digest"],
+        started["datasets"][0]["source_digest"],
+        "kg CO2e",
+        "water (L)",
+        "| training |",
+        "| preparation |",
+    ):
+        assert value in md, value
+
+
+def test_a_source_dataset_report_lists_the_runs_that_used_it(rendered):
+    built, out = rendered
+    doc = parse(out[("shakespeare@1", "json")].encode()).doc
+    assert [r["started"]["run_id"] for r in doc["runs"]] == [built.run_id]
+    assert [d["dataset"]["stage"]["name"] for d in doc["lineage"]["descendants"]] == ["dedup-exact", "drop-toxic"]
+    assert built.run_id in out[("shakespeare@1", "md")]
+
+
+def test_markdown_embeds_the_report_in_a_fenced_block(rendered):
+    _, out = rendered
+    md = out[("mix@1", "md")]
+    assert md.startswith("# Provenance report: mix@1") and "```json custody-report\n" in md
+    assert md.rstrip().endswith("</details>")

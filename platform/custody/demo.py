@@ -102,7 +102,14 @@ def run_demo(home: Path | None = None) -> int:
             f"{used['emissions_kg_co2e'] * 1000:.3f} g CO2e, {used['water_l']:.4f} L water"
         )
 
-        console.rule("5. the audit trail", style="bold")
+        console.rule("5. provenance reports and standard exports, verifiable offline", style="bold")
+        reports = workdir / "reports"
+        for source in ("web-pages@1", "books@1", "code@1", "forum-dump@1", "shadow-books@1"):
+            _custody("report", source, "--format", "html", "--out", str(reports / f"{source}.html"), *h)
+        for fmt, suffix in (("md", "md"), ("html", "html"), ("ai-act-summary", "ai-act.md"), ("spdx", "spdx.json")):
+            _custody("report", run["run_id"], "--format", fmt, "--out", str(reports / f"{run['run_id']}.{suffix}"), *h)
+
+        console.rule("6. the audit trail", style="bold")
         _custody("ledger", "show", "--type", "run.", *h)
         decision = str(run["decision_index"])
         proof = workdir / f"proof-{decision}.json"
@@ -110,6 +117,7 @@ def run_demo(home: Path | None = None) -> int:
         key = _custody("ledger", "pubkey", *h)
         console.print("# an auditor needs only the proof file and the key:", style="dim")
         _custody("ledger", "verify-proof", str(proof), "--key", key)
+        _custody("verify-report", str(reports / f"{run['run_id']}.md"), "--key", key)
         _custody("gate", "replay", decision, *h)
         _custody("ledger", "consistency", str(first), *h)
         _custody("ledger", "verify", *h)
@@ -121,6 +129,7 @@ def run_demo(home: Path | None = None) -> int:
     console.rule("demo complete", style="bold green")
     console.print(f"home:   {home}")
     console.print(f"proof:  {proof} (verify with the key {key})")
+    console.print(f"reports: {reports} (one per source dataset; the run as md, html, EU AI Act summary, SPDX 3)")
     console.print("next:")
     console.print(f"  custody dashboard --home {home}   # sign in as demo-reviewer, password {password}")
     console.print(f"  custody ledger show --home {home} --limit 200")

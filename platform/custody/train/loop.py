@@ -287,9 +287,6 @@ def train(
         "meta": meta or {},
     }
     meter = EmissionsMeter(carbon, label="custody-train").start() if carbon is not None else None
-    if dist.is_main:
-        hooks.on_start(info)
-
     saved: list[SavedCheckpoint] = []
     writer = CheckpointWriter() if dist.is_main else None
 
@@ -304,6 +301,8 @@ def train(
     window_steps = 0
     last = start_step
     try:
+        if dist.is_main:
+            hooks.on_start(info)
         with _Determinism(config.deterministic, device):
             for step in range(start_step, config.steps):
                 torch.manual_seed(derive_seed(config.seed, "dropout", dist.rank, step))

@@ -28,16 +28,23 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_demo_runs_end_to_end(tmp_path):
+    # The demo's own target is under 5 minutes on 2 idle cores (docs/benchmarks.md); the suite
+    # may share the machine with other work, so the limit here only catches a hang.
     result = subprocess.run(
         [sys.executable, "-m", "custody", "demo", "--home", str(tmp_path / "home")],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "demo complete" in result.stdout
-    assert "ledger intact" in result.stdout
-    assert "verified: entry 1" in result.stdout
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "demo complete" in out and "ledger intact" in out
+    assert "deny:" in out and "shadow-books@1/provenance.denied-sources" in out  # a dataset denied with reasons
+    assert "gate: needs-review" in out and "gate: allow" not in out.split("review approve")[0]
+    assert re.search(r"run demo-gpt-[0-9a-f]{8}: final val loss \d", out), "the gated run trained"
+    assert re.search(r"verified: entry \d+ \(policy\.decision/v1\)", out)
+    assert re.search(r"\.md: verified \(md report on run:demo-gpt-", out), "the run's report verifies offline"
+    assert "reproduced: decision" in out
 
 
 def test_platform_is_not_a_package():

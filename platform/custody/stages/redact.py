@@ -1,15 +1,18 @@
 """`redact-pii`: replace detected PII through presidio-anonymizer, per entity as configured.
 
 Operators per entity type: `replace` (the entity tag, e.g. `<EMAIL_ADDRESS>`), `mask` (every
-character replaced by `*`) or `hash` (salted SHA-256, so equal values still join without being
-readable). The salt lives in HOME/keys/redaction.salt (mode 0600); only its fingerprint is
-recorded. After the stage, the output is scanned again and the residual PII rate goes into the
-stage's summary.
+character replaced by `*`) or `hash` (a keyed HMAC-SHA256 pseudonym such as
+`<EMAIL_ADDRESS:kpdgaobnhmelcfij>`, so equal values still join without being readable). The key
+lives in HOME/keys/redaction.salt (mode 0600); only its fingerprint is recorded. Pseudonyms are
+written in the letters a-p rather than hex digits: a hex digest holds runs of digits that the
+residual scan would rightly read as card or phone numbers. After the stage, the output is
+scanned again and the residual PII rate goes into the stage's summary.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -26,6 +29,7 @@ from custody.home import Home
 from custody.stages.base import Decision, Stage
 
 OPERATORS = ("replace", "mask", "hash")
+PSEUDONYM_HEX = 16  # 64 bits of the HMAC: collisions need ~4 billion distinct values
 DEFAULT_OPERATORS = {
     "DEFAULT": "replace",
     "EMAIL_ADDRESS": "hash",  # joinable across records without being readable
@@ -66,7 +70,8 @@ def redaction_salt(home: Home) -> bytes:
 
 class RedactPii(Stage):
     name = "redact-pii"
-    version = "1.0.0"
+    parallel = True  # per record: shards can run on separate workers
+    version = "1.1.0"  # 1.1: letter-only HMAC pseudonyms (hex digests read as card numbers)
 
     def __init__(self, home: Home, operators: dict[str, str] | None = None, scanner_config: Any = None) -> None:
         super().__init__(home)
@@ -89,6 +94,16 @@ class RedactPii(Stage):
             "salt_fingerprint": hashlib.sha256(bytes.fromhex(self._salt)).hexdigest()[:16],
         }
 
+    def _pseudonym(self, entity: str):
+        key = bytes.fromhex(self._salt)
+        letters = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+
+        def pseudonym(value: str) -> str:
+            digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+            return f"<{entity}:{digest.translate(letters)}>"
+
+        return pseudonym
+
     def _operator_configs(self, entity_types: set[str]) -> dict:
         from presidio_anonymizer.entities import OperatorConfig
 
@@ -102,7 +117,7 @@ class RedactPii(Stage):
                     "mask", {"masking_char": "*", "chars_to_mask": 1 << 30, "from_end": False}
                 )
             else:
-                configs[entity] = OperatorConfig("hash", {"hash_type": "sha256", "salt": self._salt})
+                configs[entity] = OperatorConfig("custom", {"lambda": self._pseudonym(entity)})
         return configs
 
     def process(self, records: Iterable[Record]) -> Iterator[Decision]:

@@ -1,9 +1,10 @@
 """A custody home: where the ledger database, the artifact store and the signing key live.
 
 Layout of a home directory:
-  config.toml          origin, verifier key, database URL (SQLite file by default)
+  config.toml          origin, verifier key, database URL (SQLite file by default), artifacts location
   ledger.sqlite        the ledger (unless the config names a PostgreSQL database)
-  artifacts/           the content-addressed store
+  artifacts/           the content-addressed store (unless the config names another folder)
+  work/                finished shards of running checks (Ray workers write here too)
   keys/ledger.key      the Ed25519 signing key, mode 0600, never inside the database
   witness/checkpoint   the last checkpoint this home saw, kept apart from the database
 """
@@ -29,7 +30,7 @@ from custody.ledger.witness import CheckpointWitness
 from custody.store import ArtifactStore
 
 DEFAULT_HOME = ".custody"
-CONFIG_KEYS = {"origin", "verifier_key", "database"}
+CONFIG_KEYS = {"origin", "verifier_key", "database", "artifacts"}
 
 
 class HomeError(Exception):
@@ -47,11 +48,33 @@ def current_actor(explicit: str | None = None) -> str:
     return actor
 
 
+def artifacts_root(home: Path, location: str | None) -> Path:
+    """Where the artifact store lives: HOME/artifacts, a folder (relative to the home), or a file:// URL.
+
+    Object-store URLs (s3://, gs://, ...) are refused for now: the store renames files into place
+    and hands out paths, which object stores do not offer. Mount the bucket (s3fs, gcsfuse) and
+    give the mount's path instead (docs/scale.md).
+    """
+    if not location:
+        return home / "artifacts"
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://"))
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise HomeError(
+            f"artifacts: {scheme}:// storage is not supported yet; mount it on every machine "
+            "(s3fs, gcsfuse, NFS) and give the mount's path (docs/scale.md)"
+        )
+    path = Path(location)
+    return path if path.is_absolute() else home / path
+
+
 @dataclass(frozen=True)
 class HomeConfig:
     origin: str
     verifier_key: str
     database: str | None = None
+    artifacts: str | None = None  # a folder every machine sees; None: HOME/artifacts
 
     def to_toml(self) -> str:
         lines = [
@@ -61,6 +84,8 @@ class HomeConfig:
         ]
         if self.database:
             lines.append(f"database = {json.dumps(self.database)}")
+        if self.artifacts:
+            lines.append(f"artifacts = {json.dumps(self.artifacts)}")
         return "\n".join(lines) + "\n"
 
 
@@ -77,9 +102,10 @@ def _read_config(path: Path) -> HomeConfig:
     for key in ("origin", "verifier_key"):
         if not isinstance(data.get(key), str):
             raise HomeError(f"{path}: field '{key}' is missing or not a string")
-    if "database" in data and not isinstance(data["database"], str):
-        raise HomeError(f"{path}: field 'database' must be a string")
-    return HomeConfig(data["origin"], data["verifier_key"], data.get("database"))
+    for key in ("database", "artifacts"):
+        if key in data and not isinstance(data[key], str):
+            raise HomeError(f"{path}: field '{key}' must be a string")
+    return HomeConfig(data["origin"], data["verifier_key"], data.get("database"), data.get("artifacts"))
 
 
 class Home:
@@ -89,7 +115,7 @@ class Home:
         self.database_url = (
             database or os.environ.get("CUSTODY_DATABASE") or config.database or (f"sqlite:///{path / 'ledger.sqlite'}")
         )
-        self.store = ArtifactStore(path / "artifacts")
+        self.store = ArtifactStore(artifacts_root(path, config.artifacts))
         try:
             self.verifier_key: VerifierKey = parse_verifier_key(config.verifier_key)
         except VerificationError as exc:
@@ -100,16 +126,23 @@ class Home:
 
     # -- creation and opening ---------------------------------------------------------------
     @classmethod
-    def init(cls, path: str | Path | None = None, database: str | None = None, actor: str | None = None) -> Home:
+    def init(
+        cls,
+        path: str | Path | None = None,
+        database: str | None = None,
+        actor: str | None = None,
+        artifacts: str | None = None,
+    ) -> Home:
         home = resolve_home(path)
         config_path = home / "config.toml"
         if config_path.exists():
             raise HomeError(f"{home} is already a custody home")
         if database and not database.startswith(("postgresql://", "postgres://", "sqlite:///")):
             raise HomeError(f"--database must be a postgresql:// or sqlite:/// URL, not {database.split(':')[0]!r}")
+        artifacts_root(home, artifacts)  # refuse an unsupported location before anything is made
         created_dir = not home.exists()
         try:
-            return cls._create(home, database, actor)
+            return cls._create(home, database, actor, artifacts)
         except BaseException:
             # Leave nothing half-made behind: a failed init must not block the next one.
             if created_dir:
@@ -119,7 +152,7 @@ class Home:
             raise
 
     @classmethod
-    def _create(cls, home: Path, database: str | None, actor: str | None) -> Home:
+    def _create(cls, home: Path, database: str | None, actor: str | None, artifacts: str | None = None) -> Home:
         config_path = home / "config.toml"
         home.mkdir(parents=True, exist_ok=True)
         origin = f"custody.local/{uuid.uuid4().hex[:16]}"
@@ -127,13 +160,13 @@ class Home:
         if not key_path.exists():
             generate_key_file(key_path)
         signer = load_signer(key_path, origin)
-        config = HomeConfig(origin, str(signer.verifier_key), database)
+        config = HomeConfig(origin, str(signer.verifier_key), database, artifacts)
         instance = cls(home, config)
         storage = open_storage(instance.database_url, create=True)
         if storage.head()[0] != 0:
             storage.close()
             raise HomeError(f"database {instance.database_url.split('@')[-1]} already holds a ledger; give a fresh one")
-        (home / "artifacts").mkdir(exist_ok=True)
+        instance.store.root.mkdir(parents=True, exist_ok=True)
         tmp = config_path.with_suffix(".tmp")
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, config_path)

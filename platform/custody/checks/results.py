@@ -8,33 +8,20 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from custody.checks import entry_types  # noqa: F401  registers check.completed/v1
-from custody.checks.base import Check, CheckReport, RecordRow, worst
-from custody.checks.work import ShardWork
+from custody.checks.base import Check, CheckReport, worst
+from custody.checks.rows import BATCH_ROWS, ROW_SCHEMA, RowWriter, concatenate  # noqa: F401  re-exported
+from custody.checks.work import FinishedShard, ShardWork
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.store import sha256_file
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("dataset", pa.string()),
-        ("record_id", pa.string()),
-        ("content_hash", pa.string()),
-        ("shard", pa.string()),
-        ("position", pa.int64()),
-        ("check", pa.string()),
-        ("version", pa.string()),
-        ("verdict", pa.string()),
-        ("reason", pa.string()),
-        ("score", pa.float64()),
-        ("details", pa.string()),
-    ]
-)
-BATCH_ROWS = 50_000
+if TYPE_CHECKING:
+    from custody.executors.base import Executor, ScannedShard
+
 COMPLETED = "check.completed/"
 
 
@@ -56,58 +43,6 @@ class CheckResult:
         return json.loads(home.store.read_bytes(self.summary_digest))
 
 
-class _RowWriter:
-    """Batches rows into a Parquet file with a fixed schema (deterministic bytes for equal rows)."""
-
-    def __init__(self, path: Path, dataset: str, check: Check) -> None:
-        self.path, self.dataset, self.check = path, dataset, check
-        self.writer = pq.ParquetWriter(path, ROW_SCHEMA, compression="zstd")
-        self.batch: list[RecordRow] = []
-        self.verdicts: Counter[str] = Counter()
-        self.count = 0
-
-    def emit(self, row: RecordRow) -> None:
-        self.batch.append(row)
-        self.verdicts[row.verdict] += 1
-        self.count += 1
-        if len(self.batch) >= BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.batch:
-            return
-        columns = {
-            name: [getattr(r, name) for r in self.batch]
-            for name in ("record_id", "content_hash", "shard", "position", "verdict", "reason", "score", "details")
-        }
-        n = len(self.batch)
-        columns.update(dataset=[self.dataset] * n, check=[self.check.name] * n, version=[self.check.version] * n)
-        self.writer.write_table(pa.table({f.name: columns[f.name] for f in ROW_SCHEMA}, schema=ROW_SCHEMA))
-        self.batch = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
-
-def _concatenate(parts: list[Path], path: Path) -> None:
-    """One rows file from the shards' parts, re-batched so its bytes never depend on resumption."""
-    with pq.ParquetWriter(path, ROW_SCHEMA, compression="zstd") as writer:
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=BATCH_ROWS):
-                pending.append(batch)
-                held += batch.num_rows
-                while held >= BATCH_ROWS:
-                    table = pa.Table.from_batches(pending, schema=ROW_SCHEMA)
-                    writer.write_table(table.slice(0, BATCH_ROWS))
-                    rest = table.slice(BATCH_ROWS)
-                    pending, held = rest.to_batches(), rest.num_rows
-        if held:
-            writer.write_table(pa.Table.from_batches(pending, schema=ROW_SCHEMA))
-
-
 def run_check(
     home: Home,
     dataset: RegisteredDataset,
@@ -115,13 +50,20 @@ def run_check(
     actor: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_resume: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> CheckResult:
     """Run one check over a dataset and record it; nothing is recorded if the check fails.
 
     Each finished shard's rows and tally are kept in the home's work area (`ShardWork`), so a
     run that crashed resumes at its first unfinished shard; `on_resume(done, total)` is told
-    how many shards were already done. The recorded result is byte-identical either way.
+    how many shards were already done. The recorded result is byte-identical either way, and
+    whichever `executor` scanned the shards (None: this process, shard after shard).
     """
+    from custody.executors.base import ScanJob
+    from custody.executors.local import LocalExecutor
+
+    executor = executor or LocalExecutor()
+    blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
     check.open(dataset)
     try:
         config = check.config()
@@ -131,30 +73,43 @@ def run_check(
             done = work.completed()
             if done and on_resume:
                 on_resume(len(done), len(shards))
-            tallies, verdicts = [], Counter()
-            for number, shard in enumerate(shards):
-                finished = done.get(number)
-                if finished is None:
-                    writer = _RowWriter(work.part_path(number, temporary=True), str(dataset.ref), check)
-                    try:
-                        tally = check.scan_shard(dataset, shard, writer.emit)
-                    finally:
-                        writer.close()
-                    finished = work.finish_shard(number, shard, writer.path, tally, writer.verdicts, writer.count)
-                tallies.append(finished.tally)
-                verdicts.update(finished.verdicts)
+            if progress:
+                for number in done:
+                    progress(shards[number].bytes)
+            todo = [number for number in range(len(shards)) if number not in done]
+            job = ScanJob(home, dataset, check, config_digest, work, blueprint)
+            for scanned in executor.scan(job, todo):
+                done[scanned.number] = _accept(work, dataset, scanned)
                 if progress:
-                    progress(shard.bytes)
-            report = check.finish(dataset, tallies)
+                    progress(shards[scanned.number].bytes)
+            # Manifest order, whatever order the shards finished in.
+            finished = [done[number] for number in range(len(shards))]
+            report = check.finish(dataset, [f.tally for f in finished])
+            verdicts: Counter[str] = Counter()
+            for f in finished:
+                verdicts.update(f.verdicts)
             with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
                 rows = Path(tmp) / "rows.parquet"
-                _concatenate([work.part_path(n) for n in range(len(shards))], rows)
+                concatenate([work.part_path(n) for n in range(len(shards))], rows)
                 result_digest = home.store.put_file(rows)
             result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor)
             work.remove()
             return result
     finally:
         check.close()
+
+
+def _accept(work: ShardWork, dataset: RegisteredDataset, scanned: ScannedShard) -> FinishedShard:
+    """Make a scanned shard durable; a part the driver cannot see, or sees changed, is refused."""
+    if not scanned.written.exists():
+        raise FileNotFoundError(
+            f"{scanned.worker} wrote shard {scanned.number} to {scanned.written}, which this machine cannot see: "
+            "the custody home must be on storage every worker shares (docs/scale.md)"
+        )
+    if scanned.rows_sha256 is not None and sha256_file(scanned.written) != scanned.rows_sha256:
+        raise OSError(f"shard {scanned.number}: the part changed between {scanned.worker} and this machine")
+    shard = dataset.manifest.shards[scanned.number]
+    return work.finish_shard(scanned.number, shard, scanned.written, scanned.tally, scanned.verdicts, scanned.rows)
 
 
 def _record(

@@ -61,6 +61,10 @@ class ShardWork:
     def part_path(self, number: int, temporary: bool = False) -> Path:
         return self.path / (f"shard-{number:05d}.parquet" + (".tmp" if temporary else ""))
 
+    def scratch_path(self, number: int, attempt: str) -> Path:
+        """A part's name for one attempt (a Ray worker): a retried attempt never writes over another's."""
+        return self.path / f"shard-{number:05d}.parquet.{attempt}.tmp"
+
     def _tally_path(self, number: int) -> Path:
         return self.path / f"shard-{number:05d}.json"
 

@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
+from custody.cli.common import DatabaseOption, HomeOption, JsonOption, console, err_console, fail, opened, print_json
+from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
-from custody.stages.catalog import available_stages
+from custody.executors import ExecutorError
+from custody.stages.catalog import available_stages, stage_info
 from custody.stages.chain import parse_option, run_chain
 from custody.stages.runner import StageError, StageResult
 
@@ -26,8 +28,14 @@ def prepare(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
-    """Apply stages to a dataset; each stage registers a derived dataset with per-record decisions."""
+    """Apply stages to a dataset; each stage registers a derived dataset with per-record decisions.
+
+    With --executor ray, per-record stages process the input's shards on Ray workers; stages that
+    compare records (dedup-exact, dedup-near) run in this process. The output is the same either way.
+    """
     names = [s.strip() for s in stages.split(",") if s.strip()]
     options: dict[str, dict] = {}
     try:
@@ -48,13 +56,21 @@ def prepare(
             if key not in ("stage", "version", "input", "output", "counts", "reasons"):
                 console.print(f"  {key}: {value}")
 
-    with opened(home, database) as h:
+    with opened(home, database) as h, executor_for(executor, ray_address) as runner:
         target = parse_ref(output)
         source = DatasetRegistry(h).get(parse_ref(ref))
+        if runner.distributed:
+            say = err_console.print if as_json else console.print
+            for name in names:
+                parallel = name in available_stages() and stage_info(name).load().parallel
+                where = "on Ray workers, shard by shard" if parallel else "on the driver (it compares records)"
+                say(f"{name}: runs {where}")
         try:
-            results = run_chain(h, source, names, target, options, actor=actor, on_result=show)
+            results = run_chain(h, source, names, target, options, actor=actor, on_result=show, executor=runner)
         except StageError as exc:
             fail(f"--stages: {exc}" if str(exc).startswith("unknown stage") else str(exc))
+        except ExecutorError as exc:
+            fail(str(exc))
         if as_json:
             print_json(
                 [

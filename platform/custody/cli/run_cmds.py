@@ -18,6 +18,7 @@ from custody.cli.common import (
     opened,
     print_json,
 )
+from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
 
 EXIT_NOT_ALLOWED = 3  # also: the ledger holds no allow for exactly these bytes
 
@@ -28,12 +29,15 @@ def run(
     home: HomeOption = None,
     database: DatabaseOption = None,
     actor: ActorOption = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run a spec: prepare and check its datasets, ask the gate, and train only on an allow.
 
     Exit codes: 0 trained; 3 the gate denied (or no allow covers these bytes); 4 the gate needs a
     review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
     """
+    from custody.executors import ExecutorError
     from custody.runs.governed import RunRefused, run_spec
     from custody.runs.spec import SpecError, load_spec
     from custody.stages.runner import StageError
@@ -43,10 +47,15 @@ def run(
     except SpecError as exc:
         fail(str(exc))
     say = err_console.print if as_json else console.print
-    with opened(home, database) as h:
+    # The flags override the spec's [executor] table; the address goes with the spec's Ray unless given.
+    wanted = loaded.spec.executor
+    kind = executor or wanted.kind
+    address = ray_address or (wanted.address if kind == "ray" else None)
+    workers = wanted.workers if kind == "ray" else None
+    with opened(home, database) as h, executor_for(kind, address, workers) as runner:
         try:
-            outcome = run_spec(h, loaded, actor=actor, say=say)
-        except (StageError, SpecError) as exc:
+            outcome = run_spec(h, loaded, actor=actor, say=say, executor=runner)
+        except (StageError, SpecError, ExecutorError) as exc:
             fail(str(exc))
         except RunRefused as exc:
             fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)

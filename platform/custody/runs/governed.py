@@ -25,6 +25,7 @@ from custody.checks.catalog import available_checks, build_check
 from custody.checks.results import latest_results, run_check
 from custody.datasets.names import DatasetRef, parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.executors import Executor, make_executor
 from custody.home import Home, current_actor
 from custody.ledger.entry import canonical_json
 from custody.policy.evaluate import DECISION_EXIT
@@ -82,7 +83,9 @@ def prepared_ref(source: RegisteredDataset, stages: list[str], options: dict) ->
     return DatasetRef(source.ref.name, f"{source.ref.version}+prepared-{digest}")
 
 
-def prepare(home: Home, spec: RunSpec, actor: str, say: Say) -> list[RegisteredDataset]:
+def prepare(
+    home: Home, spec: RunSpec, actor: str, say: Say, executor: Executor | None = None
+) -> list[RegisteredDataset]:
     registry = DatasetRegistry(home)
     prepared = []
     for item in spec.datasets:
@@ -98,7 +101,7 @@ def prepare(home: Home, spec: RunSpec, actor: str, say: Say) -> list[RegisteredD
             say(f"prepare {source.ref}: reusing {target} (same data, stages and options)")
             prepared.append(existing)
             continue
-        results = run_chain(home, source, stages, target, options, actor=actor)
+        results = run_chain(home, source, stages, target, options, actor=actor, executor=executor)
         for r in results:
             say(
                 f"prepare {r.stage}: {r.output.ref} kept {r.counts['keep']}, modified {r.counts['modify']}, "
@@ -108,7 +111,9 @@ def prepare(home: Home, spec: RunSpec, actor: str, say: Say) -> list[RegisteredD
     return prepared
 
 
-def check(home: Home, datasets: list[RegisteredDataset], actor: str, say: Say) -> None:
+def check(
+    home: Home, datasets: list[RegisteredDataset], actor: str, say: Say, executor: Executor | None = None
+) -> None:
     """Run every check whose latest result does not cover the dataset's current bytes and version."""
     for dataset in datasets:
         latest = latest_results(home, dataset)
@@ -117,7 +122,7 @@ def check(home: Home, datasets: list[RegisteredDataset], actor: str, say: Say) -
             found = latest.get(name)
             if found is not None and found.dataset_digest == dataset.digest and found.version == check_.version:
                 continue
-            result = run_check(home, dataset, check_, actor=actor)
+            result = run_check(home, dataset, check_, actor=actor, executor=executor)
             say(
                 f"check {name} on {dataset.ref}: {result.status}, {result.records} records "
                 f"(ledger index {result.entry_index})"
@@ -146,14 +151,26 @@ def require_allow(home: Home, decision_index: int, datasets: list[RegisteredData
     return body
 
 
-def run_spec(home: Home, loaded: LoadedSpec, actor: str | None = None, say: Say = print) -> RunOutcome:
+def run_spec(
+    home: Home, loaded: LoadedSpec, actor: str | None = None, say: Say = print, executor: Executor | None = None
+) -> RunOutcome:
+    """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's)."""
     spec = loaded.spec
     actor = current_actor(actor)
     policy = load_policy(spec.policy.file)
     home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
-    with track_emissions(carbon_config(spec), label="custody-prepare") as meter:
-        prepared = prepare(home, spec, actor, say)
-        check(home, prepared, actor, say)
+    own = executor is None
+    if executor is None:
+        executor = make_executor(spec.executor.kind, spec.executor.address, spec.executor.workers)
+    try:
+        with track_emissions(carbon_config(spec), label="custody-prepare") as meter:
+            if executor.distributed:
+                say(f"executor: {executor.describe()}")
+            prepared = prepare(home, spec, actor, say, executor)
+            check(home, prepared, actor, say, executor)
+    finally:
+        if own:
+            executor.close()
     preparation = meter.result
     run = RunContext(spec.name, actor, spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e)
     gate = run_gate(home, prepared, policy, spec.policy.purpose, run=run, actor=actor)

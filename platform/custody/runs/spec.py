@@ -124,6 +124,20 @@ class CarbonSpec(_Strict):
     estimated_kg_co2e: float | None = Field(default=None, ge=0)
 
 
+class ExecutorSpec(_Strict):
+    """Where checks and per-record stages run (docs/scale.md); `custody run --executor` overrides it."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # a Ray cluster, HOST:PORT or ray://HOST:10001; None: $RAY_ADDRESS or local
+    workers: int | None = Field(default=None, ge=1)  # Ray actors; None: one per CPU of the cluster
+
+    @model_validator(mode="after")
+    def _ray_only(self) -> ExecutorSpec:
+        if self.kind == "local" and (self.address or self.workers):
+            raise ValueError("address and workers are only for kind = 'ray'")
+        return self
+
+
 class RunSpec(_Strict):
     schema_: int = Field(alias="schema")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -138,6 +152,7 @@ class RunSpec(_Strict):
     finetune: FinetuneSpec | None = None
     transfer: TransferSpec | None = None
     carbon: CarbonSpec = Field(default_factory=CarbonSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @field_validator("schema_")
     @classmethod

@@ -33,6 +33,10 @@ class Decision:
 class Stage(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
+    # True when a record's decision depends on that record alone: shards can then be processed
+    # apart (on Ray workers) and concatenated in input order with the same output, byte for byte.
+    # Stages that look across records (deduplication) leave it False and run in the driver.
+    parallel: ClassVar[bool] = False
 
     def __init__(self, home: Home) -> None:
         self.home = home
@@ -44,6 +48,9 @@ class Stage(ABC):
     @abstractmethod
     def process(self, records: Iterable[Record]) -> Iterator[Decision]:
         """One decision per input record, in input order."""
+
+    def observe(self, action: Action, reason: str) -> None:  # noqa: B027  optional hook
+        """Told every decision, in input order, wherever it was made; count what `summarize` reports here."""
 
     def summarize(self, output: RegisteredDataset) -> dict[str, Any]:
         """Extra summary computed over the registered output (e.g. residual PII); optional."""

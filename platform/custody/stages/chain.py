@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.datasets.names import DatasetRef
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.stages.catalog import available_stages, build_stage
 from custody.stages.runner import StageError, StageResult, run_stage
+
+if TYPE_CHECKING:
+    from custody.executors.base import Executor
 
 
 def intermediate_ref(target: DatasetRef, position: int, stage: str) -> DatasetRef:
@@ -43,8 +46,12 @@ def run_chain(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     actor: str | None = None,
     on_result: Callable[[StageResult], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[StageResult]:
-    """Apply `stages` in order to `source`; the last output is registered as `target`."""
+    """Apply `stages` in order to `source`; the last output is registered as `target`.
+
+    With a Ray `executor`, per-record stages run on its workers; the others in this process.
+    """
     options = options or {}
     unknown = [n for n in [*stages, *options] if n not in available_stages()]
     if not stages or unknown:
@@ -57,7 +64,8 @@ def run_chain(
     results, current = [], source
     for i, stage in enumerate(built):
         out = target if i == len(built) - 1 else intermediate_ref(target, i + 1, stage.name)
-        result = run_stage(home, stage, current, out, actor=actor)
+        given = dict(options.get(stage.name, {}))
+        result = run_stage(home, stage, current, out, actor=actor, executor=executor, options=given)
         results.append(result)
         current = result.output
         if on_result:

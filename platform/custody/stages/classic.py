@@ -30,6 +30,7 @@ _SPELL_TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 
 class Lowercase(Stage):
     name = "lowercase"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(self, home: Home, *, casefold: bool = False) -> None:
@@ -61,6 +62,7 @@ def spacy_stop_words(language: str) -> frozenset[str]:
 
 class RemoveStopwords(Stage):
     name = "remove-stopwords"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(self, home: Home, *, language: str = "en", stop_words: list[str] | None = None) -> None:
@@ -102,6 +104,7 @@ class RemoveStopwords(Stage):
 
 class SpellCorrect(Stage):
     name = "spell-correct"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(

@@ -27,6 +27,7 @@ _HTML = {"auto": "auto", "always": True, "never": False}
 
 class NormalizeUnicode(Stage):
     name = "normalize-unicode"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(

@@ -50,6 +50,7 @@ def _ngram_table(option: str, table: dict[str, float]) -> dict[int, float]:
 
 class QualityFilter(Stage):
     name = "quality-filter"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +22,9 @@ from custody.home import Home
 from custody.ledger.entry import canonical_json
 from custody.stages import entry_types  # noqa: F401  registers stage.completed/v1
 from custody.stages.base import Decision, Stage
+
+if TYPE_CHECKING:
+    from custody.executors.base import Executor, StageJob
 
 DECISION_SCHEMA = pa.schema(
     [
@@ -45,18 +53,18 @@ class StageResult:
     summary: dict
 
 
-class _DecisionWriter:
+class DecisionWriter:
+    """The decisions Parquet, batched the same way whoever made the decisions (bytes depend on rows only)."""
+
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.writer = pq.ParquetWriter(path, DECISION_SCHEMA, compression="zstd")
         self.rows: list[dict] = []
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
 
     def add(self, decision: Decision, new_hash: str | None) -> None:
-        self.counts[decision.action] += 1
-        if decision.reason:
-            self.reasons[decision.reason] += 1
-        self.rows.append(
+        self.add_row(
             {
                 "record_id": decision.record.id,
                 "content_hash": decision.record.content_hash,
@@ -67,6 +75,12 @@ class _DecisionWriter:
                 "new_content_hash": new_hash,
             }
         )
+
+    def add_row(self, row: dict) -> None:
+        self.counts[row["action"]] += 1
+        if row["reason"]:
+            self.reasons[row["reason"]] += 1
+        self.rows.append(row)
         if len(self.rows) >= BATCH:
             self.flush()
 
@@ -80,6 +94,46 @@ class _DecisionWriter:
         self.writer.close()
 
 
+def output_row(decision: Decision) -> tuple[dict | None, str | None]:
+    """The output record a decision keeps (None for a drop) and its new content hash."""
+    from custody.datasets.readers import content_hash
+
+    if decision.action == "drop":
+        return None, None
+    text = decision.text if decision.action == "modify" else decision.record.text
+    row = {"id": decision.record.id, "text": text}
+    if decision.record.license:
+        row["license"] = decision.record.license
+    if decision.record.source_url:
+        row["source_url"] = decision.record.source_url
+    return row, content_hash(text)
+
+
+def _in_driver(
+    stage: Stage, source: RegisteredDataset, decisions: DecisionWriter, progress: Callable[[int], None] | None
+) -> Iterator[dict]:
+    records = (record for _, record in source.records())
+    for count, decision in enumerate(stage.process(records), start=1):
+        row, new_hash = output_row(decision)
+        if row is not None:
+            yield row
+        decisions.add(decision, new_hash)
+        stage.observe(decision.action, decision.reason)
+        if progress and count % 256 == 0:
+            progress(256)
+
+
+def _on_workers(job: StageJob, executor: Executor, stage: Stage, decisions: DecisionWriter) -> Iterator[dict]:
+    """Shard parts from the workers, taken in shard order: the same rows, in the same order, as in the driver."""
+    for part in executor.stage_parts(job):
+        with open(part.records, "rb") as lines:
+            for line in lines:
+                yield json.loads(line)
+        for row in pq.read_table(part.decisions).to_pylist():
+            decisions.add_row(row)
+            stage.observe(row["action"], row["reason"])
+
+
 def run_stage(
     home: Home,
     stage: Stage,
@@ -87,41 +141,42 @@ def run_stage(
     output: DatasetRef,
     actor: str | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
+    options: dict[str, Any] | None = None,
 ) -> StageResult:
-    """Apply one stage to `source` and register the result as `output` with lineage."""
-    from custody.datasets.readers import content_hash
+    """Apply one stage to `source` and register the result as `output` with lineage.
 
+    With a distributed `executor` (Ray) and a per-record stage (`Stage.parallel`), the source's
+    shards are processed on workers, each building the stage from its name and `options`; the
+    output is the same bytes as in the driver. Other stages always run here.
+    """
     registry = DatasetRegistry(home)
     if registry.find(output) is not None:
         raise StageError(f"{output} is already registered; choose another --as name or version")
+    config = {"stage": stage.name, "version": stage.version, **stage.config()}
     with tempfile.TemporaryDirectory(prefix="custody-stage-") as tmp:
-        decisions = _DecisionWriter(Path(tmp) / "decisions.parquet")
+        decisions = DecisionWriter(Path(tmp) / "decisions.parquet")
+        scratch = None
+        if executor is not None and executor.distributed and stage.parallel:
+            # Workers write their parts where every node sees them: the home's work area.
+            scratch = home.path / "work" / "stages" / uuid.uuid4().hex
+            scratch.mkdir(parents=True)
+            from custody.executors.base import StageJob
 
-        def outputs() -> Iterator[dict]:
-            records = (record for _, record in source.records())
-            for count, decision in enumerate(stage.process(records), start=1):
-                new_hash = None
-                if decision.action != "drop":
-                    text = decision.text if decision.action == "modify" else decision.record.text
-                    new_hash = content_hash(text)
-                    row = {"id": decision.record.id, "text": text}
-                    if decision.record.license:
-                        row["license"] = decision.record.license
-                    if decision.record.source_url:
-                        row["source_url"] = decision.record.source_url
-                    yield row
-                decisions.add(decision, new_hash)
-                if progress and count % 256 == 0:
-                    progress(256)
-
+            digest = hashlib.sha256(canonical_json(config)).hexdigest()
+            job = StageJob(home, source, stage.name, dict(options or {}), digest, scratch)
+            outputs = _on_workers(job, executor, stage, decisions)
+        else:
+            outputs = _in_driver(stage, source, decisions, progress)
         try:
-            shard = write_records_shard(outputs(), Path(tmp) / "part-00000.jsonl.zst")
+            shard = write_records_shard(outputs, Path(tmp) / "part-00000.jsonl.zst")
         finally:
             decisions.close()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         if decisions.counts.get("drop", 0) == sum(decisions.counts.values()):
             raise StageError(f"stage {stage.name} dropped every record of {source.ref}; nothing to register")
         decisions_digest = home.store.put_file(Path(tmp) / "decisions.parquet")
-        config = {"stage": stage.name, "version": stage.version, **stage.config()}
         derived, _ = registry.register_derived(
             output, [source], stage.name, config, shard, decisions_digest=decisions_digest, actor=actor
         )

@@ -22,6 +22,7 @@ CHUNK = 1024
 
 class DropToxic(Stage):
     name = "drop-toxic"
+    parallel = True  # per record: shards can run on separate workers
     version = "1.0.0"
 
     def __init__(self, home: Home, threshold: float | None = None) -> None:
@@ -52,10 +53,13 @@ class DropToxic(Stage):
                 top, value = max(scores.items(), key=lambda item: item[1]) if scores else ("none", 0.0)
                 details = json.dumps({k: round(v, 6) for k, v in sorted(scores.items())})
                 if value >= self.threshold:
-                    self.dropped_by[top] += 1
                     yield Decision(record, "drop", f"toxicity:{top}", score=value, details=details)
                 else:
                     yield Decision(record, "keep", score=value, details=details)
+
+    def observe(self, action: str, reason: str) -> None:
+        if action == "drop":  # counted here, not in process: process may run on a Ray worker
+            self.dropped_by[reason.removeprefix("toxicity:")] += 1
 
     def summarize(self, output: RegisteredDataset) -> dict[str, Any]:
         return {

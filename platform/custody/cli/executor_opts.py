@@ -1,0 +1,42 @@
+"""`--executor` and `--ray-address`, shared by `custody check`, `custody prepare` and `custody run`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import fail
+from custody.executors import Executor, ExecutorError, make_executor
+
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="where shards are scanned: local (this process) or ray (a Ray cluster) [default: local, or the spec's]",
+        show_default=False,
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join, HOST:PORT or ray://HOST:10001 [default: $RAY_ADDRESS, else a local one]",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def executor_for(kind: str | None, address: str | None, workers: int | None = None) -> Iterator[Executor]:
+    """The executor asked for; closed (a Ray cluster it started is stopped) when the command ends."""
+    try:
+        executor = make_executor(kind or "local", address, workers)
+    except ExecutorError as exc:
+        fail(f"--executor: {exc}")
+    try:
+        yield executor
+    finally:
+        executor.close()

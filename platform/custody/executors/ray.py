@@ -1,0 +1,153 @@
+"""The Ray executor: shards become tasks on actors, one actor per worker slot.
+
+Each actor builds the check (or stage) once and loads its models once, then takes shard after
+shard. The driver hands out shard numbers, collects results in whatever order they finish, and
+stays the only process that accepts parts and writes the ledger. A worker that dies mid-shard
+(killed, out of memory, node lost) is restarted by Ray and the shard is run again on it
+(`max_restarts`, `max_task_retries`); if Ray gives up, the driver starts a fresh actor and
+resubmits the shard, up to `attempts` times. An attempt writes under a name of its own and a
+part is only accepted by the driver's durable rename, so a retried shard is never counted twice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from custody.executors.base import Executor, ExecutorError, ScanJob, ScannedShard, StageJob, StagePart
+from custody.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
+
+RETRIES = 3
+
+
+class RayExecutor(Executor):
+    kind = "ray"
+    distributed = True
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_worker: float = 1.0,
+        retries: int = RETRIES,
+    ) -> None:
+        self.address = address  # None: $RAY_ADDRESS, else a one-machine cluster started here
+        self.workers = workers  # None: as many as the cluster's CPUs allow
+        self.cpus_per_worker = cpus_per_worker
+        self.retries = retries
+        self._started = False
+
+    def describe(self) -> str:
+        return f"ray ({self.address or 'local cluster'})"
+
+    # -- the cluster --------------------------------------------------------------------------
+    def _ray(self) -> Any:
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - ray is a dependency
+            raise ExecutorError("--executor ray needs the ray package (pip install 'ray[default]')") from exc
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, namespace="custody", log_to_driver=False, include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ExecutorError(f"cannot reach the Ray cluster at {self.address or 'auto'}: {exc}") from exc
+            self._started = True
+        return ray
+
+    def slots(self, wanted: int) -> int:
+        """How many actors to start: the configured count, else what the cluster's CPUs hold."""
+        ray = self._ray()
+        if self.workers:
+            return max(1, min(self.workers, wanted))
+        cpus = ray.cluster_resources().get("CPU", 1)
+        return max(1, min(int(cpus // self.cpus_per_worker) or 1, wanted))
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    # -- checks ---------------------------------------------------------------------------------
+    def bind(self, check: Any) -> bytes:
+        from ray import cloudpickle
+
+        return cloudpickle.dumps(check)  # the unopened check: a worker opens its own copy
+
+    def scan(self, job: ScanJob, todo: list[int]) -> Iterator[ScannedShard]:
+        if not todo:
+            return
+        handle = DatasetHandle.of(job.dataset)
+        args = (job.blueprint, handle, job.config_digest, str(job.work.path.resolve()))
+        for result in self._dispatch(CheckWorker, args, "scan", todo):
+            yield ScannedShard(
+                result["number"],
+                Path(result["written"]),
+                result["tally"],
+                result["verdicts"],
+                result["rows"],
+                result["rows_sha256"],
+                result["worker"],
+            )
+
+    # -- stages ---------------------------------------------------------------------------------
+    def stage_parts(self, job: StageJob) -> Iterator[StagePart]:
+        handle = DatasetHandle.of(job.source)
+        args = (handle, job.stage, job.options, job.config_digest, str(job.scratch.resolve()))
+        numbers = list(range(len(job.source.manifest.shards)))
+        finished: dict[int, dict] = {}
+        following = 0
+        for result in self._dispatch(StageWorker, args, "process", numbers):
+            finished[result["number"]] = result
+            while following in finished:  # hand parts on in shard order, as soon as they can be
+                r = finished.pop(following)
+                yield StagePart(following, Path(r["records"]), Path(r["decisions"]), r["count"], r["worker"])
+                following += 1
+
+    # -- the dispatch loop ----------------------------------------------------------------------
+    def _dispatch(self, worker: type, args: tuple, method: str, numbers: list[int]) -> Iterator[dict]:
+        """Keep every actor busy with one shard; yield results as they finish; retry lost shards."""
+        ray = self._ray()
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
+
+        lost = (ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError)
+        remote = ray.remote(worker).options(
+            num_cpus=self.cpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
+        )
+        start: Callable[[], Any] = lambda: remote.remote(*args)  # noqa: E731
+        actors = [start() for _ in range(self.slots(len(numbers)))]
+        pending = deque(numbers)
+        running: dict[Any, tuple[Any, int]] = {}
+        attempts: dict[int, int] = {}
+        idle = list(actors)
+        try:
+            while pending or running:
+                while idle and pending:
+                    actor, number = idle.pop(), pending.popleft()
+                    running[getattr(actor, method).remote(number)] = (actor, number)
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    actor, number = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except lost as exc:
+                        # Ray restarted and retried as often as allowed: a fresh actor takes the shard.
+                        attempts[number] = attempts.get(number, 0) + 1
+                        if attempts[number] > self.retries:
+                            raise ExecutorError(f"shard {number} failed on {attempts[number]} workers: {exc}") from exc
+                        ray.kill(actor, no_restart=True)
+                        replacement = start()
+                        actors.append(replacement)
+                        idle.append(replacement)
+                        pending.appendleft(number)
+                        continue
+                    except ray.exceptions.RayTaskError as exc:
+                        raise exc.as_instanceof_cause() from None  # the check's own error, as it raised it
+                    idle.append(actor)
+                    yield result
+        finally:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)

@@ -1,0 +1,197 @@
+"""What runs inside a Ray worker: one actor per worker slot, holding one built check or stage.
+
+An actor opens the home from the shared path (no ledger writes, and no database connection
+unless a check reads the ledger), rebuilds the check or stage, and loads its models once; then
+it is handed shard numbers. It writes each shard's part to the shared work area under a name of
+its own and returns the counts. Before its first shard it compares the digest of its own
+configuration with the driver's, so a node with another model, scorer or setting fails loudly
+instead of producing different rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from custody.datasets.card import DatasetCard
+from custody.datasets.manifest import Manifest
+from custody.datasets.names import DatasetRef
+from custody.ledger.entry import canonical_json
+
+
+class ConfigMismatch(RuntimeError):
+    """A worker built the check or stage with another configuration than the driver's."""
+
+
+@dataclass(frozen=True)
+class DatasetHandle:
+    """A registered dataset without its home: what a worker needs to read its shards."""
+
+    home_path: str
+    database_url: str
+    ref: DatasetRef
+    index: int
+    actor: str
+    ts: str
+    body: dict
+    manifest: Manifest
+    card: DatasetCard
+
+    @classmethod
+    def of(cls, dataset: Any) -> DatasetHandle:
+        home = dataset.home
+        return cls(
+            str(Path(home.path).resolve()),
+            home.database_url,
+            dataset.ref,
+            dataset.index,
+            dataset.actor,
+            dataset.ts,
+            dataset.body,
+            dataset.manifest,
+            dataset.card,
+        )
+
+    def open(self) -> Any:
+        from custody.datasets.registry import RegisteredDataset
+        from custody.home import Home
+
+        home = Home.open(self.home_path, database=self.database_url)
+        return RegisteredDataset(home, self.ref, self.index, self.actor, self.ts, self.body, self.manifest, self.card)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _digest(config: dict) -> str:
+    return hashlib.sha256(canonical_json(config)).hexdigest()
+
+
+def _compare(what: str, mine: dict, expected_digest: str) -> None:
+    if _digest(mine) != expected_digest:
+        raise ConfigMismatch(
+            f"{what} on worker {worker_name()} has another configuration than the driver's "
+            f"({json.dumps(mine, sort_keys=True)[:300]}): install the same custody, models and settings "
+            "on every node"
+        )
+
+
+class CheckWorker:
+    """Scans shards of one dataset with one check, opened once per actor (models load once)."""
+
+    def __init__(self, blueprint: bytes, dataset: DatasetHandle, config_digest: str, work_dir: str) -> None:
+        self.blueprint, self.handle, self.config_digest = blueprint, dataset, config_digest
+        self.work_dir = Path(work_dir)
+        self.check: Any = None
+        self.dataset: Any = None
+
+    def _ready(self) -> None:
+        if self.check is not None:
+            return
+        from ray import cloudpickle
+
+        check = cloudpickle.loads(self.blueprint)
+        fields = {f.name for f in dataclasses.fields(check)} if dataclasses.is_dataclass(check) else set()
+        if "processes" in fields:
+            check = dataclasses.replace(check, processes=1)  # Ray gives the parallelism: one actor per core
+        self.dataset = self.handle.open()
+        check.open(self.dataset)
+        try:
+            _compare(f"check {check.name}", check.config(), self.config_digest)
+        except BaseException:
+            check.close()
+            raise
+        self.check = check
+
+    def ready(self) -> str:
+        self._ready()
+        return worker_name()
+
+    def scan(self, number: int) -> dict[str, Any]:
+        from custody.checks.rows import RowWriter
+        from custody.checks.work import ShardWork
+        from custody.store import sha256_file
+
+        self._ready()
+        shard = self.dataset.manifest.shards[number]
+        path = ShardWork(self.work_dir).scratch_path(number, uuid.uuid4().hex[:12])
+        writer = RowWriter(path, str(self.dataset.ref), self.check)
+        try:
+            tally = self.check.scan_shard(self.dataset, shard, writer.emit)
+        except BaseException:
+            writer.close()
+            path.unlink(missing_ok=True)
+            raise
+        writer.close()
+        return {
+            "number": number,
+            "written": str(path),
+            "tally": tally,
+            "verdicts": dict(writer.verdicts),
+            "rows": writer.count,
+            "rows_sha256": sha256_file(path),
+            "worker": worker_name(),
+        }
+
+
+class StageWorker:
+    """Runs one per-record stage over shards of one dataset, built once per actor."""
+
+    def __init__(
+        self, dataset: DatasetHandle, stage: str, options: dict[str, Any], config_digest: str, scratch: str
+    ) -> None:
+        self.handle, self.name, self.options = dataset, stage, options
+        self.config_digest, self.scratch = config_digest, Path(scratch)
+        self.stage: Any = None
+        self.dataset: Any = None
+
+    def _ready(self) -> None:
+        if self.stage is not None:
+            return
+        from custody.stages.catalog import build_stage
+
+        self.dataset = self.handle.open()
+        stage = build_stage(self.name, self.dataset.home, dict(self.options))
+        _compare(
+            f"stage {self.name}", {"stage": stage.name, "version": stage.version, **stage.config()}, self.config_digest
+        )
+        self.stage = stage
+
+    def ready(self) -> str:
+        self._ready()
+        return worker_name()
+
+    def process(self, number: int) -> dict[str, Any]:
+        from custody.stages.runner import DecisionWriter, output_row
+
+        self._ready()
+        shard = self.dataset.manifest.shards[number]
+        attempt = uuid.uuid4().hex[:12]
+        records = self.scratch / f"records-{number:05d}.{attempt}.jsonl"
+        decisions = DecisionWriter(self.scratch / f"decisions-{number:05d}.{attempt}.parquet")
+        count = 0
+        try:
+            with open(records, "wb") as out:
+                for decision in self.stage.process(self.dataset.shard_records(shard)):
+                    row, new_hash = output_row(decision)
+                    if row is not None:
+                        out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                    decisions.add(decision, new_hash)
+                    count += 1
+        finally:
+            decisions.close()
+        return {
+            "number": number,
+            "records": str(records),
+            "decisions": str(decisions.path),
+            "count": count,
+            "worker": worker_name(),
+        }

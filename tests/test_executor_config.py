@@ -1,0 +1,81 @@
+"""Choosing an executor (spec, CLI helpers) and the home's artifact location; no cluster needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custody.executors import ExecutorError, LocalExecutor, make_executor
+from custody.home import Home, HomeError
+from custody.runs.spec import SpecError, load_spec
+
+SPEC = """\
+schema = 1
+name = "scale"
+
+[policy]
+file = "default"
+
+[[datasets]]
+ref = "corpus@1"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_spec_names_its_executor(tmp_path):
+    assert load_spec(write(tmp_path, SPEC)).spec.executor.kind == "local"
+    spec = load_spec(write(tmp_path, SPEC + '\n[executor]\nkind = "ray"\naddress = "10.0.0.1:6379"\nworkers = 8\n'))
+    assert (spec.spec.executor.kind, spec.spec.executor.address, spec.spec.executor.workers) == (
+        "ray",
+        "10.0.0.1:6379",
+        8,
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('kind = "spark"', "key 'executor.kind'"),
+        ('kind = "local"\naddress = "x:1"', "only for kind = 'ray'"),
+        ('kind = "ray"\nworkers = 0', "key 'executor.workers'"),
+        ('kind = "ray"\nnodes = 3', "unknown key 'executor.nodes'"),
+    ],
+)
+def test_bad_executor_tables_name_the_key(tmp_path, table, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(write(tmp_path, SPEC + f"\n[executor]\n{table}\n"))
+
+
+def test_make_executor():
+    assert isinstance(make_executor("local"), LocalExecutor)
+    assert make_executor("ray", "127.0.0.1:6379", 2).describe() == "ray (127.0.0.1:6379)"
+    with pytest.raises(ExecutorError, match="unknown executor"):
+        make_executor("dask")
+    with pytest.raises(ExecutorError, match="only for --executor ray"):
+        make_executor("local", "127.0.0.1:6379")
+
+
+def test_the_home_config_names_a_shared_artifact_folder(tmp_path):
+    shared = tmp_path / "shared" / "artifacts"
+    home = Home.init(tmp_path / "home", artifacts=str(shared))
+    digest = home.store.put_bytes(b"hello")
+    home.close()
+    assert (shared / "sha256" / digest[:2] / digest[2:]).exists()
+    reopened = Home.open(tmp_path / "home")
+    assert reopened.store.root == shared and reopened.store.read_bytes(digest) == b"hello"
+    assert f'artifacts = "{shared}"' in (tmp_path / "home" / "config.toml").read_text()
+    relative = Home.init(tmp_path / "home2", artifacts="file://" + str(tmp_path / "via-url"))
+    assert relative.store.root == tmp_path / "via-url"
+    relative.close()
+
+
+def test_object_store_urls_are_refused_with_what_to_do(tmp_path):
+    with pytest.raises(HomeError, match=r"s3:// storage is not supported yet; mount it"):
+        Home.init(tmp_path / "home", artifacts="s3://bucket/custody")
+    assert not (tmp_path / "home").exists(), "nothing half-made"

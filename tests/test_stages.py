@@ -198,9 +198,7 @@ def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, tmp_path, j
 def test_hash_pseudonyms_are_stable_letters_that_rescan_clean(home, tmp_path):
     """A hex digest's digit runs can pass the Luhn check and come back as CREDIT_CARD; pseudonyms
     are letters only, equal for equal values, and leave nothing for the residual scan."""
-    rows = [
-        {"id": f"r{i}", "text": f"Mail maria.gutierrez{i % 3}@example.com about the invoice."} for i in range(40)
-    ]
+    rows = [{"id": f"r{i}", "text": f"Mail maria.gutierrez{i % 3}@example.com about the invoice."} for i in range(40)]
     source = register(home, tmp_path, rows, "mails")
     result = run_stage(home, RedactPii(home), source, DatasetRef("mails", "2"))
     texts = [record.text for _, record in result.output.records()]

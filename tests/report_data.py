@@ -27,6 +27,7 @@ from custody.policy.reviews import record_review
 from custody.policy.schema import LoadedPolicy, parse_policy
 from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from run_data import POLICY, SPEC
 from train_support import register_shakespeare, torch_threads
 
 OWNER, REVIEWER, TRAINER = "registrar", "reviewer", "trainer"
@@ -51,62 +52,6 @@ on_fail = "review"
 threshold = 0.5
 max_rate = 0.01
 action = "drop"
-"""
-
-RUN_POLICY = """\
-schema = 1
-name = "test-research"
-description = "research use of public texts"
-purpose = "research"
-
-[freshness.current]
-explanation = "results must describe these bytes"
-checks = ["provenance", "license", "pii", "toxicity"]
-
-[license.allowed]
-explanation = "research may use attribution licenses"
-
-[license.allowed.research]
-categories = ["public-domain", "permissive"]
-
-[toxicity.max-rate]
-explanation = "little toxicity"
-threshold = 0.5
-max_rate = 0.2
-action = "drop"
-"""
-
-SPEC = """\
-schema = 1
-name = "tiny"
-kind = "pretrain"
-
-[policy]
-file = "{policy}"
-
-[[datasets]]
-ref = "shakespeare@1"
-
-[prepare]
-stages = ["dedup-exact", "drop-toxic"]
-
-[tokenizer]
-vocab_size = 300
-
-[model]
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 32
-
-[training]
-steps = 12
-batch_size = 4
-warmup = 2
-eval_interval = 6
-eval_steps = 2
-checkpoint_interval = 6
-log_interval = 3
 """
 
 
@@ -148,9 +93,9 @@ def build(root: Path, shared_data: Path) -> ReportHome:
 
     register_shakespeare(home, root, limit=300, shards=2)
     run_policy = root / "run-policy.toml"
-    run_policy.write_text(RUN_POLICY, encoding="utf-8")
+    run_policy.write_text(POLICY.format(approval=""), encoding="utf-8")
     spec = root / "tiny.toml"
-    spec.write_text(SPEC.format(policy=run_policy), encoding="utf-8")
+    spec.write_text(SPEC.format(name="tiny", kind="pretrain", policy=run_policy, extra=""), encoding="utf-8")
     said: list[str] = []
     with torch_threads(1):
         outcome = run_spec(home, load_spec(spec), actor=TRAINER, say=said.append)

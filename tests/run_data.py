@@ -1,0 +1,78 @@
+"""A tiny governed run for tests: a research policy that lets Tiny Shakespeare through, and a
+run spec small enough to train in seconds (used by the run and report tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+POLICY = """\
+schema = 1
+name = "test-research"
+description = "research use of public texts"
+purpose = "research"
+
+[freshness.current]
+explanation = "results must describe these bytes"
+checks = ["provenance", "license", "pii", "toxicity"]
+
+[provenance.denied-sources]
+explanation = "no shadow libraries"
+check_deny_list = true
+
+[license.allowed]
+explanation = "research may use attribution licenses"
+
+[license.allowed.research]
+categories = ["public-domain", "permissive"]
+
+[toxicity.max-rate]
+explanation = "little toxicity"
+threshold = 0.5
+max_rate = 0.2
+action = "drop"
+{approval}
+"""
+
+APPROVAL = """
+[training.approval]
+explanation = "a person approves every run"
+"""
+
+SPEC = """\
+schema = 1
+name = "{name}"
+kind = "{kind}"
+
+[policy]
+file = "{policy}"
+
+[[datasets]]
+ref = "shakespeare@1"
+
+[prepare]
+stages = ["dedup-exact", "drop-toxic"]
+
+[tokenizer]
+vocab_size = 300
+
+[model]
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 32
+
+[training]
+steps = 12
+batch_size = 4
+warmup = 2
+eval_interval = 6
+eval_steps = 2
+checkpoint_interval = 6
+log_interval = 3
+{extra}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from custody.accounts import ROLES, AccountError, Accounts
-from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
+from custody.accounts import ROLES, Accounts
+from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, opened, print_json
 from custody.home import current_actor
 
 app = typer.Typer(help="Local accounts for the dashboard (passwords kept only as salted scrypt hashes).")
@@ -37,10 +37,7 @@ def add(
     """Add a user; the ledger records the name and role (never the password or its hash)."""
     with opened(home, database) as h:
         accounts = Accounts(h.path)
-        try:
-            account = accounts.add(name, role, _password(password_stdin))
-        except AccountError as exc:
-            fail(str(exc))
+        account = accounts.add(name, role, _password(password_stdin))
         try:
             index = h.record("user.added/v1", f"user:{name}", {"name": name, "role": role}, actor=current_actor(actor))
         except BaseException:
@@ -59,10 +56,7 @@ def role(
 ) -> None:
     """Change a user's role."""
     with opened(home, database) as h:
-        try:
-            previous = Accounts(h.path).set_role(name, new_role)
-        except AccountError as exc:
-            fail(str(exc))
+        previous = Accounts(h.path).set_role(name, new_role)
         body = {"name": name, "role": new_role, "previous": previous}
         index = h.record("user.role_changed/v1", f"user:{name}", body, actor=current_actor(actor))
         console.print(f"{name}: {previous} -> {new_role}, ledger index {index}")
@@ -77,10 +71,7 @@ def passwd(
 ) -> None:
     """Set a user's password."""
     with opened(home, database) as h:
-        try:
-            Accounts(h.path).set_password(name, _password(password_stdin))
-        except AccountError as exc:
-            fail(str(exc))
+        Accounts(h.path).set_password(name, _password(password_stdin))
         console.print(f"password of {name} changed")
 
 
@@ -93,10 +84,7 @@ def remove(
 ) -> None:
     """Remove a user."""
     with opened(home, database) as h:
-        try:
-            Accounts(h.path).remove(name)
-        except AccountError as exc:
-            fail(str(exc))
+        Accounts(h.path).remove(name)
         index = h.record("user.removed/v1", f"user:{name}", {"name": name}, actor=current_actor(actor))
         console.print(f"removed {name}, ledger index {index}")
 
@@ -105,10 +93,7 @@ def remove(
 def list_users(home: HomeOption = None, database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """List users and roles."""
     with opened(home, database) as h:
-        try:
-            accounts = Accounts(h.path).list()
-        except AccountError as exc:
-            fail(str(exc))
+        accounts = Accounts(h.path).list()
         if as_json:
             print_json([{"name": a.name, "role": a.role, "created": a.created} for a in accounts])
             return

@@ -22,8 +22,9 @@ from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.gate import run_gate
-from custody.policy.schema import LoadedPolicy, parse_policy
+from custody.policy.schema import LoadedPolicy
 from custody.testing.runs import record_run
+from policy_data import REVIEW_POLICY, policy_from
 
 OWNER = "alice"  # registers the datasets: may not approve or waive their findings
 REVIEWER, VIEWER = "bob", "vera"
@@ -31,26 +32,6 @@ PASSWORDS = {OWNER: "alice-password-1", REVIEWER: "bob-password-12", VIEWER: "ve
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
 TOXIC_FINDING = "mix@1/toxicity.max-rate"
 
-REVIEW_POLICY = """\
-schema = 1
-name = "review-everything"
-description = "Test policy: PII and toxicity go to a person."
-purpose = "research"
-
-[pii.max-rate]
-explanation = "Contact data needs a reviewer's look."
-on_fail = "review"
-
-[pii.max-rate.entities]
-EMAIL_ADDRESS = { max = 0.0, action = "redact" }
-
-[toxicity.max-rate]
-explanation = "Toxic text needs a reviewer's look."
-on_fail = "review"
-threshold = 0.5
-max_rate = 0.01
-action = "drop"
-"""
 
 _BASE: dict[str, Path] = {}
 
@@ -65,9 +46,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def review_policy(root: Path) -> LoadedPolicy:
-    path = root / "review-everything.toml"
-    path.write_text(REVIEW_POLICY, encoding="utf-8")
-    return LoadedPolicy(path, REVIEW_POLICY.encode(), parse_policy(REVIEW_POLICY, str(path)))
+    return policy_from(REVIEW_POLICY, root / "review-everything.toml")
 
 
 def add_accounts(home_path: Path) -> None:

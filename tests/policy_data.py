@@ -118,3 +118,25 @@ LENIENT = (
     + '[toxicity.max-rate]\nexplanation = "x"\nthreshold = 0.5\nmax_rate = 0.1\naction = "drop"\n'
 )
 REVIEW = LENIENT + '[findings.review]\nexplanation = "x"\nmatch = ["pii.present"]\n'
+
+# Sends PII and toxicity findings to a person: what the dashboard and report tests review.
+REVIEW_POLICY = """\
+schema = 1
+name = "review-everything"
+description = "Test policy: PII and toxicity go to a person."
+purpose = "research"
+
+[pii.max-rate]
+explanation = "Contact data needs a reviewer's look."
+on_fail = "review"
+
+[pii.max-rate.entities]
+EMAIL_ADDRESS = { max = 0.0, action = "redact" }
+
+[toxicity.max-rate]
+explanation = "Toxic text needs a reviewer's look."
+on_fail = "review"
+threshold = 0.5
+max_rate = 0.01
+action = "drop"
+"""

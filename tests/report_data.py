@@ -24,35 +24,14 @@ from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.gate import run_gate
 from custody.policy.reviews import record_review
-from custody.policy.schema import LoadedPolicy, parse_policy
 from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from policy_data import REVIEW_POLICY, policy_from
 from run_data import POLICY, SPEC
 from train_support import register_shakespeare, torch_threads
 
 OWNER, REVIEWER, TRAINER = "registrar", "reviewer", "trainer"
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
-
-REVIEW_POLICY = """\
-schema = 1
-name = "review-everything"
-description = "Test policy: PII and toxicity go to a person."
-purpose = "research"
-
-[pii.max-rate]
-explanation = "Contact data needs a reviewer's look."
-on_fail = "review"
-
-[pii.max-rate.entities]
-EMAIL_ADDRESS = { max = 0.0, action = "redact" }
-
-[toxicity.max-rate]
-explanation = "Toxic text needs a reviewer's look."
-on_fail = "review"
-threshold = 0.5
-max_rate = 0.01
-action = "drop"
-"""
 
 
 @dataclass(frozen=True)
@@ -84,9 +63,7 @@ def build(root: Path, shared_data: Path) -> ReportHome:
     for name in ("provenance", "license", "toxicity"):
         run_check(home, mix, build_check(name), actor=OWNER)
     run_check(home, mix, PiiCheck(processes=1), actor=OWNER)
-    policy_path = root / "review-everything.toml"
-    policy_path.write_text(REVIEW_POLICY, encoding="utf-8")
-    loaded = LoadedPolicy(policy_path, REVIEW_POLICY.encode(), parse_policy(REVIEW_POLICY, str(policy_path)))
+    loaded = policy_from(REVIEW_POLICY, root / "review-everything.toml")
     gate = run_gate(home, [mix], loaded, actor=OWNER)
     assert gate.recorded and gate.decision.decision == "needs-review", gate.decision
     review = record_review(home, PII_FINDING, "approve", "addresses are synthetic test data", REVIEWER)

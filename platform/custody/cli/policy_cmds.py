@@ -229,43 +229,32 @@ def _review(
             console.print(f"recorded: {action} {finding} by {entry.actor}{until} (ledger index {index})")
 
 
-@review_app.command("approve")
-def approve(
-    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list` shows it")],
-    reason: ReasonOption,
-    reviewer: ReviewerOption,
-    expires: ExpiresOption = None,
-    as_json: JsonOption = False,
-    home: HomeOption = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Approve a finding that needs review (not allowed for the dataset's registrant)."""
-    _review("approve", finding, reason, expires, reviewer, as_json, home, database)
+FindingArgument = Annotated[str, typer.Argument(help="finding id, as `custody review list [--all]` shows it")]
 
 
-@review_app.command("reject")
-def reject(
-    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list` shows it")],
-    reason: ReasonOption,
-    reviewer: ReviewerOption,
-    expires: ExpiresOption = None,
-    as_json: JsonOption = False,
-    home: HomeOption = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Reject a finding: the gate denies for it from now on."""
-    _review("reject", finding, reason, expires, reviewer, as_json, home, database)
+def _review_command(action: str, summary: str):
+    """One review verb: approve, reject and waive take the same arguments and differ only in action."""
+
+    def command(
+        finding: FindingArgument,
+        reason: ReasonOption,
+        reviewer: ReviewerOption,
+        expires: ExpiresOption = None,
+        as_json: JsonOption = False,
+        home: HomeOption = None,
+        database: DatabaseOption = None,
+    ) -> None:
+        _review(action, finding, reason, expires, reviewer, as_json, home, database)
+
+    command.__doc__ = summary
+    command.__name__ = action
+    return command
 
 
-@review_app.command("waive")
-def waive(
-    finding: Annotated[str, typer.Argument(help="finding id, as `custody review list --all` shows it")],
-    reason: ReasonOption,
-    reviewer: ReviewerOption,
-    expires: ExpiresOption = None,
-    as_json: JsonOption = False,
-    home: HomeOption = None,
-    database: DatabaseOption = None,
-) -> None:
-    """Waive a finding until --expires (required): the gate ignores it until then."""
-    _review("waive", finding, reason, expires, reviewer, as_json, home, database)
+review_app.command("approve")(
+    _review_command("approve", "Approve a finding that needs review (not allowed for the dataset's registrant).")
+)
+review_app.command("reject")(_review_command("reject", "Reject a finding: the gate denies for it from now on."))
+review_app.command("waive")(
+    _review_command("waive", "Waive a finding until --expires (required): the gate ignores it until then.")
+)

@@ -11,6 +11,7 @@ Layout of a home directory:
 
 from __future__ import annotations
 
+import copy
 import getpass
 import json
 import os
@@ -28,6 +29,13 @@ from custody.ledger.storage import Storage, open_storage
 from custody.ledger.verifier import VerificationError, VerifierKey, parse_verifier_key
 from custody.ledger.witness import CheckpointWitness
 from custody.store import ArtifactStore
+from custody.trust import entry_types as _trust_entry_types  # noqa: F401  registers people.*
+from custody.trust import sshsig
+from custody.trust.acting import Acting, Attested, NotPermitted, Person
+from custody.trust.audit import entry_problem
+from custody.trust.permissions import person_roles
+from custody.trust.roster import Roster, roster_change_problem
+from custody.trust.sshkeys import KeySigner, PublicKey
 
 DEFAULT_HOME = ".custody"
 CONFIG_KEYS = {"origin", "verifier_key", "database", "artifacts"}
@@ -123,6 +131,8 @@ class Home:
         self.witness = CheckpointWitness(path / "witness" / "checkpoint", self.verifier_key)
         self._storage: Storage | None = None
         self._ledger: Ledger | None = None
+        self._roster = Roster()
+        self._service: KeySigner | None = None
 
     # -- creation and opening ---------------------------------------------------------------
     @classmethod
@@ -132,7 +142,9 @@ class Home:
         database: str | None = None,
         actor: str | None = None,
         artifacts: str | None = None,
+        admin: tuple[str, PublicKey] | None = None,
     ) -> Home:
+        """Make a home whose every entry is signed; `admin` (name, key) is the first on the roster."""
         home = resolve_home(path)
         config_path = home / "config.toml"
         if config_path.exists():
@@ -142,7 +154,7 @@ class Home:
         artifacts_root(home, artifacts)  # refuse an unsupported location before anything is made
         created_dir = not home.exists()
         try:
-            return cls._create(home, database, actor, artifacts)
+            return cls._create(home, database, actor, artifacts, admin)
         except BaseException:
             # Leave nothing half-made behind: a failed init must not block the next one.
             if created_dir:
@@ -152,7 +164,14 @@ class Home:
             raise
 
     @classmethod
-    def _create(cls, home: Path, database: str | None, actor: str | None, artifacts: str | None = None) -> Home:
+    def _create(
+        cls,
+        home: Path,
+        database: str | None,
+        actor: str | None,
+        artifacts: str | None = None,
+        admin: tuple[str, PublicKey] | None = None,
+    ) -> Home:
         config_path = home / "config.toml"
         home.mkdir(parents=True, exist_ok=True)
         origin = f"custody.local/{uuid.uuid4().hex[:16]}"
@@ -171,12 +190,20 @@ class Home:
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, config_path)
         instance._storage = storage
-        instance.record(
-            "home.initialized/v1",
-            "home",
-            {"origin": origin, "verifier_key": config.verifier_key, "backend": storage.name},
-            actor=actor,
+        service = instance.service_signer()
+        body: dict = {
+            "origin": origin,
+            "verifier_key": config.verifier_key,
+            "backend": storage.name,
+            "service_key": service.public.openssh,
+        }
+        if admin is not None:
+            name, key = admin
+            body["admin"] = {"name": name, "key": key.openssh, "fingerprint": key.fingerprint, "roles": ["admin"]}
+        first = make_entry(
+            "home.initialized/v2", current_actor(actor), "home", body, sign=lambda m: sshsig.sign(service, m)
         )
+        instance.append([first])
         instance.checkpoint()
         return instance
 
@@ -206,17 +233,71 @@ class Home:
             raise HomeError(f"{self.path / 'keys' / 'ledger.key'} does not match the home's verifier key")
         return signer
 
+    def service_signer(self) -> KeySigner:
+        """The home's own key as an SSH signer: it signs what machines write (and checkpoints)."""
+        if self._service is None:
+            self._service = KeySigner(self.signer().private_key, str(self.path / "keys" / "ledger.key"))
+        return self._service
+
+    # -- who may write what ----------------------------------------------------------------
+    def roster(self, size: int | None = None) -> Roster:
+        """The roster as it stands at the head (or before entry `size`)."""
+        if size is None:
+            size = self.storage.head()[0]
+        if size < self._roster.size:
+            self._roster = Roster()
+        return self._roster.refresh(self.storage, size)
+
+    def _admit(self, entries: list[Entry] | tuple[Entry, ...], size: int) -> None:
+        """Under the writer lock: refuse any entry the roster at its index does not permit."""
+        roster = self.roster(size)
+        if not roster.signed and size > 0:
+            return  # a home made before signatures keeps its unsigned entries
+        work = copy.deepcopy(roster)
+        for offset, entry in enumerate(entries):
+            index, doc = size + offset, entry.as_dict()
+            if index == 0:
+                work.apply(0, doc)
+            problem = entry_problem(index, doc, work) or roster_change_problem(doc, work)
+            if problem:
+                raise NotPermitted(f"refused {entry.type} on {entry.subject}: {problem}")
+            if index:
+                work.apply(index, doc)
+
     # -- common actions ---------------------------------------------------------------------
     def entry(
-        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: str | None = None
+        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: Acting | str | None = None
     ) -> Entry:
-        return make_entry(type, current_actor(actor), subject, body, refs)
+        """Build one entry, signed by whoever must sign it.
+
+        A person's action is signed with their own key (`Person`) or by the dashboard for them
+        (`Attested`); anything else is signed by the service key, naming who asked. A plain
+        name can only request machine work: it is never a person's signature."""
+        if not self.roster().signed:
+            name = actor.name if isinstance(actor, Person | Attested) else current_actor(actor)
+            return make_entry(type, name, subject, body, refs)
+        needed = person_roles(type, subject, body)
+        service = self.service_signer()
+        if isinstance(actor, Person) and needed is not None:
+            return make_entry(type, actor.name, subject, body, refs, sign=actor.sign)
+        if isinstance(actor, Attested) and needed is not None:
+            return make_entry(type, actor.person, subject, body, refs, sign=actor.via.sign, attest=actor.attestation())
+        if needed is not None:
+            raise NotPermitted(
+                f"{type} is a person's action: it needs the acting person's key (--key FILE or $CUSTODY_KEY)"
+            )
+        name = actor.name if isinstance(actor, Person | Attested) else current_actor(actor)
+        return make_entry(type, name, subject, body, refs, sign=lambda m: sshsig.sign(service, m))
+
+    def append(self, entries: list[Entry]) -> list[int]:
+        """Append built entries in one transaction, each admitted against the roster."""
+        return self.ledger.append_batch(entries, admit=self._admit)
 
     def record(
-        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: str | None = None
+        self, type: str, subject: str, body: dict, refs: list[str] | None = None, actor: Acting | str | None = None
     ) -> int:
-        """Build, validate and append one entry; return its index."""
-        return self.ledger.append(self.entry(type, subject, body, refs, actor))
+        """Build, sign, admit and append one entry; return its index."""
+        return self.append([self.entry(type, subject, body, refs, actor)])[0]
 
     def checkpoint(self) -> str:
         """Sign the current head and remember it outside the database."""

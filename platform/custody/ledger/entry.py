@@ -5,8 +5,10 @@ An entry is stored as the exact bytes produced here and never re-serialized to v
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 import rfc8785
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 1  # unsigned envelopes (homes made before signatures)
+SIGNED_ENVELOPE_VERSION = 2  # v1's fields, an optional `attest`, and `sig`: an SSHSIG over the rest
 MAX_SAFE_INTEGER = 2**53 - 1
 _REF = re.compile(r"^(sha256:[0-9a-f]{64}|ledger:[0-9]+)$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+/v[1-9][0-9]*$")
@@ -99,6 +102,9 @@ class Entry:
     subject: str
     body: dict[str, Any]
     refs: list[str]
+    v: int = ENVELOPE_VERSION
+    attest: dict[str, Any] | None = None
+    sig: str | None = None  # base64 of the SSHSIG blob (v2)
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
@@ -106,19 +112,44 @@ class Entry:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EntryError(f"entry is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("v") != ENVELOPE_VERSION:
-            raise EntryError("entry is not a version 1 envelope")
-        fields = {}
+        if not isinstance(doc, dict) or doc.get("v") not in (ENVELOPE_VERSION, SIGNED_ENVELOPE_VERSION):
+            raise EntryError("entry is not a version 1 or 2 envelope")
+        fields: dict[str, Any] = {}
         for key, kind in (("type", str), ("ts", str), ("actor", str), ("subject", str), ("body", dict), ("refs", list)):
             if not isinstance(doc.get(key), kind):
                 raise EntryError(f"entry field '{key}' is missing or not a {kind.__name__}")
             fields[key] = doc[key]
-        if set(doc) != {"v", *fields}:
-            raise EntryError(f"entry has unexpected fields: {sorted(set(doc) - {'v', *fields})}")
+        allowed = {"v", *fields}
+        if doc["v"] == SIGNED_ENVELOPE_VERSION:
+            if not isinstance(doc.get("sig"), str):
+                raise EntryError("entry field 'sig' is missing or not a str")
+            if "attest" in doc and not isinstance(doc["attest"], dict):
+                raise EntryError("entry field 'attest' is not an object")
+            allowed |= {"sig", "attest"}
+            fields.update(sig=doc["sig"], attest=doc.get("attest"), v=doc["v"])
+        if set(doc) - allowed:
+            raise EntryError(f"entry has unexpected fields: {sorted(set(doc) - allowed)}")
         return cls(raw=raw, **fields)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.raw)
+
+    @property
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: the canonical envelope without `sig`."""
+        return signed_bytes(self.as_dict())
+
+    @property
+    def signature(self) -> bytes | None:
+        return base64.b64decode(self.sig) if self.sig else None
+
+
+def signed_bytes(envelope: dict[str, Any]) -> bytes:
+    """The canonical JSON of an envelope without its signature: the bytes an SSHSIG covers."""
+    return canonical_json({k: v for k, v in envelope.items() if k != "sig"})
+
+
+Sign = Callable[[bytes], bytes]  # message -> SSHSIG blob
 
 
 def make_entry(
@@ -128,8 +159,13 @@ def make_entry(
     body: dict[str, Any] | EntryBody,
     refs: list[str] | None = None,
     ts: str | None = None,
+    sign: Sign | None = None,
+    attest: dict[str, Any] | None = None,
 ) -> Entry:
-    """Validate `body` against the schema of `type` and build the canonical envelope."""
+    """Validate `body` against the schema of `type` and build the canonical envelope.
+
+    With `sign`, the envelope is version 2: `sign` gets the canonical bytes of every field but
+    `sig` (an `attest` object included) and returns the SSHSIG blob stored as `sig`."""
     model = _ENTRY_TYPES.get(type)
     if model is None:
         raise EntryError(f"unknown entry type {type!r}; known: {', '.join(known_entry_types())}")
@@ -154,5 +190,16 @@ def make_entry(
         "body": validated.model_dump(mode="json", exclude_none=True),
         "refs": refs,
     }
-    raw = canonical_json(envelope)
-    return Entry(raw, type, envelope["ts"], actor, subject, envelope["body"], refs)
+    if sign is None:
+        if attest is not None:
+            raise EntryError("an attested entry must be signed")
+        raw = canonical_json(envelope)
+        return Entry(raw, type, envelope["ts"], actor, subject, envelope["body"], refs)
+    envelope["v"] = SIGNED_ENVELOPE_VERSION
+    if attest is not None:
+        envelope["attest"] = attest
+    sig = base64.b64encode(sign(canonical_json(envelope))).decode()
+    raw = canonical_json({**envelope, "sig": sig})
+    return Entry(
+        raw, type, envelope["ts"], actor, subject, envelope["body"], refs, SIGNED_ENVELOPE_VERSION, attest, sig
+    )

@@ -14,6 +14,24 @@ class HomeInitialized(EntryBody):
     backend: str
 
 
+class FirstAdmin(EntryBody):
+    name: str
+    key: str = Field(pattern=r"^ssh-ed25519 [A-Za-z0-9+/=]+$")
+    fingerprint: str
+    roles: list[str] = Field(min_length=1)
+
+
+@entry_type("home.initialized/v2")
+class HomeInitializedWithRoster(EntryBody):
+    """A home whose entries are all signed: the service key signs this one, and names the first admin."""
+
+    origin: str
+    verifier_key: str
+    backend: str
+    service_key: str = Field(pattern=r"^ssh-ed25519 [A-Za-z0-9+/=]+$")
+    admin: FirstAdmin | None = None
+
+
 @entry_type("ledger.note/v1")
 class LedgerNote(EntryBody):
     text: str = Field(min_length=1, max_length=10_000)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from custody.ledger import merkle
@@ -30,6 +30,9 @@ from custody.ledger.verifier import (
     verify_checkpoint,
     verify_consistency,
 )
+
+
+Admit = Callable[[Sequence[Entry], int], None]
 
 
 class LedgerCorrupted(Exception):
@@ -141,8 +144,11 @@ class Ledger:
     def append(self, entry: Entry) -> int:
         return self.append_batch([entry])[0]
 
-    def append_batch(self, entries: Sequence[Entry]) -> list[int]:
-        """Append entries in one transaction; return their indices."""
+    def append_batch(self, entries: Sequence[Entry], admit: Admit | None = None) -> list[int]:
+        """Append entries in one transaction; return their indices.
+
+        `admit(entries, size)` runs under the writer lock before anything is written, with the
+        size the first entry will get; it raises to refuse the batch (nothing is written)."""
         if self.corruption:
             raise LedgerCorrupted(f"ledger refuses writes: {self.corruption}")
         if not entries:
@@ -151,6 +157,8 @@ class Ledger:
             if not isinstance(entry, Entry):
                 raise EntryError("append takes entries built by make_entry")
         with self.storage.write_transaction() as (size, root):
+            if admit is not None:
+                admit(entries, size)
             if self._edge is not None and self._edge.size == size and self._edge_root == root:
                 edge = self._edge.copy()
             else:  # another writer appended since we last looked
@@ -353,7 +361,7 @@ def _envelope_mismatch(row: EntryRow) -> str | None:
         doc = _decode_json(row.entry.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         return f"entry is not a valid envelope: {exc}"
-    if type(doc) is not dict or doc.get("v") != 1 or not isinstance(doc.get("body"), dict):
+    if type(doc) is not dict or doc.get("v") not in (1, 2) or not isinstance(doc.get("body"), dict):
         return "entry is not a valid envelope"
     if (doc.get("type"), doc.get("ts"), doc.get("actor"), doc.get("subject")) != (
         row.type,

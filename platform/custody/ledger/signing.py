@@ -23,6 +23,10 @@ class NoteSigner:
         public = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.verifier_key = VerifierKey(name, key_id(name, public), public)
 
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        return self._key
+
     def sign(self, text: str) -> str:
         """Return `text` as a signed note: text, a blank line, one signature line."""
         if not text.endswith("\n"):

@@ -1,0 +1,45 @@
+"""Which role may cause which ledger entry, and which entries the home's service key writes.
+
+A person's action (a note, a review, a binding, a roster change, a run request, registering a
+source dataset) must be signed by that person's key, or attested by the dashboard for a person
+signed in to it. What machines produce on someone's request (check results, stage outputs,
+derived datasets, decisions, training records, exports) is signed by the service key and names
+the person who asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROLES = ("engineer", "reviewer", "approver", "admin", "attestor")
+ROLE_HELP = {
+    "engineer": "registers datasets, requests checks, preparation and training runs",
+    "reviewer": "approves and rejects dataset findings",
+    "approver": "everything a reviewer does, plus waivers and approving training runs",
+    "admin": "manages the roster, dashboard accounts and policy bindings",
+    "attestor": "a service (the dashboard) that signs for the person signed in to it",
+}
+ANYONE = frozenset({"engineer", "reviewer", "approver", "admin"})
+ADMIN = frozenset({"admin"})
+
+
+def person_roles(entry_type: str, subject: str, body: dict[str, Any]) -> frozenset[str] | None:
+    """The roles of which one permits a person to cause this entry; None: the service writes it."""
+    if entry_type.startswith(("people.", "policy.bound/", "user.", "artifact.erased/")):
+        return ADMIN
+    if entry_type.startswith("ledger.note/"):
+        return ANYONE
+    if entry_type.startswith("review."):
+        if subject.startswith("run:") or body.get("action") == "waive":
+            return frozenset({"approver"})
+        return frozenset({"reviewer", "approver"})
+    if entry_type.startswith("run.requested/"):
+        return frozenset({"engineer"})
+    if entry_type.startswith("dataset.registered/") and not body.get("parents"):
+        return frozenset({"engineer"})  # a source dataset; derived ones come from stages
+    return None
+
+
+def request_roles(command: str) -> frozenset[str]:
+    """Who may ask the service to do `command` (checked by the CLI before it starts)."""
+    return frozenset({"engineer"}) if command in ("prepare", "run") else ANYONE

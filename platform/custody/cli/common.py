@@ -38,7 +38,29 @@ DatabaseOption = Annotated[
 ]
 ActorOption = Annotated[
     str | None,
-    typer.Option("--as", "--actor", help="who is acting [default: $CUSTODY_ACTOR or the OS user]", show_default=False),
+    typer.Option(
+        "--as",
+        "--actor",
+        help="who you expect to act as: checked against the roster name of --key, never a source of identity",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        "--signing-key",
+        help="your OpenSSH Ed25519 private key (or its .pub, with the key in ssh-agent) [default: $CUSTODY_KEY]",
+        show_default=False,
+    ),
+]
+SigningKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-key",
+        help="your OpenSSH Ed25519 private key (or its .pub, with the key in ssh-agent) [default: $CUSTODY_KEY]",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
@@ -48,6 +70,27 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     err_console.print("error:", style="bold red", end=" ")
     err_console.print(message)
     raise typer.Exit(code)
+
+
+def acting(home: Any, key: Path | None, asserted: str | None, command: str | None = None) -> Any:
+    """The roster member whose key this command holds (`--key`, else $CUSTODY_KEY).
+
+    In a home made before signatures, the asserted name (or the OS user) acts, as it used to.
+    `command` names work the person asks the service for, checked against their roles."""
+    from custody.home import current_actor
+    from custody.trust.acting import key_path, person_for_key, require_roles
+    from custody.trust.permissions import request_roles
+
+    roster = home.roster()
+    if not roster.signed:
+        return current_actor(asserted)
+    path = key_path(key)
+    if path is None:
+        fail("this command acts for a person: give your key with --key FILE (or set CUSTODY_KEY)")
+    person = person_for_key(roster, path, asserted)
+    if command is not None:
+        require_roles(person, request_roles(command), command)
+    return person
 
 
 def byte_progress(quiet: bool = False) -> Progress:
@@ -94,8 +137,12 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from custody.ledger.signing import KeyFileError
     from custody.ledger.storage import StorageError
     from custody.store import ArtifactError
+    from custody.trust.acting import NotPermitted
+    from custody.trust.sshkeys import SigningKeyError
 
     return (
+        NotPermitted,
+        SigningKeyError,
         HomeError,
         StorageError,
         KeyFileError,

@@ -16,6 +16,8 @@ from custody.cli.common import (
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     console,
     fail,
     opened,
@@ -59,11 +61,12 @@ def note(
     subject: Annotated[str, typer.Option(help="what the note is about")] = "note",
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Record a free-text note by the current actor."""
+    """Record a free-text note, signed with your key."""
     with opened(home, database) as h:
-        index = h.record("ledger.note/v1", subject, {"text": text}, actor=actor)
+        index = h.record("ledger.note/v1", subject, {"text": text}, actor=acting(h, key, actor))
         console.print(f"recorded note at index {index}")
 
 
@@ -98,13 +101,21 @@ def verify(
     key: Annotated[
         str | None, typer.Option(help="verifier key to check checkpoints with [default: the home's]")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="processes checking signatures [default: every core]")
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Re-verify the whole ledger: every entry, node, head and checkpoint. Exit 1 naming the first bad index."""
+    """Re-verify the whole ledger: every entry, node, head and checkpoint, and every entry's signature
+    and role against the roster as it stood at that entry. Exit 1 naming the first bad index."""
+    from custody.trust.audit import verify_signatures
+
     with opened(home, database) as h:
         report = h.ledger.verify(_key(key, h), h.witness.remembered())
+        signatures = verify_signatures(h.storage, workers)
+        report.problems.extend(signatures.problems)
         if as_json:
             print_json(
                 {
@@ -113,6 +124,8 @@ def verify(
                     "root": report.root.hex(),
                     "checkpoints_checked": report.checkpoints_checked,
                     "first_bad_index": report.first_bad_index,
+                    "signed": signatures.signed_home,
+                    "signatures": signatures.by_kind,
                     "problems": [{"index": i, "problem": p} for i, p in sorted(report.problems)],
                 }
             )
@@ -125,6 +138,11 @@ def verify(
                 f"ledger intact: {report.size} entries, root {report.root.hex()}, "
                 f"{report.checkpoints_checked} checkpoints checked"
             )
+            if signatures.signed_home:
+                kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(signatures.by_kind.items()))
+                console.print(f"signatures: all {signatures.entries} entries signed and permitted ({kinds})")
+            else:
+                console.print("signatures: none (a home made before signed entries)")
 
 
 @app.command()
@@ -219,3 +237,76 @@ def consistency(
             f"consistent: size {new.size} extends size {old.size} "
             f"({len(proof_hashes)} proof hashes: {', '.join(base64.b64encode(p).decode()[:12] for p in proof_hashes)})"
         )
+
+
+@app.command("entry")
+def entry_cmd(
+    index: Annotated[int, typer.Argument(help="ledger index", min=0)],
+    body_out: Annotated[Path | None, typer.Option("--body-out", help="write the exact signed bytes here")] = None,
+    signature_out: Annotated[
+        Path | None, typer.Option("--signature-out", help="write the armored SSH signature here")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Show one entry and who signed it; export what `ssh-keygen -Y verify` needs to check it alone."""
+    from custody.ledger.entry import Entry
+    from custody.trust import sshsig
+    from custody.trust.audit import classify
+
+    with opened(home, database) as h:
+        row = h.ledger.entry(index)
+        entry = Entry.decode(row.entry)
+        doc = entry.as_dict()
+        if entry.signature is None:
+            fail(f"entry {index} is unsigned (a home made before signed entries)")
+        signer, problem = classify(index, doc, h.roster(index))
+        principal = {"service": "custody-service"}.get(signer.kind, signer.name) if signer else None
+        if body_out is not None:
+            _write_bytes(body_out, entry.signed_bytes)
+        if signature_out is not None:
+            _write_out(signature_out, sshsig.armor(entry.signature))
+        info = {
+            "index": index,
+            "type": entry.type,
+            "actor": entry.actor,
+            "subject": entry.subject,
+            "ts": entry.ts,
+            "signed_by": principal,
+            "signer_kind": signer.kind if signer else None,
+            "key_fingerprint": sshsig.parse(entry.signature).public.fingerprint,
+            "attest": entry.attest,
+            "problem": problem,
+            "body": entry.body,
+        }
+        if as_json:
+            print_json(info)
+        else:
+            kind = {"person": "personally", "attested": "attested by", "service": "by the service key, for"}
+            who = f"{kind[signer.kind]} {principal if signer.kind != 'service' else entry.actor}" if signer else "?"
+            console.print(f"entry {index}: {entry.type} on {entry.subject}, {entry.ts}")
+            console.print(f"  signed {who} ({info['key_fingerprint']})")
+            if entry.attest:
+                a = entry.attest
+                console.print(f"  attests {entry.actor}, signed in by {a['method']} at {a['signed_in_at']}")
+            if problem:
+                console.print(f"  NOT PERMITTED: {problem}")
+            if body_out and signature_out:
+                stamp = entry.ts[:19].replace("-", "").replace(":", "").replace("T", "") + "Z"
+                console.print(
+                    f"  check alone: custody people allowed-signers > allowed_signers && ssh-keygen -Y verify "
+                    f"-f allowed_signers -I {principal} -n custody -s {signature_out} "
+                    f"-Overify-time={stamp} < {body_out}"
+                )
+        if problem:
+            raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        fail(f"{path}: cannot write ({exc.strerror})")

@@ -10,8 +10,9 @@ import typer
 
 from custody import __version__
 from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prepare_cmds, store_cmds
-from custody.cli.common import ActorOption, DatabaseOption, HomeOption, console, fail
+from custody.cli.common import DatabaseOption, HomeOption, console, fail
 from custody.cli.dashboard_cmds import dashboard
+from custody.cli.people_cmds import app as people_app
 from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
 from custody.cli.train_cmds import tokenize
@@ -37,6 +38,7 @@ app.add_typer(policy_cmds.gate_app, name="gate")
 app.add_typer(policy_cmds.review_app, name="review")
 app.command("tokenize")(tokenize)
 app.add_typer(user_app, name="user")
+app.add_typer(people_app, name="people")
 app.command("run")(run_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
@@ -44,16 +46,33 @@ app.command("verify-report")(verify_report_command)
 
 
 @app.command()
-def init(home: HomeOption = None, database: DatabaseOption = None, actor: ActorOption = None) -> None:
-    """Create a home: ledger database, artifact store and Ed25519 signing key (mode 0600)."""
+def init(
+    admin: Annotated[str, typer.Option("--admin", help="the first admin's name on the roster")],
+    admin_key: Annotated[
+        Path, typer.Option("--admin-key", help="the first admin's OpenSSH Ed25519 public key (FILE.pub)")
+    ],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create a home: ledger database, artifact store, the service's Ed25519 key (mode 0600), and a
+    roster whose first admin is --admin with --admin-key."""
+    import re
+
+    from custody.trust.entry_types import PERSON_NAME
+    from custody.trust.sshkeys import SigningKeyError, load_public_key
+
+    if not re.fullmatch(PERSON_NAME, admin):
+        fail(f"--admin {admin!r}: 1-128 letters, digits and . _ @ + -, starting with a letter or digit")
     try:
-        created = Home.init(home, database, actor)
-    except (HomeError, StorageError, KeyFileError) as exc:
+        key = load_public_key(admin_key)
+        created = Home.init(home, database, admin=(admin, key))
+    except (HomeError, StorageError, KeyFileError, SigningKeyError) as exc:
         fail(str(exc))
     console.print(f"initialized custody home at {created.path}")
     console.print(f"  ledger:   {created.storage.name} ({created.ledger.size} entry, checkpoint signed)")
     console.print(f"  key:      {created.path / 'keys' / 'ledger.key'} (mode 0600, never in the database)")
     console.print(f"  verifier: {created.verifier_key}")
+    console.print(f"  admin:    {admin} ({key.fingerprint}); add people with `custody people add`")
     created.close()
 
 

@@ -25,12 +25,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def home(tmp_path: Path):
-    """A fresh SQLite-backed home."""
-    from custody.home import Home
+@pytest.fixture(scope="session")
+def cast(tmp_path_factory):
+    """People with real OpenSSH Ed25519 key files (one session-wide key folder)."""
+    from custody.testing.people import Cast
 
-    created = Home.init(tmp_path / "home")
+    return Cast(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, cast):
+    """A fresh SQLite-backed home whose first admin is `admin` (the cast's key)."""
+    created = cast.init_home(tmp_path / "home")
     yield created
     created.close()
 

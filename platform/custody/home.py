@@ -25,13 +25,14 @@ from custody.ledger import entry_types  # noqa: F401  registers the ledger's ent
 from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import Ledger
 from custody.ledger.signing import NoteSigner, generate_key_file, load_signer
-from custody.ledger.storage import Storage, open_storage
+from custody.ledger.storage import EntryRow, Storage, open_storage
 from custody.ledger.verifier import VerificationError, VerifierKey, parse_verifier_key
 from custody.ledger.witness import CheckpointWitness
 from custody.store import ArtifactStore
 from custody.trust import entry_types as _trust_entry_types  # noqa: F401  registers people.*
 from custody.trust import sshsig
 from custody.trust.acting import Acting, Attested, NotPermitted, Person
+from custody.trust.attribution import Attribution, attribute
 from custody.trust.audit import entry_problem
 from custody.trust.permissions import person_roles
 from custody.trust.roster import Roster, roster_change_problem
@@ -54,6 +55,11 @@ def current_actor(explicit: str | None = None) -> str:
     if not actor or any(c.isspace() for c in actor) or len(actor) > 200:
         raise HomeError(f"actor name {actor!r} must be non-empty, without spaces, at most 200 characters")
     return actor
+
+
+def actor_name(actor: Acting | str | None) -> str:
+    """The name an entry records for `actor` (a roster member, or a plain name in an old home)."""
+    return actor.name if isinstance(actor, Person | Attested) else current_actor(actor)
 
 
 def artifacts_root(home: Path, location: str | None) -> Path:
@@ -248,6 +254,15 @@ class Home:
             self._roster = Roster()
         return self._roster.refresh(self.storage, size)
 
+    def attribute(self, row: EntryRow) -> Attribution:
+        """Who the stored entry speaks for, by key, against the roster at its index."""
+        return attribute(row.idx, json.loads(row.entry), self.roster(row.idx))
+
+    def key_of(self, name: str, index: int | None = None) -> str | None:
+        """The fingerprint of the key the roster binds to `name` (before entry `index`), if any."""
+        member = self.roster(index).by_name(name)
+        return member.key.fingerprint if member is not None else None
+
     def _admit(self, entries: list[Entry] | tuple[Entry, ...], size: int) -> None:
         """Under the writer lock: refuse any entry the roster at its index does not permit."""
         roster = self.roster(size)
@@ -274,8 +289,7 @@ class Home:
         (`Attested`); anything else is signed by the service key, naming who asked. A plain
         name can only request machine work: it is never a person's signature."""
         if not self.roster().signed:
-            name = actor.name if isinstance(actor, Person | Attested) else current_actor(actor)
-            return make_entry(type, name, subject, body, refs)
+            return make_entry(type, actor_name(actor), subject, body, refs)
         needed = person_roles(type, subject, body)
         service = self.service_signer()
         if isinstance(actor, Person) and needed is not None:
@@ -286,8 +300,7 @@ class Home:
             raise NotPermitted(
                 f"{type} is a person's action: it needs the acting person's key (--key FILE or $CUSTODY_KEY)"
             )
-        name = actor.name if isinstance(actor, Person | Attested) else current_actor(actor)
-        return make_entry(type, name, subject, body, refs, sign=lambda m: sshsig.sign(service, m))
+        return make_entry(type, actor_name(actor), subject, body, refs, sign=lambda m: sshsig.sign(service, m))
 
     def append(self, entries: list[Entry]) -> list[int]:
         """Append built entries in one transaction, each admitted against the roster."""

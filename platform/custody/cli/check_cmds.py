@@ -17,6 +17,8 @@ from custody.cli.common import (
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     byte_progress,
     console,
     err_console,
@@ -36,6 +38,7 @@ def check(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -50,6 +53,7 @@ def check(
     if unknown:
         fail(f"--checks: unknown check '{unknown[0]}' (available: {', '.join(available_checks())})")
     with opened(home, database) as h, executor_for(executor, ray_address) as runner:
+        requester = acting(h, key, actor, "check")
         dataset = DatasetRegistry(h).get(parse_ref(ref))
         if runner.distributed and not as_json:
             err_console.print(f"executor: {runner.describe()}; shards are scanned on its workers")
@@ -62,7 +66,7 @@ def check(
                         h,
                         dataset,
                         build_check(name),
-                        actor=actor,
+                        actor=requester,
                         progress=lambda n, t=task: bar.advance(t, n),
                         on_resume=lambda done, total, n=name: err_console.print(
                             f"{n}: resuming, {done} of {total} shards already done by an interrupted run"

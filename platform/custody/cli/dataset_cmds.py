@@ -12,6 +12,8 @@ from custody.cli.common import (
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     byte_progress,
     console,
     opened,
@@ -65,10 +67,13 @@ def register(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Register a dataset: hash and count every shard, store it, record it in the ledger."""
+    """Register a dataset: hash and count every shard, store it, and record it in the ledger, signed
+    with your key (role engineer): the registrant may not approve its findings."""
     with opened(home, database) as h:
+        registrant = acting(h, key, actor, "register")
         ref = DatasetRef(check_name(name), check_version(version))
         parsed_card = load_card(card)
         total = sum(
@@ -87,7 +92,7 @@ def register(
                 Fields(text=text_field, id=id_field),
                 in_place=in_place,
                 max_record_bytes=max_record_bytes,
-                actor=actor,
+                actor=registrant,
                 progress=lambda n: bar.advance(task, n),
             )
         if as_json:

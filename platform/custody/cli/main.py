@@ -17,6 +17,7 @@ from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
 from custody.cli.train_cmds import tokenize
 from custody.cli.user_cmds import app as user_app
+from custody.cli.witness_cmds import app as witness_app
 from custody.home import Home, HomeError
 from custody.ledger.signing import KeyFileError
 from custody.ledger.storage import StorageError
@@ -39,6 +40,7 @@ app.add_typer(policy_cmds.review_app, name="review")
 app.command("tokenize")(tokenize)
 app.add_typer(user_app, name="user")
 app.add_typer(people_app, name="people")
+app.add_typer(witness_app, name="witness")
 app.command("run")(run_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)

@@ -21,6 +21,8 @@ from custody.cli.common import (
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     console,
     err_console,
     fail,
@@ -60,7 +62,10 @@ gate_app = typer.Typer(
 )
 review_app = typer.Typer(help="Findings that need a person: list, approve, reject, waive.", no_args_is_help=True)
 
-ReviewerOption = Annotated[str, typer.Option("--as", help="the reviewer's identity, recorded in the ledger")]
+ReviewerOption = Annotated[
+    str | None,
+    typer.Option("--as", help="who you expect to act as: checked against the roster name of --key", show_default=False),
+]
 ReasonOption = Annotated[str, typer.Option("--reason", help="why (recorded in the ledger)")]
 ExpiresOption = Annotated[
     str | None,
@@ -107,6 +112,7 @@ def gate(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Evaluate a policy over datasets and record the decision (0 allow, 3 deny, 4 needs-review).
@@ -127,14 +133,16 @@ def gate(
     except (PolicyError, DatasetRefError) as exc:
         fail(str(exc))
     with opened(home, database) as h:
-        from custody.home import current_actor
+        from custody.home import actor_name
 
+        requester = acting(h, key, actor, "gate")
         registry = DatasetRegistry(h)
         datasets = [registry.get(ref) for ref in dict.fromkeys(parsed)]
         context = None
         if run_name is not None:
-            context = RunContext(run_name, current_actor(actor), estimated_kwh, estimated_kg_co2e)
-        result = run_gate(h, datasets, loaded, purpose, context, actor)
+            name = actor_name(requester)
+            context = RunContext(run_name, name, estimated_kwh, estimated_kg_co2e, h.key_of(name))
+        result = run_gate(h, datasets, loaded, purpose, context, requester)
         if as_json:
             print_json(result.as_json())
         else:
@@ -207,7 +215,8 @@ def _review(
     finding: str,
     reason: str,
     expires: str | None,
-    reviewer: str,
+    reviewer: str | None,
+    key: Path | None,
     as_json: bool,
     home: Path | None,
     database: str | None,
@@ -217,7 +226,7 @@ def _review(
 
     with opened(home, database) as h:
         try:
-            index = record_review(h, finding, action, reason, reviewer, expires)  # type: ignore[arg-type]
+            index = record_review(h, finding, action, reason, acting(h, key, reviewer), expires)  # type: ignore[arg-type]
         except (ReviewError, HomeError) as exc:
             fail(str(exc))
         entry = h.ledger.entry(index)
@@ -238,13 +247,14 @@ def _review_command(action: str, summary: str):
     def command(
         finding: FindingArgument,
         reason: ReasonOption,
-        reviewer: ReviewerOption,
+        reviewer: ReviewerOption = None,
+        key: KeyOption = None,
         expires: ExpiresOption = None,
         as_json: JsonOption = False,
         home: HomeOption = None,
         database: DatabaseOption = None,
     ) -> None:
-        _review(action, finding, reason, expires, reviewer, as_json, home, database)
+        _review(action, finding, reason, expires, reviewer, key, as_json, home, database)
 
     command.__doc__ = summary
     command.__name__ = action

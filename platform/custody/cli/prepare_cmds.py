@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DatabaseOption, HomeOption, JsonOption, console, err_console, fail, opened, print_json
+from custody.cli.common import (
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    KeyOption,
+    acting,
+    console,
+    err_console,
+    fail,
+    opened,
+    print_json,
+)
 from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
@@ -24,7 +35,11 @@ def prepare(
         list[str] | None,
         typer.Option("--option", help="a stage setting, STAGE.KEY=VALUE (VALUE as TOML; repeatable)"),
     ] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="who is acting [default: $CUSTODY_ACTOR]")] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="who you expect to act as: checked against the roster name of --key"),
+    ] = None,
+    key: KeyOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -57,6 +72,7 @@ def prepare(
                 console.print(f"  {key}: {value}")
 
     with opened(home, database) as h, executor_for(executor, ray_address) as runner:
+        requester = acting(h, key, actor, "prepare")
         target = parse_ref(output)
         source = DatasetRegistry(h).get(parse_ref(ref))
         if runner.distributed:
@@ -66,7 +82,7 @@ def prepare(
                 where = "on Ray workers, shard by shard" if parallel else "on the driver (it compares records)"
                 say(f"{name}: runs {where}")
         try:
-            results = run_chain(h, source, names, target, options, actor=actor, on_result=show, executor=runner)
+            results = run_chain(h, source, names, target, options, actor=requester, on_result=show, executor=runner)
         except StageError as exc:
             fail(f"--stages: {exc}" if str(exc).startswith("unknown stage") else str(exc))
         except ExecutorError as exc:

@@ -10,9 +10,12 @@ import typer
 from custody.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_VERIFY_FAILED,
+    ActorOption,
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     console,
     err_console,
     fail,
@@ -30,6 +33,8 @@ def report(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
 ) -> None:
     """Write a provenance report or a standard export; its digest is recorded in the ledger.
 
@@ -46,7 +51,7 @@ def report(
         fail(f"--out {out} is a directory; give a file name")
     with opened(home, database) as h:
         try:
-            built = build(h, target, fmt)
+            built = build(h, target, fmt, acting(h, key, actor, "report"))
         except (ReportTargetError, ExportError) as exc:
             fail(str(exc))
     try:

@@ -12,6 +12,8 @@ from custody.cli.common import (
     DatabaseOption,
     HomeOption,
     JsonOption,
+    KeyOption,
+    acting,
     console,
     err_console,
     fail,
@@ -28,6 +30,7 @@ def run(
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
@@ -54,7 +57,7 @@ def run(
     workers = wanted.workers if kind == "ray" else None
     with opened(home, database) as h, executor_for(kind, address, workers) as runner:
         try:
-            outcome = run_spec(h, loaded, actor=actor, say=say, executor=runner)
+            outcome = run_spec(h, loaded, actor=acting(h, key, actor, "run"), say=say, executor=runner)
         except (StageError, SpecError, ExecutorError) as exc:
             fail(str(exc))
         except RunRefused as exc:

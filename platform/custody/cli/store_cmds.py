@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import EXIT_VERIFY_FAILED, ActorOption, DatabaseOption, HomeOption, console, fail, opened
+from custody.cli.common import (
+    EXIT_VERIFY_FAILED,
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    KeyOption,
+    acting,
+    console,
+    fail,
+    opened,
+)
 from custody.store import ArtifactError
 
 app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=True)
@@ -49,10 +59,12 @@ def erase(
     reason: Annotated[str, typer.Option(help="why, e.g. the erasure request's reference")],
     home: HomeOption = None,
     database: DatabaseOption = None,
+    key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Erase a payload (a legal erasure request); the ledger keeps its digest and records the erasure."""
     with opened(home, database) as h:
+        admin = acting(h, key, actor)
         try:
             path_exists = h.store.exists(digest)
         except ArtifactError as exc:
@@ -66,7 +78,7 @@ def erase(
             f"artifact:{digest}",
             {"digest": digest, "reason": reason},
             refs=[f"sha256:{digest}"],
-            actor=actor,
+            actor=admin,
         )
         h.store.erase(digest)
         console.print(f"erased {digest}; recorded at index {index}")

@@ -8,8 +8,18 @@ from typing import Annotated
 import typer
 
 from custody.accounts import ROLES, Accounts
-from custody.cli.common import ActorOption, DatabaseOption, HomeOption, JsonOption, console, opened, print_json
-from custody.home import current_actor
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    SigningKeyOption,
+    acting,
+    console,
+    fail,
+    opened,
+    print_json,
+)
 
 app = typer.Typer(help="Local accounts for the dashboard (passwords kept only as salted scrypt hashes).")
 
@@ -32,14 +42,17 @@ def add(
     password_stdin: PasswordStdin = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    signing_key: SigningKeyOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Add a user; the ledger records the name and role (never the password or its hash)."""
     with opened(home, database) as h:
+        admin = acting(h, signing_key, actor)
+        _on_roster(h, name)
         accounts = Accounts(h.path)
         account = accounts.add(name, role, _password(password_stdin))
         try:
-            index = h.record("user.added/v1", f"user:{name}", {"name": name, "role": role}, actor=current_actor(actor))
+            index = h.record("user.added/v1", f"user:{name}", {"name": name, "role": role}, actor=admin)
         except BaseException:
             accounts.remove(name)  # an account the ledger does not know about must not exist
             raise
@@ -52,13 +65,15 @@ def role(
     new_role: RoleOption,
     home: HomeOption = None,
     database: DatabaseOption = None,
+    signing_key: SigningKeyOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Change a user's role."""
     with opened(home, database) as h:
+        admin = acting(h, signing_key, actor)
         previous = Accounts(h.path).set_role(name, new_role)
         body = {"name": name, "role": new_role, "previous": previous}
-        index = h.record("user.role_changed/v1", f"user:{name}", body, actor=current_actor(actor))
+        index = h.record("user.role_changed/v1", f"user:{name}", body, actor=admin)
         console.print(f"{name}: {previous} -> {new_role}, ledger index {index}")
 
 
@@ -80,12 +95,14 @@ def remove(
     name: Annotated[str, typer.Argument(help="user name")],
     home: HomeOption = None,
     database: DatabaseOption = None,
+    signing_key: SigningKeyOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Remove a user."""
     with opened(home, database) as h:
+        admin = acting(h, signing_key, actor)
         Accounts(h.path).remove(name)
-        index = h.record("user.removed/v1", f"user:{name}", {"name": name}, actor=current_actor(actor))
+        index = h.record("user.removed/v1", f"user:{name}", {"name": name}, actor=admin)
         console.print(f"removed {name}, ledger index {index}")
 
 
@@ -99,3 +116,13 @@ def list_users(home: HomeOption = None, database: DatabaseOption = None, as_json
             return
         for a in accounts:
             console.print(f"{a.name}\t{a.role}\t{a.created}")
+
+
+def _on_roster(home, name: str) -> None:
+    """A dashboard account signs in as a roster member: the name must be on the roster first."""
+    roster = home.roster()
+    if roster.signed and roster.by_name(name) is None:
+        fail(
+            f"{name} is not on the roster: an admin adds their key first "
+            f"(`custody people add {name} --key FILE.pub --role reviewer`)"
+        )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from custody.policy.rules import MissingResult, Violation, rule_function
 from custody.policy.schema import Policy
 
-EVALUATOR = "custody.policy/1"  # bump when evaluation semantics change; replay reports it
+EVALUATOR = "custody.policy/2"  # bump when evaluation semantics change; replay reports it
 Outcome = Literal["deny", "review"]
 DECISION_EXIT = {"allow": 0, "deny": 3, "needs-review": 4}
 
@@ -140,12 +140,21 @@ def raw_reasons(policy: Policy, doc: dict) -> list[Reason]:
     return sorted(unique.values(), key=lambda r: (r.subject, r.rule, r.finding))
 
 
-def _owners(doc: dict) -> dict[str, str]:
-    """Who may not approve or waive a subject's findings: its registrant (or the run's requester)."""
-    owners = {ds["dataset"]: ds["registered_by"] for ds in doc["datasets"]}
+def _owners(doc: dict) -> dict[str, tuple[str, str | None]]:
+    """Who may not approve or waive a subject's findings, as (name, key fingerprint): its
+    registrant (or the run's requester). Documents from before keys have names only."""
+    owners = {ds["dataset"]: (ds["registered_by"], ds.get("registered_key")) for ds in doc["datasets"]}
     if doc.get("run"):
-        owners[f"run:{doc['run']['name']}"] = doc["run"]["requested_by"]
+        run = doc["run"]
+        owners[f"run:{run['name']}"] = (run["requested_by"], run.get("requested_key"))
     return owners
+
+
+def _is_owner(review: dict, owner: tuple[str, str | None] | None) -> bool:
+    if owner is None:
+        return False
+    name, key = owner
+    return review["reviewer"] == name or (key is not None and review.get("reviewer_key") == key)
 
 
 def _lifted(reason: Reason, by: str, reviewer: str, expires: str | None) -> dict:
@@ -156,12 +165,14 @@ def _lifted(reason: Reason, by: str, reviewer: str, expires: str | None) -> dict
 
 
 def _latest_valid_review(
-    reason: Reason, reviews: list[dict], owners: dict[str, str], not_applied: list[dict]
+    reason: Reason, reviews: list[dict], owners: dict[str, tuple[str, str | None]], not_applied: list[dict]
 ) -> dict | None:
     """The latest review of this reason's finding that may count; skipped ones go to not_applied."""
     for review in reversed(reviews):
         why = None
-        if review["action"] != "reject" and review["reviewer"] == owners.get(reason.subject):
+        if review.get("invalid"):
+            why = f"not a valid signed review: {review['invalid']}"
+        elif review["action"] != "reject" and _is_owner(review, owners.get(reason.subject)):
             why = f"separation of duties: {review['reviewer']} registered or requested {reason.subject}"
         elif review["action"] == "approve" and reason.outcome == "deny":
             why = "an approval cannot lift a deny reason (a waiver can)"

@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from custody.datasets.registry import RegisteredDataset
-from custody.home import Home, current_actor
+from custody.home import Home, actor_name
 from custody.policy import entry_types  # noqa: F401  registers policy.decision/v1 and review.recorded/v1
 from custody.policy.evaluate import EVALUATOR, Decision, Reason, evaluate
 from custody.policy.inputs import RunContext, document_bytes, gather
 from custody.policy.schema import GATE_RECORDED, LoadedPolicy
+from custody.trust.acting import Acting
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,14 @@ def run_gate(
     loaded: LoadedPolicy,
     purpose: str | None = None,
     run: RunContext | None = None,
-    actor: str | None = None,
+    actor: Acting | str | None = None,
     now: dt.datetime | None = None,
 ) -> GateResult:
-    """Evaluate and record. Bad input (unknown dataset, malformed policy) raises before this."""
+    """Evaluate and record (signed by the service, naming who asked). Bad input (unknown dataset,
+    malformed policy) raises before this."""
     if not datasets:
         raise ValueError("the gate needs at least one dataset")
-    requested_by = current_actor(actor)
+    requested_by = actor_name(actor)
     purpose = purpose or loaded.policy.purpose
     rules = loaded.policy.rules()
     freshness = rules.get("freshness.current")
@@ -150,7 +152,7 @@ def run_gate(
             decision_subject(datasets, run),
             body,
             refs=_refs(doc, loaded, input_digest),
-            actor=requested_by,
+            actor=actor if actor is not None else requested_by,
         )
     except Exception as exc:  # fail closed on any failure to record, expected or not
         error = f"{type(exc).__name__}: {exc}"

@@ -4,8 +4,10 @@ The document is canonical JSON (RFC 8785) stored in the artifact store; the deci
 carries its digest. Evaluation reads nothing else, so replay evaluates the stored document
 again. It holds, per dataset: the registered digest and registrant, the card, the latest result
 of every check (digests, versions and the summary, which has counts and rates, never a raw
-personal value); the versions of the checks this custody runs now; the reviews recorded on the
-subjects; the purpose, the optional run, and `evaluated_at`, the "now" that expiry is judged at.
+personal value); who registered it, by name and key fingerprint; the versions of the checks
+this custody runs now; the reviews recorded on the subjects, with who signed each and whether
+its signature and role hold; the purpose, the optional run, and `evaluated_at`, the "now" that
+expiry is judged at.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class RunContext:
     requested_by: str
     estimated_kwh: float | None = None
     estimated_kg_co2e: float | None = None
+    requested_key: str | None = None  # fingerprint of the requester's key: duties compare keys
 
     @property
     def subject(self) -> str:
@@ -42,6 +45,8 @@ class RunContext:
 
     def as_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "requested_by": self.requested_by}
+        if self.requested_key is not None:
+            doc["requested_key"] = self.requested_key
         if self.estimated_kwh is not None:
             doc["estimated_kwh"] = self.estimated_kwh
         if self.estimated_kg_co2e is not None:
@@ -81,6 +86,7 @@ def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = F
         "digest": dataset.digest,
         "ledger_index": dataset.index,
         "registered_by": dataset.actor,
+        "registered_key": home.attribute(home.ledger.entry(dataset.index)).key,
         "card_digest": dataset.body["card_digest"],
         "card": dataset.card.as_json(),
         "parents": dataset.parents,
@@ -102,18 +108,22 @@ def reviews_on(home: Home, ledger_subjects: list[str], after: int = -1) -> list[
             rows = home.storage.entries(start, 1000, type_prefix=REVIEW_TYPE_PREFIX, subject=subject)
             for row in rows:
                 body = json.loads(row.entry)["body"]
-                found.append(
-                    {
-                        "ledger_index": row.idx,
-                        "finding": body["finding"],
-                        "rule": body["rule"],
-                        "action": body["action"],
-                        "reviewer": row.actor,
-                        "reason": body["reason"],
-                        "expires": body.get("expires"),
-                        "ts": row.ts,
-                    }
-                )
+                who = home.attribute(row)
+                review = {
+                    "ledger_index": row.idx,
+                    "finding": body["finding"],
+                    "rule": body["rule"],
+                    "action": body["action"],
+                    "reviewer": row.actor,
+                    "reviewer_key": who.key,
+                    "signed": who.kind,
+                    "reason": body["reason"],
+                    "expires": body.get("expires"),
+                    "ts": row.ts,
+                }
+                if who.problem:  # written behind the library's back: the gate does not count it
+                    review["invalid"] = who.problem
+                found.append(review)
             if len(rows) < 1000:
                 break
             start = rows[-1].idx + 1

@@ -5,10 +5,11 @@ finding (`dataset:NAME@VERSION` or `run:NAME`). The latest valid review of a fin
   approve  lifts a needs-review reason (optionally until an expiry)
   reject   turns the reason into a deny
   waive    lifts a needs-review or deny reason until its expiry (required)
-A `block` reason (and an unrecorded decision) cannot be lifted. Separation of duties: whoever
-registered a dataset (or requested a run) cannot approve or waive its findings; rejecting is
-always allowed. The gate applies the same rule again when it evaluates, so an entry written
-behind this module's back does not count either.
+A `block` reason (and an unrecorded decision) cannot be lifted. Separation of duties, by key:
+whoever registered a dataset (or requested a run) cannot approve or waive its findings, whatever
+name they give; rejecting is always allowed. The reviewer signs with their own key (or the
+dashboard attests them), and their roles must permit the action. The gate applies the same
+rules again when it evaluates, so an entry written behind this module's back does not count.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import Any, Literal
 
 from custody.datasets.names import DatasetRefError, parse_ref
 from custody.datasets.registry import DatasetRegistry
-from custody.home import Home, current_actor
+from custody.home import Home, actor_name
 from custody.policy import entry_types  # noqa: F401  registers policy.decision/v1 and review.recorded/v1
 from custody.policy.evaluate import end_of_day, format_instant
 from custody.policy.inputs import reviews_on
+from custody.trust.acting import Acting, NotPermitted, Person
+from custody.trust.permissions import person_roles
 
 DECISION_TYPE = "policy.decision/"
 Action = Literal["approve", "reject", "waive"]
@@ -150,7 +153,9 @@ def open_findings(home: Home, include_deny: bool = False) -> list[ReportedFindin
 
 def _counts(home: Home, review: dict, reported: ReportedFinding) -> bool:
     """Whether a review addresses the finding (the gate ignores an owner's approval or waiver)."""
-    return review["action"] == "reject" or review["reviewer"] != owner_of(home, reported)
+    return review["action"] == "reject" or not owner_of(home, reported).is_(
+        review["reviewer"], review.get("reviewer_key")
+    )
 
 
 def parse_expires(text: str, now: dt.datetime) -> dt.datetime:
@@ -169,14 +174,33 @@ def parse_expires(text: str, now: dt.datetime) -> dt.datetime:
     return moment
 
 
-def owner_of(home: Home, reported: ReportedFinding) -> str:
+@dataclass(frozen=True)
+class Owner:
+    """Who registered the dataset (or requested the run), by name and by key."""
+
+    name: str
+    key: str | None
+
+    def is_(self, name: str, key: str | None) -> bool:
+        return name == self.name or (key is not None and key == self.key)
+
+
+def owner_of(home: Home, reported: ReportedFinding) -> Owner:
     """Who may not approve or waive this finding."""
     if reported.subject.startswith("run:"):
-        return reported.requested_by
+        return Owner(reported.requested_by, home.key_of(reported.requested_by, reported.decision_index))
     try:
-        return DatasetRegistry(home).get(parse_ref(reported.subject)).actor
+        dataset = DatasetRegistry(home).get(parse_ref(reported.subject))
     except DatasetRefError as exc:
         raise ReviewError(f"finding subject {reported.subject!r} is not a dataset reference") from exc
+    return Owner(dataset.actor, home.attribute(home.ledger.entry(dataset.index)).key)
+
+
+def acting_key(home: Home, reviewer: Acting | str | None) -> str | None:
+    """The key that speaks for the reviewer: their own, or (attested) the one the roster binds to them."""
+    if isinstance(reviewer, Person):
+        return reviewer.fingerprint
+    return home.key_of(actor_name(reviewer))
 
 
 def record_review(
@@ -184,13 +208,13 @@ def record_review(
     finding: str,
     action: Action,
     reason: str,
-    reviewer: str,
+    reviewer: Acting | str | None,
     expires: str | None = None,
     now: dt.datetime | None = None,
 ) -> int:
-    """Validate and record one review; return its ledger index."""
+    """Validate and record one review, signed by the reviewer; return its ledger index."""
     now = now or dt.datetime.now(dt.UTC)
-    reviewer = current_actor(reviewer)
+    name = actor_name(reviewer)
     if not reason.strip():
         raise ReviewError("--reason must say why")
     reported = find_finding(home, finding)
@@ -207,10 +231,14 @@ def record_review(
     if action == "reject" and expires is not None:
         raise ReviewError("a rejection does not expire; leave out --expires")
     until = parse_expires(expires, now) if expires else None
-    if action != "reject" and owner_of(home, reported) == reviewer:
+    subject = ledger_subject(reported.subject)
+    _check_role(home, reviewer, subject, action)
+    owner = owner_of(home, reported)
+    if action != "reject" and owner.is_(name, acting_key(home, reviewer)):
         what = "requested" if reported.subject.startswith("run:") else "registered"
+        same = "" if owner.name == name else f" (the key of {owner.name})"
         raise SeparationOfDuties(
-            f"{reviewer} {what} {reported.subject} and cannot {action} its findings (separation of duties); "
+            f"{name}{same} {what} {reported.subject} and cannot {action} its findings (separation of duties); "
             "another reviewer must"
         )
     body: dict[str, Any] = {
@@ -222,12 +250,25 @@ def record_review(
     }
     if until is not None:
         body["expires"] = format_instant(until)
-    index = home.record(
-        "review.recorded/v1",
-        ledger_subject(reported.subject),
-        body,
-        refs=[f"ledger:{reported.decision_index}"],
-        actor=reviewer,
-    )
+    index = home.record("review.recorded/v1", subject, body, refs=[f"ledger:{reported.decision_index}"], actor=reviewer)
     home.checkpoint()
     return index
+
+
+def _check_role(home: Home, reviewer: Acting | str | None, subject: str, action: str) -> None:
+    """Refuse early, in words, what the ledger would refuse: a role that does not permit the action."""
+    if not home.roster().signed or isinstance(reviewer, str | None):
+        return
+    roles = reviewer.roles if isinstance(reviewer, Person) else _roles_of(home, reviewer.person)
+    needed = person_roles("review.recorded/v1", subject, {"action": action})
+    if needed and not roles & needed:
+        what = "a training run's findings" if subject.startswith("run:") else "findings"
+        raise NotPermitted(
+            f"{actor_name(reviewer)} ({', '.join(sorted(roles)) or 'no role'}) may not {action} {what}; "
+            f"needs role {' or '.join(sorted(needed))}"
+        )
+
+
+def _roles_of(home: Home, name: str) -> frozenset[str]:
+    member = home.roster().by_name(name)
+    return member.roles if member is not None else frozenset()

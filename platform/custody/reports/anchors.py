@@ -12,6 +12,7 @@ from custody.home import Home
 from custody.ledger.log import load_note
 from custody.reports import entry_types  # noqa: F401  registers report.exported/v1
 from custody.reports.claims import claims
+from custody.trust.acting import Acting
 
 
 def _entry(home: Home, index: int, size: int) -> dict[str, Any]:
@@ -38,12 +39,15 @@ def anchor(home: Home, content: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def seal(home: Home, subject: str, fmt: str, digest: str, size: int, anchored_size: int) -> dict[str, Any]:
-    """Record the report's digest, sign a checkpoint covering it, and prove both."""
+def seal(
+    home: Home, subject: str, fmt: str, digest: str, size: int, anchored_size: int, actor: Acting | str | None = None
+) -> dict[str, Any]:
+    """Record the report's digest (naming who asked), sign a checkpoint covering it, and prove both."""
     index = home.record(
         "report.exported/v1",
         subject,
         {"subject": subject, "format": fmt, "digest": digest, "bytes": size, "covers": "report"},
+        actor=actor,
     )
     note = home.checkpoint()
     checkpoint = load_note(note)

@@ -22,6 +22,7 @@ from custody.reports.anchors import anchor, seal
 from custody.reports.claims import digest_of
 from custody.reports.gather import gather
 from custody.reports.layout import assemble, human_part
+from custody.trust.acting import Acting
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "md": render_md.render,
@@ -52,15 +53,15 @@ def _exporters() -> dict[str, Callable[[dict[str, Any]], bytes]]:
     }
 
 
-def build(home: Home, target: str, fmt: str) -> Built:
+def build(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     if fmt in REPORT_FORMATS:
-        return build_report(home, target, fmt)
+        return build_report(home, target, fmt, actor)
     if fmt in EXPORT_FORMATS:
-        return build_export(home, target, fmt)
+        return build_export(home, target, fmt, actor)
     raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(REPORT_FORMATS + EXPORT_FORMATS)}")
 
 
-def build_report(home: Home, target: str, fmt: str) -> Built:
+def build_report(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     """Gather, anchor to a fresh checkpoint, render, then seal the content's digest in the ledger."""
     content = gather(home, target)
     content["anchors"] = anchor(home, content)
@@ -69,11 +70,11 @@ def build_report(home: Home, target: str, fmt: str) -> Built:
         content["rendering"] = {"format": fmt, "sha256": hashlib.sha256(human_part(head, tail)).hexdigest()}
     digest = digest_of(content)
     size = len(canonical_json(content))
-    content["seal"] = seal(home, content["subject"], fmt, digest, size, content["anchors"]["tree_size"])
+    content["seal"] = seal(home, content["subject"], fmt, digest, size, content["anchors"]["tree_size"], actor)
     return Built(assemble(fmt, head, tail, content), content["subject"], fmt, digest, content["seal"]["index"])
 
 
-def build_export(home: Home, target: str, fmt: str) -> Built:
+def build_export(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     content = gather(home, target)
     data = _exporters()[fmt](content)
     digest = hashlib.sha256(data).hexdigest()
@@ -81,6 +82,7 @@ def build_export(home: Home, target: str, fmt: str) -> Built:
         "report.exported/v1",
         content["subject"],
         {"subject": content["subject"], "format": fmt, "digest": digest, "bytes": len(data), "covers": "file"},
+        actor=actor,
     )
     home.checkpoint()
     return Built(data, content["subject"], fmt, digest, index)

@@ -37,6 +37,16 @@ class Emissions(EntryBody):
     tracker: str  # e.g. "codecarbon 3.3.2 OfflineEmissionsTracker"
 
 
+@entry_type("run.requested/v1")
+class RunRequested(EntryBody):
+    """A person asks for a run, signed with their key: the gate's requester, duties compare against it."""
+
+    run: str  # the spec's name; the subject is run:NAME
+    spec_digest: str = Field(pattern=DIGEST)
+    purpose: str
+    datasets: list[str] = Field(min_length=1)
+
+
 @entry_type("run.started/v1")
 class RunStarted(EntryBody):
     run_id: str

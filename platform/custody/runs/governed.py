@@ -26,7 +26,7 @@ from custody.checks.results import latest_results, run_check
 from custody.datasets.names import DatasetRef, parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.executors import Executor, make_executor
-from custody.home import Home, current_actor
+from custody.home import Home, actor_name
 from custody.ledger.entry import canonical_json
 from custody.policy.evaluate import DECISION_EXIT
 from custody.policy.gate import GateResult, run_gate
@@ -36,6 +36,7 @@ from custody.runs import entry_types  # noqa: F401  registers run.started/checkp
 from custody.runs.spec import LoadedSpec, RunSpec
 from custody.stages.chain import run_chain
 from custody.train.carbon import CarbonConfig, Emissions, track_emissions
+from custody.trust.acting import Acting, Person
 
 Say = Callable[[str], None]
 
@@ -151,14 +152,31 @@ def require_allow(home: Home, decision_index: int, datasets: list[RegisteredData
     return body
 
 
+def request_run(home: Home, loaded: LoadedSpec, actor: Acting | str | None) -> int:
+    """Record the person's signed request for this run: who asked is a key, not a name."""
+    spec = loaded.spec
+    body = {
+        "run": spec.name,
+        "spec_digest": loaded.digest,
+        "purpose": spec.policy.purpose,
+        "datasets": [item.ref for item in spec.datasets],
+    }
+    return home.record("run.requested/v1", f"run:{spec.name}", body, refs=[f"sha256:{loaded.digest}"], actor=actor)
+
+
 def run_spec(
-    home: Home, loaded: LoadedSpec, actor: str | None = None, say: Say = print, executor: Executor | None = None
+    home: Home,
+    loaded: LoadedSpec,
+    actor: Acting | str | None = None,
+    say: Say = print,
+    executor: Executor | None = None,
 ) -> RunOutcome:
     """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's)."""
     spec = loaded.spec
-    actor = current_actor(actor)
     policy = load_policy(spec.policy.file)
     home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
+    requested = request_run(home, loaded, actor)
+    say(f"run {spec.name} requested by {actor_name(actor)} (ledger index {requested})")
     own = executor is None
     if executor is None:
         executor = make_executor(spec.executor.kind, spec.executor.address, spec.executor.workers)
@@ -172,7 +190,8 @@ def run_spec(
         if own:
             executor.close()
     preparation = meter.result
-    run = RunContext(spec.name, actor, spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e)
+    key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
+    run = RunContext(spec.name, actor_name(actor), spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e, key)
     gate = run_gate(home, prepared, policy, spec.policy.purpose, run=run, actor=actor)
     outcome = RunOutcome(loaded, prepared, gate)
     say(f"gate: {gate.decision.decision} (policy {policy.policy.name}, ledger index {gate.ledger_index})")

@@ -1,10 +1,10 @@
 """Which role may cause which ledger entry, and which entries the home's service key writes.
 
-A person's action (a note, a review, a binding, a roster change, a run request, registering a
-source dataset) must be signed by that person's key, or attested by the dashboard for a person
-signed in to it. What machines produce on someone's request (check results, stage outputs,
-derived datasets, decisions, training records, exports) is signed by the service key and names
-the person who asked.
+A person's action (a note, a review, a binding, a roster change, a run request) must be signed
+by that person's key, or attested by the dashboard for a person signed in to it. What machines
+produce on someone's request (registered manifests, check results, stage outputs, decisions,
+training records, exports) is signed by the service key and names the person who asked, whom
+the CLI knows by their key and their roles permit the request (`request_roles`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ def person_roles(entry_type: str, subject: str, body: dict[str, Any]) -> frozens
         return frozenset({"reviewer", "approver"})
     if entry_type.startswith("run.requested/"):
         return frozenset({"engineer"})
-    if entry_type.startswith("dataset.registered/") and not body.get("parents"):
-        return frozenset({"engineer"})  # a source dataset; derived ones come from stages
     return None
 
 
 def request_roles(command: str) -> frozenset[str]:
     """Who may ask the service to do `command` (checked by the CLI before it starts)."""
-    return frozenset({"engineer"}) if command in ("prepare", "run") else ANYONE
+    return frozenset({"engineer"}) if command in ("register", "prepare", "run") else ANYONE

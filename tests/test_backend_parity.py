@@ -291,26 +291,37 @@ def test_both_verify(filled, signer: NoteSigner) -> None:
         assert Ledger(ledger.storage, ORIGIN).corruption is None
 
 
-def test_cli_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+def test_cli_on_postgres(tmp_path: Path, postgres_url: str, cast) -> None:
     from typer.testing import CliRunner
 
     from custody.cli.main import app
 
     runner = CliRunner()
     home = tmp_path / "home"
+    admin_key = cast.key_file("admin")  # the first admin records the notes: no roster entry in between
 
-    def cli(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
+    def cli(*args: str, code: int = 0, key: Path | None = None) -> str:
+        env = {"CUSTODY_KEY": str(key) if key is not None else None}
+        result = runner.invoke(app, list(args), env=env)
         assert result.exit_code == code, f"custody {' '.join(args)}: {result.output}"
         return result.output
 
-    out = cli("init", "--home", str(home), "--database", postgres_url, "--as", "tester")
+    out = cli(
+        "init", "--home", str(home), "--database", postgres_url, "--admin", "admin", "--admin-key", f"{admin_key}.pub"
+    )
     assert "postgresql" in out
     assert postgres_url in (home / "config.toml").read_text()
     assert not any(home.glob("*.sqlite")), "init with --database must not create a SQLite ledger"
-    assert "index 1" in cli("ledger", "note", "first note on postgres", "--home", str(home), "--as", "tester")
-    assert "index 2" in cli("ledger", "note", "second", "--subject", "dataset:web@1", "--home", str(home))
-    assert "ledger intact: 3 entries" in cli("ledger", "verify", "--home", str(home))
+    first = cli(
+        "ledger", "note", "first note on postgres", "--home", str(home), "--key", str(admin_key), "--as", "admin"
+    )
+    assert "index 1" in first
+    assert "index 2" in cli(
+        "ledger", "note", "second", "--subject", "dataset:web@1", "--home", str(home), key=admin_key
+    )
+    verified = cli("ledger", "verify", "--home", str(home))
+    assert "ledger intact: 3 entries" in verified
+    assert "signatures: all 3 entries signed and permitted" in verified  # read back from PostgreSQL
     report = json.loads(cli("ledger", "verify", "--json", "--home", str(home)))
     assert report["ok"] and report["size"] == 3
 

@@ -24,11 +24,19 @@ from custody.ledger.signing import load_signer
 from custody.ledger.verifier import Checkpoint, parse_checkpoint_body, parse_signed_note, verify_checkpoint
 
 CUSTODY = Path(sys.executable).with_name("custody")
-NO_HOME_ENV = {"CUSTODY_HOME": None, "CUSTODY_DATABASE": None}
+NO_HOME_ENV = {"CUSTODY_HOME": None, "CUSTODY_DATABASE": None, "CUSTODY_KEY": None}
+WRITER = "admin"  # init puts the admin on the roster; the fixture's notes and the CLI's are theirs
 
 
-def cli(*args: str | Path):
-    return CliRunner().invoke(app, [str(a) for a in args], env=NO_HOME_ENV)
+def cli(*args: str | Path, key: Path | None = None):
+    """Run the CLI; `key` is the acting person's private key file (as $CUSTODY_KEY)."""
+    env = NO_HOME_ENV | ({"CUSTODY_KEY": str(key)} if key is not None else {})
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def init_args(cast) -> list[str]:
+    """What `custody init` needs besides --home: the first admin's name and public key."""
+    return ["--admin", WRITER, "--admin-key", f"{cast.key_file(WRITER)}.pub"]
 
 
 def custody_process(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -68,15 +76,24 @@ def snapshot(path: Path) -> tuple:
 
 
 @pytest.fixture
-def home_path(tmp_path: Path) -> Path:
+def writer_key(cast) -> Path:
+    """The private key file of the fixture's writer, for commands that record."""
+    return cast.key_file(WRITER)
+
+
+@pytest.fixture
+def home_path(tmp_path: Path, cast) -> Path:
     """A home with five notes after the init entry, and a checkpoint at its head (size 6).
 
-    Built with the library, which is quicker; `test_cli_init_note_show_verify` builds one with the CLI.
+    The notes are the admin's, whom the init entry put on the roster (so no roster entry comes
+    between). Built with the library, which is quicker; `test_cli_init_note_show_verify` builds
+    one with the CLI.
     """
     path = tmp_path / "home"
-    home = Home.init(path, actor="tester")
+    home = cast.init_home(path, admin=WRITER)
+    writer = cast.person(home, WRITER)
     for i in range(5):
-        home.record("ledger.note/v1", f"s{i}", {"text": f"note {i}"}, actor="tester")
+        home.record("ledger.note/v1", f"s{i}", {"text": f"note {i}"}, actor=writer)
     home.checkpoint()
     home.close()
     return path
@@ -96,27 +113,50 @@ def write_proof(home_path: Path, index: int, out: Path) -> dict:
 # -- happy paths ------------------------------------------------------------------------------
 
 
-def test_cli_init_note_show_verify(tmp_path: Path) -> None:
+def test_cli_init_note_show_verify(tmp_path: Path, cast, writer_key: Path) -> None:
     home_path = tmp_path / "home"
-    result = cli("init", "--home", home_path)
+    result = cli("init", "--home", home_path, *init_args(cast))
     assert_ok(result)
     assert "initialized custody home" in result.stdout
     for i in range(5):
-        result = cli("ledger", "note", f"note {i}", "--subject", f"s{i}", "--home", home_path)
+        result = cli("ledger", "note", f"note {i}", "--subject", f"s{i}", "--home", home_path, key=writer_key)
         assert_ok(result)
         assert f"recorded note at index {i + 1}" in result.stdout
+    # A note is recorded under the name the roster binds to the key that signs it: the admin puts
+    # alice's key on the roster (entry 6), and her key records her note (entry 7); `--as` only
+    # asserts who holds the key.
+    alice_key = cast.key_file("alice")
     result = cli(
-        "ledger", "note", "a legal hold was placed", "--subject", "hold:7", "--as", "alice", "--home", home_path
+        "people", "add", "alice", "--key", f"{alice_key}.pub", "--role", "engineer", "--home", home_path, key=writer_key
     )
     assert_ok(result)
-    assert "recorded note at index 6" in result.stdout
+    assert "ledger index 6" in result.stdout
+    before = snapshot(home_path)
+    result = cli("ledger", "note", "not alice's", "--as", "bob", "--home", home_path, key=alice_key)
+    assert_clean_error(result, mentions="--as bob")
+    assert snapshot(home_path) == before
+    result = cli(
+        "ledger",
+        "note",
+        "a legal hold was placed",
+        "--subject",
+        "hold:7",
+        "--as",
+        "alice",
+        "--home",
+        home_path,
+        key=alice_key,
+    )
+    assert_ok(result)
+    assert "recorded note at index 7" in result.stdout
 
     result = cli("ledger", "show", "--json", "--home", home_path)
     assert_ok(result)
     rows = json.loads(result.stdout)
-    assert [r["index"] for r in rows] == list(range(7))
-    assert rows[0]["entry"]["type"] == "home.initialized/v1"
-    assert rows[6]["entry"] == rows[6]["entry"] | {
+    assert [r["index"] for r in rows] == list(range(8))
+    assert rows[0]["entry"]["type"] == "home.initialized/v2"
+    assert rows[6]["entry"]["type"] == "people.added/v1" and rows[6]["entry"]["body"]["name"] == "alice"
+    assert rows[7]["entry"] == rows[7]["entry"] | {
         "type": "ledger.note/v1",
         "actor": "alice",
         "subject": "hold:7",
@@ -131,19 +171,20 @@ def test_cli_init_note_show_verify(tmp_path: Path) -> None:
     assert [r["entry"]["body"]["text"] for r in page] == ["note 1", "note 2", "note 3"]
 
     result = cli("ledger", "show", "--json", "--subject", "hold:7", "--home", home_path)
-    assert [r["index"] for r in json.loads(result.stdout)] == [6]
+    assert [r["index"] for r in json.loads(result.stdout)] == [7]
 
     result = cli("ledger", "show", "--home", home_path)  # the table
     assert_ok(result)
-    assert "7 of 7 entries" in result.stdout
+    assert "8 of 8 entries" in result.stdout
 
     result = cli("ledger", "verify", "--home", home_path)
     assert_ok(result)
-    assert "ledger intact: 7 entries" in result.stdout
+    assert "ledger intact: 8 entries" in result.stdout
+    assert "signatures: all 8 entries signed and permitted (7 person, 1 service)" in result.stdout
     result = cli("ledger", "verify", "--json", "--home", home_path)
     assert_ok(result)
     doc = json.loads(result.stdout)
-    assert doc["ok"] is True and doc["size"] == 7 and doc["first_bad_index"] is None and doc["problems"] == []
+    assert doc["ok"] is True and doc["size"] == 8 and doc["first_bad_index"] is None and doc["problems"] == []
 
 
 def test_checkpoint_out_and_pubkey(home_path: Path, tmp_path: Path) -> None:
@@ -200,18 +241,18 @@ def test_proof_verifies_offline_without_a_home(home_path: Path, tmp_path: Path) 
     assert sorted(p.name for p in elsewhere.iterdir()) == ["proof.json"]  # made no home
 
 
-def test_proof_beyond_the_last_checkpoint_signs_one(home_path: Path, tmp_path: Path) -> None:
-    assert_ok(cli("ledger", "note", "late", "--home", home_path))
+def test_proof_beyond_the_last_checkpoint_signs_one(home_path: Path, tmp_path: Path, writer_key: Path) -> None:
+    assert_ok(cli("ledger", "note", "late", "--home", home_path, key=writer_key))
     bundle = write_proof(home_path, 6, tmp_path / "late.json")
     assert bundle["tree_size"] == 7
     assert_ok(cli("ledger", "verify-proof", tmp_path / "late.json", "--key", pubkey(home_path)))
 
 
-def test_consistency_with_an_older_checkpoint(home_path: Path, tmp_path: Path) -> None:
+def test_consistency_with_an_older_checkpoint(home_path: Path, tmp_path: Path, writer_key: Path) -> None:
     old = tmp_path / "old.note"
     assert_ok(cli("ledger", "checkpoint", "--out", old, "--home", home_path))
     for i in range(9):
-        assert_ok(cli("ledger", "note", f"later {i}", "--home", home_path))
+        assert_ok(cli("ledger", "note", f"later {i}", "--home", home_path, key=writer_key))
     result = cli("ledger", "consistency", old, "--home", home_path)
     assert_ok(result)
     assert "consistent: size 15 extends size 6" in result.stdout
@@ -253,20 +294,20 @@ def test_missing_home_in_a_real_process(tmp_path: Path) -> None:
     assert not (tmp_path / ".custody").exists()
 
 
-def test_init_twice(home_path: Path) -> None:
+def test_init_twice(home_path: Path, cast) -> None:
     before = snapshot(home_path)
     config = (home_path / "config.toml").read_bytes()
     key = (home_path / "keys" / "ledger.key").read_bytes()
-    assert_clean_error(cli("init", "--home", home_path), mentions="already a custody home")
+    assert_clean_error(cli("init", "--home", home_path, *init_args(cast)), mentions="already a custody home")
     assert snapshot(home_path) == before
     assert (home_path / "config.toml").read_bytes() == config
     assert (home_path / "keys" / "ledger.key").read_bytes() == key
 
 
-def test_verify_proof_with_another_homes_key(home_path: Path, tmp_path: Path) -> None:
+def test_verify_proof_with_another_homes_key(home_path: Path, tmp_path: Path, cast) -> None:
     write_proof(home_path, 2, tmp_path / "proof.json")
     other = tmp_path / "other"
-    assert_ok(cli("init", "--home", other))
+    assert_ok(cli("init", "--home", other, *init_args(cast)))
     before = snapshot(home_path)
     line = assert_clean_error(
         cli("ledger", "verify-proof", tmp_path / "proof.json", "--key", pubkey(other)), codes=(1,)
@@ -443,9 +484,9 @@ def test_proof_index_beyond_the_ledger(home_path: Path, tmp_path: Path) -> None:
     assert snapshot(home_path) == before
 
 
-def test_consistency_with_a_checkpoint_of_another_home(home_path: Path, tmp_path: Path) -> None:
+def test_consistency_with_a_checkpoint_of_another_home(home_path: Path, tmp_path: Path, cast) -> None:
     other = tmp_path / "other"
-    assert_ok(cli("init", "--home", other))
+    assert_ok(cli("init", "--home", other, *init_args(cast)))
     assert_ok(cli("ledger", "checkpoint", "--out", tmp_path / "other.note", "--home", other))
     before = snapshot(home_path)
     assert_clean_error(cli("ledger", "consistency", tmp_path / "other.note", "--home", home_path), codes=(1, 2))
@@ -496,9 +537,9 @@ def test_consistency_with_malformed_or_missing_checkpoint(home_path: Path, tmp_p
     assert parse_checkpoint_body(parse_signed_note(good).text).size == 6
 
 
-def test_key_file_readable_by_others(home_path: Path, tmp_path: Path) -> None:
+def test_key_file_readable_by_others(home_path: Path, tmp_path: Path, writer_key: Path) -> None:
     key_file = home_path / "keys" / "ledger.key"
-    assert_ok(cli("ledger", "note", "not yet signed", "--home", home_path))
+    assert_ok(cli("ledger", "note", "not yet checkpointed", "--home", home_path, key=writer_key))
     before = snapshot(home_path)
     os.chmod(key_file, 0o644)
     line = assert_clean_error(cli("ledger", "checkpoint", "--home", home_path), mentions="ledger.key")
@@ -510,11 +551,15 @@ def test_key_file_readable_by_others(home_path: Path, tmp_path: Path) -> None:
     assert_ok(cli("ledger", "checkpoint", "--home", home_path))
 
 
-def test_bad_note_input_records_nothing(home_path: Path) -> None:
+def test_bad_note_input_records_nothing(home_path: Path, writer_key: Path) -> None:
     before = snapshot(home_path)
-    assert_clean_error(cli("ledger", "note", "", "--home", home_path), mentions="text")
-    assert_clean_error(cli("ledger", "note", "x" * 10_001, "--home", home_path), mentions="text")
-    assert_clean_error(cli("ledger", "note", "hi", "--as", "two words", "--home", home_path), mentions="actor")
+    assert_clean_error(cli("ledger", "note", "", "--home", home_path, key=writer_key), mentions="text")
+    assert_clean_error(cli("ledger", "note", "x" * 10_001, "--home", home_path, key=writer_key), mentions="text")
+    # The actor is whoever holds the key: an `--as` that is not the key's roster name is refused,
+    # and so is a note without a key.
+    result = cli("ledger", "note", "hi", "--as", "two words", "--home", home_path, key=writer_key)
+    assert_clean_error(result, mentions=f"--as two words: the key {writer_key} belongs to {WRITER}")
+    assert_clean_error(cli("ledger", "note", "hi", "--home", home_path), mentions="--key")
     assert snapshot(home_path) == before
 
 
@@ -525,8 +570,8 @@ def test_error_naming_a_path_with_brackets(tmp_path: Path) -> None:
     assert str(odd) in line  # printed literally, not eaten as markup
 
 
-def test_show_prints_entries_with_brackets_literally(home_path: Path) -> None:
-    assert_ok(cli("ledger", "note", "[/] [i]", "--subject", "[/]", "--home", home_path))
+def test_show_prints_entries_with_brackets_literally(home_path: Path, writer_key: Path) -> None:
+    assert_ok(cli("ledger", "note", "[/] [i]", "--subject", "[/]", "--home", home_path, key=writer_key))
     result = cli("ledger", "show", "--subject", "[/]", "--home", home_path)
     assert_ok(result)
     assert "[i]" in result.stdout  # not eaten as markup

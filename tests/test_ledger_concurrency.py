@@ -4,6 +4,10 @@ Four processes append 50 entries each to one home at the same moment, two of the
 per commit and two in batches of five. Afterwards the indices are unique and contiguous, every
 entry is there exactly once (in each writer's own order), the head root equals a reference
 folded over the stored order, and full verification passes. Once on SQLite, once on PostgreSQL.
+
+Each writer signs its notes with the admin's key (loaded from the test cast's key folder) and
+appends through `Home.append`, which admits every entry against the roster under the writer lock;
+afterwards every signature is re-checked too.
 """
 
 from __future__ import annotations
@@ -20,18 +24,23 @@ import pytest
 from custody.home import Home
 from custody.ledger import merkle
 from custody.ledger.verifier import leaf_hash
+from custody.trust.audit import verify_signatures
 
 WRITERS = 4
 PER_WRITER = 50
 BATCHED = {1: 5, 3: 5}  # writer -> batch size; the others commit one entry at a time
+SIGNER = "admin"  # init put the admin on the roster
 
 WRITER = r"""
 import os, sys, time
+from pathlib import Path
 from custody.home import Home
+from custody.testing.people import Cast
 
 path, writer, per_writer, batch, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 home = Home.open(path)
 home.ledger  # connect and cross-check before the start signal
+person = Cast(Path(sys.argv[6])).person(home, sys.argv[7])
 print("ready", flush=True)
 deadline = time.monotonic() + 60
 while not os.path.exists(go):
@@ -40,22 +49,30 @@ while not os.path.exists(go):
     time.sleep(0.005)
 indices = []
 for first in range(0, per_writer, batch):
-    entries = [home.entry("ledger.note/v1", f"writer-{writer}", {"text": f"w{writer} n{i}"})
+    entries = [home.entry("ledger.note/v1", f"writer-{writer}", {"text": f"w{writer} n{i}"}, actor=person)
                for i in range(first, min(first + batch, per_writer))]
-    if batch == 1:
-        indices.append(home.ledger.append(entries[0]))
-    else:
-        indices.extend(home.ledger.append_batch(entries))
+    indices.extend(home.append(entries))  # one commit per entry, or per batch
 print(" ".join(map(str, indices)), flush=True)
 home.close()
 """
 
 
-def run_writers(path: Path, tmp_path: Path) -> dict[int, list[int]]:
+def run_writers(path: Path, tmp_path: Path, key_dir: Path) -> dict[int, list[int]]:
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(w), str(PER_WRITER), str(BATCHED.get(w, 1)), str(go)],
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(path),
+                str(w),
+                str(PER_WRITER),
+                str(BATCHED.get(w, 1)),
+                str(go),
+                str(key_dir),
+                SIGNER,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -125,14 +142,17 @@ def check_after_writers(home: Home, start: int, returned: dict[int, list[int]]) 
     report = home.ledger.verify(home.verifier_key, home.witness.remembered())
     assert report.ok, report.problems
     assert report.size == total
+    signatures = verify_signatures(home.storage, workers=1)
+    assert signatures.ok, signatures.problems[:3]
+    assert signatures.entries == total
 
 
-def _run(path: Path, tmp_path: Path) -> None:
+def _run(path: Path, tmp_path: Path, key_dir: Path) -> None:
     home = Home.open(path)
     start = home.ledger.size
     home.close()
     began = time.monotonic()
-    returned = run_writers(path, tmp_path)
+    returned = run_writers(path, tmp_path, key_dir)
     assert time.monotonic() - began < 120
     home = Home.open(path)
     try:
@@ -141,16 +161,16 @@ def _run(path: Path, tmp_path: Path) -> None:
         home.close()
 
 
-def test_concurrent_writers_sqlite(tmp_path: Path) -> None:
+def test_concurrent_writers_sqlite(tmp_path: Path, cast) -> None:
     path = tmp_path / "home"
-    Home.init(path, actor="tester").close()
-    _run(path, tmp_path)
+    cast.init_home(path).close()
+    _run(path, tmp_path, cast.key_dir)
 
 
 @pytest.mark.postgres
-def test_concurrent_writers_postgres(tmp_path: Path, postgres_url: str) -> None:
+def test_concurrent_writers_postgres(tmp_path: Path, postgres_url: str, cast) -> None:
     path = tmp_path / "home"
-    home = Home.init(path, database=postgres_url, actor="tester")
+    home = cast.init_home(path, database=postgres_url)
     assert home.storage.name == "postgresql"
     home.close()
-    _run(path, tmp_path)
+    _run(path, tmp_path, cast.key_dir)

@@ -3,6 +3,7 @@
 A writer process appends batches of entries (and now and then signs a checkpoint) in a loop and
 is killed with SIGKILL at a random moment. After reopening: no gaps, the head is the last
 committed batch, full verification passes, the startup cross-check is clean, appends work.
+The writer signs its notes with the admin's key, loaded from the test cast's key folder.
 """
 
 from __future__ import annotations
@@ -17,20 +18,28 @@ import time
 from pathlib import Path
 
 from custody.home import Home
+from custody.trust.audit import verify_signatures
 
 BATCH = 200
+WRITER = "admin"  # init put the admin on the roster
 ITERATIONS = 6
 
-WRITER = r"""
+WRITER_PROCESS = r"""
 import sys
+from pathlib import Path
 from custody.home import Home
+from custody.testing.people import Cast
 
 home = Home.open(sys.argv[1])
 batch, tag = int(sys.argv[2]), sys.argv[3]
+writer = Cast(Path(sys.argv[4])).person(home, sys.argv[5])
 n = 0
 print("ready", home.ledger.size, flush=True)
 while True:
-    entries = [home.entry("ledger.note/v1", "crash", {"text": f"{tag} batch {n} entry {i}"}) for i in range(batch)]
+    entries = [
+        home.entry("ledger.note/v1", "crash", {"text": f"{tag} batch {n} entry {i}"}, actor=writer)
+        for i in range(batch)
+    ]
     indices = home.ledger.append_batch(entries)
     print(indices[-1] + 1, flush=True)  # committed size
     n += 1
@@ -39,10 +48,10 @@ while True:
 """
 
 
-def run_writer_and_kill(path: Path, tag: str, delay: float) -> tuple[int, list[int]]:
+def run_writer_and_kill(path: Path, key_dir: Path, tag: str, delay: float) -> tuple[int, list[int]]:
     """Start a writer, SIGKILL it `delay` seconds after it is ready; return its start and committed sizes."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(BATCH), tag],
+        [sys.executable, "-c", WRITER_PROCESS, str(path), str(BATCH), tag, str(key_dir), WRITER],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,16 +73,16 @@ def run_writer_and_kill(path: Path, tag: str, delay: float) -> tuple[int, list[i
     return start, [int(line) for line in out.split()]
 
 
-def test_sigkill_mid_batch_leaves_last_committed_batch(tmp_path: Path) -> None:
+def test_sigkill_mid_batch_leaves_last_committed_batch(tmp_path: Path, cast) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
     path = tmp_path / "home"
-    Home.init(path, actor="tester").close()
+    cast.init_home(path).close()
     seed_note = f"(seed {seed})"
 
     for iteration in range(ITERATIONS):
         delay = rng.uniform(0.02, 0.4)
-        start, committed = run_writer_and_kill(path, f"run{iteration}", delay)
+        start, committed = run_writer_and_kill(path, cast.key_dir, f"run{iteration}", delay)
 
         home = Home.open(path)
         try:
@@ -94,8 +103,11 @@ def test_sigkill_mid_batch_leaves_last_committed_batch(tmp_path: Path) -> None:
             report = ledger.verify(home.verifier_key, home.witness.remembered())
             assert report.ok, (report.problems, seed_note)
             assert report.root == root
+            signatures = verify_signatures(home.storage, workers=1)
+            assert signatures.ok and signatures.entries == size, (signatures.problems[:3], seed_note)
             # Appends and checkpoints work again.
-            index = home.record("ledger.note/v1", "crash", {"text": f"after kill {iteration}"})
+            writer = cast.person(home, WRITER)
+            index = home.record("ledger.note/v1", "crash", {"text": f"after kill {iteration}"}, actor=writer)
             assert index == size
             home.checkpoint()
         finally:

@@ -1,9 +1,16 @@
 """Tamper suite (design/ledger.md, "What proves it" 5): raw SQL behind the library's back.
 
 A template home holds 40 entries with checkpoints signed at sizes 1, 10, 25 and 40 (the witness
-file remembers 40). Each case copies it, drops the append-only triggers, rewrites history with
-plain sqlite3, and then both `Ledger.verify` and `custody ledger verify` must fail, exit 1, and
-name the first bad index.
+file remembers 40): the signed init entry, which puts the admin on the roster, then 39 notes the
+admin signed with their own key (so entry i is note i). Each case copies it, drops the
+append-only triggers, rewrites history with plain sqlite3, and then both `Ledger.verify` and
+`custody ledger verify` must fail, exit 1, and name the first bad index.
+
+Forged entries are signed by an insider: someone on the roster, holding their own key. Their
+signatures verify, so only the Merkle tree and the checkpoints can catch the rewrite. Entries
+whose signature is missing or not the roster's are appended behind the library's back with an
+honest tree by `test_forged_signature_is_caught_by_ledger_verify`: only the signature check
+catches those.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from typer.testing import CliRunner
 from custody.cli.main import app
 from custody.home import Home
 from custody.ledger import merkle
-from custody.ledger.entry import make_entry
+from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import LedgerCorrupted
 from custody.ledger.verifier import leaf_hash
+from custody.trust import sshsig
+from custody.trust.acting import Person
 
 SIZE = 40
 CHECKPOINT_SIZES = (1, 10, 25, 40)
@@ -40,17 +49,19 @@ TRIGGERS = (
 )
 ENTRY_COLUMNS = "entry, leaf_hash, type, ts, actor, subject"
 CUSTODY = Path(sys.executable).with_name("custody")
+WRITER = "admin"  # init puts the admin on the roster: no roster entry shifts the note indices
 
 
 # -- building and tampering --------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, cast) -> Path:
     path = tmp_path_factory.mktemp("tamper") / "template"
-    home = Home.init(path, actor="tester")  # entry 0 and a checkpoint at size 1
+    home = cast.init_home(path)  # entry 0 (naming the admin) and a checkpoint at size 1
+    writer = cast.person(home, WRITER)
     for i in range(1, SIZE):
-        home.record("ledger.note/v1", f"subject-{i}", {"text": f"note number {i}"}, actor="tester")
+        home.record("ledger.note/v1", f"subject-{i}", {"text": f"note number {i}"}, actor=writer)
         if home.ledger.size in CHECKPOINT_SIZES:
             home.checkpoint()
     assert home.ledger.size == SIZE
@@ -58,6 +69,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert home.ledger.verify(home.verifier_key, home.witness.remembered()).ok
     home.close()
     return path
+
+
+@pytest.fixture(scope="module")
+def insider(cast) -> Person:
+    """The template's writer, holding their key: what they forge carries a valid signature."""
+    return Person(WRITER, cast.signer(WRITER), frozenset({"admin"}))
 
 
 @pytest.fixture
@@ -94,12 +111,11 @@ def truncate_honestly(db: sqlite3.Connection, size: int) -> None:
     db.execute("UPDATE head SET size = ?, root = ? WHERE id = 0", (size, edge_at(db, size).root()))
 
 
-def replace_tail(db: sqlite3.Connection, start: int, end: int) -> None:
-    """Rewrite entries [start, end) with forged ones, with nodes and head recomputed honestly."""
-    truncate_honestly(db, start)
-    edge = edge_at(db, start)
-    for i in range(start, end):
-        entry = make_entry("ledger.note/v1", "mallory", f"subject-{i}", {"text": f"forged note {i}"})
+def append_honestly(db: sqlite3.Connection, entries: list[Entry]) -> None:
+    """Append entries after the stored head, with their nodes and the head computed honestly."""
+    (size,) = db.execute("SELECT size FROM head WHERE id = 0").fetchone()
+    edge = edge_at(db, size)
+    for entry in entries:
         leaf = leaf_hash(entry.raw)
         db.execute(
             f"INSERT INTO entries (idx, {ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -109,7 +125,20 @@ def replace_tail(db: sqlite3.Connection, start: int, end: int) -> None:
     db.execute("UPDATE head SET size = ?, root = ? WHERE id = 0", (edge.size, edge.root()))
 
 
-def edit_entry_byte(db: sqlite3.Connection) -> None:
+def replace_tail(db: sqlite3.Connection, insider: Person, start: int, end: int) -> None:
+    """Rewrite entries [start, end) with forged ones the insider signed, with nodes and head
+    recomputed honestly."""
+    truncate_honestly(db, start)
+    forged = [
+        make_entry("ledger.note/v1", insider.name, f"subject-{i}", {"text": f"forged note {i}"}, sign=insider.sign)
+        for i in range(start, end)
+    ]
+    append_honestly(db, forged)
+
+
+def edit_entry_byte(db: sqlite3.Connection, _insider: Person) -> None:
+    # The edited bytes no longer match their signature either: `custody ledger verify` reports
+    # that at the same index 17.
     (raw,) = db.execute("SELECT entry FROM entries WHERE idx = 17").fetchone()
     edited = bytearray(raw)
     at = raw.index(b"note number 17") + len("note number 1")
@@ -117,25 +146,25 @@ def edit_entry_byte(db: sqlite3.Connection) -> None:
     db.execute("UPDATE entries SET entry = ? WHERE idx = 17", (bytes(edited),))
 
 
-def edit_entry_and_leaf(db: sqlite3.Connection) -> None:
-    """Forge entry 18 consistently: new bytes, their leaf hash, matching columns."""
+def edit_entry_and_leaf(db: sqlite3.Connection, insider: Person) -> None:
+    """Forge entry 18 consistently: new bytes with a valid signature, their leaf hash, matching columns."""
     (ts,) = db.execute("SELECT ts FROM entries WHERE idx = 18").fetchone()
-    forged = make_entry("ledger.note/v1", "tester", "subject-18", {"text": "forged"}, ts=ts)
+    forged = make_entry("ledger.note/v1", insider.name, "subject-18", {"text": "forged"}, ts=ts, sign=insider.sign)
     db.execute(
         "UPDATE entries SET entry = ?, leaf_hash = ?, type = ?, actor = ?, subject = ? WHERE idx = 18",
         (forged.raw, leaf_hash(forged.raw), forged.type, forged.actor, forged.subject),
     )
 
 
-def edit_indexed_column(db: sqlite3.Connection) -> None:
+def edit_indexed_column(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("UPDATE entries SET subject = 'someone-else' WHERE idx = 33")
 
 
-def delete_middle_row(db: sqlite3.Connection) -> None:
+def delete_middle_row(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("DELETE FROM entries WHERE idx = 20")
 
 
-def swap_rows(db: sqlite3.Connection) -> None:
+def swap_rows(db: sqlite3.Connection, _insider: Person) -> None:
     i, j = 12, 30
     row_i = db.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE idx = ?", (i,)).fetchone()
     row_j = db.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE idx = ?", (j,)).fetchone()
@@ -144,48 +173,48 @@ def swap_rows(db: sqlite3.Connection) -> None:
     db.execute(f"UPDATE entries SET {assignments} WHERE idx = ?", (*row_i, j))
 
 
-def truncate_tail(db: sqlite3.Connection) -> None:
+def truncate_tail(db: sqlite3.Connection, _insider: Person) -> None:
     truncate_honestly(db, 30)  # the stored checkpoint at 40 is left behind
 
 
-def truncate_tail_and_checkpoints(db: sqlite3.Connection) -> None:
+def truncate_tail_and_checkpoints(db: sqlite3.Connection, _insider: Person) -> None:
     truncate_honestly(db, 30)
     db.execute("DELETE FROM checkpoints WHERE size > 30")  # only the witness file remembers 40
 
 
-def truncate_tail_lazily(db: sqlite3.Connection) -> None:
+def truncate_tail_lazily(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("DELETE FROM entries WHERE idx >= 30")  # nodes and head left as they were
 
 
-def replace_tail_under_checkpoint(db: sqlite3.Connection) -> None:
-    replace_tail(db, 25, SIZE)  # the stored checkpoint at 40 covers the forged range
+def replace_tail_under_checkpoint(db: sqlite3.Connection, insider: Person) -> None:
+    replace_tail(db, insider, 25, SIZE)  # the stored checkpoint at 40 covers the forged range
 
 
-def replace_tail_and_checkpoints(db: sqlite3.Connection) -> None:
-    replace_tail(db, 25, SIZE)
+def replace_tail_and_checkpoints(db: sqlite3.Connection, insider: Person) -> None:
+    replace_tail(db, insider, 25, SIZE)
     db.execute("DELETE FROM checkpoints WHERE size > 25")  # only the witness file remembers 40
 
 
-def edit_node(db: sqlite3.Connection) -> None:
+def edit_node(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("UPDATE nodes SET hash = ? WHERE level = 2 AND idx = 5", (b"\x5a" * 32,))  # leaves [20, 24)
 
 
-def edit_head_root(db: sqlite3.Connection) -> None:
+def edit_head_root(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("UPDATE head SET root = ? WHERE id = 0", (b"\x00" * 32,))
 
 
-def edit_checkpoint_note(db: sqlite3.Connection) -> None:
+def edit_checkpoint_note(db: sqlite3.Connection, _insider: Person) -> None:
     (note,) = db.execute("SELECT note FROM checkpoints WHERE size = 25").fetchone()
     root_line = note.split("\n")[2]
     forged_root = base64.b64encode(b"\x01" * 32).decode()
     db.execute("UPDATE checkpoints SET note = ? WHERE size = 25", (note.replace(root_line, forged_root),))
 
 
-def edit_checkpoint_root_column(db: sqlite3.Connection) -> None:
+def edit_checkpoint_root_column(db: sqlite3.Connection, _insider: Person) -> None:
     db.execute("UPDATE checkpoints SET root = ? WHERE size = 25", (b"\x02" * 32,))
 
 
-def corrupt_checkpoint_signature(db: sqlite3.Connection) -> None:
+def corrupt_checkpoint_signature(db: sqlite3.Connection, _insider: Person) -> None:
     (note,) = db.execute("SELECT note FROM checkpoints WHERE size = 25").fetchone()
     signature = note.rstrip("\n").split("\n")[-1].split(" ")[-1]
     raw = bytearray(base64.b64decode(signature))
@@ -196,7 +225,8 @@ def corrupt_checkpoint_signature(db: sqlite3.Connection) -> None:
     )
 
 
-Case = tuple[Callable[[sqlite3.Connection], None], int, str]
+Tamper = Callable[[sqlite3.Connection, Person], None]
+Case = tuple[Tamper, int, str]
 CASES: dict[str, Case] = {
     # name: (tamper, expected first bad index, a phrase the problem list must contain)
     "edit_entry_byte": (edit_entry_byte, 17, "entry bytes do not match their stored leaf hash"),
@@ -230,9 +260,9 @@ CASES: dict[str, Case] = {
 # Cases whose exact first bad index the library gets wrong today (it reports a smaller one).
 
 
-def tampered(copy_home: Path, tamper: Callable[[sqlite3.Connection], None]) -> Path:
+def tampered(copy_home: Path, tamper: Tamper, insider: Person) -> Path:
     db = raw_db(copy_home)
-    tamper(db)
+    tamper(db, insider)
     db.close()
     return copy_home
 
@@ -271,12 +301,13 @@ def test_untampered_copy_verifies(copy_home: Path) -> None:
     result = cli("ledger", "verify", "--home", str(copy_home))
     assert result.exit_code == 0, result.stderr
     assert "ledger intact: 40 entries" in result.stdout
+    assert "signatures: all 40 entries signed and permitted (39 person, 1 service)" in result.stdout
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_tamper_is_detected(copy_home: Path, name: str) -> None:
+def test_tamper_is_detected(copy_home: Path, insider: Person, name: str) -> None:
     tamper, expected, phrase = CASES[name]
-    path = tampered(copy_home, tamper)
+    path = tampered(copy_home, tamper, insider)
 
     report = library_report(path)
     assert not report.ok
@@ -298,9 +329,9 @@ def test_tamper_is_detected(copy_home: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_tamper_names_first_bad_index(copy_home: Path, name: str) -> None:
+def test_tamper_names_first_bad_index(copy_home: Path, insider: Person, name: str) -> None:
     tamper, expected, _ = CASES[name]
-    path = tampered(copy_home, tamper)
+    path = tampered(copy_home, tamper, insider)
     report = library_report(path)
     assert report.first_bad_index == expected, sorted(report.problems)
     result = cli("ledger", "verify", "--home", str(path))
@@ -308,10 +339,67 @@ def test_tamper_names_first_bad_index(copy_home: Path, name: str) -> None:
     assert f"first bad index {expected}:" in result.stderr
 
 
-def test_restored_older_database_is_caught_by_the_witness(tmp_path: Path) -> None:
+def forged_signature(kind: str, path: Path, insider: Person, cast) -> Entry:
+    """A note for index 40 whose signature is not what the roster permits (see SIGNATURE_CASES)."""
+    text, subject = {"text": f"forged {kind}"}, "subject-40"
+    if kind == "unsigned":  # a v1 envelope, as homes made before signatures hold
+        return make_entry("ledger.note/v1", insider.name, subject, text)
+    if kind == "outsider":  # a key never put on the roster
+        mallory = Person("mallory", cast.signer("mallory"), frozenset({"admin"}))
+        return make_entry("ledger.note/v1", mallory.name, subject, text, sign=mallory.sign)
+    if kind == "service_key":  # the home's own key (anyone who can read the home holds it)
+        home = Home.open(path)
+        try:
+            service = home.service_signer()
+        finally:
+            home.close()
+        return make_entry("ledger.note/v1", insider.name, subject, text, sign=lambda m: sshsig.sign(service, m))
+    if kind == "altered":  # the insider's signature over other bytes
+        signed = make_entry("ledger.note/v1", insider.name, subject, text, sign=insider.sign)
+        return make_entry(
+            "ledger.note/v1", insider.name, subject, {"text": "altered"}, ts=signed.ts, sign=lambda _m: signed.signature
+        )
+    raise AssertionError(kind)
+
+
+SIGNATURE_CASES = {
+    "unsigned": "entry is unsigned (v1 envelope) in a home whose entries are all signed",
+    "outsider": "which the roster does not hold at this index",
+    "service_key": "ledger.note/v1 is a person's action; it must carry admin's own signature",
+    "altered": "signature does not verify",
+}
+
+
+@pytest.mark.parametrize("kind", list(SIGNATURE_CASES))
+def test_forged_signature_is_caught_by_ledger_verify(copy_home: Path, insider: Person, cast, kind: str) -> None:
+    """An entry appended behind the library's back with an honest tree: the Merkle tree and the
+    checkpoints are consistent with it, so only the signature check of `custody ledger verify`
+    can catch it, at its own index."""
+    entry = forged_signature(kind, copy_home, insider, cast)
+    db = raw_db(copy_home)
+    append_honestly(db, [entry])
+    db.close()
+
+    report = library_report(copy_home)
+    assert report.ok, report.problems  # the tree extends every checkpoint: nothing else is wrong
+    assert report.size == SIZE + 1
+
+    result = cli("ledger", "verify", "--home", str(copy_home))
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"first bad index {SIZE}:" in result.stderr
+    assert SIGNATURE_CASES[kind] in result.stderr
+    result = cli("ledger", "verify", "--json", "--home", str(copy_home))
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["first_bad_index"] == SIZE
+    assert [p["index"] for p in doc["problems"]] == [SIZE]
+
+
+def test_restored_older_database_is_caught_by_the_witness(tmp_path: Path, cast) -> None:
     path = tmp_path / "home"
-    home = Home.init(path, actor="tester")
-    home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": f"old {i}"}) for i in range(24)])
+    home = cast.init_home(path)
+    writer = cast.person(home, WRITER)
+    home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": f"old {i}"}, actor=writer) for i in range(24)])
     home.checkpoint()
     assert home.ledger.size == 25
     home.close()  # the last connection to close folds the WAL into the main file
@@ -322,7 +410,7 @@ def test_restored_older_database_is_caught_by_the_witness(tmp_path: Path) -> Non
             shutil.copy2(path / f"ledger.sqlite{suffix}", backup / f"ledger.sqlite{suffix}")
 
     home = Home.open(path)
-    home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": f"new {i}"}) for i in range(15)])
+    home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": f"new {i}"}, actor=writer) for i in range(15)])
     home.checkpoint()
     assert home.ledger.size == 40
     home.close()
@@ -348,8 +436,8 @@ def test_restored_older_database_is_caught_by_the_witness(tmp_path: Path) -> Non
     assert "rolled back" in result.stderr
 
 
-def test_checkpoint_after_rollback_is_refused_before_signing(copy_home: Path) -> None:
-    path = tampered(copy_home, truncate_tail_and_checkpoints)
+def test_checkpoint_after_rollback_is_refused_before_signing(copy_home: Path, insider: Person) -> None:
+    path = tampered(copy_home, truncate_tail_and_checkpoints, insider)
     before = head_and_count(path)
     result = cli("ledger", "checkpoint", "--home", str(path))
     assert result.exit_code == 1
@@ -367,31 +455,32 @@ CORRUPT_ON_OPEN = {
 
 
 @pytest.mark.parametrize("name", list(CORRUPT_ON_OPEN))
-def test_tampered_ledger_refuses_writes(copy_home: Path, name: str) -> None:
+def test_tampered_ledger_refuses_writes(copy_home: Path, insider: Person, cast, name: str) -> None:
     if name == "edit_right_edge_node":
 
-        def tamper(db: sqlite3.Connection) -> None:
+        def tamper(db: sqlite3.Connection, _insider: Person) -> None:
             db.execute("UPDATE nodes SET hash = ? WHERE level = 5 AND idx = 0", (b"\x33" * 32,))
 
     else:
         tamper = CASES[name][0]
-    path = tampered(copy_home, tamper)
+    path = tampered(copy_home, tamper, insider)
     before = head_and_count(path)
 
     home = Home.open(path)
     try:
         assert home.ledger.corruption is not None
         assert CORRUPT_ON_OPEN[name] in home.ledger.corruption
+        writer = cast.person(home, WRITER)  # a permitted writer: only the corruption refuses
         with pytest.raises(LedgerCorrupted, match="refuses writes"):
-            home.record("ledger.note/v1", "s", {"text": "should not land"})
+            home.record("ledger.note/v1", "s", {"text": "should not land"}, actor=writer)
         with pytest.raises(LedgerCorrupted):
-            home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": "nor this"})])
+            home.ledger.append_batch([home.entry("ledger.note/v1", "s", {"text": "nor this"}, actor=writer)])
         with pytest.raises(LedgerCorrupted):
             home.checkpoint()
     finally:
         home.close()
 
-    result = cli("ledger", "note", "should not land either", "--home", str(path))
+    result = cli("ledger", "note", "should not land either", "--home", str(path), "--key", str(cast.key_file(WRITER)))
     assert result.exit_code == 1
     assert "refuses writes" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -422,12 +511,13 @@ def test_triggers_refuse_update_and_delete(copy_home: Path, sql: str) -> None:
     assert library_report(copy_home).ok
 
 
-def test_corrupted_database_file_is_a_clear_error(copy_home: Path) -> None:
+def test_corrupted_database_file_is_a_clear_error(copy_home: Path, cast) -> None:
     db_file = copy_home / "ledger.sqlite"
     with db_file.open("r+b") as handle:
         handle.write(bytes(range(7, 107)))  # the 100-byte SQLite header
     before = db_file.read_bytes()
-    env = {k: v for k, v in os.environ.items() if k != "CUSTODY_HOME"}
+    # The writer's key is given, so the note fails on the database, not for want of a key.
+    env = {k: v for k, v in os.environ.items() if k != "CUSTODY_HOME"} | {"CUSTODY_KEY": str(cast.key_file(WRITER))}
     for args in (["ledger", "verify"], ["ledger", "note", "hello"], ["ledger", "show"]):
         proc = subprocess.run(
             [str(CUSTODY), *args, "--home", str(copy_home)], capture_output=True, text=True, env=env, timeout=60

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.home import Home
 from custody.ledger import verifier
 from custody.ledger.signing import NoteSigner, load_signer
 
@@ -49,13 +48,17 @@ def refuses(check, *args, kind: type[verifier.VerificationError] = verifier.Veri
 
 
 class Fixture:
-    """Two independent homes; the first has a few entries, a signed checkpoint and a proof bundle."""
+    """Two independent homes; the first has a few entries, a signed checkpoint and a proof bundle.
 
-    def __init__(self, root) -> None:
-        self.home = Home.init(root / "one", actor="tester")
-        self.other = Home.init(root / "two", actor="tester")
+    The five notes are signed by the admin whom the init entry put on the roster, so the first
+    home holds six entries."""
+
+    def __init__(self, root, cast) -> None:
+        self.home = cast.init_home(root / "one")
+        self.other = cast.init_home(root / "two")
+        writer = cast.person(self.home, "admin")
         for i in range(5):
-            self.home.record("ledger.note/v1", "parsers", {"text": f"note {i}"}, actor="tester")
+            self.home.record("ledger.note/v1", "parsers", {"text": f"note {i}"}, actor=writer)
         self.note = self.home.checkpoint()
         self.key = self.home.verifier_key
         self.other_key = self.other.verifier_key
@@ -78,8 +81,8 @@ class Fixture:
 
 
 @pytest.fixture(scope="module")
-def fx(tmp_path_factory):
-    fixture = Fixture(tmp_path_factory.mktemp("parsers"))
+def fx(tmp_path_factory, cast):
+    fixture = Fixture(tmp_path_factory.mktemp("parsers"), cast)
     yield fixture
     fixture.close()
 

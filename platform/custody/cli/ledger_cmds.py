@@ -24,12 +24,21 @@ from custody.cli.common import (
     print_json,
     read_text_file,
 )
+from custody.cli.witness_cmds import (
+    WitnessKeyOption,
+    WitnessUrlOption,
+    fail_for_witnesses,
+    witness_keys,
+    witness_targets,
+)
 from custody.home import Home, HomeError
 from custody.ledger.verifier import (
     MalformedInput,
+    SignatureError,
     VerificationError,
     parse_verifier_key,
     verify_checkpoint,
+    verify_consistency_bundle,
     verify_proof_bundle,
 )
 from custody.ledger.witness import check_extends
@@ -148,15 +157,29 @@ def verify(
 @app.command()
 def checkpoint(
     out: Annotated[Path | None, typer.Option(help="also write the signed note to this file")] = None,
+    witness: WitnessUrlOption = None,
+    witness_key: WitnessKeyOption = None,
     home: HomeOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Sign a checkpoint of the current head (after proving it extends the last one)."""
+    """Sign a checkpoint of the current head (after proving it extends the last one).
+
+    With --witness URL --witness-key VKEY (repeatable, paired in order), each witness is asked to
+    cosign it (C2SP tlog-witness); verified cosignatures are kept with the checkpoint and printed
+    with it. A witness that refuses: exit 1 if it saw a fork or rollback, 2 if unreachable or
+    misconfigured; the checkpoint stays signed either way (docs/witness.md).
+    """
+    from custody.witness.client import cosign_all
+
+    targets = witness_targets(witness, witness_key)  # bad input fails before anything is signed
     with opened(home, database) as h:
         signed = h.checkpoint()
+        failures = cosign_all(h.ledger, signed, targets)
+        signed = h.ledger.with_cosignatures(signed)
         if out:
             _write_out(out, signed)
         typer.echo(signed, nl=False)
+        fail_for_witnesses(failures)
 
 
 @app.command()
@@ -178,29 +201,26 @@ def proof(
     """Export an entry with its inclusion proof and a signed checkpoint, verifiable offline."""
     with opened(home, database) as h:
         h.ledger.entry(index)  # a clear error for an index beyond the ledger
-        last = h.ledger.latest_checkpoint()
-        note_text = last if last is not None and _covers(last, index) else h.checkpoint()
+        # The newest cosigned checkpoint covering the entry, else the newest covering it, else a new one.
+        note_text = h.ledger.proof_checkpoint(index) or h.checkpoint()
         bundle = h.ledger.export_proof(index, note_text)
         _write_out(out, json.dumps(bundle, indent=2) + "\n")
         console.print(f"wrote proof of entry {index} at size {bundle['tree_size']} to {out}")
-
-
-def _covers(note_text: str, index: int) -> bool:
-    from custody.ledger.log import load_note
-
-    return load_note(note_text).size > index
 
 
 @app.command("verify-proof")
 def verify_proof(
     file: Annotated[Path, typer.Argument(help="proof file from `custody ledger proof`")],
     key: Annotated[str, typer.Option(help="the ledger's verifier key (from `custody ledger pubkey`)")],
+    witness_key: WitnessKeyOption = None,
 ) -> None:
-    """Verify an exported proof offline: needs only the file and the key."""
+    """Verify an exported proof offline: needs only the file and the key (and each --witness-key
+    whose cosignature of the checkpoint is required)."""
     text = read_text_file(file, "proof file")
     verifier_key = _key(key)
+    witnesses = witness_keys(witness_key)
     try:
-        verified = verify_proof_bundle(text, verifier_key)
+        verified = verify_proof_bundle(text, verifier_key, witnesses)
     except MalformedInput as exc:
         fail(f"{file}: {exc}")
     except VerificationError as exc:
@@ -208,8 +228,12 @@ def verify_proof(
     entry = json.loads(verified.entry)
     console.print(
         f"verified: entry {verified.index} ({entry.get('type')}) is in {verified.checkpoint.origin} "
-        f"at size {verified.checkpoint.size}"
+        f"at size {verified.checkpoint.size}{_cosigned_by(witnesses)}"
     )
+
+
+def _cosigned_by(witnesses: list) -> str:
+    return f", cosigned by {', '.join(w.name for w in witnesses)}" if witnesses else ""
 
 
 @app.command()
@@ -237,6 +261,57 @@ def consistency(
             f"consistent: size {new.size} extends size {old.size} "
             f"({len(proof_hashes)} proof hashes: {', '.join(base64.b64encode(p).decode()[:12] for p in proof_hashes)})"
         )
+
+
+@app.command("consistency-proof")
+def consistency_proof(
+    checkpoint_file: Annotated[Path, typer.Argument(help="an older signed checkpoint of this ledger")],
+    out: Annotated[Path, typer.Option(help="file to write the consistency proof to")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Hand over a proof that the ledger extends an older checkpoint (custody.consistency-proof/v1).
+
+    The new checkpoint is the latest (signed now if the head moved), with its cosignatures;
+    `custody ledger verify-consistency FILE --key KEY` checks it offline. Exit 1 on a fork."""
+    from custody.witness.handover import consistency_document
+
+    old_note = read_text_file(checkpoint_file, "checkpoint")
+    with opened(home, database) as h:
+        try:
+            document = consistency_document(h, old_note)
+        except MalformedInput as exc:
+            fail(f"{checkpoint_file}: {exc}")
+        except SignatureError as exc:
+            fail(f"{checkpoint_file}: not a checkpoint of this ledger: {exc}", EXIT_VERIFY_FAILED)
+        _write_out(out, json.dumps(document, indent=2) + "\n")
+        console.print(
+            f"wrote proof that size {document['new_size']} extends size {document['old_size']} "
+            f"({len(document['proof'])} hashes) to {out}"
+        )
+
+
+@app.command("verify-consistency")
+def verify_consistency_cmd(
+    file: Annotated[Path, typer.Argument(help="file from `custody ledger consistency-proof`")],
+    key: Annotated[str, typer.Option(help="the ledger's verifier key (from `custody ledger pubkey`)")],
+    witness_key: WitnessKeyOption = None,
+) -> None:
+    """Verify a hand-over consistency proof offline. Exit 0 consistent, 1 not (or a bad signature or
+    a missing cosignature), 2 malformed file or key."""
+    text = read_text_file(file, "consistency proof file")
+    verifier_key = _key(key)
+    witnesses = witness_keys(witness_key)
+    try:
+        result = verify_consistency_bundle(text, verifier_key, witnesses)
+    except MalformedInput as exc:
+        fail(f"{file}: {exc}")
+    except VerificationError as exc:
+        fail(f"{file}: not consistent: {exc}", EXIT_VERIFY_FAILED)
+    console.print(
+        f"consistent: size {result.new.size} of {result.new.origin} extends size {result.old.size}"
+        f"{_cosigned_by(witnesses)}"
+    )
 
 
 @app.command("entry")

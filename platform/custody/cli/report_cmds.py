@@ -22,6 +22,7 @@ from custody.cli.common import (
     opened,
     print_json,
 )
+from custody.cli.witness_cmds import WitnessKeyOption, witness_keys
 
 FORMATS = "md, html, json (reports); spdx, cyclonedx, hf-card, ai-act-summary, openlineage (exports)"
 
@@ -79,10 +80,12 @@ def report(
 def verify_report_command(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="a report written by `custody report`")],
     key: Annotated[str, typer.Option("--key", help="verifier key (as `custody ledger pubkey` prints it) or a file")],
+    witness_key: WitnessKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a report offline: entries, inclusion proofs, signed checkpoints, claims and seal.
 
+    Each --witness-key (repeatable) must have cosigned the report's checkpoint (docs/witness.md).
     Exit codes: 0 verified; 1 verification failed (each problem is named); 2 not a report or a bad key.
     """
     from custody.ledger.verifier import VerificationError, parse_verifier_key
@@ -102,8 +105,9 @@ def verify_report_command(
         data = path.read_bytes()
     except OSError as exc:
         fail(f"{path}: cannot read ({exc.strerror})")
+    witnesses = witness_keys(witness_key)
     try:
-        result = verify_report(data, verifier)
+        result = verify_report(data, verifier, witnesses)
     except ReportInputError as exc:
         fail(f"{path}: {exc}", EXIT_BAD_INPUT)
     if as_json:

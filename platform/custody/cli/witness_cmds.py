@@ -120,3 +120,63 @@ def serve(
         run_server(witness, host, port, ready=sys.stdout, log=sys.stderr)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})")
+
+
+# -- shared by the ledger and report commands that ask for or require cosignatures ----------
+
+WitnessUrlOption = Annotated[
+    list[str] | None,
+    typer.Option("--witness", help="witness URL prefix to ask for a cosignature (repeatable)", show_default=False),
+]
+WitnessKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness-key",
+        help="witness verifier key NAME+ID+KEY, or a file holding one (repeatable)",
+        show_default=False,
+    ),
+]
+
+
+def witness_keys(texts: list[str] | None):
+    """Parse --witness-key values (a vkey, or a file holding one); one-line error and exit 2 if bad."""
+    from custody.ledger.verifier import MalformedInput, parse_cosigner_key
+
+    keys = []
+    for text in texts or []:
+        value = text
+        if text.count("+") < 2 and Path(text).is_file():
+            try:
+                value = Path(text).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"--witness-key {text!r}: cannot read the key file ({exc})")
+        try:
+            keys.append(parse_cosigner_key(value))
+        except MalformedInput as exc:
+            fail(f"--witness-key {text[:80]!r}: {exc}")
+    return keys
+
+
+def witness_targets(urls: list[str] | None, keys: list[str] | None):
+    """Pair each --witness URL with the --witness-key given in the same position."""
+    from custody.witness.client import WitnessTarget, check_witness_url
+
+    urls, parsed = urls or [], witness_keys(keys)
+    if len(urls) != len(parsed):
+        fail(f"give one --witness-key per --witness, in the same order ({len(urls)} URLs, {len(parsed)} keys)")
+    targets = []
+    for url, key in zip(urls, parsed, strict=True):
+        try:
+            targets.append(WitnessTarget(check_witness_url(url), key))
+        except ValueError as exc:
+            fail(str(exc))
+    return targets
+
+
+def fail_for_witnesses(failures: list) -> None:
+    """One line naming every witness that refused or could not be reached; exit 1 if any saw a fork."""
+    from custody.cli.common import EXIT_BAD_INPUT, EXIT_VERIFY_FAILED
+
+    if failures:
+        code = EXIT_VERIFY_FAILED if any(f.code == EXIT_VERIFY_FAILED for f in failures) else EXIT_BAD_INPUT
+        fail("; ".join(str(f) for f in failures), code)

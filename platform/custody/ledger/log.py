@@ -20,6 +20,7 @@ from custody.ledger.storage import EntryRow, Storage, StorageError
 from custody.ledger.verifier import (
     PROOF_FORMAT,
     Checkpoint,
+    CosignerKey,
     ForkError,
     VerificationError,
     VerifierKey,
@@ -29,8 +30,8 @@ from custody.ledger.verifier import (
     parse_signed_note,
     verify_checkpoint,
     verify_consistency,
+    verify_cosignature,
 )
-
 
 Admit = Callable[[Sequence[Entry], int], None]
 
@@ -212,16 +213,52 @@ class Ledger:
         last = self.storage.last_checkpoint()
         return last[2] if last else None
 
+    # -- witness cosignatures ---------------------------------------------------------------
+    def add_cosignature(self, size: int, key: CosignerKey, line: str) -> None:
+        """Keep a witness's cosignature line for the checkpoint signed at `size`, once it verifies
+        with `key` (SignatureError otherwise). The first line per witness key and size is kept."""
+        stored = self.storage.checkpoint_at(size)
+        if stored is None:
+            raise LedgerRangeError(f"no checkpoint was signed at size {size}")
+        if not line.startswith("\u2014 ") or not line.endswith("\n") or line.count("\n") != 1:
+            raise VerificationError("a cosignature must be one signature line")
+        verify_cosignature(stored[2] + line, key)
+        self.storage.insert_cosignature(size, key.name, key.key_id, line)
+
+    def last_cosigned_size(self, key: CosignerKey) -> int:
+        """The largest checkpoint size this witness key cosigned for this ledger (0: never)."""
+        return self.storage.last_cosigned_size(key.name, key.key_id)
+
+    def with_cosignatures(self, note: str) -> str:
+        """`note` with the cosignature lines kept for its checkpoint appended: still a signed note."""
+        text = parse_signed_note(note).text
+        stored = self.storage.checkpoint_at(parse_checkpoint_body(text).size)
+        if stored is None or parse_signed_note(stored[2]).text != text:
+            return note  # not this ledger's checkpoint at that size: nothing of ours to add
+        present = set(note.splitlines(keepends=True))
+        return note + "".join(line for line in self.storage.cosignatures_at(stored[0]) if line not in present)
+
+    def proof_checkpoint(self, index: int) -> str | None:
+        """The checkpoint an exported proof of `index` should use: the newest cosigned one that
+        covers it, else the newest signed one that covers it, else None (sign one first)."""
+        cosigned = [size for size in self.storage.cosigned_sizes() if size > index]
+        if cosigned:
+            stored = self.storage.checkpoint_at(cosigned[-1])
+            if stored is not None:
+                return self.with_cosignatures(stored[2])
+        last = self.storage.last_checkpoint()
+        return last[2] if last is not None and last[0] > index else None
+
     def export_proof(self, index: int, note: str | None = None, signer: NoteSigner | None = None) -> dict:
-        """Entry bytes, inclusion proof and a signed checkpoint: verifiable offline with the key."""
+        """Entry bytes, inclusion proof and a signed checkpoint (with the witness cosignatures kept
+        for it): verifiable offline with the key."""
         if note is None:
-            last = self.storage.last_checkpoint()
-            if last is not None and last[0] > index:
-                note = last[2]
-            elif signer is not None:
+            note = self.proof_checkpoint(index)
+            if note is None and signer is not None:
                 note = self.sign_checkpoint(signer)
-            else:
+            elif note is None:
                 raise LedgerRangeError(f"no signed checkpoint covers index {index}; sign one first")
+        note = self.with_cosignatures(note)
         checkpoint = parse_checkpoint_body(parse_signed_note(note).text)
         row = self.entry(index)
         proof = self.inclusion_proof(index, checkpoint.size)

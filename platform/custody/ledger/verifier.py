@@ -6,8 +6,11 @@ nothing else from custody. It follows RFC 9162 §2.1 (Merkle hashing, inclusion 
 consistency verification, literally, including the final `sn == 0` checks) and the C2SP
 `tlog-checkpoint` and `signed-note` formats.
 
-Copy this file next to an exported proof and a verifier key, and the proof can be checked
-offline with `python verifier.py PROOF.json VKEY`.
+It also checks C2SP `tlog-cosignature/v1` witness cosignatures (Ed25519, key type 0x04) and
+hand-over consistency proofs (`custody.consistency-proof/v1`).
+
+Copy this file next to an exported proof (inclusion or consistency) and a verifier key, and the
+proof can be checked offline with `python verifier.py PROOF.json VKEY [--witness-key WVKEY ...]`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import binascii
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -25,8 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 PROOF_FORMAT = "custody.inclusion-proof/v1"
+CONSISTENCY_FORMAT = "custody.consistency-proof/v1"
 # C2SP signed-note: Ed25519 signature type byte, and the signature line prefix (U+2014 + space).
 ED25519_TYPE = 0x01
+# C2SP tlog-cosignature/v1: timestamped Ed25519 witness cosignatures have their own type byte.
+COSIGNATURE_TYPE = 0x04
+COSIGNATURE_HEADER = "cosignature/v1\n"
+MAX_TIMESTAMP = (1 << 63) - 1
 SIGNATURE_PREFIX = "\u2014 "
 MAX_NOTE_BYTES = 1 << 20
 
@@ -188,22 +197,34 @@ def _valid_key_name(name: str) -> bool:
     return bool(name) and "+" not in name and all(c > " " and not "\ud800" <= c <= "\udfff" for c in name)
 
 
-def parse_verifier_key(text: str) -> VerifierKey:
-    """Parse a C2SP verifier key `<name>+<hex key id>+<base64(0x01 || public key)>`."""
+def valid_key_name(name: str) -> bool:
+    """A C2SP key name: non-empty, no spaces, no '+', no control characters."""
+    return _valid_key_name(name)
+
+
+def _parse_vkey(text: str, key_type: int, what: str) -> tuple[str, bytes, bytes]:
+    """Split `<name>+<hex key id>+<base64(type || Ed25519 public key)>` into name, id, public key."""
     parts = text.strip().split("+", 2)  # base64 may itself contain "+"
     if len(parts) != 3 or not _valid_key_name(parts[0]):
-        raise MalformedInput("verifier key must look like NAME+KEYID+KEY")
+        raise MalformedInput(f"{what} must look like NAME+KEYID+KEY")
     name, hex_id, b64_key = parts
     try:
         kid = bytes.fromhex(hex_id)
     except ValueError as exc:
-        raise MalformedInput("verifier key id is not hex") from exc
-    raw = _b64decode(b64_key, "verifier key")
-    if len(hex_id) != 8 or hex_id != hex_id.lower() or len(kid) != 4 or len(raw) != 33 or raw[0] != ED25519_TYPE:
-        raise MalformedInput("verifier key is not an Ed25519 key")
-    if key_id(name, raw[1:]) != kid:
+        raise MalformedInput(f"{what} id is not hex") from exc
+    raw = _b64decode(b64_key, what)
+    if len(hex_id) != 8 or hex_id != hex_id.lower() or len(kid) != 4 or len(raw) != 33 or raw[0] != key_type:
+        kind = "an Ed25519 key" if key_type == ED25519_TYPE else "an Ed25519 cosignature key (type 0x04)"
+        raise MalformedInput(f"{what} is not {kind}")
+    return name, kid, raw[1:]
+
+
+def parse_verifier_key(text: str) -> VerifierKey:
+    """Parse a C2SP verifier key `<name>+<hex key id>+<base64(0x01 || public key)>`."""
+    name, kid, public = _parse_vkey(text, ED25519_TYPE, "verifier key")
+    if key_id(name, public) != kid:
         raise MalformedInput("verifier key id does not match its name and key")
-    return VerifierKey(name, kid, raw[1:])
+    return VerifierKey(name, kid, public)
 
 
 @dataclass(frozen=True)
@@ -299,6 +320,68 @@ def verify_checkpoint(note: str | bytes, key: VerifierKey) -> Checkpoint:
     return checkpoint
 
 
+# --- C2SP tlog-cosignature/v1 (witness cosignatures) ----------------------------------------
+
+
+def cosigner_key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_TYPE]) + public_key).digest()[:4]
+
+
+@dataclass(frozen=True)
+class CosignerKey:
+    """A witness's verifier key: `<name>+<hex key id>+<base64(0x04 || public key)>`."""
+
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+    def __str__(self) -> str:
+        key = base64.b64encode(bytes([COSIGNATURE_TYPE]) + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{key}"
+
+
+def parse_cosigner_key(text: str) -> CosignerKey:
+    name, kid, public = _parse_vkey(text, COSIGNATURE_TYPE, "witness key")
+    if cosigner_key_id(name, public) != kid:
+        raise MalformedInput("witness key id does not match its name and key")
+    return CosignerKey(name, kid, public)
+
+
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    """What a v1 cosignature signs: a header line, a time line, then the checkpoint's note text."""
+    if not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise MalformedInput(f"cosignature timestamp {timestamp} is out of range")
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def verify_cosignature(note: str | bytes, key: CosignerKey) -> int:
+    """Return the timestamp of `key`'s valid cosignature on the note; raise SignatureError if none."""
+    parsed = parse_signed_note(note)
+    public = Ed25519PublicKey.from_public_bytes(key.public_key)
+    for name, kid, blob in parsed.signatures:
+        if name != key.name or kid != key.key_id:
+            continue  # signed-note: signatures by other keys are ignored
+        if len(blob) != 8 + 64:
+            raise SignatureError(f"cosignature by witness {key.name} is not a timestamped Ed25519 signature")
+        timestamp = int.from_bytes(blob[:8], "big")
+        try:
+            public.verify(blob[8:], cosignature_message(parsed.text, timestamp))
+        except (InvalidSignature, MalformedInput) as exc:
+            raise SignatureError(f"cosignature by witness {key.name} does not verify") from exc
+        return timestamp
+    raise SignatureError(f"no cosignature by witness {key}")
+
+
+def verify_cosigned_checkpoint(
+    note: str | bytes, key: VerifierKey, witnesses: Sequence[CosignerKey] = ()
+) -> Checkpoint:
+    """verify_checkpoint, then require a valid cosignature by every one of `witnesses`."""
+    checkpoint = verify_checkpoint(note, key)
+    for witness in witnesses:
+        verify_cosignature(note, witness)
+    return checkpoint
+
+
 # --- exported proof bundles ----------------------------------------------------------------
 
 
@@ -316,19 +399,38 @@ def _field(doc: dict, name: str, kind: type):
     return value
 
 
-def verify_proof_bundle(document: str | bytes, key: VerifierKey) -> VerifiedEntry:
-    """Verify an exported inclusion proof (entry + proof + signed checkpoint) offline."""
+def _load_document(document: str | bytes, fmt: str) -> dict:
     try:
         doc = json.loads(document)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedInput(f"proof file is not JSON: {str(exc)[:200]}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
-        raise MalformedInput(f"proof file is not a {PROOF_FORMAT} document")
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise MalformedInput(f"proof file is not a {fmt} document")
+    return doc
+
+
+def _hashes(doc: dict, name: str) -> list[bytes]:
+    # A non-string element becomes b"", which the proof verifiers reject as a malformed hash.
+    return [_b64decode(p, "proof element") if isinstance(p, str) else b"" for p in _field(doc, name, list)]
+
+
+def _require_cosignatures(note: str, witnesses: Sequence[CosignerKey]) -> None:
+    for witness in witnesses:
+        verify_cosignature(note, witness)
+
+
+def verify_proof_bundle(
+    document: str | bytes, key: VerifierKey, witnesses: Sequence[CosignerKey] = ()
+) -> VerifiedEntry:
+    """Verify an exported inclusion proof (entry + proof + signed checkpoint) offline; each of
+    `witnesses` must have cosigned the checkpoint."""
+    doc = _load_document(document, PROOF_FORMAT)
     index = _field(doc, "index", int)
     size = _field(doc, "tree_size", int)
     entry = _b64decode(_field(doc, "entry", str), "entry")
-    proof = [_b64decode(p, "proof element") if isinstance(p, str) else b"" for p in _field(doc, "proof", list)]
-    checkpoint = verify_checkpoint(_field(doc, "checkpoint", str), key)
+    proof = _hashes(doc, "proof")
+    note = _field(doc, "checkpoint", str)
+    checkpoint = verify_checkpoint(note, key)
     # Informational copies must agree with what was verified, or the file was edited.
     if "leaf_hash" in doc and doc["leaf_hash"] != leaf_hash(entry).hex():
         raise ProofError("proof file's leaf_hash does not match its entry")
@@ -337,20 +439,93 @@ def verify_proof_bundle(document: str | bytes, key: VerifierKey) -> VerifiedEntr
     if checkpoint.size != size:
         raise ProofError(f"proof is for size {size} but the checkpoint is for size {checkpoint.size}")
     verify_inclusion(index, size, leaf_hash(entry), proof, checkpoint.root)
+    _require_cosignatures(note, witnesses)
     return VerifiedEntry(index, entry, checkpoint)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: verifier.py PROOF_FILE VERIFIER_KEY", file=sys.stderr)
-        return 2
+# --- hand-over consistency proofs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedConsistency:
+    old: Checkpoint
+    new: Checkpoint
+    witnesses: tuple[str, ...]  # names of the witnesses whose cosignatures were verified
+
+
+def verify_consistency_bundle(
+    document: str | bytes, key: VerifierKey, witnesses: Sequence[CosignerKey] = ()
+) -> VerifiedConsistency:
+    """Verify a hand-over: both checkpoints are the log's, the new one extends the old one (RFC 9162
+    §2.1.4.2), and each of `witnesses` cosigned the new one. ForkError when they are two histories."""
+    doc = _load_document(document, CONSISTENCY_FORMAT)
+    old_note = _field(doc, "old_checkpoint", str)
+    new_note = _field(doc, "new_checkpoint", str)
+    proof = _hashes(doc, "proof")
+    old = verify_checkpoint(old_note, key)
+    new = verify_checkpoint(new_note, key)
+    copies = {"origin": new.origin, "old_size": old.size, "new_size": new.size}
+    for name, value in copies.items():
+        if name in doc and doc[name] != value:
+            raise ProofError(f"proof file's {name} does not match its checkpoints")
+    if new.size < old.size:
+        raise ForkError(
+            f"the new checkpoint (size {new.size}) is older than the old one (size {old.size}): rolled back"
+        )
+    if old.size == 0:
+        if proof:
+            raise ProofError("a tree of size 0 has no consistency proof; the proof must be empty")
+    elif new.size == old.size and new.root != old.root:
+        raise ForkError(f"two different roots signed for size {new.size}: the log forked")
+    else:
+        try:
+            verify_consistency(old.size, new.size, old.root, new.root, proof)
+        except ProofError as exc:
+            raise ForkError(f"size {new.size} does not extend size {old.size}: {exc}") from exc
+    _require_cosignatures(new_note, witnesses)
+    return VerifiedConsistency(old, new, tuple(w.name for w in witnesses))
+
+
+def _format_of(data: bytes) -> object:
     try:
-        with open(argv[1], "rb") as handle:
-            verified = verify_proof_bundle(handle.read(), parse_verifier_key(argv[2]))
-    except (OSError, VerificationError) as exc:
-        print(f"{argv[1]}: {exc}", file=sys.stderr)
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None  # the inclusion-proof verifier names what is wrong
+    return doc.get("format") if isinstance(doc, dict) else None
+
+
+def _usage() -> int:
+    print("usage: verifier.py PROOF_FILE VERIFIER_KEY [--witness-key WITNESS_KEY ...]", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str]) -> int:
+    """Exit 0 verified, 1 does not verify (or a fork), 2 unreadable or malformed input."""
+    args = argv[1:]
+    if len(args) < 2 or len(args) % 2:
+        return _usage()
+    path, key_text, rest = args[0], args[1], args[2:]
+    if any(flag != "--witness-key" for flag in rest[::2]):
+        return _usage()
+    try:
+        key = parse_verifier_key(key_text)
+        witnesses = [parse_cosigner_key(text) for text in rest[1::2]]
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if _format_of(data) == CONSISTENCY_FORMAT:
+            result = verify_consistency_bundle(data, key, witnesses)
+            message = f"size {result.new.size} of {result.new.origin} extends size {result.old.size}"
+        else:
+            entry = verify_proof_bundle(data, key, witnesses)
+            message = f"entry {entry.index} is in {entry.checkpoint.origin} at size {entry.checkpoint.size}"
+    except (OSError, ValueError, MalformedInput) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    except VerificationError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
         return 1
-    print(f"entry {verified.index} is in {verified.checkpoint.origin} at size {verified.checkpoint.size}")
+    cosigned = f", cosigned by {', '.join(w.name for w in witnesses)}" if witnesses else ""
+    print(message + cosigned)
     return 0
 
 

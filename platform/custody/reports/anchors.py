@@ -28,7 +28,8 @@ def _entry(home: Home, index: int, size: int) -> dict[str, Any]:
 
 def anchor(home: Home, content: dict[str, Any]) -> dict[str, Any]:
     """Proofs for every entry the content cites, all to one checkpoint signed now."""
-    note = home.checkpoint()
+    # with the witness cosignatures kept for it, if it was cosigned (`ledger checkpoint --witness`)
+    note = home.ledger.with_cosignatures(home.checkpoint())
     checkpoint = load_note(note)
     indices = sorted({claim["ledger_index"] for claim in claims(content)})
     return {

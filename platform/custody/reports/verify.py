@@ -5,22 +5,30 @@ the signed checkpoint, and the checkpoint's signature is the key's. Every claim 
 must match the anchored entry it cites (artifacts by digest). The seal proves the digest of the
 whole report content was recorded in the ledger; for Markdown and HTML that content carries the
 digest of the human-readable text around it. So any edited byte fails, and says where.
+
+Witnesses required by the verifier (`--witness-key`) must have cosigned the anchors' checkpoint
+(the one every cited entry is proved to) or the seal's, which extends it by a verified consistency
+proof; a cosignature line by a required witness that does not verify fails the report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from custody.ledger.verifier import (
     Checkpoint,
+    CosignerKey,
     VerificationError,
     VerifierKey,
     leaf_hash,
+    parse_signed_note,
     verify_checkpoint,
     verify_consistency,
+    verify_cosignature,
     verify_inclusion,
 )
 from custody.reports import REPORT_FORMAT
@@ -100,7 +108,7 @@ def _checkpoint(note: Any, key: VerifierKey, size: Any) -> Checkpoint:
     return checkpoint
 
 
-def verify_report(data: bytes, key: VerifierKey) -> VerifyResult:
+def verify_report(data: bytes, key: VerifierKey, witnesses: Sequence[CosignerKey] = ()) -> VerifyResult:
     try:
         parsed = parse(data)
     except LayoutError as exc:
@@ -151,7 +159,31 @@ def verify_report(data: bytes, key: VerifierKey) -> VerifyResult:
 
     _check_rendering(doc, parsed.fmt, parsed.human, problems)
     _check_seal(doc, parsed.fmt, key, checkpoint, result)
+    _check_witnesses(doc, witnesses, problems)
     return result
+
+
+def _check_witnesses(doc: dict[str, Any], witnesses: Sequence[CosignerKey], problems: list[str]) -> None:
+    notes = [doc["anchors"].get("checkpoint"), doc["seal"].get("checkpoint")]
+    notes = [note for note in notes if isinstance(note, str)]
+    for witness in witnesses:
+        cosigned = False
+        for note in notes:
+            try:
+                signers = {(name, kid) for name, kid, _ in parse_signed_note(note).signatures}
+            except VerificationError:
+                continue  # a malformed checkpoint is already a problem of its own
+            if (witness.name, witness.key_id) not in signers:
+                continue
+            try:
+                verify_cosignature(note, witness)
+                cosigned = True
+            except VerificationError as exc:
+                problems.append(f"witness {witness.name}: {exc}")
+                break
+        else:
+            if not cosigned:
+                problems.append(f"witness {witness.name}: neither of the report's checkpoints carries its cosignature")
 
 
 def _check_rendering(doc: dict[str, Any], fmt: str, human: bytes | None, problems: list[str]) -> None:

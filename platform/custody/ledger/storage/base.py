@@ -5,6 +5,8 @@ Tables (same logical schema everywhere):
   nodes(level, idx, hash)        write-once hashes of perfect subtrees, level >= 1
   checkpoints(size, root, note)  signed notes, verbatim
   head(id = 0, size, root)       the one mutable row; writers serialize on it
+  cosignatures(size, witness, key_id, line)  witness cosignature lines of the checkpoint at size,
+                                 write-once; created on open when an older database lacks it
 `type`, `ts`, `actor` and `subject` are copies of envelope fields for filtering; verification
 checks them against the entry bytes.
 """
@@ -126,6 +128,29 @@ class Storage(ABC):
         return [
             (int(s), bytes(r), n) for s, r, n in self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
         ]
+
+    # -- witness cosignatures ---------------------------------------------------------------
+    def insert_cosignature(self, size: int, witness: str, key_id: bytes, line: str) -> None:
+        """Keep the first cosignature a witness key gave for a size (rows are never replaced)."""
+        self._execute(
+            self._sql(
+                "INSERT INTO cosignatures (size, witness, key_id, line) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            ),
+            (size, witness, key_id, line),
+        )
+
+    def cosignatures_at(self, size: int) -> list[str]:
+        """The cosignature lines kept for the checkpoint at `size`, in a stable order."""
+        rows = self._rows("SELECT line FROM cosignatures WHERE size = ? ORDER BY witness, key_id", (size,))
+        return [line for (line,) in rows]
+
+    def last_cosigned_size(self, witness: str, key_id: bytes) -> int:
+        """The largest size this witness key cosigned for this ledger, or 0."""
+        rows = self._rows("SELECT MAX(size) FROM cosignatures WHERE witness = ? AND key_id = ?", (witness, key_id))
+        return 0 if rows[0][0] is None else int(rows[0][0])
+
+    def cosigned_sizes(self) -> list[int]:
+        return [int(s) for (s,) in self._rows("SELECT DISTINCT size FROM cosignatures ORDER BY size")]
 
     def entry(self, idx: int) -> EntryRow | None:
         rows = self._rows(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE idx = ?", (idx,))

@@ -36,6 +36,16 @@ DDL = [
     "INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING",
 ]
 
+# Witness cosignatures came later: also created on open, so older databases gain the table.
+COSIGNATURES_DDL = [
+    """CREATE TABLE IF NOT EXISTS cosignatures (
+        size BIGINT NOT NULL, witness TEXT NOT NULL, key_id BYTEA NOT NULL, line TEXT NOT NULL,
+        PRIMARY KEY (size, witness, key_id))""",
+    "DROP TRIGGER IF EXISTS cosignatures_append_only ON cosignatures",
+    """CREATE TRIGGER cosignatures_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON cosignatures
+        FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only()""",
+]
+
 
 class PostgresStorage(Storage):
     name = "postgresql"
@@ -51,6 +61,7 @@ class PostgresStorage(Storage):
             if create:
                 self._create()
             self.head()
+            self._ensure_cosignatures()
         except psycopg.Error as exc:
             raise StorageError(f"{_redact(url)}: {str(exc).strip().splitlines()[0]}") from exc
 
@@ -61,6 +72,14 @@ class PostgresStorage(Storage):
             for statement in DDL:
                 self._conn.execute(statement)
             self._conn.execute("INSERT INTO head VALUES (0, 0, %s) ON CONFLICT DO NOTHING", (EMPTY_ROOT,))
+
+    def _ensure_cosignatures(self) -> None:
+        if self._conn.execute("SELECT to_regclass('cosignatures')").fetchone()[0] is not None:
+            return
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(7264251)")  # the lock `init` takes
+            for statement in COSIGNATURES_DDL:
+                self._conn.execute(statement)
 
     def _execute(self, sql: str, params: Any = ()) -> Any:
         try:

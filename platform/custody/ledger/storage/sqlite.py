@@ -40,6 +40,17 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'checkpoints are write-once'); END;
 """
 
+# Witness cosignatures came later: also created on open, so older databases gain the table.
+COSIGNATURES_DDL = """
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size INTEGER NOT NULL, witness TEXT NOT NULL, key_id BLOB NOT NULL, line TEXT NOT NULL,
+    PRIMARY KEY (size, witness, key_id));
+CREATE TRIGGER IF NOT EXISTS cosignatures_no_update BEFORE UPDATE ON cosignatures
+    BEGIN SELECT RAISE(ABORT, 'cosignatures are write-once'); END;
+CREATE TRIGGER IF NOT EXISTS cosignatures_no_delete BEFORE DELETE ON cosignatures
+    BEGIN SELECT RAISE(ABORT, 'cosignatures are write-once'); END;
+"""
+
 
 class SqliteStorage(Storage):
     name = "sqlite"
@@ -62,6 +73,7 @@ class SqliteStorage(Storage):
             if create:
                 self._create()
             self.head()
+            self._ensure_cosignatures()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path}: not a readable custody ledger ({exc})") from exc
 
@@ -73,6 +85,20 @@ class SqliteStorage(Storage):
                     self._conn.execute(statement)
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._conn.execute("INSERT OR IGNORE INTO head VALUES (0, 0, ?)", (EMPTY_ROOT,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _ensure_cosignatures(self) -> None:
+        found = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+        if self._conn.execute(found).fetchone():
+            return  # the common case: no write lock taken just to open
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in COSIGNATURES_DDL.split(";\n"):
+                if statement.strip():
+                    self._conn.execute(statement)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")

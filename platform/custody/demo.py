@@ -1,12 +1,15 @@
 """The end-to-end demo: every step is a real `custody` command, printed before it runs.
 
 It builds its own home (a temp dir unless --home is given) and generates its own data, so it
-needs nothing but the checkout: no network, no shared files. The story: five sources are
-registered and checked; the gate denies the ones it must (a shadow library, a dump with no
-license, pages full of contact data) with reasons; a run spec prepares the data (PII redacted,
-toxic lines dropped, duplicates removed), is held for a person's approval, is approved by a
-second person, and trains a small GPT with energy, carbon and water measured; reports go out
-and the ledger verifies.
+needs nothing but the checkout: no network, no shared files. The story: its people get SSH keys
+(an admin, an engineer, a privacy reviewer, an ML lead, the dashboard) and go on the roster; the
+admin binds the commercial purpose to the shipped policy; five sources are registered and
+checked; the gate denies the ones it must (a shadow library, a dump with no license, pages full
+of contact data) with reasons; a run spec prepares the data (PII redacted, toxic lines dropped,
+duplicates removed) and is held for a person's approval; a forged approval (the engineer's key
+claiming to be the ML lead) is refused; the ML lead approves with their own key, and a small GPT
+trains with energy, carbon and water measured; reports go out, the ledger verifies, and stock
+`ssh-keygen` checks who signed the approval.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,21 +28,42 @@ from rich.console import Console
 
 from custody.demo_corpus import write_demo_sources
 from custody.paths import pipelines_dir
+from custody.trust.sshkeys import generate_key
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
-ENGINEER, REVIEWER, LEAD = "engineer@example.org", "privacy@example.org", "ml-lead@example.org"
+ADMIN, ENGINEER = "security@example.org", "engineer@example.org"
+REVIEWER, LEAD, DASHBOARD = "privacy@example.org", "ml-lead@example.org", "dashboard"
+PEOPLE = (  # name, roles
+    (ENGINEER, ("engineer",)),
+    (REVIEWER, ("reviewer",)),
+    (LEAD, ("approver", "reviewer")),
+    (DASHBOARD, ("attestor",)),
+)
 
 
 class DemoStepFailed(RuntimeError):
     pass
 
 
-def _custody(*args: str, expect: tuple[int, ...] = (0,), quiet: bool = False, stdin: str | None = None) -> str:
-    """Run one command, print it and its output; fail unless it exits with an expected code."""
+_KEYS: dict[str, Path] = {}  # each demo person's private key file
+
+
+def _custody(
+    *args: str,
+    expect: tuple[int, ...] = (0,),
+    quiet: bool = False,
+    stdin: str | None = None,
+    key: str = ENGINEER,
+) -> str:
+    """Run one command as `key`'s holder, print it and its output; fail unless it exits as expected."""
     command = [sys.executable, "-m", "custody", *args]
-    console.print(f"\n$ custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
+    who = f"CUSTODY_KEY=keys/{_KEYS[key].name} " if key in _KEYS else ""
+    console.print(f"\n$ {who}custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
     # Wide output: the commands print tables that a terminal would show side by side.
-    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160"), "CUSTODY_ACTOR": ENGINEER}
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
+    env.pop("CUSTODY_ACTOR", None)
+    if key in _KEYS:
+        env["CUSTODY_KEY"] = str(_KEYS[key])
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env, input=stdin)
     shown = result.stderr if quiet else result.stdout + result.stderr
     if shown.strip():
@@ -59,9 +84,23 @@ def run_demo(home: Path | None = None) -> int:
     spec = pipelines_dir() / "demo.toml"
     try:
         console.rule("custody demo: a tamper-evident ledger for training data", style="bold")
-        _custody("init", *h)
+        console.print("# each person holds an OpenSSH Ed25519 key (what `ssh-keygen -t ed25519` makes)", style="dim")
+        keys = workdir / "keys"
+        for name in (ADMIN, *(p for p, _ in PEOPLE)):
+            _KEYS[name] = keys / name.split("@")[0]
+            generate_key(_KEYS[name], name)
+            console.print(f"  {name}: {_KEYS[name]}.pub")
+        _custody("init", "--admin", ADMIN, "--admin-key", f"{_KEYS[ADMIN]}.pub", *h)
+        for name, roles in PEOPLE:
+            role_args = [a for r in roles for a in ("--role", r)]
+            _custody("people", "add", name, "--key", f"{_KEYS[name]}.pub", *role_args, *h, key=ADMIN)
+        console.print(
+            "# the admin binds the commercial purpose to the shipped policy: runs cannot pick another", style="dim"
+        )
+        _custody("policy", "bind", "commercial", "default", *h, key=ADMIN)
+        _custody("people", "list", *h)
         note = "Data-use agreement with the web-crawl vendor signed (ref DUA-2026-014)"
-        _custody("ledger", "note", note, "--subject", "dataset:web-pages", "--as", "legal@example.org", *h)
+        _custody("ledger", "note", note, "--subject", "dataset:web-pages", *h)
         first = workdir / "checkpoint-1.note"
         _custody("ledger", "checkpoint", "--out", str(first), *h)
 
@@ -69,7 +108,7 @@ def run_demo(home: Path | None = None) -> int:
         for source in write_demo_sources(workdir / "sources"):
             _custody(
                 "dataset", "register", str(source.folder), "--name", source.name, "--version", "1",
-                "--card", str(source.card), "--id-field", "id", "--as", ENGINEER, *h,
+                "--card", str(source.card), "--id-field", "id", *h,
             )  # fmt: skip
         _custody("dataset", "list", *h)
 
@@ -78,7 +117,7 @@ def run_demo(home: Path | None = None) -> int:
             _custody("check", name, *h)
 
         console.rule("3. the gate: raw sources against the commercial policy", style="bold")
-        _custody("gate", "web-pages@1", "forum-dump@1", "shadow-books@1", "--policy", "default", *h, expect=(3,))
+        _custody("gate", "web-pages@1", "forum-dump@1", "shadow-books@1", "--purpose", "commercial", *h, expect=(3,))
 
         console.rule("4. a policy-gated training run (pipelines/demo.toml)", style="bold")
         console.print(
@@ -89,10 +128,12 @@ def run_demo(home: Path | None = None) -> int:
         )
         _custody("run", str(spec), *h, expect=(4,))
         _custody("review", "list", *h)
-        _custody(
-            "review", "approve", "run:demo-gpt/training.approval", "--reason",
-            "data mix and energy estimate reviewed (ticket ML-204)", "--as", LEAD, *h,
-        )  # fmt: skip
+        approval = ("review", "approve", "run:demo-gpt/training.approval", "--reason")
+        console.print("# a forged approval: the engineer's own key, claiming to be the ML lead", style="dim")
+        _custody(*approval, "looks fine to me", "--as", LEAD, *h, expect=(2,))
+        console.print("# the engineer under their own name: no approver role, and they requested the run", style="dim")
+        _custody(*approval, "looks fine to me", *h, expect=(2,))
+        _custody(*approval, "data mix and energy estimate reviewed (ticket ML-204)", *h, key=LEAD)
         console.print("# the same spec again: prepared data and check results are reused, the gate allows", style="dim")
         run = json.loads(_custody("run", str(spec), "--json", *h, quiet=True))
         used = run["emissions"]
@@ -121,8 +162,17 @@ def run_demo(home: Path | None = None) -> int:
         _custody("gate", "replay", decision, *h)
         _custody("ledger", "consistency", str(first), *h)
         _custody("ledger", "verify", *h)
+        console.print("# who signed the approval, checked with stock OpenSSH and nothing of custody's:", style="dim")
+        approved = _approval_index(home)
+        body, signature = workdir / f"entry-{approved}.json", workdir / f"entry-{approved}.sig"
+        _custody("ledger", "entry", str(approved), "--body-out", str(body), "--signature-out", str(signature), *h)
+        signers = workdir / "allowed_signers"
+        _custody("people", "allowed-signers", "--out", str(signers), *h)
+        _ssh_keygen_verify(signers, LEAD, signature, body)
         password = secrets.token_urlsafe(12)
-        _custody("user", "add", "demo-reviewer", "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n")
+        _custody(
+            "user", "add", REVIEWER, "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n", key=ADMIN
+        )
     except DemoStepFailed as exc:
         console.print(f"demo failed: {exc}", style="bold red")
         return 1
@@ -131,6 +181,28 @@ def run_demo(home: Path | None = None) -> int:
     console.print(f"proof:  {proof} (verify with the key {key})")
     console.print(f"reports: {reports} (one per source dataset; the run as md, html, EU AI Act summary, SPDX 3)")
     console.print("next:")
-    console.print(f"  custody dashboard --home {home}   # sign in as demo-reviewer, password {password}")
+    console.print(
+        f"  custody dashboard --home {home} --key {_KEYS[DASHBOARD]}   # sign in as {REVIEWER}, password {password}"
+    )
     console.print(f"  custody ledger show --home {home} --limit 200")
     return 0
+
+
+def _approval_index(home: Path) -> int:
+    """The ledger index of the ML lead's approval (read through the CLI's JSON, as a script would)."""
+    rows = json.loads(_custody("ledger", "show", "--type", "review.", "--json", "--home", str(home), quiet=True))
+    return max(r["index"] for r in rows if r["entry"]["actor"] == LEAD)
+
+
+def _ssh_keygen_verify(signers: Path, principal: str, signature: Path, body: Path) -> None:
+    """`ssh-keygen -Y verify`, when OpenSSH is installed (the demo itself needs nothing but Python)."""
+    if shutil.which("ssh-keygen") is None:
+        console.print("# (ssh-keygen is not installed here; the files above are what it would check)", style="dim")
+        return
+    command = ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal, "-n", "custody", "-s", str(signature)]
+    console.print(f"\n$ {' '.join(shlex.quote(a) for a in command)} < {body}", style="bold cyan")
+    with body.open("rb") as stdin:
+        result = subprocess.run(command, stdin=stdin, capture_output=True, text=True, check=False)
+    console.print((result.stdout + result.stderr).strip())
+    if result.returncode != 0:
+        raise DemoStepFailed("ssh-keygen did not accept the exported approval")

@@ -54,11 +54,14 @@ class _GateGroup(TyperGroup):
 gate_app = typer.Typer(
     cls=_GateGroup,
     help=(
-        "Evaluate a policy and record the decision: custody gate NAME@V... --policy FILE "
-        "[--purpose commercial|research] [--json]. Exit 0 allow, 3 deny, 4 needs-review. "
+        "Evaluate the policy bound to a purpose and record the decision: custody gate NAME@V... "
+        "--purpose commercial|research [--policy FILE] [--json]. Exit 0 allow, 3 deny, 4 needs-review. "
         "`custody gate replay INDEX` re-evaluates a recorded decision."
     ),
     no_args_is_help=True,
+)
+policy_app = typer.Typer(
+    help="Which policy governs each purpose (bindings are signed by an admin).", no_args_is_help=True
 )
 review_app = typer.Typer(help="Findings that need a person: list, approve, reject, waive.", no_args_is_help=True)
 
@@ -77,8 +80,8 @@ def _print_gate(result: GateResult) -> None:
     decision = result.decision
     where = f"ledger index {result.ledger_index}" if result.recorded else "NOT RECORDED"
     console.print(
-        f"{decision.decision}: {len(decision.reasons)} reason(s) — policy {result.policy.policy.name} "
-        f"({result.policy.path}, sha256 {result.policy.digest[:12]}), purpose {result.purpose}, {where}"
+        f"{decision.decision}: {len(decision.reasons)} reason(s) — purpose {result.purpose}, "
+        f"{result.describe_policies()}, {where}"
     )
     for reason in decision.reasons:
         console.print(f"  {reason.outcome:<6}  {reason.finding}")
@@ -100,9 +103,16 @@ def _print_gate(result: GateResult) -> None:
 @gate_app.command("evaluate")
 def gate(
     refs: Annotated[list[str], typer.Argument(help="datasets NAME@VERSION", show_default=False)],
-    policy: Annotated[str, typer.Option("--policy", help="policy file, or the name of a shipped one (default)")],
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="a policy file (or a shipped policy's name) evaluated beside the one bound to the purpose; "
+            "it can only add reasons",
+        ),
+    ] = None,
     purpose: Annotated[
-        str | None, typer.Option("--purpose", help="commercial or research [default: the policy's purpose]")
+        str | None, typer.Option("--purpose", help="commercial or research [default: the --policy file's purpose]")
     ] = None,
     run: Annotated[str | None, typer.Option("--run", help="gate a training run of this name")] = None,
     estimated_kwh: Annotated[float | None, typer.Option("--estimated-kwh", help="the run's energy estimate")] = None,
@@ -126,8 +136,10 @@ def gate(
         fail(f"--purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
     if run is None and (estimated_kwh is not None or estimated_kg_co2e is not None):
         fail("--estimated-kwh and --estimated-kg-co2e describe a run: give --run NAME too")
+    if policy is None and purpose is None:
+        fail("give --purpose (the policy an admin bound to it judges), --policy FILE, or both")
     try:
-        loaded = load_policy(policy)
+        loaded = load_policy(policy) if policy is not None else None
         parsed = [parse_ref(ref) for ref in refs]
         run_name = check_name(run) if run is not None else None
     except (PolicyError, DatasetRefError) as exc:
@@ -268,3 +280,78 @@ review_app.command("reject")(_review_command("reject", "Reject a finding: the ga
 review_app.command("waive")(
     _review_command("waive", "Waive a finding until --expires (required): the gate ignores it until then.")
 )
+
+
+@policy_app.command("bind")
+def bind_cmd(
+    purpose: Annotated[str, typer.Argument(help="commercial or research")],
+    policy_file: Annotated[
+        str, typer.Argument(metavar="POLICY_FILE", help="a policy file, or a shipped policy's name")
+    ],
+    key: KeyOption = None,
+    actor: ActorOption = None,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Bind PURPOSE to a policy (by its digest): from now on the gate judges that purpose by it."""
+    from custody.policy.bindings import BindingError, bind
+    from custody.policy.schema import PolicyError, load_policy
+
+    try:
+        loaded = load_policy(policy_file)
+    except PolicyError as exc:
+        fail(str(exc))
+    with opened(home, database) as h:
+        admin = acting(h, key, actor)
+        try:
+            index = bind(h, purpose, loaded, admin)
+        except BindingError as exc:
+            fail(str(exc))
+        console.print(
+            f"bound {purpose} to policy {loaded.policy.name} (sha256 {loaded.digest[:12]}, "
+            f"{len(loaded.policy.rules())} rules) at ledger index {index}"
+        )
+
+
+@policy_app.command("bindings")
+def bindings_cmd(
+    include_history: Annotated[
+        bool, typer.Option("--all", help="every binding ever recorded, not just current")
+    ] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Which policy governs each purpose now (by digest), who bound it and when."""
+    from custody.policy.bindings import BindingError, current_bindings, history
+
+    with opened(home, database) as h:
+        try:
+            if include_history:
+                rows = [
+                    {"ledger_index": i, "at": ts, "bound_by": who, "purpose": b["purpose"], "policy": b["policy"]}
+                    for i, ts, who, b in history(h)
+                ]
+                if as_json:
+                    print_json(rows)
+                    return
+                for r in rows:
+                    p = r["policy"]
+                    console.print(
+                        f"{r['ledger_index']}  {r['purpose']}  {p['name']} (sha256 {p['digest']['sha256'][:12]}) "
+                        f"by {r['bound_by']} at {r['at']}"
+                    )
+                return
+            current = current_bindings(h)
+        except BindingError as exc:
+            fail(str(exc))
+        if as_json:
+            print_json({purpose: b.as_json() for purpose, b in current.items()})
+            return
+        if not current:
+            console.print("no purpose is bound to a policy yet (custody policy bind PURPOSE POLICY_FILE)")
+        for purpose, b in current.items():
+            console.print(
+                f"{purpose}: policy {b.loaded.policy.name} (sha256 {b.digest[:12]}, {len(b.loaded.policy.rules())} "
+                f"rules), bound by {b.bound_by} at ledger index {b.index}"
+            )

@@ -98,6 +98,43 @@ class PolicyDecision(EntryBody):
     evaluator: str
 
 
+class PolicyUse(PolicyRef):
+    """One policy a decision evaluated: the one bound to the purpose, or the spec's own."""
+
+    role: Literal["bound", "spec"]
+    binding_index: int | None = Field(default=None, ge=0)  # the policy.bound entry, for role bound
+
+
+@entry_type("policy.decision/v2")
+class PolicyDecisionV2(EntryBody):
+    """v1, plus every policy evaluated and whether it is the one an admin bound to the purpose.
+
+    `policy` is the governing policy (the bound one when there is one), None when the purpose is
+    unbound and the request named no policy; the decision is then a deny."""
+
+    decision_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    requested_by: str
+    purpose: Literal["commercial", "research"]
+    subjects: list[Subject] = Field(min_length=1)
+    policy: PolicyRef | None = None
+    policies: list[PolicyUse]
+    input: InputRef
+    checks: list[CheckUsed]
+    reviews: list[ReviewUsed]
+    result: Result
+    evaluated_at: str
+    evaluator: str
+
+
+@entry_type("policy.bound/v1")
+class PolicyBound(EntryBody):
+    """An admin binds a purpose to a policy (its exact bytes are in the store under the digest)."""
+
+    purpose: Literal["commercial", "research"]
+    policy: PolicyRef
+    rules: list[str] = Field(min_length=1)
+
+
 @entry_type("review.recorded/v1")
 class ReviewRecorded(EntryBody):
     finding: str = Field(min_length=3, max_length=1000)

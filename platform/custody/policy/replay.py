@@ -1,8 +1,9 @@
 """Replay: evaluate a recorded decision again from the inputs its digests name.
 
-The policy bytes and the input document are loaded from the artifact store by the digests in
-the `policy.decision/v1` entry (the policy file itself serves when the stored copy is gone and
-the file still has the recorded digest). The replayed result must equal the recorded one:
+The policy bytes (every policy a v2 decision evaluated) and the input document are loaded from
+the artifact store by the digests in the `policy.decision` entry (a policy file serves when the
+stored copy is gone and the file still has the recorded digest); the bound policy must be the
+binding in force at the decision's index. The replayed result must equal the recorded one:
 decision, every reason, every waiver and approval. Separately, replay compares the recorded
 inputs with the home as it is now and names everything that changed since (drift): the policy
 file, a dataset's digest, newer check results or check versions, later reviews, expired waivers.
@@ -23,8 +24,8 @@ from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.ledger.entry import canonical_json
-from custody.policy.evaluate import EVALUATOR, evaluate, parse_instant
-from custody.policy.gate import decision_body
+from custody.policy.evaluate import EVALUATOR, parse_instant
+from custody.policy.gate import PolicyInForce, decision_body, judge
 from custody.policy.inputs import current_check_versions, reviews_on
 from custody.policy.reviews import DECISION_TYPE, ledger_subject
 from custody.policy.schema import LoadedPolicy, PolicyError, parse_bytes
@@ -109,6 +110,47 @@ def differences(recorded: dict, replayed: dict) -> list[str]:
     return out
 
 
+def _recorded_policies(home: Home, body: dict, problems: list[str]) -> list[PolicyInForce] | None:
+    """The policies the decision evaluated, loaded by digest (v1: the one given)."""
+    uses = body.get("policies")
+    if uses is None:  # policy.decision/v1
+        uses = [{**body["policy"], "role": "given", "binding_index": None}]
+    loaded = []
+    for use in uses:
+        raw = _load_policy(home, use, problems)
+        if raw is None:
+            return None
+        try:
+            policy = parse_bytes(raw, use["path"])
+        except PolicyError as exc:
+            problems.append(f"the recorded policy does not validate with this custody: {exc}")
+            return None
+        loaded.append(PolicyInForce(use["role"], LoadedPolicy(Path(use["path"]), raw, policy), use["binding_index"]))
+    return loaded
+
+
+def _check_bindings(home: Home, index: int, body: dict, problems: list[str]) -> None:
+    """The bound policy must be the binding in force at the decision's index."""
+    from custody.policy.bindings import binding_at
+
+    if "policies" not in body:
+        return
+    bound = binding_at(home, body["purpose"], index)
+    used = [p for p in body["policies"] if p["role"] == "bound"]
+    if bound is None and used:
+        problems.append(f"the decision used a binding, but none was in force for {body['purpose']} at index {index}")
+    elif bound is not None and not used:
+        problems.append(
+            f"policy {bound.loaded.policy.name} was bound to {body['purpose']} at ledger index {bound.index}, "
+            "but the decision did not evaluate it"
+        )
+    elif bound is not None and (used[0]["binding_index"], used[0]["digest"]["sha256"]) != (bound.index, bound.digest):
+        problems.append(
+            f"the decision's bound policy is not the binding in force at index {index} "
+            f"(ledger index {bound.index}, sha256 {_short(bound.digest)})"
+        )
+
+
 def replay(home: Home, index: int, now: dt.datetime | None = None) -> ReplayReport:
     row = home.ledger.entry(index)
     entry = json.loads(row.entry)
@@ -116,24 +158,19 @@ def replay(home: Home, index: int, now: dt.datetime | None = None) -> ReplayRepo
         raise ReplayError(f"ledger index {index} holds a {entry['type']} entry, not a policy decision")
     body = entry["body"]
     report = ReplayReport(index, body["decision_id"], body["result"])
-    raw = _load_policy(home, body["policy"], report.problems)
+    policies = _recorded_policies(home, body, report.problems)
     doc = _load_input(home, body["input"], report.problems)
-    if raw is not None and doc is not None:
-        try:
-            policy = parse_bytes(raw, body["policy"]["path"])
-        except PolicyError as exc:
-            report.problems.append(f"the recorded policy does not validate with this custody: {exc}")
-        else:
-            decision = evaluate(policy, doc)
-            report.replayed = decision.as_json()
-            report.problems += differences(body["result"], report.replayed)
-            loaded = LoadedPolicy(Path(body["policy"]["path"]), raw, policy)
-            expected = decision_body(
-                doc, decision, loaded, body["input"]["digest"]["sha256"], body["decision_id"], body["requested_by"]
-            )
-            for key in ("subjects", "checks", "reviews", "purpose", "evaluated_at", "policy"):
-                if expected[key] != body[key]:
-                    report.problems.append(f"the entry's '{key}' does not match its input document")
+    _check_bindings(home, index, body, report.problems)
+    if policies is not None and doc is not None:
+        decision = judge(policies, doc, signed_home="policies" in body)
+        report.replayed = decision.as_json()
+        report.problems += differences(body["result"], report.replayed)
+        expected = decision_body(
+            doc, decision, policies, body["input"]["digest"]["sha256"], body["decision_id"], body["requested_by"]
+        )
+        for key in ("subjects", "checks", "reviews", "purpose", "evaluated_at", "policy", "policies"):
+            if expected.get(key) != body.get(key):
+                report.problems.append(f"the entry's '{key}' does not match its input document")
     report.drift = drift(home, index, body, doc, now or dt.datetime.now(dt.UTC))
     return report
 
@@ -141,14 +178,25 @@ def replay(home: Home, index: int, now: dt.datetime | None = None) -> ReplayRepo
 def drift(home: Home, index: int, body: dict, doc: dict | None, now: dt.datetime) -> list[str]:
     """Everything the decision depended on that is different now, named."""
     out = []
-    path, digest = Path(body["policy"]["path"]), body["policy"]["digest"]["sha256"]
-    if not path.is_file():
-        out.append(f"policy file {path} no longer exists")
-    else:
+    for use in body.get("policies") or ([body["policy"]] if body.get("policy") else []):
+        path, digest = Path(use["path"]), use["digest"]["sha256"]
+        if not path.is_file():
+            out.append(f"policy file {path} no longer exists")
+            continue
         current = hashlib.sha256(path.read_bytes()).hexdigest()
         if current != digest:
             out.append(
                 f"policy file {path} changed since the decision: sha256 {_short(digest)} then, {_short(current)} now"
+            )
+    if "policies" in body:
+        from custody.policy.bindings import binding_at
+
+        now_bound = binding_at(home, body["purpose"])
+        then = [p for p in body["policies"] if p["role"] == "bound"]
+        if now_bound is not None and (not then or then[0]["binding_index"] != now_bound.index):
+            out.append(
+                f"{body['purpose']} is bound to policy {now_bound.loaded.policy.name} "
+                f"(sha256 {_short(now_bound.digest)}) since ledger index {now_bound.index}"
             )
     if body.get("evaluator") != EVALUATOR:
         out.append(f"the decision was evaluated by {body.get('evaluator')}; this custody evaluates with {EVALUATOR}")

@@ -3,7 +3,8 @@
 1. Prepare every dataset of the spec (its stages; outputs are derived datasets with lineage,
    named `NAME@VERSION+SPEC-<digest of inputs>` so rerunning a spec reuses them).
 2. Run the checks on every prepared dataset whose latest results are stale or missing.
-3. Ask the gate (the spec's policy and purpose, with the run's energy estimates): the decision is
+3. Ask the gate (the policy an admin bound to the spec's purpose, plus the spec's own policy,
+   which can only add reasons, with the run's energy estimates): the decision is
    in the ledger before anything trains. Anything but allow stops here (exit 3 or 4).
 4. Before training, `require_allow` re-reads that decision from the ledger and checks it allows
    exactly the datasets' current digests; the data loader then re-hashes every shard it reads
@@ -136,8 +137,13 @@ def require_allow(home: Home, decision_index: int, datasets: list[RegisteredData
     if not row or row[0].idx != decision_index:
         raise RunRefused(f"no ledger entry at index {decision_index}")
     entry = json.loads(row[0].entry)
-    if entry["type"] != "policy.decision/v1":
+    if entry["type"] not in ("policy.decision/v1", "policy.decision/v2"):
         raise RunRefused(f"ledger entry {decision_index} is a {entry['type']}, not a policy decision")
+    problem = home.attribute(row[0]).problem
+    if problem:
+        raise RunRefused(f"decision {decision_index} is not a valid signed entry: {problem}")
+    if home.roster().signed and not any(p["role"] == "bound" for p in entry["body"].get("policies", [])):
+        raise RunRefused(f"decision {decision_index} was not judged by the policy bound to its purpose")
     body = entry["body"]
     if body["result"]["decision"] != "allow":
         raise RunRefused(f"decision {decision_index} is {body['result']['decision']}, not allow")
@@ -152,13 +158,13 @@ def require_allow(home: Home, decision_index: int, datasets: list[RegisteredData
     return body
 
 
-def request_run(home: Home, loaded: LoadedSpec, actor: Acting | str | None) -> int:
+def request_run(home: Home, loaded: LoadedSpec, purpose: str, actor: Acting | str | None) -> int:
     """Record the person's signed request for this run: who asked is a key, not a name."""
     spec = loaded.spec
     body = {
         "run": spec.name,
         "spec_digest": loaded.digest,
-        "purpose": spec.policy.purpose,
+        "purpose": purpose,
         "datasets": [item.ref for item in spec.datasets],
     }
     return home.record("run.requested/v1", f"run:{spec.name}", body, refs=[f"sha256:{loaded.digest}"], actor=actor)
@@ -173,9 +179,10 @@ def run_spec(
 ) -> RunOutcome:
     """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's)."""
     spec = loaded.spec
-    policy = load_policy(spec.policy.file)
+    policy = load_policy(spec.policy.file) if spec.policy.file else None
+    purpose = spec.policy.purpose or policy.policy.purpose  # the spec requires one of the two
     home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
-    requested = request_run(home, loaded, actor)
+    requested = request_run(home, loaded, purpose, actor)
     say(f"run {spec.name} requested by {actor_name(actor)} (ledger index {requested})")
     own = executor is None
     if executor is None:
@@ -192,9 +199,9 @@ def run_spec(
     preparation = meter.result
     key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
     run = RunContext(spec.name, actor_name(actor), spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e, key)
-    gate = run_gate(home, prepared, policy, spec.policy.purpose, run=run, actor=actor)
+    gate = run_gate(home, prepared, policy, purpose, run=run, actor=actor)
     outcome = RunOutcome(loaded, prepared, gate)
-    say(f"gate: {gate.decision.decision} (policy {policy.policy.name}, ledger index {gate.ledger_index})")
+    say(f"gate: {gate.decision.decision} by {gate.describe_policies()}, ledger index {gate.ledger_index}")
     for reason in gate.decision.reasons:
         say(f"  {reason.outcome}: {reason.finding} — {reason.message}")
     if gate.decision.decision != "allow" or gate.ledger_index is None:

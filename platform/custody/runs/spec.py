@@ -30,8 +30,16 @@ class _Strict(BaseModel):
 
 
 class PolicySpec(_Strict):
-    file: str  # a path, or the name of a shipped policy (`default`, `research`, `strict`)
-    purpose: Literal["commercial", "research"] | None = None  # None: the policy's own purpose
+    # The policy bound to the purpose judges the run; `file` (a path or a shipped policy's name)
+    # is evaluated as well and can only add reasons. One of the two must be given.
+    file: str | None = None
+    purpose: Literal["commercial", "research"] | None = None  # None: the file's own purpose
+
+    @model_validator(mode="after")
+    def _purpose(self) -> PolicySpec:
+        if self.file is None and self.purpose is None:
+            raise ValueError("give purpose (the policy bound to it judges the run), a policy file, or both")
+        return self
 
 
 class DatasetSpec(_Strict):

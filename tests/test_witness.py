@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -388,6 +389,33 @@ def test_protocol_statuses(witness, server: Served, homes: Path) -> None:
 
     # Anything else is not the witness API.
     assert post(server.url, format_request(0, [], note), path="/nope")[0] == 404
+
+
+def test_check_and_update_are_atomic(witness, server: Served, homes: Path) -> None:
+    """Two checkpoints sent at once, both from the size the witness holds: exactly one is cosigned,
+    the other gets 409, and the state is the winner's (the race the spec warns about)."""
+    path = trusted_home(homes, witness, "race")
+    home = Home.open(path)
+    try:
+        base = home.ledger.size
+        notes = [home.ledger.latest_checkpoint()]
+        for _ in range(2):
+            home.ledger.append_batch([note_entry("racing")])
+            notes.append(home.checkpoint())
+        sizes = [parse_checkpoint_body(parse_signed_note(n).text).size for n in notes]
+        bodies = [
+            format_request(base, home.ledger.consistency_proof(base, size), n)
+            for n, size in zip(notes[1:], sizes[1:], strict=True)
+        ]
+    finally:
+        home.close()
+    assert post(server.url, format_request(0, [], notes[0]))[0] == 200  # the witness holds `base`
+    with ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(lambda body: post(server.url, body)[0], bodies))
+    assert sorted(statuses) == [200, 409], statuses
+    shown = json.loads(cli("witness", "show", "--dir", witness[0], "--json").stdout)
+    (log,) = [entry for entry in shown["logs"] if entry["keys"] == [pubkey(path)]]
+    assert log["size"] == sizes[1 + statuses.index(200)]
 
 
 # -- rollback and fork, also across a restart ------------------------------------------------

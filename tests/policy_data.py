@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from custody.checks.catalog import build_check
@@ -18,10 +19,23 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
-from custody.policy.schema import LoadedPolicy, parse_policy
+from custody.policy.bindings import bind
+from custody.policy.schema import LoadedPolicy, load_policy, parse_policy
+from custody.testing.people import ADMIN, Cast
 
 OWNER = "alice"  # registers every dataset here: she may not approve or waive their findings
 NC_RECORDS = 10  # records of mix@1 carrying a non-commercial license
+# The people of the policy tests, with real OpenSSH key files (one folder for the session).
+CAST = Cast(Path(tempfile.mkdtemp(prefix="custody-test-keys-")))
+PEOPLE = {
+    OWNER: ("engineer", "reviewer", "approver"),  # may review others' data, never her own
+    "tester": ("engineer",),  # whoever runs the CLI when a test names nobody
+    "trainer": ("engineer",),
+    "bob": ("reviewer", "approver"),
+    "carol": ("reviewer", "approver"),
+    "lead": ("approver",),
+    "rita": ("reviewer",),  # reviews datasets, may not waive or approve runs
+}
 
 _BASE: dict[str, Path] = {}
 
@@ -44,8 +58,26 @@ def card_text(replace: dict[str, str] | None = None) -> str:
     return text
 
 
+def enroll_people(home: Home) -> None:
+    for name, roles in PEOPLE.items():
+        CAST.enroll(home, name, *roles)
+
+
+def admin(home: Home):
+    return CAST.person(home, ADMIN)
+
+
+def bind_lenient(home: Home, root: Path) -> None:
+    """What the admin of these homes bound: research to the lenient test policy, commercial to
+    the shipped default. A test's own policy is then evaluated beside the bound one."""
+    bind(home, "research", policy_from(LENIENT, root / "lenient.toml"), admin(home))
+    bind(home, "commercial", load_policy("default"), admin(home))
+
+
 def _build(root: Path, shared_data: Path) -> Path:
-    home = Home.init(root / "home")
+    home = CAST.init_home(root / "home")
+    enroll_people(home)
+    bind_lenient(home, root)
     registry = DatasetRegistry(home)
     pii = read_jsonl(shared_data / "pii_presidio_synth" / "data.jsonl")
     with_email = [d for d in pii if any(s["entity_type"] == "EMAIL_ADDRESS" for s in d["spans"])][:10]
@@ -96,6 +128,18 @@ def base_home(factory, shared_data: Path) -> Path:
 def copy_home(base: Path, target: Path) -> Home:
     shutil.copytree(base, target)
     return Home.open(target)
+
+
+def cli(home: Home, *args: str, key: str = "tester", input: str | None = None):
+    """The CLI as a person of the cast: the key of `--as NAME` when the args name one, else `key`'s."""
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    args_list = list(args)
+    name = args_list[args_list.index("--as") + 1] if "--as" in args_list else key
+    env = {"CUSTODY_KEY": str(CAST.key_file(name))}
+    return CliRunner().invoke(app, [*args_list, "--home", str(home.path)], env=env, input=input)
 
 
 def policy_from(text: str, path: Path | None = None) -> LoadedPolicy:

@@ -76,3 +76,23 @@ log_interval = 3
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+PEOPLE = {
+    "registrar": ("engineer",),
+    "trainer": ("engineer", "approver"),  # may approve others' runs, never the ones they request
+    "lead": ("approver",),
+}
+
+
+def people_home(cast, path: Path, database: str | None = None):
+    """A home whose admin bound research to POLICY (no run approval), with the run tests' people."""
+    from custody.policy.bindings import bind
+    from custody.policy.schema import load_policy
+
+    home = cast.init_home(path, database)
+    for name, roles in PEOPLE.items():
+        cast.enroll(home, name, *roles)
+    bound = write(path.parent / "bound-research.toml", POLICY.format(approval=""))
+    bind(home, "research", load_policy(bound), cast.person(home, "admin"))
+    return home

@@ -7,14 +7,12 @@ import json
 import sqlite3
 
 import pytest
-from typer.testing import CliRunner
 
-from custody.cli.main import app
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.gate import run_gate
 from custody.policy.schema import load_policy
-from policy_data import LENIENT, REVIEW, base_home, copy_home, policy_from, read_jsonl
+from policy_data import CAST, LENIENT, REVIEW, base_home, cli, copy_home, policy_from, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +27,6 @@ def home(base, tmp_path):
     opened.close()
 
 
-def cli(home: Home, *args: str):
-    return CliRunner().invoke(app, [*args, "--home", str(home.path)])
-
-
 def decisions(home: Home) -> list:
     return home.storage.entries(0, 1000, type_prefix="policy.decision/")
 
@@ -44,16 +38,24 @@ def test_the_decision_is_in_the_ledger_when_the_gate_returns(home, tmp_path):
     assert (result.decision.decision, result.recorded) == ("allow", True)
     row = home.ledger.entry(result.ledger_index)
     entry = json.loads(row.entry)
-    assert entry["type"] == "policy.decision/v1" and entry["subject"] == "dataset:mix@1"
+    assert entry["type"] == "policy.decision/v2" and entry["subject"] == "dataset:mix@1"
     body = entry["body"]
     assert body["result"] == result.decision.as_json()
     assert body["subjects"] == [{"name": "dataset:mix@1", "digest": {"sha256": mix.digest}}]
+    # The same bytes as the policy the admin bound to research: judged by the binding alone.
+    digest = hashlib.sha256((tmp_path / "lenient.toml").read_bytes()).hexdigest()
+    from custody.policy.bindings import binding_at
+
+    bound = binding_at(home, "research")
+    assert bound.digest == digest
     assert body["policy"] == {
-        "path": str(tmp_path / "lenient.toml"),
+        "path": str(bound.loaded.path),
         "name": "lenient",
-        "digest": {"sha256": hashlib.sha256((tmp_path / "lenient.toml").read_bytes()).hexdigest()},
+        "digest": {"sha256": digest},
         "schema": 1,
     }
+    assert body["policies"] == [{**body["policy"], "role": "bound", "binding_index": bound.index}]
+    assert f"ledger:{bound.index}" in entry["refs"]
     assert home.store.read_bytes(body["policy"]["digest"]["sha256"]) == loaded.raw
     stored = home.store.read_bytes(body["input"]["digest"]["sha256"])
     assert body["input"]["artifact"] == f"sha256:{hashlib.sha256(stored).hexdigest()}"
@@ -67,6 +69,7 @@ def test_the_decision_is_in_the_ledger_when_the_gate_returns(home, tmp_path):
     }
     assert {f"ledger:{r.entry_index}" for r in latest.values()} <= set(entry["refs"])
     assert body["requested_by"] == entry["actor"] == "tester"
+    assert home.attribute(row).kind == "service"  # the service signs decisions, naming who asked
 
 
 def test_exit_codes_allow_deny_needs_review(home, tmp_path):
@@ -75,7 +78,8 @@ def test_exit_codes_allow_deny_needs_review(home, tmp_path):
     review.write_text(REVIEW, encoding="utf-8")
     allowed = cli(home, "gate", "mix@1", "--policy", str(lenient))
     assert allowed.exit_code == 0, allowed.output
-    assert allowed.stdout.startswith("allow: 0 reason(s) — policy lenient")
+    assert allowed.stdout.startswith("allow: 0 reason(s) — purpose research, policy lenient (sha256 ")
+    assert ", bound to research at ledger index " in allowed.stdout
     denied = cli(home, "gate", "mix@1", "--policy", str(lenient), "--purpose", "commercial")
     assert denied.exit_code == 3, denied.output
     assert "mix@1/license.allowed:purpose:commercial" in denied.stdout
@@ -183,7 +187,7 @@ def test_no_personal_data_reaches_the_ledger(home, shared_data):
     assert emails
     assert cli(home, "gate", "mix@1", "--policy", "default").exit_code == 3
     ledger = b"".join(row.entry for row in home.storage.iter_entries())
-    assert b"policy.decision/v1" in ledger
+    assert b"policy.decision/v2" in ledger
     assert not [e for e in emails if e.encode() in ledger]
 
 
@@ -202,10 +206,12 @@ def test_gate_and_replay_on_postgresql(tmp_path, postgres_url):
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.policy.replay import replay
-    from policy_data import card_text, write_jsonl
+    from policy_data import bind_lenient, card_text, enroll_people, write_jsonl
 
-    home = Home.init(tmp_path / "home", database=postgres_url)
+    home = CAST.init_home(tmp_path / "home", database=postgres_url)
     try:
+        enroll_people(home)
+        bind_lenient(home, tmp_path)
         shard = write_jsonl(tmp_path / "d.jsonl", [{"id": str(i), "text": f"line {i}"} for i in range(5)])
         dataset, _ = DatasetRegistry(home).register(
             [shard], DatasetRef("pg", "1"), parse_card(card_text()), Fields(id="id"), actor="alice"
@@ -213,7 +219,10 @@ def test_gate_and_replay_on_postgresql(tmp_path, postgres_url):
         for name in ("provenance", "license"):
             run_check(home, dataset, build_check(name))
         rules = LENIENT.split("[pii.max-rate]")[0].replace(', "pii", "toxicity"', "")
-        result = run_gate(home, [dataset], policy_from(rules, tmp_path / "pg.toml"))
+        from custody.policy.bindings import bind
+
+        bind(home, "research", policy_from(rules, tmp_path / "pg.toml"), CAST.person(home, "admin"))
+        result = run_gate(home, [dataset], None, "research")
         assert (result.decision.decision, result.recorded) == ("allow", True)
         assert replay(home, result.ledger_index).reproduced
     finally:

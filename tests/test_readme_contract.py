@@ -42,7 +42,12 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "deny:" in out and "shadow-books@1/provenance.denied-sources" in out  # a dataset denied with reasons
     assert "gate: needs-review" in out and "gate: allow" not in out.split("review approve")[0]
     assert re.search(r"run demo-gpt-[0-9a-f]{8}: final val loss \d", out), "the gated run trained"
-    assert re.search(r"verified: entry \d+ \(policy\.decision/v1\)", out)
+    assert re.search(r"verified: entry \d+ \(policy\.decision/v2\)", out)
+    # identity comes from keys: the engineer's key cannot approve as the ML lead, the lead's can
+    assert "the key" in out and "belongs to engineer@example.org, not ml-lead@example.org" in out
+    assert "recorded: approve run:demo-gpt/training.approval by ml-lead@example.org" in out
+    assert "bound to commercial at ledger index" in out
+    assert re.search(r"signatures: all \d+ entries signed and permitted", out)
     assert re.search(r"\.md: verified \(md report on run:demo-gpt-", out), "the run's report verifies offline"
     assert "reproduced: decision" in out
 

@@ -8,17 +8,15 @@ import json
 import os
 
 import pytest
-from typer.testing import CliRunner
 
 from custody.checks.catalog import build_check
 from custody.checks.results import latest_results, run_check
-from custody.cli.main import app
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.gate import run_gate
 from custody.policy.replay import replay
 from custody.policy.schema import load_policy
-from policy_data import LENIENT, REVIEW, base_home, copy_home
+from policy_data import LENIENT, REVIEW, base_home, cli, copy_home
 
 TOXIC = LENIENT.replace("max_rate = 0.1", "max_rate = 0.05")
 
@@ -33,10 +31,6 @@ def home(base, tmp_path):
     opened = copy_home(base, tmp_path / "home")
     yield opened
     opened.close()
-
-
-def cli(home: Home, *args: str):
-    return CliRunner().invoke(app, [*args, "--home", str(home.path)])
 
 
 def gated(home: Home, tmp_path, text: str, now: dt.datetime | None = None):
@@ -122,7 +116,8 @@ def test_replay_names_new_results_reviews_and_a_deleted_policy(home, tmp_path):
 def test_a_decision_whose_inputs_are_gone_cannot_be_reproduced(home, tmp_path):
     path, result = gated(home, tmp_path, TOXIC)
     body = json.loads(home.ledger.entry(result.ledger_index).entry)["body"]
-    home.store.erase(body["policy"]["digest"]["sha256"])
+    [own] = [p for p in body["policies"] if p["role"] == "spec"]  # the test's policy, beside the bound one
+    home.store.erase(own["digest"]["sha256"])
     assert replay(home, result.ledger_index).reproduced  # the unchanged file stands in for the erased copy
     path.write_text(TOXIC + "\n# edited\n", encoding="utf-8")
     report = replay(home, result.ledger_index)
@@ -148,7 +143,7 @@ def test_a_forged_result_does_not_replay(home, tmp_path):
     _, result = gated(home, tmp_path, TOXIC)
     entry = json.loads(home.ledger.entry(result.ledger_index).entry)
     forged = {**entry["body"], "result": {"decision": "allow", "reasons": []}}
-    index = home.record("policy.decision/v1", entry["subject"], forged)
+    index = home.record("policy.decision/v2", entry["subject"], forged)
     report = replay(home, index)
     assert not report.reproduced
     assert report.problems == [
@@ -160,5 +155,5 @@ def test_a_forged_result_does_not_replay(home, tmp_path):
 
 def test_replay_of_something_else_is_bad_input(home):
     result = cli(home, "gate", "replay", "0")
-    assert result.exit_code == 2 and "holds a home.initialized/v1 entry, not a policy decision" in result.stderr
+    assert result.exit_code == 2 and "holds a home.initialized/v2 entry, not a policy decision" in result.stderr
     assert cli(home, "gate", "replay", "99999").exit_code == 2

@@ -6,15 +6,14 @@ import datetime as dt
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from custody.cli.main import app
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.gate import run_gate
 from custody.policy.reviews import ReviewError, record_review
 from custody.policy.schema import load_policy
-from policy_data import LENIENT, OWNER, REVIEW, base_home, copy_home
+from custody.trust.acting import NotPermitted
+from policy_data import CAST, LENIENT, OWNER, REVIEW, base_home, cli, copy_home
 
 # Toxicity at 6.25% of mix@1 is above this 5% limit: a deny reason a waiver can lift.
 TOXIC = LENIENT.replace("max_rate = 0.1", "max_rate = 0.05")
@@ -34,10 +33,6 @@ def home(base, tmp_path):
     opened = copy_home(base, tmp_path / "home")
     yield opened
     opened.close()
-
-
-def cli(home: Home, *args: str):
-    return CliRunner().invoke(app, [*args, "--home", str(home.path)])
 
 
 def policy_file(tmp_path, text: str, name: str = "p.toml") -> str:
@@ -117,7 +112,7 @@ def test_a_self_approval_written_around_the_cli_does_not_count(home, tmp_path):
             "reason": "looks fine to me",
             "decision_index": first["ledger_index"],
         },
-        actor=OWNER,
+        actor=CAST.person(home, OWNER),  # her own valid signature: only the duty rule keeps it out
     )
     listed = json.loads(cli(home, "review", "list", "--json").stdout)
     assert [f["finding"] for f in listed] == ["mix@1/pii.present"]  # still open: that approval does not count
@@ -204,7 +199,13 @@ def test_refused_reviews(home, tmp_path):
         "reject", "mix@1/toxicity.max-rate", "--reason", "r", "--expires", "2030-01-01", "--as", "bob"
     )
     assert "--reason must say why" in refused("reject", "mix@1/toxicity.max-rate", "--reason", " ", "--as", "bob")
-    assert cli(home, "review", "approve", "mix@1/toxicity.max-rate", "--reason", "r").exit_code == 2  # --as is required
+    # The CLI's default key here is an engineer's: no role to review, whatever name is given.
+    assert "may not approve findings; needs role approver or reviewer" in refused(
+        "approve", "mix@1/toxicity.max-rate", "--reason", "r"
+    )
+    assert "may not waive findings; needs role approver" in refused(
+        "waive", "mix@1/toxicity.max-rate", "--reason", "r", "--expires", "2030-01-01", "--as", "rita"
+    )
 
 
 def test_waivers_written_in_the_policy(home, tmp_path):
@@ -248,9 +249,13 @@ def test_a_run_is_approved_by_someone_other_than_its_requester(home, tmp_path):
     assert gate(home, policy, "--run", "r2", "--as", "carol")["decision"] == "needs-review"  # approvals are per run
 
 
-def test_record_review_validates_the_reviewer_name(home, tmp_path):
+def test_record_review_needs_the_reviewers_key_not_a_name(home, tmp_path):
     gate(home, policy_file(tmp_path, REVIEW))
-    with pytest.raises(Exception, match="without spaces"):
-        record_review(home, "mix@1/pii.present", "approve", "ok", "bob smith")
+    size = home.ledger.size
+    with pytest.raises(NotPermitted, match="needs the acting person's key"):
+        record_review(home, "mix@1/pii.present", "approve", "ok", "bob")
+    stranger = cli(home, "review", "approve", "mix@1/pii.present", "--reason", "ok", "--as", "bob smith")
+    assert stranger.exit_code == 2 and "is not on this home's roster" in stranger.stderr
+    assert home.ledger.size == size
     with pytest.raises(ReviewError, match="no gate decision"):
-        record_review(home, "books@1/pii.present", "approve", "ok", "bob")
+        record_review(home, "books@1/pii.present", "approve", "ok", CAST.person(home, "bob"))

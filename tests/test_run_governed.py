@@ -17,20 +17,20 @@ from custody.home import Home
 from custody.runs.governed import RunRefused, require_allow, run_spec
 from custody.runs.spec import SpecError, load_spec
 from custody.train.data import ShardIntegrityError
-from run_data import APPROVAL, POLICY, SPEC, write
+from run_data import APPROVAL, POLICY, SPEC, people_home, write
 from train_support import register_shakespeare
 
 
 @pytest.fixture(scope="module")
-def governed(tmp_path_factory):
+def governed(tmp_path_factory, cast):
     """One home with Shakespeare registered, a policy without run approval, and a finished run."""
     root = tmp_path_factory.mktemp("governed")
-    home = Home.init(root / "home", actor="registrar")
+    home = people_home(cast, root / "home")
     register_shakespeare(home, root, limit=400, shards=2)
     policy = write(root / "policy.toml", POLICY.format(approval=""))
     spec = write(root / "pretrain.toml", SPEC.format(name="tiny", kind="pretrain", policy=policy, extra=""))
     said: list[str] = []
-    outcome = run_spec(home, load_spec(spec), actor="trainer", say=said.append)
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=said.append)
     yield home, root, policy, outcome, said
     home.close()
 
@@ -66,23 +66,23 @@ def test_an_allowed_run_records_its_data_checkpoints_and_emissions(governed):
     assert not home.ledger.verify().problems
 
 
-def test_rerunning_a_spec_reuses_prepared_data_and_fresh_checks(governed):
+def test_rerunning_a_spec_reuses_prepared_data_and_fresh_checks(governed, cast):
     home, root, policy, _, _ = governed
     spec = write(root / "again.toml", SPEC.format(name="again", kind="pretrain", policy=policy, extra=""))
     before = len(entries(home, "check.completed/"))
     said: list[str] = []
-    outcome = run_spec(home, load_spec(spec), actor="trainer", say=said.append)
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=said.append)
     assert outcome.exit_code == 0
     assert any("reusing shakespeare@1+prepared-" in line for line in said)
     assert len(entries(home, "check.completed/")) == before, "results for these bytes are fresh"
 
 
-def test_finetune_and_transfer_start_from_a_recorded_checkpoint(governed):
+def test_finetune_and_transfer_start_from_a_recorded_checkpoint(governed, cast):
     home, root, policy, outcome, _ = governed
     digest = outcome.result.final.digest
     finetune = f'\n[finetune]\ncheckpoint = "sha256:{digest}"\n'
     spec = write(root / "ft.toml", SPEC.format(name="ft", kind="finetune", policy=policy, extra=finetune))
-    tuned = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+    tuned = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert tuned.exit_code == 0
     started = entries(home, "run.started/")[-1]["body"]
     assert started["kind"] == "finetune" and started["init_checkpoint_digest"] == digest
@@ -90,7 +90,7 @@ def test_finetune_and_transfer_start_from_a_recorded_checkpoint(governed):
 
     transfer = f'\n[transfer]\ncheckpoint = "sha256:{digest}"\nfreeze_blocks = [0]\nadd_blocks = 1\n'
     spec = write(root / "tl.toml", SPEC.format(name="tl", kind="transfer", policy=policy, extra=transfer))
-    moved = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+    moved = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert moved.exit_code == 0
     assert moved.result.info["frozen"] and all(n.startswith("transformer.h.0.") for n in moved.result.info["frozen"])
     assert moved.result.info["model_config"]["n_layer"] == 3
@@ -101,15 +101,15 @@ def test_finetune_and_transfer_start_from_a_recorded_checkpoint(governed):
         SPEC.format(name="bad", kind="finetune", policy=policy, extra=f'\n[finetune]\ncheckpoint = "sha256:{wrong}"\n'),
     )
     with pytest.raises(FileNotFoundError, match="not in this home's artifact store"):
-        run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+        run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
 
 
-def test_a_run_needing_approval_does_not_train_until_a_person_approves(governed):
+def test_a_run_needing_approval_does_not_train_until_a_person_approves(governed, cast):
     home, root, _, _, _ = governed
     policy = write(root / "approval.toml", POLICY.format(approval=APPROVAL))
     spec = write(root / "needs.toml", SPEC.format(name="needs", kind="pretrain", policy=policy, extra=""))
     runs_before = len(entries(home, "run.started/"))
-    outcome = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert outcome.exit_code == 4 and outcome.run_id is None
     assert [r.finding for r in outcome.gate.decision.reasons] == ["run:needs/training.approval"]
     assert len(entries(home, "run.started/")) == runs_before
@@ -117,9 +117,9 @@ def test_a_run_needing_approval_does_not_train_until_a_person_approves(governed)
     from custody.policy.reviews import record_review
 
     with pytest.raises(Exception, match=r"(?i)separation|own"):
-        record_review(home, "run:needs/training.approval", "approve", "mine", "trainer")
-    record_review(home, "run:needs/training.approval", "approve", "reviewed the budget", "lead")
-    allowed = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+        record_review(home, "run:needs/training.approval", "approve", "mine", cast.person(home, "trainer"))
+    record_review(home, "run:needs/training.approval", "approve", "reviewed the budget", cast.person(home, "lead"))
+    allowed = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert allowed.exit_code == 0 and allowed.run_id
 
 
@@ -134,8 +134,8 @@ def test_require_allow_refuses_other_bytes_and_non_allow_decisions(governed):
         require_allow(home, 0, outcome.prepared)
 
 
-def test_a_denied_dataset_never_trains(tmp_path):
-    home = Home.init(tmp_path / "home", actor="registrar")
+def test_a_denied_dataset_never_trains(tmp_path, cast):
+    home = people_home(cast, tmp_path / "home")
     register_shakespeare(home, tmp_path, limit=120, shards=1)
     folder = tmp_path / "shadow"
     folder.mkdir()
@@ -163,19 +163,19 @@ def test_a_denied_dataset_never_trains(tmp_path):
         'ref = "shakespeare@1"', 'ref = "shakespeare@1"\n\n[[datasets]]\nref = "shadow@1"'
     )
     spec = write(tmp_path / "denied.toml", text)
-    outcome = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert outcome.exit_code == 3 and outcome.run_id is None
     assert any(r.rule == "provenance.denied-sources" for r in outcome.gate.decision.reasons)
     assert entries(home, "run.started/") == []
     home.close()
 
 
-def test_bytes_swapped_after_approval_stop_the_run(tmp_path):
-    home = Home.init(tmp_path / "home", actor="registrar")
+def test_bytes_swapped_after_approval_stop_the_run(tmp_path, cast):
+    home = people_home(cast, tmp_path / "home")
     register_shakespeare(home, tmp_path, limit=200, shards=2)
     policy = write(tmp_path / "policy.toml", POLICY.format(approval=""))
     spec = write(tmp_path / "s.toml", SPEC.format(name="swap", kind="pretrain", policy=policy, extra=""))
-    first = run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+    first = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert first.exit_code == 0
     prepared = first.prepared[0]
     shard = prepared.manifest.shards[-1]
@@ -186,7 +186,7 @@ def test_bytes_swapped_after_approval_stop_the_run(tmp_path):
     path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x20]) + data[middle + 1 :])  # one byte, after approval
     finished = len(entries(home, "run.finished/"))
     with pytest.raises(ShardIntegrityError, match=shard.name):
-        run_spec(home, load_spec(spec), actor="trainer", say=lambda _: None)
+        run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert len(entries(home, "run.finished/")) == finished, "nothing trained on the swapped bytes"
     home.close()
 
@@ -212,10 +212,10 @@ def test_bad_specs_name_file_line_and_key(tmp_path, edit, message):
     assert str(caught.value).startswith(str(spec)) and message in str(caught.value), str(caught.value)
 
 
-def test_cli_exit_codes(governed, tmp_path):
+def test_cli_exit_codes(governed, tmp_path, cast):
     home = governed[0]
     bad = write(tmp_path / "bad.toml", "schema = 1\nname = 'x'\n")
-    env = {**os.environ, "CUSTODY_ACTOR": "trainer"}
+    env = {**os.environ, "CUSTODY_KEY": str(cast.key_file("trainer"))}
     done = subprocess.run(
         [sys.executable, "-m", "custody", "run", str(bad), "--home", str(home.path)],
         capture_output=True, text=True, env=env,

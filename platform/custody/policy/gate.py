@@ -212,7 +212,9 @@ def decision_body(
     }
     if decision_type(policies).endswith("/v2"):
         body["policies"] = [
-            {**_policy_ref(p.loaded), "role": p.role, "binding_index": p.binding_index} for p in policies
+            {**_policy_ref(p.loaded), "role": p.role}
+            | ({"binding_index": p.binding_index} if p.binding_index is not None else {})
+            for p in policies
         ]
     return body
 

@@ -220,6 +220,8 @@ def record_review(
     reported = find_finding(home, finding)
     if reported is None:
         raise ReviewError(f"no gate decision reported finding {finding!r} (see `custody review list --all`)")
+    subject = ledger_subject(reported.subject)
+    _check_role(home, reviewer, subject, action)
     if action != "reject" and not reported.liftable:
         raise ReviewError(f"{finding} cannot be approved or waived ({reported.action or reported.rule})")
     if action == "approve" and reported.outcome == "deny":
@@ -231,8 +233,6 @@ def record_review(
     if action == "reject" and expires is not None:
         raise ReviewError("a rejection does not expire; leave out --expires")
     until = parse_expires(expires, now) if expires else None
-    subject = ledger_subject(reported.subject)
-    _check_role(home, reviewer, subject, action)
     owner = owner_of(home, reported)
     if action != "reject" and owner.is_(name, acting_key(home, reviewer)):
         what = "requested" if reported.subject.startswith("run:") else "registered"

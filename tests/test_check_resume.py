@@ -175,18 +175,20 @@ def test_one_run_at_a_time_per_check_and_configuration(home, tmp_path, texts):
         pass
 
 
-def test_sigkilled_cli_run_resumes_with_identical_results(home, tmp_path, shared_data):
+def test_sigkilled_cli_run_resumes_with_identical_results(home, cast, tmp_path, shared_data):
     """`custody check --checks pii` killed (the whole process group) after two of ten shards."""
     with open(shared_data / "pii_presidio_synth" / "data.jsonl", encoding="utf-8") as fh:
         synth = [json.loads(line)["text"] for line in fh]
     texts = [f"{text} (copy {copy})" for copy in range(4) for text in synth]  # 3,000 records
     dataset = register_shards(home, tmp_path / "data", texts, shards=10)
     work = home.path / "work" / "checks" / dataset.digest
+    cast.enroll(home, "tester", "engineer")  # the person who asks for the checks, by key
+    env = {**os.environ, "CUSTODY_KEY": str(cast.key_file("tester"))}
 
-    def custody(*args: str, **kwargs) -> subprocess.Popen:
+    def custody(*args: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "custody", *args, "--home", str(home.path)]
         return subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
         )
 
     run = custody("check", "corpus@1", "--checks", "pii")

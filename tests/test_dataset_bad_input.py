@@ -20,6 +20,7 @@ from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE
 
 MiB = 1 << 20
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,19 @@ def jigsaw_lines(shared_data: Path) -> list[bytes]:
 
 
 @pytest.fixture
-def seeded(home, tmp_path: Path, shared_data: Path):
-    """A home that already holds one dataset (so 'unchanged' is about a non-empty ledger and store)."""
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
+
+
+@pytest.fixture
+def seeded(home, engineer_key: Path, tmp_path: Path, shared_data: Path):
+    """A home that already holds one dataset (so 'unchanged' is about a non-empty ledger and store).
+
+    Every command runs with the engineer's key, so a refusal is about the input, never the key."""
     card = tmp_path / "card.toml"
     card.write_text(CARD_TEMPLATE, encoding="utf-8")
     result = invoke(

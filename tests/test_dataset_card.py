@@ -15,6 +15,7 @@ from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE, CardError, DatasetCard, load_card, parse_card
 
 MINIMAL = '[dataset]\ntitle = "Tiny Shakespeare"\n'
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 def line_of(text: str, needle: str) -> int:
@@ -254,7 +255,16 @@ def test_card_check_cli(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.output
 
 
-def test_register_refuses_a_bad_card_before_reading_data(home, tmp_path: Path) -> None:
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
+
+
+def test_register_refuses_a_bad_card_before_reading_data(home, engineer_key: Path, tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "To be, or not to be"}\n', encoding="utf-8")
     card = tmp_path / "card.toml"

@@ -27,6 +27,7 @@ from custody.store import sha256_file
 
 CARD = parse_card(CARD_TEMPLATE)
 LICENSES = ["CC-BY-4.0", "CC0-1.0", None, "MIT"]
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 # -- real data from shared/ ----------------------------------------------------------------
@@ -104,6 +105,15 @@ def cli(*args: object, code: int = 0):
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
     return result
+
+
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
 
 
 @pytest.fixture
@@ -298,7 +308,7 @@ def test_in_place_keeps_paths_and_catches_edits(home, tmp_path: Path, passages: 
         next(reloaded.records())
 
 
-def test_in_place_cli(home, tmp_path: Path, card_file: Path, passages: list[str]) -> None:
+def test_in_place_cli(home, engineer_key: Path, tmp_path: Path, card_file: Path, passages: list[str]) -> None:
     path = write_format(tmp_path / "in", "parquet", rows_of(passages))
     out = cli(
         "dataset",
@@ -321,12 +331,16 @@ def test_in_place_cli(home, tmp_path: Path, card_file: Path, passages: list[str]
     assert info["created"] is True and info["in_place"] is True
     assert info["records"] == 300
     assert not home.store.exists(info["shards"][0]["digest"])
+    # The service signed the registration, naming the engineer whose key the CLI held.
+    assert json.loads(home.ledger.entry(info["ledger_index"]).entry)["actor"] == ENGINEER
 
 
 # -- idempotence and conflicts -------------------------------------------------------------------
 
 
-def test_identical_registration_is_a_no_op(home, tmp_path: Path, passages: list[str], card_file: Path) -> None:
+def test_identical_registration_is_a_no_op(
+    home, engineer_key: Path, tmp_path: Path, passages: list[str], card_file: Path
+) -> None:
     path = write_format(tmp_path / "in", "jsonl.gz", rows_of(passages))
     registry = DatasetRegistry(home)
     first, created = registry.register([path], DatasetRef("same", "1"), CARD, Fields(id="id"))
@@ -374,7 +388,9 @@ def test_identical_registration_is_a_no_op(home, tmp_path: Path, passages: list[
     assert not list((home.path / "artifacts" / "tmp").iterdir())
 
 
-def test_different_content_or_card_is_refused(home, tmp_path: Path, passages: list[str], card_file: Path) -> None:
+def test_different_content_or_card_is_refused(
+    home, engineer_key: Path, tmp_path: Path, passages: list[str], card_file: Path
+) -> None:
     path = write_format(tmp_path / "in", "jsonl", rows_of(passages))
     registry = DatasetRegistry(home)
     registry.register([path], DatasetRef("fixed", "1"), CARD, Fields(id="id"))

@@ -32,6 +32,7 @@ from custody.paths import policies_dir
 
 CARD = parse_card(CARD_TEMPLATE)
 BIBLIOTIK_URL = "https://the-eye.eu/public/Books/Bibliotik/b/books3.tar.gz"
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,15 @@ def jigsaw(shared_data: Path) -> list[dict]:
 def speeches(shared_data: Path) -> list[str]:
     text = (shared_data / "corpus_tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     return [p.strip() for p in text.split("\n\n") if p.strip()][:200]
+
+
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
 
 
 def card_with(**changes) -> DatasetCard:
@@ -286,7 +296,7 @@ def _edit_store_file(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_shard_edited_in_the_store(home, tmp_path: Path, jigsaw: list[dict]) -> None:
+def test_shard_edited_in_the_store(home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]) -> None:
     folder = tmp_path / "two"
     write_jsonl(folder / "a.jsonl", jigsaw_rows(jigsaw[:77]))
     write_jsonl(folder / "b.jsonl", jigsaw_rows(jigsaw[77:]))
@@ -448,7 +458,7 @@ def test_config_digest_follows_the_deny_list(home, tmp_path: Path, jigsaw: list[
     assert run_check(home, ds, ProvenanceCheck(deny=())).config_digest != base.config_digest
 
 
-def test_policies_directory_changes_the_cli_check(home, tmp_path: Path, jigsaw: list[dict]) -> None:
+def test_policies_directory_changes_the_cli_check(home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]) -> None:
     register(home, tmp_path, jigsaw_rows(jigsaw[:10], {2: "https://forum.example.com/t/1"}))
     out = json.loads(cli("check", "comments@1", "--checks", "provenance", "--json", "--home", home.path).stdout)
     assert out[0]["status"] == "pass"
@@ -480,7 +490,7 @@ def test_policies_directory_changes_the_cli_check(home, tmp_path: Path, jigsaw: 
 # -- the CLI ---------------------------------------------------------------------------------------------------
 
 
-def test_check_and_findings_cli(home, tmp_path: Path, jigsaw: list[dict]) -> None:
+def test_check_and_findings_cli(home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]) -> None:
     register(home, tmp_path, jigsaw_rows(jigsaw, {4: "https://libgen.rs/x"}))
     text = cli("check", "comments@1", "--checks", "provenance", "--home", home.path).stdout
     assert "provenance 1.0.0: fail" in text and "records.denied_source:library-genesis" in text
@@ -532,7 +542,9 @@ def test_check_and_findings_cli(home, tmp_path: Path, jigsaw: list[dict]) -> Non
     assert "not registered" in result.stderr
 
 
-def test_check_on_an_in_place_shard_that_changed_via_cli(home, tmp_path: Path, jigsaw: list[dict]) -> None:
+def test_check_on_an_in_place_shard_that_changed_via_cli(
+    home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]
+) -> None:
     ds = register(home, tmp_path, jigsaw_rows(jigsaw[:10]), in_place=True)
     Path(ds.body["locations"]["part-0.jsonl"]).write_text('{"id": "1", "text": "replaced"}\n', encoding="utf-8")
     out = json.loads(cli("check", "comments@1", "--checks", "provenance", "--json", "--home", home.path).stdout)
@@ -575,7 +587,9 @@ def test_source_list_not_found_or_not_utf8(tmp_path: Path) -> None:
         load_source_rules(bad)
 
 
-def test_malformed_policy_makes_the_cli_check_a_bad_input(home, tmp_path: Path, jigsaw: list[dict]) -> None:
+def test_malformed_policy_makes_the_cli_check_a_bad_input(
+    home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]
+) -> None:
     register(home, tmp_path, jigsaw_rows(jigsaw[:5]))
     policies = tmp_path / "policies"
     policies.mkdir()

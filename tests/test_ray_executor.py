@@ -6,6 +6,7 @@ mid-shard is retried without duplicates; an interrupted check resumes from its f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,8 @@ def texts(shared_data: Path) -> list[str]:
 
 
 @pytest.fixture
-def pg_home(tmp_path: Path, postgres_url: str):
-    home = Home.init(tmp_path / "home", database=postgres_url)
+def pg_home(tmp_path: Path, postgres_url: str, cast):
+    home = cast.init_home(tmp_path / "home", database=postgres_url)
     yield home
     home.close()
 
@@ -127,13 +128,13 @@ def test_an_interrupted_ray_check_resumes_from_its_finished_shards(cluster, pg_h
     assert resumed.summary_digest == local.summary_digest
 
 
-def test_prepare_on_ray_registers_the_same_derived_datasets(cluster, pg_home, tmp_path, texts):
+def test_prepare_on_ray_registers_the_same_derived_datasets(cluster, pg_home, cast, tmp_path, texts):
     from custody.datasets.names import DatasetRef
     from custody.stages.chain import run_chain
 
     stages = ["normalize-unicode", "dedup-exact", "drop-toxic"]
     options: dict = {}
-    local_home = Home.init(tmp_path / "local-home")
+    local_home = cast.init_home(tmp_path / "local-home")
     try:
         local_source = register_shards(local_home, tmp_path / "a", texts, shards=4)
         ray_source = register_shards(pg_home, tmp_path / "b", texts, shards=4)
@@ -150,17 +151,21 @@ def test_prepare_on_ray_registers_the_same_derived_datasets(cluster, pg_home, tm
     assert distributed[-1].counts["drop"] > 0, "drop-toxic dropped something, counted on the driver"
 
 
-def test_cli_check_with_ray_executor(cluster, pg_home, tmp_path, texts):
+def test_cli_check_with_ray_executor(cluster, pg_home, cast, tmp_path, texts):
     dataset = register_shards(pg_home, tmp_path / "data", texts, shards=3)
     local = run_check(pg_home, dataset, LicenseCheck())
+    cast.enroll(pg_home, "tester", "engineer")  # the person who asks for the check, by key
+    env = {**os.environ, "CUSTODY_KEY": str(cast.key_file("tester"))}
 
     def custody(*args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "custody", *args, "--home", str(pg_home.path)]
-        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
     done = custody("check", "corpus@1", "--checks", "license", "--json", "--executor", "ray", "--ray-address", cluster)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["result_digest"] == local.result_digest
+    recorded = json.loads(pg_home.ledger.entry(json.loads(done.stdout)[0]["ledger_index"]).entry)
+    assert recorded["actor"] == "tester"  # the service signed it, naming the key's holder
 
     bad = custody("check", "corpus@1", "--checks", "license", "--executor", "spark")
     assert bad.returncode == 2 and "unknown executor 'spark'" in bad.stderr

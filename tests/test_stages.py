@@ -23,6 +23,7 @@ from custody.stages.runner import StageError, run_stage
 from custody.stages.toxic import DropToxic
 
 CARD = parse_card(CARD_TEMPLATE)
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,15 @@ def pii_docs(shared_data: Path) -> list[dict]:
 def jigsaw(shared_data: Path) -> list[dict]:
     lines = (shared_data / "toxicity_jigsaw_sample" / "data.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
 
 
 def register(home, tmp_path: Path, rows: list[dict], name: str):
@@ -131,7 +141,7 @@ def test_existing_output_name_is_refused(home, tmp_path, jigsaw):
         run_stage(home, DropToxic(home), source, DatasetRef("small", "1"))
 
 
-def test_prepare_cli_chains_stages_with_lineage(home, tmp_path, pii_docs, jigsaw):
+def test_prepare_cli_chains_stages_with_lineage(home, engineer_key, tmp_path, pii_docs, jigsaw):
     register(home, tmp_path, pii_docs[:10] + jigsaw[:20], "mixed")
     runner = CliRunner()
     args = ["--home", str(home.path)]
@@ -160,7 +170,7 @@ def test_operators_per_entity_come_from_the_home(home):
         RedactPii(home)
 
 
-def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, tmp_path, jigsaw):
+def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, engineer_key, tmp_path, jigsaw):
     register(home, tmp_path, jigsaw[:30], "opts")
     runner = CliRunner()
     args = ["--home", str(home.path)]

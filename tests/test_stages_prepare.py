@@ -33,6 +33,7 @@ from custody.stages.quality_rules import gopher_quality, gopher_repetition
 from custody.stages.runner import StageError, run_stage
 
 CARD = parse_card(CARD_TEMPLATE)
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 PROSE = (
     "The history of the town is a long one, and the people who live there have kept many of its old "
     "customs. Every spring the market fills with farmers who bring their vegetables, cheese and bread "
@@ -51,6 +52,15 @@ def shakespeare(shared_data: Path) -> str:
 def speeches(shakespeare: str) -> list[str]:
     """One record per speech (the corpus separates speeches by a blank line)."""
     return [p.strip() for p in shakespeare.split("\n\n") if p.strip()]
+
+
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
 
 
 def register(home, tmp_path: Path, name: str, texts: list[str], ids: list[str] | None = None):
@@ -434,7 +444,7 @@ def test_catalog_separates_pretraining_defaults_from_classic_steps():
 # --- end to end through the CLI ------------------------------------------------------------------
 
 
-def test_prepare_cli_runs_the_four_stages_with_lineage_and_decisions(home, tmp_path, speeches):
+def test_prepare_cli_runs_the_four_stages_with_lineage_and_decisions(home, engineer_key, tmp_path, speeches):
     docs = ["\n\n".join(speeches[i : i + 6]) for i in range(0, 600, 6)]
     base = len(docs)
     near = docs[10].split(" ")

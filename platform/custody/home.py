@@ -256,7 +256,8 @@ class Home:
 
     def attribute(self, row: EntryRow) -> Attribution:
         """Who the stored entry speaks for, by key, against the roster at its index."""
-        return attribute(row.idx, json.loads(row.entry), self.roster(row.idx))
+        # Entry 0 declares the service key it is signed with: judge it with itself applied.
+        return attribute(row.idx, json.loads(row.entry), self.roster(max(row.idx, 1)))
 
     def key_of(self, name: str, index: int | None = None) -> str | None:
         """The fingerprint of the key the roster binds to `name` (before entry `index`), if any."""

@@ -336,7 +336,7 @@ def entry_cmd(
         doc = entry.as_dict()
         if entry.signature is None:
             fail(f"entry {index} is unsigned (a home made before signed entries)")
-        signer, problem = classify(index, doc, h.roster(index))
+        signer, problem = classify(index, doc, h.roster(max(index, 1)))  # entry 0 declares the service key
         principal = {"service": "custody-service"}.get(signer.kind, signer.name) if signer else None
         if body_out is not None:
             _write_bytes(body_out, entry.signed_bytes)

@@ -52,12 +52,15 @@ def add(
     import re
 
     from custody.trust.entry_types import PERSON_NAME
-    from custody.trust.sshkeys import load_public_key
+    from custody.trust.sshkeys import SigningKeyError, load_public_key
 
     if not re.fullmatch(PERSON_NAME, name):
         fail(f"name {name!r}: 1-128 letters, digits and . _ @ + -, starting with a letter or digit")
     chosen = _check_roles(roles)
-    public = load_public_key(key)
+    try:
+        public = load_public_key(key)
+    except SigningKeyError as exc:
+        fail(str(exc))
     with opened(home, database) as h:
         admin = acting(h, signing_key, actor)
         body = {"name": name, "key": public.openssh, "fingerprint": public.fingerprint, "roles": chosen}

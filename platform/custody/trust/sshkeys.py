@@ -212,17 +212,26 @@ def load_signer(path: Path, passphrase: str | None = None) -> Signer:
             ) from None
         raise SigningKeyError(f"{path}: cannot load key ({exc})") from None
     except ValueError as exc:
-        if password and ("decrypt" in str(exc).lower() or "bad" in str(exc).lower()):
+        # A wrong passphrase decrypts to garbage, which OpenSSH's check bytes reveal as a bad checksum.
+        if password and any(word in str(exc).lower() for word in ("decrypt", "bad", "checksum")):
             raise SigningKeyError(f"{path}: wrong passphrase") from None
         raise SigningKeyError(f"{path}: malformed or truncated private key ({exc})") from None
     except UnsupportedAlgorithm as exc:
         raise SigningKeyError(f"{path}: unsupported key ({exc}); custody needs Ed25519") from None
     if not isinstance(key, Ed25519PrivateKey):
-        kind = type(key).__name__.removeprefix("_").replace("PrivateKey", "") or "this"
         raise SigningKeyError(
-            f"{path}: {kind} key; custody needs an Ed25519 key (make one with `ssh-keygen -t ed25519`)"
+            f"{path}: {_kind(key)} key; custody needs an Ed25519 key (make one with `ssh-keygen -t ed25519`)"
         )
     return KeySigner(key, str(path))
+
+
+def _kind(key: object) -> str:
+    """The algorithm's everyday name, as ssh-keygen's -t would spell it."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa
+
+    names = {rsa.RSAPrivateKey: "RSA", ec.EllipticCurvePrivateKey: "ECDSA", dsa.DSAPrivateKey: "DSA"}
+    names[ed448.Ed448PrivateKey] = "Ed448"
+    return next((name for kind, name in names.items() if isinstance(key, kind)), type(key).__name__)
 
 
 def generate_key(path: Path, comment: str = "") -> KeySigner:

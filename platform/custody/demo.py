@@ -169,6 +169,8 @@ def run_demo(home: Path | None = None) -> int:
         signers = workdir / "allowed_signers"
         _custody("people", "allowed-signers", "--out", str(signers), *h)
         _ssh_keygen_verify(signers, LEAD, signature, body)
+        console.rule("7. an independent witness cosigns the log", style="bold")
+        handover = _witness_story(workdir, home, key, first)
         password = secrets.token_urlsafe(12)
         _custody(
             "user", "add", REVIEWER, "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n", key=ADMIN
@@ -179,6 +181,7 @@ def run_demo(home: Path | None = None) -> int:
     console.rule("demo complete", style="bold green")
     console.print(f"home:   {home}")
     console.print(f"proof:  {proof} (verify with the key {key})")
+    console.print(f"hand-over: {handover} (custody ledger verify-consistency, with the log's and the witness's keys)")
     console.print(f"reports: {reports} (one per source dataset; the run as md, html, EU AI Act summary, SPDX 3)")
     console.print("next:")
     console.print(
@@ -206,3 +209,32 @@ def _ssh_keygen_verify(signers: Path, principal: str, signature: Path, body: Pat
     console.print((result.stdout + result.stderr).strip())
     if result.returncode != 0:
         raise DemoStepFailed("ssh-keygen did not accept the exported approval")
+
+
+def _witness_story(workdir: Path, home: Path, key: str, first: Path) -> Path:
+    """A witness with its own key and folder cosigns the head; proofs then carry its cosignature.
+
+    In production the witness runs on another machine, kept by other people (docs/witness.md)."""
+    h = ("--home", str(home))
+    folder = workdir / "witness"
+    witness_key = _custody("witness", "init", "--dir", str(folder), "--name", "witness.example.org/demo")
+    _custody("witness", "add-log", "--dir", str(folder), "--key", key)
+    command = [sys.executable, "-m", "custody", "witness", "serve", "--dir", str(folder), "--port", "0"]
+    console.print(f"\n$ custody witness serve --dir {folder} --port 0 &", style="bold cyan")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = server.stdout.readline().strip() if server.stdout else ""
+        console.print(ready)
+        if "listening on " not in ready:
+            raise DemoStepFailed("the witness did not start")
+        url = ready.split("listening on ", 1)[1]
+        console.print("# the witness checks that the new head extends what it saw, then cosigns", style="dim")
+        _custody("ledger", "checkpoint", "--witness", url, "--witness-key", witness_key, *h)
+        handover = workdir / "handover.json"
+        console.print("# proof that today's log extends the checkpoint kept at the start, for an auditor:", style="dim")
+        _custody("ledger", "consistency-proof", str(first), "--out", str(handover), *h)
+        _custody("ledger", "verify-consistency", str(handover), "--key", key, "--witness-key", witness_key)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return handover

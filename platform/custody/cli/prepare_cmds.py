@@ -55,8 +55,8 @@ def prepare(
     options: dict[str, dict] = {}
     try:
         for text in option or []:
-            stage, key, value = parse_option(text)
-            options.setdefault(stage, {})[key] = value
+            stage, setting, value = parse_option(text)
+            options.setdefault(stage, {})[setting] = value
     except StageError as exc:
         fail(str(exc))
 

@@ -48,6 +48,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "recorded: approve run:demo-gpt/training.approval by ml-lead@example.org" in out
     assert "bound to commercial at ledger index" in out
     assert re.search(r"signatures: all \d+ entries signed and permitted", out)
+    assert 'Good "custody" signature for ml-lead@example.org' in out  # stock ssh-keygen agrees
+    assert "cosigned by witness.example.org/demo" in out  # an independent witness saw the log grow
     assert re.search(r"\.md: verified \(md report on run:demo-gpt-", out), "the run's report verifies offline"
     assert "reproduced: decision" in out
 

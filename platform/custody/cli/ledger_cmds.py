@@ -89,18 +89,35 @@ def show(
     home: HomeOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """List entries."""
+    """List entries, with who signed each (personally, attested by the dashboard, or the service)."""
     with opened(home, database) as h:
         rows = h.storage.entries(start, limit, type_prefix=type_prefix, subject=subject)
+        signed = {r.idx: h.attribute(r) for r in rows}
         if as_json:
-            print_json([{"index": r.idx, "leaf_hash": r.leaf_hash.hex(), "entry": json.loads(r.entry)} for r in rows])
+            print_json(
+                [
+                    {
+                        "index": r.idx,
+                        "leaf_hash": r.leaf_hash.hex(),
+                        "entry": json.loads(r.entry),
+                        "signed": signed[r.idx].as_json(),
+                    }
+                    for r in rows
+                ]
+            )
             return
         from rich.table import Table
 
-        table = Table("index", "time", "type", "actor", "subject", "body")
+        table = Table("index", "time", "type", "actor", "signed", "subject", "body")
         for r in rows:
             body = json.dumps(json.loads(r.entry)["body"], ensure_ascii=False)
-            table.add_row(str(r.idx), r.ts, r.type, r.actor, r.subject, body[:80] + ("…" if len(body) > 80 else ""))
+            who = signed[r.idx]
+            how = f"attested by {who.via}" if who.kind == "attested" else who.kind
+            if who.problem:
+                how += " (NOT PERMITTED)"
+            table.add_row(
+                str(r.idx), r.ts, r.type, r.actor, how, r.subject, body[:80] + ("…" if len(body) > 80 else "")
+            )
         console.print(table)
         console.print(f"{len(rows)} of {h.ledger.size} entries")
 

@@ -1,6 +1,8 @@
-"""custody dashboard: `custody dashboard --home DIR` runs `streamlit run dashboards/app.py`.
+"""custody dashboard: `custody dashboard --home DIR --key FILE` runs `streamlit run dashboards/app.py`.
 
-Every page reads the home named by $CUSTODY_HOME; signing in (sidebar) is needed to act.
+Every page reads the home named by $CUSTODY_HOME. Acting needs a person signed in (sidebar) and
+the dashboard's own attestor key, whose path $CUSTODY_DASHBOARD_KEY names: every entry it records
+is signed with that key and attests the signed-in person (custody.views.identity).
 The pages live in `app_pages/`, not `pages/`: a folder named `pages` beside the entry script
 switches Streamlit into its older file-based navigation, which would ignore `st.navigation`.
 """

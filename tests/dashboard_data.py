@@ -2,8 +2,11 @@
 
 The populated home holds real data and real check results: a mixed dataset (synthetic PII from
 presidio-research, toxic comments from the Jigsaw sample, some non-commercial records) registered
-by alice, a derived dataset (lineage), a gate decision under a policy whose PII and toxicity
-rules ask for review, a completed run, and three accounts.
+by alice, a derived dataset (lineage), a gate decision under the policy the admin bound to the
+research purpose (its PII and toxicity rules ask for review), and a completed run. Its people
+hold real keys (the session's cast): the admin, alice (engineer and reviewer: she registered the
+data), bob (reviewer), vera (reviewer, with a viewer account), erin (an engineer with a
+reviewer account), rex (a reviewer whose key was revoked) and the dashboard (attestor).
 """
 
 from __future__ import annotations
@@ -21,14 +24,28 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
+from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.schema import LoadedPolicy
+from custody.testing.people import ADMIN, Cast
 from custody.testing.runs import record_run
 from policy_data import REVIEW_POLICY, policy_from
 
 OWNER = "alice"  # registers the datasets: may not approve or waive their findings
 REVIEWER, VIEWER = "bob", "vera"
-PASSWORDS = {OWNER: "alice-password-1", REVIEWER: "bob-password-12", VIEWER: "vera-password-1"}
+ENGINEER = "erin"  # a reviewer account, but the roster says engineer: may not act on findings
+REVOKED = "rex"  # a reviewer account whose roster key was revoked
+DASHBOARD = "dashboard"  # the dashboard's own roster identity
+PEOPLE = {
+    OWNER: ("engineer", "reviewer"),
+    REVIEWER: ("reviewer",),
+    VIEWER: ("reviewer",),
+    ENGINEER: ("engineer",),
+    REVOKED: ("reviewer",),
+    DASHBOARD: ("attestor",),
+}
+ACCOUNTS = {OWNER: "reviewer", REVIEWER: "reviewer", VIEWER: "viewer", ENGINEER: "reviewer", REVOKED: "reviewer"}
+PASSWORDS = {name: f"{name}-password-12" for name in ACCOUNTS}
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
 TOXIC_FINDING = "mix@1/toxicity.max-rate"
 
@@ -49,15 +66,27 @@ def review_policy(root: Path) -> LoadedPolicy:
     return policy_from(REVIEW_POLICY, root / "review-everything.toml")
 
 
-def add_accounts(home_path: Path) -> None:
-    accounts = Accounts(home_path)
-    accounts.add(OWNER, "reviewer", PASSWORDS[OWNER])
-    accounts.add(REVIEWER, "reviewer", PASSWORDS[REVIEWER])
-    accounts.add(VIEWER, "viewer", PASSWORDS[VIEWER])
+def add_people(home: Home, cast: Cast) -> None:
+    """The roster (rex enrolled, then revoked) and the dashboard accounts (files only, no entries)."""
+    for name, roles in PEOPLE.items():
+        cast.enroll(home, name, *roles)
+    key = cast.public(REVOKED)
+    home.record(
+        "people.revoked/v1",
+        f"person:{REVOKED}",
+        {"name": REVOKED, "fingerprint": key.fingerprint, "reason": "left the team"},
+        actor=cast.person(home, ADMIN),
+    )
+    accounts = Accounts(home.path)
+    for name, role in ACCOUNTS.items():
+        accounts.add(name, role, PASSWORDS[name])
 
 
-def build(root: Path, shared_data: Path) -> Path:
-    home = Home.init(root / "home", actor=OWNER)
+def build(root: Path, shared_data: Path, cast: Cast) -> Path:
+    home = cast.init_home(root / "home")
+    add_people(home, cast)
+    loaded = review_policy(root)
+    bind(home, "research", loaded, cast.person(home, ADMIN))
     registry = DatasetRegistry(home)
     pii = _read_jsonl(shared_data / "pii_presidio_synth" / "data.jsonl")
     with_email = [d for d in pii if any(s["entity_type"] == "EMAIL_ADDRESS" for s in d["spans"])][:8]
@@ -84,17 +113,16 @@ def build(root: Path, shared_data: Path) -> Path:
         actor=OWNER,
     )
     run_check(home, clean, build_check("provenance"), actor=OWNER)
-    gate = run_gate(home, [mix], review_policy(root), actor=OWNER)
+    gate = run_gate(home, [mix], None, "research", actor=cast.person(home, OWNER))
     assert gate.recorded and gate.decision.decision == "needs-review", gate.decision
     record_run(home, "r1", gate.ledger_index or 0, [clean])
-    add_accounts(home.path)
     home.close()
     return root / "home"
 
 
-def base_home(factory, shared_data: Path) -> Path:
+def base_home(factory, shared_data: Path, cast: Cast) -> Path:
     if "home" not in _BASE:
-        _BASE["home"] = build(factory.mktemp("dashboard-base"), shared_data)
+        _BASE["home"] = build(factory.mktemp("dashboard-base"), shared_data, cast)
     return _BASE["home"]
 
 
@@ -103,7 +131,8 @@ def copy_home(base: Path, target: Path) -> Path:
     return target
 
 
-def empty_home(target: Path) -> Path:
-    Home.init(target, actor=OWNER).close()
-    add_accounts(target)
+def empty_home(target: Path, cast: Cast) -> Path:
+    home = cast.init_home(target)
+    add_people(home, cast)
+    home.close()
     return target

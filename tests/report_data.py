@@ -1,11 +1,13 @@
-"""A home for the report tests, built once per module: real data, real checks, a gate decision, a
-review and a tiny real training run.
+"""A home for the report tests, built once per session: real data, real checks, a gate decision,
+two approvals and a tiny real training run, by people holding real keys.
 
 mix@1 holds synthetic PII (presidio-research), toxic comments (Jigsaw sample) and some
-non-commercial records; a policy sends its PII and toxicity to review and a reviewer approves the
-PII finding. shakespeare@1 (Tiny Shakespeare) is prepared, checked, gated and trained on by
-`run_spec` with a 12-step spec, so the run's report has datasets, a decision, digests, metrics and
-emissions.
+non-commercial records; the policy the admin bound to research sends its PII and toxicity to
+review. The reviewer approves the PII finding with their own key; a second reviewer approves the
+toxicity finding through the dashboard, which signs the approval attesting them. The admin then
+binds research to the run policy, and shakespeare@1 (Tiny Shakespeare) is prepared, checked,
+gated and trained on by `run_spec` with a 12-step spec, so the run's report has datasets, a
+decision, digests, metrics and emissions.
 """
 
 from __future__ import annotations
@@ -21,17 +23,27 @@ from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
-from custody.home import Home
+from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.reviews import record_review
 from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.testing.people import ADMIN, Cast
 from policy_data import REVIEW_POLICY, policy_from
 from run_data import POLICY, SPEC
 from train_support import register_shakespeare, torch_threads
 
 OWNER, REVIEWER, TRAINER = "registrar", "reviewer", "trainer"
+SIGNED_IN, DASHBOARD = "privacy", "dashboard"  # a reviewer who approves through the dashboard, and it
+PEOPLE = {
+    OWNER: ("engineer",),
+    TRAINER: ("engineer",),
+    REVIEWER: ("reviewer",),
+    SIGNED_IN: ("reviewer",),
+    DASHBOARD: ("attestor",),
+}
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
+TOXIC_FINDING = "mix@1/toxicity.max-rate"
 
 
 @dataclass(frozen=True)
@@ -39,15 +51,20 @@ class ReportHome:
     path: Path
     run_id: str
     decision_index: int
-    review_index: int
+    review_index: int  # the reviewer's own, signed with their key
+    attested_index: int  # the dashboard's, attesting SIGNED_IN
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def build(root: Path, shared_data: Path) -> ReportHome:
-    home = Home.init(root / "home", actor=OWNER)
+def build(root: Path, shared_data: Path, cast: Cast) -> ReportHome:
+    home = cast.init_home(root / "home")
+    for name, roles in PEOPLE.items():
+        cast.enroll(home, name, *roles)
+    admin = cast.person(home, ADMIN)
+    bind(home, "research", policy_from(REVIEW_POLICY, root / "review-everything.toml"), admin)
     pii = _read_jsonl(shared_data / "pii_presidio_synth" / "data.jsonl")
     with_email = [d for d in pii if any(s["entity_type"] == "EMAIL_ADDRESS" for s in d["spans"])][:8]
     toxic = _read_jsonl(shared_data / "toxicity_jigsaw_sample" / "data.jsonl")[:30]
@@ -63,42 +80,47 @@ def build(root: Path, shared_data: Path) -> ReportHome:
     for name in ("provenance", "license", "toxicity"):
         run_check(home, mix, build_check(name), actor=OWNER)
     run_check(home, mix, PiiCheck(processes=1), actor=OWNER)
-    loaded = policy_from(REVIEW_POLICY, root / "review-everything.toml")
-    gate = run_gate(home, [mix], loaded, actor=OWNER)
+    gate = run_gate(home, [mix], None, "research", actor=cast.person(home, OWNER))
     assert gate.recorded and gate.decision.decision == "needs-review", gate.decision
-    review = record_review(home, PII_FINDING, "approve", "addresses are synthetic test data", REVIEWER)
+    review = record_review(
+        home, PII_FINDING, "approve", "addresses are synthetic test data", cast.person(home, REVIEWER)
+    )
+    attested = record_review(
+        home, TOXIC_FINDING, "approve", "flagged lines are quoted insults, kept", cast.attested(home, SIGNED_IN)
+    )
 
     register_shakespeare(home, root, limit=300, shards=2)
     run_policy = root / "run-policy.toml"
-    run_policy.write_text(POLICY.format(approval=""), encoding="utf-8")
+    bind(home, "research", policy_from(POLICY.format(approval=""), run_policy), admin)  # the admin moves research on
     spec = root / "tiny.toml"
     spec.write_text(SPEC.format(name="tiny", kind="pretrain", policy=run_policy, extra=""), encoding="utf-8")
     said: list[str] = []
     with torch_threads(1):
-        outcome = run_spec(home, load_spec(spec), actor=TRAINER, say=said.append)
+        outcome = run_spec(home, load_spec(spec), actor=cast.person(home, TRAINER), say=said.append)
     assert outcome.exit_code == 0 and outcome.run_id, said
     home.close()
-    return ReportHome(root / "home", outcome.run_id, gate.ledger_index or 0, review)
+    return ReportHome(root / "home", outcome.run_id, gate.ledger_index or 0, review, attested)
 
 
 _BASE: dict[str, ReportHome] = {}
 
 
-def report_home(factory, shared_data: Path) -> ReportHome:
+def report_home(factory, shared_data: Path, cast: Cast) -> ReportHome:
     """A private copy of the session's report home (reports append to the ledger)."""
     import shutil
 
     if "base" not in _BASE:
-        _BASE["base"] = build(factory.mktemp("report-base"), shared_data)
+        _BASE["base"] = build(factory.mktemp("report-base"), shared_data, cast)
     base = _BASE["base"]
     target = factory.mktemp("report-home") / "home"
     shutil.copytree(base.path, target)
-    return ReportHome(target, base.run_id, base.decision_index, base.review_index)
+    return ReportHome(target, base.run_id, base.decision_index, base.review_index, base.attested_index)
 
 
-if __name__ == "__main__":  # build a home to look at: python tests/report_data.py DIR
+if __name__ == "__main__":  # build a home to look at: python tests/report_data.py DIR (keys in DIR/keys)
     import sys
 
     shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    built = build(Path(sys.argv[1]), shared)
+    out = Path(sys.argv[1])
+    built = build(out, shared, Cast(out / "keys"))
     print(built)

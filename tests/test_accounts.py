@@ -66,8 +66,9 @@ def test_a_damaged_accounts_file_is_a_clear_error(home):
         Accounts(home.path).list()
 
 
-def cli(home_path: Path, *args: str, stdin: str = "", code: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUSTODY_ACTOR": "admin-ann"}
+def cli(home_path: Path, key: Path, *args: str, stdin: str = "", code: int = 0) -> subprocess.CompletedProcess:
+    """The CLI as the holder of `key` (as in their shell: $CUSTODY_KEY)."""
+    env = {**os.environ, "CUSTODY_KEY": str(key)}
     done = subprocess.run(
         [sys.executable, "-m", "custody", *args, "--home", str(home_path)],
         input=stdin,
@@ -79,23 +80,40 @@ def cli(home_path: Path, *args: str, stdin: str = "", code: int = 0) -> subproce
     return done
 
 
-def test_cli_records_users_in_the_ledger_without_secrets(home):
+def test_cli_records_users_in_the_ledger_without_secrets(home, cast):
+    for name in ("rita", "sam"):
+        cast.enroll(home, name, "reviewer")  # an account signs in as a roster member
     home.close()
-    cli(home.path, "user", "add", "rita", "--role", "reviewer", "--password-stdin", stdin="rita-password-9\n")
-    cli(home.path, "user", "role", "rita", "--role", "admin")
-    refused = cli(home.path, "user", "add", "rita", "--password-stdin", stdin="another-pass-9\n", code=2)
+    admin = cast.key_file("admin")
+    cli(home.path, admin, "user", "add", "rita", "--role", "reviewer", "--password-stdin", stdin="rita-password-9\n")
+    cli(home.path, admin, "user", "role", "rita", "--role", "admin")
+    refused = cli(home.path, admin, "user", "add", "rita", "--password-stdin", stdin="another-pass-9\n", code=2)
     assert "already exists" in refused.stderr
-    short = cli(home.path, "user", "add", "sam", "--password-stdin", stdin="short\n", code=2)
+    short = cli(home.path, admin, "user", "add", "sam", "--password-stdin", stdin="short\n", code=2)
     assert "at least 10" in short.stderr
-    listed = json.loads(cli(home.path, "user", "list", "--json").stdout)
+    listed = json.loads(cli(home.path, admin, "user", "list", "--json").stdout)
     assert [(u["name"], u["role"]) for u in listed] == [("rita", "admin")]
-    shown = json.loads(cli(home.path, "ledger", "show", "--type", "user.", "--json").stdout)
+    shown = json.loads(cli(home.path, admin, "ledger", "show", "--type", "user.", "--json").stdout)
     users = [item["entry"] for item in shown]
     assert [(e["type"], e["body"]) for e in users] == [
         ("user.added/v1", {"name": "rita", "role": "reviewer"}),
         ("user.role_changed/v1", {"name": "rita", "previous": "reviewer", "role": "admin"}),
     ]
-    assert all(e["actor"] == "admin-ann" for e in users)
+    assert all(e["actor"] == "admin" and e["v"] == 2 for e in users)  # signed by the admin's own key
     for name in ("ledger.sqlite", "ledger.sqlite-wal"):
         stored = (home.path / name).read_bytes() if (home.path / name).exists() else b""
         assert b"rita-password-9" not in stored and b"scrypt$" not in stored
+
+
+def test_only_an_admin_adds_accounts_and_only_for_roster_names(home, cast):
+    cast.enroll(home, "rita", "reviewer")
+    home.close()
+    stranger = cli(
+        home.path, cast.key_file("admin"), "user", "add", "zed", "--password-stdin", stdin="zed-password-9\n", code=2
+    )
+    assert "zed is not on the roster" in stranger.stderr
+    not_admin = cli(
+        home.path, cast.key_file("rita"), "user", "add", "rita", "--password-stdin", stdin="rita-password-9\n", code=2
+    )
+    assert "may not" in not_admin.stderr and "admin" in not_admin.stderr
+    assert Accounts(home.path).list() == []  # neither left an account behind

@@ -1,11 +1,14 @@
-"""The dashboard in a real browser: `custody dashboard` serves it, headless Chromium signs in,
-approves a finding and sees it leave the queue; a screenshot is kept as a test artifact.
+"""The dashboard in a real browser: `custody dashboard --key` serves it with the dashboard's own
+roster key, headless Chromium signs in, approves a finding and sees it leave the queue, and the
+ledger holds the approval signed by the dashboard, attesting the reviewer; a screenshot is kept
+as a test artifact.
 
 Needs Debian's `chromium` package (CI installs it). Without it this test fails, never skips.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard_data import PASSWORDS, PII_FINDING, REVIEWER, TOXIC_FINDING, base_home, copy_home
+from dashboard_data import DASHBOARD, PASSWORDS, PII_FINDING, REVIEWER, TOXIC_FINDING, base_home, copy_home
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 START_TIMEOUT_S = 60
@@ -53,11 +56,12 @@ def wait_until_serving(url: str, server: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path, tmp_path_factory, shared_data: Path):
-    home = copy_home(base_home(tmp_path_factory, shared_data), tmp_path / "home")
+def served(tmp_path: Path, tmp_path_factory, shared_data: Path, cast):
+    home = copy_home(base_home(tmp_path_factory, shared_data, cast), tmp_path / "home")
     port = free_port()
+    key = cast.key_file(DASHBOARD)
     server = subprocess.Popen(
-        [sys.executable, "-m", "custody", "dashboard", "--home", str(home), "--port", str(port)],
+        [sys.executable, "-m", "custody", "dashboard", "--home", str(home), "--port", str(port), "--key", str(key)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -101,6 +105,7 @@ def test_reviewer_approves_a_finding_in_the_browser(served, tmp_path: Path) -> N
             page.get_by_label("Reason (recorded in the ledger)").fill("synthetic addresses, checked by hand")
             page.get_by_role("button", name="Record review").click()
             expect(page.get_by_text(f"recorded: approve {PII_FINDING} by {REVIEWER}")).to_be_visible()
+            expect(page.get_by_text(f"attested by {DASHBOARD} (password sign-in)")).to_be_visible()
             expect(page.get_by_role("heading", name=TOXIC_FINDING)).to_be_visible()
             expect(page.get_by_role("heading", name=PII_FINDING)).to_have_count(0)
             page.get_by_text(f"recorded: approve {PII_FINDING}").scroll_into_view_if_needed()
@@ -114,6 +119,9 @@ def test_reviewer_approves_a_finding_in_the_browser(served, tmp_path: Path) -> N
     opened = Home.open(home)
     try:
         last = opened.ledger.entry(opened.ledger.size - 1)
+        who = opened.attribute(last)
     finally:
         opened.close()
     assert (last.type, last.actor) == ("review.recorded/v1", REVIEWER)
+    assert (who.kind, who.via, who.problem) == ("attested", DASHBOARD, None)
+    assert json.loads(last.entry)["attest"]["method"] == "password"

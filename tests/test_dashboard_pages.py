@@ -1,19 +1,31 @@
-"""Every dashboard page under streamlit.testing's AppTest, on an empty and a populated home."""
+"""Every dashboard page under streamlit.testing's AppTest, on an empty and a populated home.
+
+The app runs as `custody dashboard` starts it: $CUSTODY_HOME names the home and
+$CUSTODY_DASHBOARD_KEY the path of the dashboard's own roster key (role attestor)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
+from custody.cli.main import app
 from custody.home import Home
+from custody.policy.bindings import current_bindings
+from custody.policy.reviews import record_review
+from custody.views.identity import DASHBOARD_KEY_ENV
 from dashboard_data import (
+    DASHBOARD,
+    ENGINEER,
     OWNER,
     PASSWORDS,
     PII_FINDING,
     REVIEWER,
+    REVOKED,
     TOXIC_FINDING,
     VIEWER,
     base_home,
@@ -26,18 +38,26 @@ PAGES = ["overview", "datasets", "review", "runs", "ledger", "policies"]
 
 
 @pytest.fixture(scope="module")
-def populated_path(tmp_path_factory, shared_data: Path) -> Path:
-    return copy_home(base_home(tmp_path_factory, shared_data), tmp_path_factory.mktemp("pages") / "home")
+def populated_path(tmp_path_factory, shared_data: Path, cast) -> Path:
+    return copy_home(base_home(tmp_path_factory, shared_data, cast), tmp_path_factory.mktemp("pages") / "home")
 
 
 @pytest.fixture(scope="module")
-def empty_path(tmp_path_factory) -> Path:
-    return empty_home(tmp_path_factory.mktemp("pages-empty") / "home")
+def empty_path(tmp_path_factory, cast) -> Path:
+    return empty_home(tmp_path_factory.mktemp("pages-empty") / "home", cast)
 
 
 @pytest.fixture
-def writable_path(tmp_path: Path, tmp_path_factory, shared_data: Path) -> Path:
-    return copy_home(base_home(tmp_path_factory, shared_data), tmp_path / "home")
+def writable_path(tmp_path: Path, tmp_path_factory, shared_data: Path, cast) -> Path:
+    return copy_home(base_home(tmp_path_factory, shared_data, cast), tmp_path / "home")
+
+
+@pytest.fixture
+def dashboard_key(cast, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The dashboard's key, as `custody dashboard --key` hands it over: by path."""
+    path = cast.key_file(DASHBOARD)
+    monkeypatch.setenv(DASHBOARD_KEY_ENV, str(path))
+    return path
 
 
 def open_app(home: Path, monkeypatch: pytest.MonkeyPatch, page: str = "overview") -> AppTest:
@@ -63,31 +83,53 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page with this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def record(at: AppTest, finding: str, action: str, reason: str) -> AppTest:
+    at.selectbox(key="rq_finding").set_value(finding).run()
+    at.radio(key="rq_action").set_value(action)
+    at.text_area(key="rq_reason").set_value(reason)
+    next(b for b in at.button if b.label == "Record review").click()
+    return at.run()
+
+
+def has_form(at: AppTest) -> bool:
+    return any(b.label == "Record review" for b in at.button)
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_renders_on_an_empty_home(page: str, empty_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_page_renders_on_an_empty_home(
+    page: str, empty_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_app(empty_path, monkeypatch, page)
     assert not at.error, [e.value for e in at.error]
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_a_populated_home(
-    page: str, populated_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: str, populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = open_app(populated_path, monkeypatch, page)
     assert at.title[0].value
     assert len(at.dataframe) >= 1
 
 
-def test_overview_shows_posture(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overview_shows_posture(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Datasets"] == "2" and metrics["Findings awaiting review"] == "2"
     assert "consistent" in texts(at)
+    decisions = table(at, "bound")
+    assert decisions["bound"].str.startswith("bound to research at ledger index").all()
+    assert decisions["policy"].str.match(r"review-everything sha256:[0-9a-f]{12}$").all()
     at.button(key="overview_verify").click().run()
     assert "Verified:" in texts(at)
 
 
-def test_dataset_filters_and_detail(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dataset_filters_and_detail(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "datasets")
     assert "2 of 2 datasets" in texts(at)
     at.text_input(key="ds_text").set_value("clean").run()
@@ -98,32 +140,78 @@ def test_dataset_filters_and_detail(populated_path: Path, monkeypatch: pytest.Mo
     assert at.selectbox(key="ds_selected").value == "mix@1"
     assert at.get("graphviz_chart") and at.get("download_button")
     assert "mix@1 — Example web text" in [h.value for h in at.header]
+    assert table(at, "bound")["bound"].str.startswith("bound to research").all()
+    assert "Sign in to download" in texts(at)  # a report leaving the building names who took it
+    sign_in(at, VIEWER, PASSWORDS[VIEWER])
+    assert f"Recorded in the ledger as taken by {VIEWER}" in texts(at)
 
 
-def test_wrong_password_is_refused(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_password_is_refused(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "review")
     sign_in(at, REVIEWER, "not-the-password")
     assert "wrong user name or password" in texts(at)
-    assert "custody_account" not in at.session_state
-    assert not [b for b in at.button if b.label == "Record review"]
+    assert "custody_signed_in" not in at.session_state
+    assert not has_form(at)
 
 
-def test_viewer_sees_no_action(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_viewer_sees_no_action(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "review")
     sign_in(at, VIEWER, PASSWORDS[VIEWER])
     assert "Signed in as **vera** (viewer)" in texts(at)
     assert "viewers can read but not act" in texts(at)
-    assert not [b for b in at.button if b.label == "Record review"]
+    assert not has_form(at)
 
 
-def test_registrant_may_only_reject(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roster_roles_not_the_account_decide(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "review")
+    sign_in(at, ENGINEER, PASSWORDS[ENGINEER])  # a reviewer account; the roster says engineer
+    assert f"Signed in as **{ENGINEER}** (reviewer)" in texts(at)
+    assert f"{ENGINEER} (roster roles: engineer) may not act on this finding" in texts(at)
+    assert not has_form(at)
+
+
+def test_an_account_off_the_roster_cannot_act(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "review")
+    sign_in(at, REVOKED, PASSWORDS[REVOKED])
+    assert f"{REVOKED} is not an active member of this home's roster" in texts(at)
+    assert not has_form(at)
+
+
+def test_registrant_may_only_reject(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "review")
     sign_in(at, OWNER, PASSWORDS[OWNER])
     assert at.radio(key="rq_action").options == ["reject"]
     assert "separation of duties" in texts(at)
 
 
-def test_toxic_text_stays_hidden_until_revealed(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        (REVIEWER, f"its key belongs to {REVIEWER} (reviewer), who is not an attestor"),
+        (None, "it was started without its key"),
+    ],
+)
+def test_without_an_attestor_key_the_dashboard_is_read_only(
+    key: str | None, why: str, populated_path: Path, cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if key is None:
+        monkeypatch.delenv(DASHBOARD_KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DASHBOARD_KEY_ENV, str(cast.key_file(key)))
+    at = open_app(populated_path, monkeypatch, "review")
+    sign_in(at, REVIEWER, PASSWORDS[REVIEWER])
+    assert f"The dashboard is read-only: {why}" in texts(at)
+    assert f"Read-only: {why}" in texts(at)  # the sidebar says it on every page
+    assert not has_form(at)
+
+
+def test_toxic_text_stays_hidden_until_revealed(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_app(populated_path, monkeypatch, "review")
     at.selectbox(key="rq_finding").set_value(TOXIC_FINDING).run()
     assert not at.code and "Text hidden" in texts(at)
@@ -131,61 +219,101 @@ def test_toxic_text_stays_hidden_until_revealed(populated_path: Path, monkeypatc
     assert len(at.code) >= 1
 
 
-def test_pii_evidence_is_masked(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pii_evidence_is_masked(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "review")
     at.selectbox(key="rq_finding").set_value(PII_FINDING).run()
     shown = [c.value for c in at.code]
     assert shown and all("[EMAIL_ADDRESS]" in text and "@" not in text for text in shown)
 
 
-def test_reviewer_approves_and_the_ledger_records_it(writable_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dashboard_approval_is_an_attested_entry_the_ledger_verifies(
+    writable_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_app(writable_path, monkeypatch, "review")
     sign_in(at, REVIEWER, PASSWORDS[REVIEWER])
-    at.selectbox(key="rq_finding").set_value(PII_FINDING).run()
-    at.radio(key="rq_action").set_value("approve")
-    at.text_area(key="rq_reason").set_value("synthetic emails, checked by hand")
-    next(b for b in at.button if b.label == "Record review").click().run()
+    signed_in_at = at.session_state["custody_signed_in"].at
+    record(at, PII_FINDING, "approve", "synthetic emails, checked by hand")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert f"recorded: approve {PII_FINDING} by {REVIEWER}" in texts(at)
+    assert f"attested by {DASHBOARD} (password sign-in)" in texts(at)
     assert at.selectbox(key="rq_finding").options == [TOXIC_FINDING]
     home = Home.open(writable_path)
     try:
         row = home.ledger.entry(home.ledger.size - 1)
+        who = home.attribute(row)
     finally:
         home.close()
-    body = json.loads(row.entry)["body"]
+    doc = json.loads(row.entry)
     assert (row.type, row.actor, row.subject) == ("review.recorded/v1", REVIEWER, "dataset:mix@1")
-    assert (body["finding"], body["action"], body["reason"]) == (
+    assert (doc["body"]["finding"], doc["body"]["action"], doc["body"]["reason"]) == (
         PII_FINDING,
         "approve",
         "synthetic emails, checked by hand",
     )
+    assert doc["attest"] == {"via": DASHBOARD, "method": "password", "signed_in_at": signed_in_at}
+    assert (who.kind, who.via, who.problem) == ("attested", DASHBOARD, None)
+    verified = CliRunner().invoke(app, ["ledger", "verify", "--home", str(writable_path)])
+    assert verified.exit_code == 0, verified.output
 
 
-def test_runs_page(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_review_page_tells_personal_from_attested_reviews(
+    writable_path: Path, dashboard_key: Path, cast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Home.open(writable_path)
+    try:
+        record_review(home, TOXIC_FINDING, "reject", "too toxic to keep", reviewer=cast.person(home, REVIEWER))
+    finally:
+        home.close()
+    at = open_app(writable_path, monkeypatch, "review")
+    sign_in(at, REVIEWER, PASSWORDS[REVIEWER])
+    record(at, PII_FINDING, "approve", "synthetic emails")
+    recorded = table(at, "signed").set_index("action")["signed"]
+    assert recorded["reject"] == f"personally (key {cast.public(REVIEWER).fingerprint})"
+    assert recorded["approve"].startswith(f"attested by {DASHBOARD} (password sign-in at ")
+
+
+def test_runs_page(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "runs")
     assert at.selectbox(key="runs_selected").value == "r1"
     assert "smartphone charges" in texts(at) and "showers" in texts(at)
     assert {m.label for m in at.metric} >= {"Energy", "CO2e", "Water"}
+    home = Home.open(populated_path)
+    try:
+        bound = current_bindings(home)["research"]
+    finally:
+        home.close()
+    assert f"review-everything sha256:{bound.digest[:12]} — bound to research at ledger index {bound.index}" in texts(
+        at
+    )
     at.multiselect(key="runs_status").set_value(["completed"]).run()
     assert at.selectbox(key="runs_selected").options == ["r1"]
 
 
-def test_ledger_filters_and_proof(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ledger_filters_signers_and_proof(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = open_app(populated_path, monkeypatch, "ledger")
     at.selectbox(key="lg_type").set_value("run.").run()
-    table = at.dataframe[0].value
-    assert set(table["type"].str.split("/").str[0]) == {"run.started", "run.checkpoint", "run.finished"}
+    runs = at.dataframe[0].value
+    assert set(runs["type"].str.split("/").str[0]) == {"run.started", "run.checkpoint", "run.finished"}
+    assert set(runs["signed"]) == {"by the home's service key"}
+    at.selectbox(key="lg_type").set_value("people.").run()
+    assert at.dataframe[0].value["signed"].str.startswith("personally (key SHA256:").all()
     at.number_input(key="lg_index").set_value(3).run()
+    assert "entry 3 signed: personally (key SHA256:" in texts(at)
     labels = [b.label for b in at.get("download_button")]
     assert "Download inclusion proof (JSON)" in labels and "Download checkpoint" in labels
     at.button(key="lg_verify").click().run()
     assert "Verified:" in texts(at)
 
 
-def test_policies_page(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policies_page(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "policies")
+    (binding,) = table(at, "purpose").to_dict("records")
+    assert (binding["purpose"], binding["policy"], binding["bound by"]) == ("research", "review-everything", "admin")
+    assert len(binding["sha256"]) == 64
     at.selectbox(key="pol_selected").set_value("research").run()
-    matrix = at.dataframe[0].value
+    assert "not bound to any purpose" in texts(at)  # the shipped file of that name is not what governs research
+    matrix = table(at, "toxicity.max-rate")
     mix = matrix[matrix["dataset"] == "mix@1"].iloc[0]
     assert mix["toxicity.max-rate"] == "review" and mix["license.allowed"] == "pass"

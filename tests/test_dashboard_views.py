@@ -1,4 +1,6 @@
-"""The dashboards' read models (custody.views) on a populated home with real check results."""
+"""The dashboards' read models (custody.views) on a populated home with real check results and
+real keys: who may act through the dashboard, what it records, and how decisions and reviews
+say which policy (by digest) and whose key stand behind them."""
 
 from __future__ import annotations
 
@@ -11,24 +13,57 @@ from custody.accounts import Accounts
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.ledger.verifier import verify_proof_bundle
-from custody.policy.reviews import SeparationOfDuties, find_finding
-from custody.views import datasets, equivalents, ledger, overview, policies, provenance, reviews, runs
-from dashboard_data import OWNER, PII_FINDING, REVIEWER, TOXIC_FINDING, VIEWER, base_home, copy_home
+from custody.policy.reviews import SeparationOfDuties, find_finding, record_review
+from custody.trust.acting import NotPermitted
+from custody.views import (
+    datasets,
+    decisions,
+    equivalents,
+    identity,
+    ledger,
+    overview,
+    policies,
+    policy_refs,
+    provenance,
+    reviews,
+    runs,
+)
+from dashboard_data import (
+    DASHBOARD,
+    ENGINEER,
+    OWNER,
+    PII_FINDING,
+    REVIEWER,
+    REVOKED,
+    TOXIC_FINDING,
+    VIEWER,
+    base_home,
+    copy_home,
+)
 
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory, shared_data: Path):
-    path = copy_home(base_home(tmp_path_factory, shared_data), tmp_path_factory.mktemp("views") / "home")
+def populated(tmp_path_factory, shared_data: Path, cast):
+    path = copy_home(base_home(tmp_path_factory, shared_data, cast), tmp_path_factory.mktemp("views") / "home")
     home = Home.open(path)
     yield home
     home.close()
 
 
 @pytest.fixture
-def writable(tmp_path: Path, tmp_path_factory, shared_data: Path):
-    home = Home.open(copy_home(base_home(tmp_path_factory, shared_data), tmp_path / "home"))
+def writable(tmp_path: Path, tmp_path_factory, shared_data: Path, cast):
+    home = Home.open(copy_home(base_home(tmp_path_factory, shared_data, cast), tmp_path / "home"))
     yield home
     home.close()
+
+
+@pytest.fixture
+def service(writable: Home, cast) -> identity.Service:
+    return identity.dashboard_service(writable, cast.key_file(DASHBOARD))
+
+
+def signed_in(home: Home, name: str, method: str = "password") -> identity.SignedIn:
+    return identity.sign_in(Accounts(home.path).get(name), method)
 
 
 def test_overview_posture(populated: Home) -> None:
@@ -53,7 +88,7 @@ def test_dataset_list_and_filters(populated: Home) -> None:
     assert datasets.filter_datasets(rows, registrants=["nobody"]) == []
 
 
-def test_dataset_detail_charts_lineage_and_report(populated: Home) -> None:
+def test_dataset_detail_charts_lineage_and_report(populated: Home, cast) -> None:
     detail = datasets.dataset_detail(populated, "mix@1")
     assert detail.license_mix() == {"CC-BY-NC-4.0": 8}
     assert detail.pii_by_entity()["EMAIL_ADDRESS"] == 8
@@ -61,12 +96,54 @@ def test_dataset_detail_charts_lineage_and_report(populated: Home) -> None:
     assert len(histogram) == 10 and sum(b["records"] for b in histogram) == 50
     assert '"mix@1" -> "mix-clean@1" [label="drop-toxic"]' in detail.lineage_dot
     assert detail.descendants == ["mix-clean@1"] and detail.decisions[0]["for this dataset"] == "needs-review"
-    report = json.loads(provenance.provenance_json(populated, detail))
+    service = identity.dashboard_service(populated, cast.key_file(DASHBOARD))
+    taker = identity.attested(signed_in(populated, VIEWER), service)  # a viewer may take a report
+    report = json.loads(provenance.provenance_json(populated, detail, taker))
     assert report["format"] == provenance.FORMAT
     assert report["dataset"]["manifest_digest"] == detail.dataset.digest
     assert set(report["checks"]) == {"license", "pii", "provenance", "toxicity"}
+    sealed = populated.ledger.entry(report["seal"]["index"])
+    assert (sealed.actor, populated.attribute(sealed).kind) == (VIEWER, "service")  # machine work, naming her
     child = datasets.dataset_detail(populated, "mix-clean@1")
     assert child.ancestors == ["mix@1"]
+
+
+def test_a_decision_names_its_policy_by_digest_and_binding(populated: Home) -> None:
+    (decision,) = decisions.all_decisions(populated)
+    (used,) = decision.policies
+    bound = policies.bindings(populated).by_purpose["research"]
+    assert used.digest == bound.digest and used.bound and used.binding_index == bound.index
+    assert decision.bound
+    assert (
+        decision.policy
+        == f"review-everything sha256:{bound.digest[:12]} — bound to research at ledger index {bound.index}"
+    )
+    row = decision.as_row()
+    assert row["policy"] == f"review-everything sha256:{bound.digest[:12]}"
+    assert row["bound"] == f"bound to research at ledger index {bound.index}"
+    detail = runs.run_detail(populated, "r1")
+    assert detail is not None and detail.decision is not None and bound.digest[:12] in detail.decision.policy
+
+
+def test_policy_refs_of_older_and_unbound_decisions() -> None:
+    digest = "ab" * 32
+    ref = {"path": "p.toml", "name": "default", "digest": {"sha256": digest}, "schema": 1}
+    v1 = {"purpose": "commercial", "policy": ref}
+    assert policy_refs.describe(v1) == f"default sha256:{digest[:12]} — not bound (made before bindings)"
+    assert policy_refs.statuses(policy_refs.policies_used(v1), "commercial") == "not bound (made before bindings)"
+    spec = {"purpose": "research", "policy": ref, "policies": [{**ref, "role": "spec", "binding_index": None}]}
+    assert "named by the request" in policy_refs.describe(spec)
+    assert not policy_refs.policies_used(spec)[0].bound
+    unbound = {"purpose": "research", "policy": None, "policies": []}
+    assert policy_refs.describe(unbound).startswith("no policy bound to research")
+
+
+def test_bindings_list_each_purpose_by_digest(populated: Home, cast) -> None:
+    found = policies.bindings(populated)
+    (row,) = found.rows()
+    assert (row["purpose"], row["policy"], row["bound by"]) == ("research", "review-everything", "admin")
+    assert len(row["sha256"]) == 64 and found.status_of(row["sha256"]).startswith("bound to research")
+    assert found.status_of("0" * 64).startswith("not bound")
 
 
 def test_mask_merges_overlapping_spans() -> None:
@@ -100,38 +177,87 @@ def test_toxic_evidence_is_marked_sensitive(populated: Home) -> None:
     assert scores == sorted(scores, reverse=True) and scores[0] >= 0.5
 
 
-def test_only_signed_in_reviewers_act(writable: Home) -> None:
-    accounts = Accounts(writable.path)
+def test_the_dashboard_key_must_be_an_attestor_on_the_roster(writable: Home, cast, tmp_path: Path) -> None:
+    good = identity.dashboard_service(writable, cast.key_file(DASHBOARD))
+    assert good.can_attest and good.person is not None and good.person.name == DASHBOARD
+    for path, why in (
+        (None, "started without its key"),
+        (cast.key_file(REVIEWER), f"belongs to {REVIEWER} (reviewer), who is not an attestor"),
+        (cast.key_file("stranger"), "not on this home's roster"),
+        (cast.key_file(REVOKED), "revoked"),
+        (tmp_path / "missing", "cannot sign"),
+    ):
+        service = identity.dashboard_service(writable, path)
+        assert not service.can_attest and why in (service.why_read_only or ""), (path, service)
+
+
+def test_an_oidc_sign_in_is_dated_by_the_identity_provider() -> None:
+    assert identity.issued_at({"email": "jane@example.org", "iat": 1_780_000_000}) == "2026-05-28T20:26:40.000000Z"
+    assert identity.issued_at({"email": "jane@example.org"}) is None
+    assert identity.issued_at({"iat": True}) is None
+
+
+def test_roster_roles_decide_what_a_signed_in_person_may_do(writable: Home, service: identity.Service) -> None:
     size = writable.ledger.size
-    with pytest.raises(reviews.NotAllowed, match="sign in"):
-        reviews.act(writable, None, PII_FINDING, "approve", "fine")
-    with pytest.raises(reviews.NotAllowed, match="viewer"):
-        reviews.act(writable, accounts.get(VIEWER), PII_FINDING, "approve", "fine")
-    with pytest.raises(SeparationOfDuties):
-        reviews.act(writable, accounts.get(OWNER), PII_FINDING, "approve", "fine")
-    assert writable.ledger.size == size  # nothing was recorded
     item = next(i for i in reviews.queue(writable) if i.finding.finding == PII_FINDING)
-    assert reviews.allowed_actions(item, accounts.get(VIEWER)) == []
-    assert reviews.allowed_actions(item, accounts.get(OWNER)) == ["reject"]
-    assert reviews.allowed_actions(item, accounts.get(REVIEWER)) == ["approve", "waive", "reject"]
-
-
-def test_a_role_taken_away_after_sign_in_stops_acting(writable: Home) -> None:
     accounts = Accounts(writable.path)
-    signed_in = accounts.get(REVIEWER)
-    accounts.set_role(REVIEWER, "viewer")
+
+    def may(name: str) -> list[str]:
+        return reviews.allowed_actions(item, identity.standing(writable, accounts.get(name)))
+
+    assert may(REVIEWER) == ["approve", "reject"]  # a reviewer may not waive: that takes an approver
+    assert may(OWNER) == ["reject"]  # separation of duties, by key
+    assert may(VIEWER) == [] and may(ENGINEER) == [] and may(REVOKED) == []
+    with pytest.raises(reviews.NotAllowed, match="sign in"):
+        reviews.act(writable, None, service, PII_FINDING, "approve", "fine")
+    with pytest.raises(reviews.NotAllowed, match="viewer"):
+        reviews.act(writable, signed_in(writable, VIEWER), service, PII_FINDING, "approve", "fine")
+    with pytest.raises(reviews.NotAllowed, match="not an active member of this home's roster"):
+        reviews.act(writable, signed_in(writable, REVOKED), service, PII_FINDING, "approve", "fine")
+    with pytest.raises(NotPermitted, match=f"{ENGINEER} \\(engineer\\) may not approve"):
+        reviews.act(writable, signed_in(writable, ENGINEER), service, PII_FINDING, "approve", "fine")
+    with pytest.raises(SeparationOfDuties):
+        reviews.act(writable, signed_in(writable, OWNER), service, PII_FINDING, "approve", "fine")
+    assert writable.ledger.size == size  # nothing was recorded
+
+
+def test_a_read_only_dashboard_records_nothing(writable: Home, cast) -> None:
+    read_only = identity.dashboard_service(writable, cast.key_file(REVIEWER))
+    with pytest.raises(reviews.NotAllowed, match="read-only: its key belongs to bob"):
+        reviews.act(writable, signed_in(writable, REVIEWER), read_only, PII_FINDING, "approve", "fine")
+
+
+def test_a_role_taken_away_after_sign_in_stops_acting(writable: Home, service: identity.Service) -> None:
+    bob = signed_in(writable, REVIEWER)
+    Accounts(writable.path).set_role(REVIEWER, "viewer")
     with pytest.raises(reviews.NotAllowed):
-        reviews.act(writable, signed_in, PII_FINDING, "approve", "fine")
+        reviews.act(writable, bob, service, PII_FINDING, "approve", "fine")
 
 
-def test_review_is_recorded_with_the_reviewer_and_leaves_the_queue(writable: Home) -> None:
-    bob = Accounts(writable.path).get(REVIEWER)
-    index = reviews.act(writable, bob, PII_FINDING, "approve", "emails are synthetic", "2099-01-31")
+def test_a_dashboard_review_is_attested_and_leaves_the_queue(writable: Home, service: identity.Service) -> None:
+    bob = signed_in(writable, REVIEWER, "oidc")
+    index = reviews.act(writable, bob, service, PII_FINDING, "approve", "emails are synthetic", "2099-01-31")
     row = writable.ledger.entry(index)
-    body = json.loads(row.entry)["body"]
+    doc = json.loads(row.entry)
     assert (row.type, row.actor, row.subject) == ("review.recorded/v1", REVIEWER, "dataset:mix@1")
-    assert body["action"] == "approve" and body["expires"].startswith("2099-02-01")
+    assert doc["body"]["action"] == "approve" and doc["body"]["expires"].startswith("2099-02-01")
+    assert doc["attest"] == {"via": DASHBOARD, "method": "oidc", "signed_in_at": bob.at}
+    who = writable.attribute(row)
+    assert (who.kind, who.via, who.key, who.problem) == ("attested", DASHBOARD, writable.key_of(REVIEWER), None)
     assert [i.finding.finding for i in reviews.queue(writable)] == [TOXIC_FINDING]
+
+
+def test_review_lists_say_who_signed(writable: Home, service: identity.Service, cast) -> None:
+    personal = record_review(writable, TOXIC_FINDING, "reject", "too toxic", reviewer=cast.person(writable, REVIEWER))
+    attested = reviews.act(writable, signed_in(writable, REVIEWER), service, PII_FINDING, "approve", "ok")
+    listed = {r["index"]: r["signed"] for r in decisions.recent_reviews(writable)}
+    assert listed[personal] == f"personally (key {cast.public(REVIEWER).fingerprint})"
+    assert listed[attested].startswith(f"attested by {DASHBOARD} (password sign-in at ")
+    on_mix = datasets.dataset_detail(writable, "mix@1").reviews
+    assert [r["index"] for r in on_mix] == [personal, attested] and on_mix[0]["signed"] == listed[personal]
+    page = {r["index"]: r["signed"] for r in ledger.entry_page(writable, ledger.EntryFilter(type_prefix="review."))}
+    assert page == listed
+    assert ledger.entry_signature(writable, attested).kind == "attested"
 
 
 def test_runs(populated: Home) -> None:
@@ -157,10 +283,12 @@ def test_ledger_pages_filters_and_proofs(populated: Home) -> None:
     assert [r["index"] for r in newest] == [populated.ledger.size - 1 - i for i in range(3)]
     runs_only = ledger.entry_page(populated, ledger.EntryFilter(type_prefix="run."), None, 50)
     assert {r["type"].split("/")[0] for r in runs_only} == {"run.started", "run.checkpoint", "run.finished"}
+    assert {r["signed"] for r in runs_only} == {"by the home's service key"}
     by_subject = ledger.entry_page(populated, ledger.EntryFilter(subject="dataset:mix-clean@1"), None, 50)
     assert {r["subject"] for r in by_subject} == {"dataset:mix-clean@1"}
     older = ledger.entry_page(populated, ledger.EntryFilter(), 2, 50)
     assert [r["index"] for r in older] == [2, 1, 0]
+    assert older[1]["signed"].startswith("personally (key ")  # the admin enrolled someone
     proof = ledger.inclusion_proof(populated, 3)
     verified = verify_proof_bundle(proof.as_bytes().decode(), populated.verifier_key)
     assert verified.index == 3

@@ -21,15 +21,16 @@ from typer.testing import CliRunner
 
 from custody.cli.main import app
 from custody.home import Home
+from custody.policy.bindings import binding_at
 from custody.reports import ExportError
 from custody.reports.build import build, build_export
 from custody.reports.gather import gather
-from report_data import report_home
+from report_data import OWNER, report_home
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, shared_data: Path):
-    built = report_home(tmp_path_factory, shared_data)
+def exported(tmp_path_factory, shared_data: Path, cast):
+    built = report_home(tmp_path_factory, shared_data, cast)
     home = Home.open(built.path)
     files = {}
     for target in ("mix@1", built.run_id):
@@ -60,6 +61,11 @@ def test_spdx_deserializes_links_and_reserializes_with_the_spdx_bindings(exporte
     assert [h.hashValue for h in mix.verifiedUsing] == [digest]
     assert mix.dataset_datasetType == [spdx.dataset_DatasetType.text] and mix.dataset_datasetSize > 0
     assert mix.dataset_confidentialityLevel == spdx.dataset_ConfidentialityLevelType.green
+    (evidence,) = [f for f in objects_of(objset, spdx.software_File) if f.name.startswith("policy.decision")]
+    bound = binding_at(home, "research", built.decision_index)
+    assert f"review-everything sha256:{bound.digest} — bound to research at ledger index {bound.index}" in (
+        evidence.comment
+    )
     _, objset = spdx_python_model.load_data(json.loads(files[(built.run_id, "spdx")].data))
     (model,) = objects_of(objset, spdx.ai_AIPackage)
     trained = [
@@ -112,7 +118,7 @@ def test_hf_card_parses_with_huggingface_hub(exported):
 
 
 def test_ai_act_summary_follows_the_commission_template(exported):
-    built, _, files = exported
+    built, home, files = exported
     text = files[(built.run_id, "ai-act-summary")].data.decode()
     for heading in (
         "## 1. General information",
@@ -127,6 +133,9 @@ def test_ai_act_summary_follows_the_commission_template(exported):
         assert heading in text
     assert "top domains: example.org" in text and "TDM opt-outs respected: yes" in text
     assert "drop-toxic" in text and f"gate decision at ledger index {built.decision_index}" not in text
+    decision = gather(home, built.run_id)["decision"]
+    bound = binding_at(home, "research", decision["ledger_index"])
+    assert f"sha256:{bound.digest} — bound to research at ledger index {bound.index}" in text
     mix = files[("mix@1", "ai-act-summary")].data.decode()
     assert "EMAIL_ADDRESS 8" in mix and "no redaction stage applied" in mix
 
@@ -178,8 +187,9 @@ def test_every_export_digest_is_in_the_ledger(exported):
         assert body["subject"] == built.subject
 
 
-def test_cli_exports_and_refuses_an_hf_card_for_a_run(exported, tmp_path: Path):
+def test_cli_exports_and_refuses_an_hf_card_for_a_run(exported, tmp_path: Path, cast, monkeypatch):
     built, _, _ = exported
+    monkeypatch.setenv("CUSTODY_KEY", str(cast.key_file(OWNER)))
     runner = CliRunner()
     out = tmp_path / "bom.json"
     result = runner.invoke(

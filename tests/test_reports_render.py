@@ -1,7 +1,8 @@
 """Markdown, HTML and JSON reports carry every known provenance field, the checks with their
-summaries, decisions, reviews, lineage and runs; a run's report carries its datasets with digests,
-the decision, tokenizer and model digests, metrics, energy, CO2e and water. HTML draws its charts
-as inline SVG and loads nothing."""
+summaries, decisions (each policy by digest, and whether it was the one bound to the purpose),
+reviews (each signed personally or attested by the dashboard), lineage and runs; a run's report
+carries its datasets with digests, the decision, tokenizer and model digests, metrics, energy,
+CO2e and water. HTML draws its charts as inline SVG and loads nothing."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from custody.home import Home
+from custody.policy.bindings import binding_at
 from custody.reports.build import build_report
 from custody.reports.fields import MAPPING
 from custody.reports.layout import parse
-from report_data import PII_FINDING, REVIEWER, report_home
+from report_data import DASHBOARD, PII_FINDING, REVIEWER, SIGNED_IN, TOXIC_FINDING, report_home
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory, shared_data: Path):
-    built = report_home(tmp_path_factory, shared_data)
+def rendered(tmp_path_factory, shared_data: Path, cast):
+    built = report_home(tmp_path_factory, shared_data, cast)
     home = Home.open(built.path)
     out = {
         (target, fmt): build_report(home, target, fmt).data.decode()
@@ -55,6 +57,37 @@ def test_dataset_report_has_every_known_field_and_the_evidence(rendered, fmt: st
     ):
         assert expected in text, expected
     assert re.search(r"pii \| 1\.0\.0 \| flag|<td>pii</td><td>1\.0\.0</td><td>flag</td>", text)
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_reviews_say_whether_signed_personally_or_attested_by_the_dashboard(rendered, cast, fmt: str):
+    _, out = rendered
+    doc = parse(out[("mix@1", "json")].encode()).doc
+    personal, attested = doc["reviews"]
+    assert (personal["finding"], personal["signed_with"]) == (PII_FINDING, cast.public(REVIEWER).fingerprint)
+    assert "attest" not in personal
+    assert (attested["finding"], attested["actor"]) == (TOXIC_FINDING, SIGNED_IN)
+    assert attested["attest"]["via"] == DASHBOARD and attested["attest"]["method"] == "password"
+    assert attested["signed_with"] == cast.public(DASHBOARD).fingerprint
+    text = out[("mix@1", fmt)]
+    assert f"personally, with key {cast.public(REVIEWER).fingerprint}" in text
+    assert f"attested by {DASHBOARD} (password sign-in at {attested['attest']['signed_in_at']}" in text
+
+
+def test_decisions_name_each_policy_by_digest_and_binding(rendered):
+    built, out = rendered
+    home = Home.open(built.path)
+    try:
+        mix_policy = binding_at(home, "research", built.decision_index)
+        run_decision = parse(out[(built.run_id, "json")].encode()).doc["decision"]
+        run_policy = binding_at(home, "research", run_decision["ledger_index"])
+    finally:
+        home.close()
+    assert mix_policy is not None and run_policy is not None and mix_policy.digest != run_policy.digest
+    for target, binding in (("mix@1", mix_policy), (built.run_id, run_policy)):
+        name = binding.loaded.policy.name
+        expected = f"{name} sha256:{binding.digest} — bound to research at ledger index {binding.index}"
+        assert expected in out[(target, "md")] and expected in out[(target, "html")], target
 
 
 def test_html_is_self_contained_with_svg_charts(rendered):

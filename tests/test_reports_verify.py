@@ -15,14 +15,14 @@ from custody.home import Home
 from custody.reports.build import build_report
 from custody.reports.layout import parse
 from custody.reports.verify import ReportInputError, verify_report
-from report_data import report_home
+from report_data import OWNER, report_home
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory, shared_data: Path):
-    built = report_home(tmp_path_factory, shared_data)
+def reports(tmp_path_factory, shared_data: Path, cast):
+    built = report_home(tmp_path_factory, shared_data, cast)
     home = Home.open(built.path)
     out = tmp_path_factory.mktemp("reports")
     files = {}
@@ -34,6 +34,12 @@ def reports(tmp_path_factory, shared_data: Path):
     key = str(home.verifier_key)
     yield built, home, files, key
     home.close()
+
+
+@pytest.fixture(autouse=True)
+def reporter_key(cast, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`custody report` names whoever takes the report: the registrar, by their key."""
+    monkeypatch.setenv("CUSTODY_KEY", str(cast.key_file(OWNER)))
 
 
 def cli(*args: str):
@@ -160,8 +166,28 @@ def test_a_claim_edit_is_named_even_though_the_seal_catches_it_too(reports, tmp_
     data = path.read_bytes().replace(b'"decision": "needs-review"', b'"decision": "allow-review"', 1)
     result = verify_report(data, home.verifier_key)
     assert not result.ok
-    assert any("claim on ledger entry" in p and "policy.decision/v1" in p for p in result.problems), result.problems
+    assert any("claim on ledger entry" in p and "policy.decision/v2" in p for p in result.problems), result.problems
     assert any("does not match the digest recorded" in p for p in result.problems), result.problems
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("signed_with", "names another signing key than the entry's signature"),
+        ("method", "its attestation differs from the entry's"),
+    ],
+)
+def test_who_signed_a_review_is_checked_against_the_entry(reports, field: str, expected: str):
+    _, home, files, _ = reports
+    data = files[("mix@1", "json")].read_bytes()
+    doc = parse(data).doc
+    attested = next(r for r in doc["reviews"] if "attest" in r)
+    value = attested["signed_with"] if field == "signed_with" else attested["attest"]["method"]
+    data = flip(data, f'"{field}": "{value}"', len(field) + 8)
+    result = verify_report(data, home.verifier_key)
+    assert any(f"claim on ledger entry {attested['ledger_index']}" in p and expected in p for p in result.problems), (
+        result.problems
+    )
 
 
 @pytest.mark.parametrize("fmt", ["md", "html"])

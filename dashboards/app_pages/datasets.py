@@ -6,12 +6,26 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 from custody_dash import data, shell
-from custody_dash.context import home, key
+from custody_dash.context import home, key, service
 
+from custody.trust.acting import Attested
 from custody.views.datasets import filter_datasets
+from custody.views.identity import SignedIn, attested
 from custody.views.provenance import provenance_download
 
-shell.start()
+
+def report_taker(signed_in: SignedIn | None) -> tuple[Attested | None, str]:
+    """Who a download is recorded for (the ledger names who took each report), or why nobody may."""
+    if signed_in is None:
+        return None, "Sign in to download: the ledger records who took each report."
+    if not service().can_attest:
+        return None, f"The dashboard is read-only: {service().why_read_only}"
+    if home().roster().by_name(signed_in.name) is None:  # a viewer may take a report; a stranger may not
+        return None, f"{signed_in.name} is not an active member of this home's roster: no report can name them."
+    return attested(signed_in, service()), f"Recorded in the ledger as taken by {signed_in.name}."
+
+
+signed_in = shell.start()
 st.title("Datasets")
 home_key, size = key()
 rows = data.dataset_rows(home_key, size)
@@ -37,13 +51,16 @@ detail = data.dataset_detail(home_key, size, ref)
 dataset = detail.dataset
 st.header(f"{ref} — {dataset.card.dataset.title}")
 report_home = home().path  # the download runs on another thread: it opens its own home
+taker, note = report_taker(signed_in)
 st.download_button(
     "Download provenance report (JSON, verifiable with custody verify-report)",
-    lambda: provenance_download(report_home, ref),  # built on click: each report is recorded in the ledger
+    lambda: provenance_download(report_home, ref, taker),  # built on click: each report is recorded in the ledger
     file_name=f"{dataset.ref.name}@{dataset.ref.version}.provenance.json",
     mime="application/json",
     key="ds_download",
+    disabled=taker is None,
 )
+st.caption(note)
 m = st.columns(4)
 m[0].metric("Records", f"{dataset.manifest.records:,}")
 m[1].metric("Bytes", f"{dataset.manifest.bytes:,}")

@@ -10,6 +10,7 @@ from custody.views.ledger import (
     EntryFilter,
     entry_json,
     entry_page,
+    entry_signature,
     entry_types,
     inclusion_proof,
     latest_checkpoint,
@@ -41,6 +42,7 @@ index = st.number_input(
     "Entry index", min_value=0, max_value=max(size - 1, 0), value=rows[0]["index"] if rows else 0, key="lg_index"
 )
 if size:
+    st.caption(f"entry {int(index)} signed: {entry_signature(home(), int(index)).label()}")
     st.json(entry_json(home(), int(index)), expanded=False)
     proof = inclusion_proof(home(), int(index))
     if proof.proof is None:

@@ -1,4 +1,5 @@
-"""Policies: the policy files and which datasets pass or fail each rule (evaluated now, not recorded)."""
+"""Policies: the bindings in force (purpose -> policy by digest), the policy files, and which datasets
+pass or fail each rule (evaluated now, not recorded)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,27 @@ import datetime as dt
 
 import streamlit as st
 from custody_dash import data, shell
-from custody_dash.context import key
+from custody_dash.context import home, key
 
 from custody.views.policies import policy_files
 
 shell.start()
 st.title("Policies")
 home_key, size = key()
+
+st.subheader("Bindings in force")
+bindings = data.bindings(home_key, size)
+if not home().roster().signed:
+    st.info("This home was made before bindings: the gate judges by the policy each request names.")
+elif bindings.error:
+    st.error(f"cannot read the bindings: {bindings.error}")
+elif bindings.by_purpose:
+    st.caption("The gate judges each purpose by the policy an admin bound to it, by digest (`custody policy bind`).")
+    st.dataframe(bindings.rows(), hide_index=True, key="pol_bindings")
+else:
+    st.info("No purpose is bound to a policy: the gate denies every request (an admin runs `custody policy bind`).")
+
+st.subheader("Policy files")
 files = policy_files()
 if not files:
     st.info("No policy files found (set $CUSTODY_POLICIES or add policies/*.toml).")
@@ -26,7 +41,7 @@ if policy.loaded is None:
     st.stop()
 loaded = policy.loaded
 st.write(loaded.policy.description)
-st.caption(f"purpose {loaded.policy.purpose} · sha256 {loaded.digest}")
+st.caption(f"purpose {loaded.policy.purpose} · sha256 {loaded.digest} · {bindings.status_of(loaded.digest)}")
 
 hour = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H")
 matrix = data.rule_matrix(home_key, size, hour, loaded, loaded.digest)

@@ -38,7 +38,8 @@ if detail.decision is None:
 else:
     d = detail.decision
     show = {"allow": st.success, "needs-review": st.warning}.get(d.decision, st.error)
-    show(f"{d.decision} by policy {d.policy} ({d.purpose}) at ledger index {d.index}, requested by {d.requested_by}")
+    show(f"{d.decision} for {d.purpose} at ledger index {d.index}, requested by {d.requested_by}")
+    st.caption(f"judged by: {d.policy}")
     if d.reasons:
         st.dataframe(list(d.reasons), hide_index=True, key="runs_reasons")
 

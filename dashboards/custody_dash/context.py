@@ -1,4 +1,5 @@
-"""The home a script run reads: opened once per run (SQLite connections stay in their thread)."""
+"""The home a script run reads, and the dashboard's own key: each opened once per run (SQLite
+connections stay in their thread; the roster may have changed since the last run)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from custody.home import Home, HomeError, resolve_home
 from custody.ledger.storage import StorageError
+from custody.views.identity import Service, service_from_env
 
 _local = threading.local()
 
@@ -26,11 +28,20 @@ def home() -> Home:
     return opened
 
 
+def service() -> Service:
+    """The dashboard's roster identity from its key ($CUSTODY_DASHBOARD_KEY), checked on the roster now."""
+    found = getattr(_local, "service", None)
+    if found is None:
+        found = _local.service = service_from_env(home())
+    return found
+
+
 def close() -> None:
     opened = getattr(_local, "home", None)
     if opened is not None:
         opened.close()
         _local.home = None
+    _local.service = None
 
 
 def key() -> tuple[str, int]:

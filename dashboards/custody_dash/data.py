@@ -67,6 +67,16 @@ def verification(home_key: str, size: int) -> ledger.Verification:
 
 
 @st.cache_resource(**CACHE)
+def bindings(home_key: str, size: int) -> policies.Bindings:
+    return policies.bindings(home())
+
+
+@st.cache_resource(**CACHE)
+def recent_reviews(home_key: str, size: int, limit: int) -> list[dict[str, Any]]:
+    return decisions.recent_reviews(home(), limit)
+
+
+@st.cache_resource(**CACHE)
 def rule_matrix(home_key: str, size: int, hour: str, _loaded: LoadedPolicy, digest: str) -> policies.RuleMatrix:
     """Keyed on the policy's digest and the hour too: an edited file or an expired waiver shows."""
     return policies.rule_matrix(home(), _loaded, DatasetRegistry(home()).all())

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from custody.accounts import Account
+from custody.views.identity import SignedIn
 from custody_dash import auth
-from custody_dash.context import home
+from custody_dash.context import home, service
 
 
-def start() -> Account | None:
+def start() -> SignedIn | None:
     h = home()
     st.sidebar.caption(f"home: {h.path}")
-    return auth.sidebar(h)
+    return auth.sidebar(h, service())

@@ -3,12 +3,16 @@
 A claim is a dict with an integer `ledger_index`. Its other keys are the cited entry's body fields
 and envelope fields (`type`, `ts`, `actor`, `subject`), copied unchanged, plus artifact keys
 (`summary`, `card`, `manifest`, `metrics`) whose canonical JSON must hash to the digest the entry
-names. A verifier compares every key; a key it cannot check is an error, so a report cannot carry
-an unchecked statement inside a claim. Claims are not nested: the walk stops at a claim.
+names. A signed claim (`cite_signed`, for reviews) also says who signed: `signed_with`, the
+fingerprint of the key whose SSHSIG is on the entry (checked by verifying that signature), and,
+for an entry the dashboard attested, `attest` (how and when the person signed in to it), copied
+from the envelope. A verifier compares every key; a key it cannot check is an error, so a report
+cannot carry an unchecked statement inside a claim. Claims are not nested: the walk stops at a claim.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -16,8 +20,11 @@ from typing import Any
 
 from custody.ledger.entry import canonical_json
 from custody.ledger.storage import EntryRow
+from custody.trust import sshsig
+from custody.trust.audit import signature_problem
 
 ENVELOPE_KEYS = ("type", "ts", "actor", "subject")
+SIGNATURE_KEYS = ("signed_with", "attest")  # who signed: only in claims made by cite_signed
 # artifact key in a claim -> the body field of the cited entry naming its digest
 ARTIFACT_KEYS = {
     "summary": "summary_digest",
@@ -43,6 +50,26 @@ def cite(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
             raise ValueError(f"{key!r} is not an artifact a claim can carry")
         claim[key] = value
     return claim
+
+
+def cite_signed(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
+    """A claim that also says who signed the entry: the key, and the dashboard's attestation if any."""
+    envelope = json.loads(row.entry)
+    claim = cite(row, **artifacts)
+    fingerprint = signing_key(envelope)
+    if fingerprint is not None:
+        claim["signed_with"] = fingerprint
+    if envelope.get("attest") is not None:
+        claim["attest"] = envelope["attest"]
+    return claim
+
+
+def signing_key(envelope: dict[str, Any]) -> str | None:
+    """The fingerprint of the key whose signature is on the entry (None: unsigned or unreadable)."""
+    try:
+        return sshsig.parse(base64.b64decode(envelope["sig"], validate=True)).public.fingerprint
+    except (KeyError, TypeError, ValueError, sshsig.SignatureFormatError):
+        return None
 
 
 def claims(value: Any) -> Iterator[dict[str, Any]]:
@@ -74,12 +101,25 @@ def mismatch(claim: dict[str, Any], envelope: dict[str, Any]) -> str | None:
         elif key in ENVELOPE_KEYS:
             if value != envelope.get(key):
                 return f"field '{key}' differs from the entry"
+        elif key in SIGNATURE_KEYS:
+            why = _signature_mismatch(key, value, envelope)
+            if why:
+                return why
         else:
             return f"field '{key}' is not in the entry"
     for key in body:  # a claim that drops a field (e.g. a reason) misstates the entry
         if key not in claim:
             return f"field '{key}' of the entry is missing"
     return None
+
+
+def _signature_mismatch(key: str, value: Any, envelope: dict[str, Any]) -> str | None:
+    if key == "attest":
+        return None if value == envelope.get("attest") else "its attestation differs from the entry's"
+    if signing_key(envelope) != value:
+        return "it names another signing key than the entry's signature"
+    problem = signature_problem(envelope)  # the claim says the key signed: the signature must verify
+    return f"the entry's {problem}" if problem else None
 
 
 def _types_differ(a: Any, b: Any) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from custody.views.policy_refs import describe
+
 # (number, field, SPDX 3.0.1, CycloneDX 1.6, HF card / Croissant, EU AI Act), from provenance.md
 MAPPING = [
     (
@@ -124,7 +126,7 @@ def provenance_fields(
         if x
     )
     values[16] = "; ".join(
-        f"{d['result']['decision']} under {d['policy']['name']} (ledger index {d['ledger_index']})" for d in decisions
+        f"{d['result']['decision']} under {describe(d)} (ledger index {d['ledger_index']})" for d in decisions
     )
     values[17] = f"dataset.registered at ledger index {reg['ledger_index']}, proved in this report's anchors"
     rows = []

@@ -18,7 +18,7 @@ from custody.home import Home
 from custody.ledger.entry import utc_now
 from custody.ledger.storage import EntryRow
 from custody.reports import REPORT_FORMAT
-from custody.reports.claims import cite, digest_of
+from custody.reports.claims import cite, cite_signed, digest_of
 from custody.views.common import scan
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$")
@@ -101,7 +101,8 @@ def decisions_on(home: Home, ledger_subjects: set[str]) -> list[dict[str, Any]]:
 
 
 def reviews_on(home: Home, ledger_subject: str) -> list[dict[str, Any]]:
-    return [cite(row) for row in scan(home, "review.recorded/", subject=ledger_subject)]
+    """Reviews on a subject, each saying who signed it (a person's own key, or the dashboard's attestation)."""
+    return [cite_signed(row) for row in scan(home, "review.recorded/", subject=ledger_subject)]
 
 
 def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:

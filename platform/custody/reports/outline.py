@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from custody.reports.fields import provenance_fields
+from custody.views.policy_refs import describe
 
 Block = tuple
 
@@ -150,19 +151,39 @@ def check_blocks(checks: dict[str, dict[str, Any]], level: int = 2) -> list[Bloc
     return blocks
 
 
+def signed(review: dict[str, Any]) -> str:
+    """Who signed a review, as its claim proves: the reviewer's own key, or the dashboard attesting them."""
+    attest = review.get("attest")
+    if attest:
+        return (
+            f"attested by {attest.get('via')} ({attest.get('method')} sign-in at {attest.get('signed_in_at')}; "
+            f"signed with the dashboard's key {review.get('signed_with', '')})"
+        )
+    if review.get("signed_with"):
+        return f"personally, with key {review['signed_with']}"
+    return "unsigned (made before signatures)"
+
+
 def decision_blocks(decisions: list[dict[str, Any]], reviews: list[dict[str, Any]]) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Gate decisions")]
     if decisions:
         blocks.append(
             (
+                "p",
+                "Policies are named by the sha256 of the exact bytes the gate evaluated; a policy governs a "
+                "purpose only when an admin bound it (`custody policy bind`).",
+            )
+        )
+        blocks.append(
+            (
                 "table",
-                ["ledger index", "time", "decision", "policy", "purpose", "requested by", "reasons"],
+                ["ledger index", "time", "decision", "policies (sha256; bound?)", "purpose", "requested by", "reasons"],
                 [
                     [
                         d["ledger_index"],
                         d["evaluated_at"],
                         d["result"]["decision"],
-                        f"{d['policy']['name']} (sha256 {_short(d['policy']['digest']['sha256'])})",
+                        describe(d, full=True),
                         d["purpose"],
                         d["requested_by"],
                         "; ".join(f"{r['rule']} ({r['outcome']}): {r['message']}" for r in d["result"]["reasons"]),
@@ -178,12 +199,13 @@ def decision_blocks(decisions: list[dict[str, Any]], reviews: list[dict[str, Any
         blocks.append(
             (
                 "table",
-                ["ledger index", "time", "reviewer", "action", "finding", "reason", "expires"],
+                ["ledger index", "time", "reviewer", "signed", "action", "finding", "reason", "expires"],
                 [
                     [
                         r["ledger_index"],
                         r["ts"],
                         r["actor"],
+                        signed(r),
                         r["action"],
                         r["finding"],
                         r["reason"],

@@ -4,4 +4,8 @@ Each module answers one page's questions (overview, datasets, reviews, runs, led
 policies) without Streamlit, so it is unit-tested directly and reused by the benchmark. No
 function here loads the whole ledger: reads go through the storage's type- and
 subject-indexed pages, newest first where a page shows the latest items.
+
+Shared by the pages: `identity` (the dashboard's attestor key and the signed-in person's
+standing on the roster), `signatures` (who signed an entry, in words) and `policy_refs` (the
+policies a decision used, by digest and binding; the reports use it too).
 """

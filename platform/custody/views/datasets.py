@@ -9,9 +9,8 @@ from typing import Any
 from custody.checks.catalog import available_checks
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
-from custody.policy.inputs import reviews_on
 from custody.views.common import body, scan
-from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject
+from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject, reviews_of
 
 CHECK = "check.completed/"
 NO_DECISION = "none"
@@ -168,7 +167,7 @@ class DatasetDetail:
     checks: dict[str, LatestCheck]
     summaries: dict[str, dict[str, Any]]
     decisions: list[dict[str, Any]]  # every decision that mentions it, oldest first
-    reviews: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]  # oldest first, each with who signed it
     lineage_dot: str
     ancestors: list[str]
     descendants: list[str]
@@ -202,18 +201,7 @@ def dataset_detail(home: Home, ref: str, decisions: list[DecisionInfo] | None = 
         for d in (all_decisions(home) if decisions is None else decisions)
         if ref in d.subjects
     ]
-    reviews = [
-        {
-            "index": r["ledger_index"],
-            "time": r["ts"],
-            "action": r["action"],
-            "finding": r["finding"],
-            "reviewer": r["reviewer"],
-            "reason": r["reason"],
-            "expires": r["expires"] or "",
-        }
-        for r in reviews_on(home, [dataset.ref.subject])
-    ]
+    reviews = reviews_of(home, dataset.ref.subject)  # each says who signed it
     ancestors, descendants = registry.lineage(dataset.ref)
     return DatasetDetail(
         dataset,

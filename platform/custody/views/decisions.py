@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.home import Home
+from custody.ledger.storage import EntryRow
 from custody.policy import entry_types as _policy_types  # noqa: F401  registers the decision and review types
 from custody.views.common import body, newest, scan
+from custody.views.policy_refs import PolicyUsed, describe_used, identities, policies_used, statuses
+from custody.views.signatures import signed_by_rows
 
 DECISION = "policy.decision/"
 REVIEW = "review.recorded/"
@@ -19,11 +22,21 @@ class DecisionInfo:
     ts: str
     requested_by: str
     decision: str
-    policy: str
+    policies: tuple[PolicyUsed, ...]  # every policy evaluated, by digest; empty: the purpose was unbound
     purpose: str
     subjects: tuple[str, ...]  # NAME@VERSION and run:NAME
     reasons: tuple[dict[str, Any], ...] = field(default=())
     lifted: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def policy(self) -> str:
+        """Every policy by name, short digest and binding status (never the name alone)."""
+        return describe_used(self.policies, self.purpose)
+
+    @property
+    def bound(self) -> bool:
+        """Whether the policy an admin bound to the purpose judged this decision."""
+        return any(p.bound for p in self.policies)
 
     def for_subject(self, subject: str) -> str:
         """This decision as it concerns one subject: its reasons' worst outcome, else allow."""
@@ -36,7 +49,8 @@ class DecisionInfo:
             "time": self.ts,
             "decision": self.decision,
             "subjects": ", ".join(self.subjects),
-            "policy": self.policy,
+            "policy": identities(self.policies),
+            "bound": statuses(self.policies, self.purpose),
             "purpose": self.purpose,
             "reasons": len(self.reasons),
             "requested by": self.requested_by,
@@ -50,7 +64,7 @@ def decision_info(index: int, ts: str, data: dict[str, Any]) -> DecisionInfo:
         ts,
         data["requested_by"],
         result["decision"],
-        data["policy"]["name"],
+        policies_used(data),
         data["purpose"],
         tuple(s["name"].removeprefix("dataset:") for s in data["subjects"]),
         tuple(result["reasons"]),
@@ -76,18 +90,30 @@ def recent_decisions(home: Home, limit: int = 10) -> list[DecisionInfo]:
     return [decision_info(row.idx, row.ts, body(row)) for row in newest(home, DECISION, limit)]
 
 
-def review_row(index: int, ts: str, actor: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "index": index,
-        "time": ts,
-        "action": data["action"],
-        "finding": data["finding"],
-        "reviewer": actor,
-        "reason": data["reason"],
-        "expires": data.get("expires") or "",
-        "subject": subject.removeprefix("dataset:"),
-    }
+def review_rows(home: Home, rows: list[EntryRow]) -> list[dict[str, Any]]:
+    """Reviews as table rows, each saying who signed it: the reviewer's own key, or the dashboard."""
+    signed = signed_by_rows(home, rows)
+    return [
+        {
+            "index": row.idx,
+            "time": row.ts,
+            "action": body(row)["action"],
+            "finding": body(row)["finding"],
+            "reviewer": row.actor,
+            "signed": signed[row.idx].label(),
+            "reason": body(row)["reason"],
+            "expires": body(row).get("expires") or "",
+            "subject": row.subject.removeprefix("dataset:"),
+        }
+        for row in rows
+    ]
 
 
 def recent_reviews(home: Home, limit: int = 10, subject: str | None = None) -> list[dict[str, Any]]:
-    return [review_row(r.idx, r.ts, r.actor, r.subject, body(r)) for r in newest(home, REVIEW, limit, subject)]
+    """The newest reviews (optionally on one ledger subject), newest first."""
+    return review_rows(home, newest(home, REVIEW, limit, subject))
+
+
+def reviews_of(home: Home, subject: str) -> list[dict[str, Any]]:
+    """Every review on one ledger subject, oldest first."""
+    return review_rows(home, list(scan(home, REVIEW, subject=subject)))

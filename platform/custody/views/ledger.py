@@ -12,6 +12,7 @@ from custody.ledger.entry import known_entry_types
 from custody.ledger.log import LedgerRangeError, load_note
 from custody.ledger.verifier import VerificationError, verify_checkpoint
 from custody.views.common import envelope
+from custody.views.signatures import SignedBy, signed_by, signed_by_rows
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,18 @@ def entry_page(home: Home, flt: EntryFilter, before: int | None = None, limit: i
         actor=flt.actor or None,
         descending=True,
     )
-    return [{"index": r.idx, "time": r.ts, "type": r.type, "actor": r.actor, "subject": r.subject} for r in rows]
+    signed = signed_by_rows(home, rows)
+    return [
+        {
+            "index": r.idx,
+            "time": r.ts,
+            "type": r.type,
+            "actor": r.actor,
+            "signed": signed[r.idx].label(),
+            "subject": r.subject,
+        }
+        for r in rows
+    ]
 
 
 def entry_types() -> list[str]:
@@ -48,6 +60,11 @@ def entry_types() -> list[str]:
 def entry_json(home: Home, index: int) -> dict[str, Any]:
     row = home.ledger.entry(index)
     return {"index": row.idx, "leaf_hash": row.leaf_hash.hex(), "envelope": envelope(row)}
+
+
+def entry_signature(home: Home, index: int) -> SignedBy:
+    """Who signed one entry: a person with their own key, the dashboard attesting them, or the service."""
+    return signed_by(home, home.ledger.entry(index))
 
 
 @dataclass(frozen=True)

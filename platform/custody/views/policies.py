@@ -1,7 +1,10 @@
-"""Policies: the files, and which datasets pass or fail each rule, evaluated now without recording.
+"""Policies: the bindings in force, the files, and which datasets pass or fail each rule, evaluated
+now without recording.
 
-The evaluation is the gate's own (`gather` + `evaluate`), so reviews and waivers count exactly as
-they would in `custody gate`; nothing is written to the ledger.
+The binding (`custody policy bind`, an admin's signed entry) is what makes a policy govern a
+purpose: the gate evaluates the bound policy's exact bytes, whatever a file on disk now says, so
+the page names policies by digest. The evaluation is the gate's own (`gather` + `evaluate`), so
+reviews and waivers count exactly as they would in `custody gate`; nothing is written to the ledger.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Any
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.paths import policies_dir
+from custody.policy.bindings import Binding, BindingError, current_bindings
 from custody.policy.evaluate import evaluate
 from custody.policy.inputs import gather
 from custody.policy.schema import LoadedPolicy, PolicyError, load_policy, shipped_policies
+from custody.store import ArtifactError
 
 PASS, LIFTED = "pass", "lifted"
 
@@ -40,6 +45,41 @@ def policy_files() -> list[PolicyFile]:
         except PolicyError as exc:
             files.append(PolicyFile(name, path, text, None, str(exc)))
     return files
+
+
+@dataclass(frozen=True)
+class Bindings:
+    """The binding in force for each purpose, or why they cannot be read."""
+
+    by_purpose: dict[str, Binding]
+    error: str | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "purpose": purpose,
+                "policy": b.loaded.policy.name,
+                "sha256": b.digest,
+                "bound by": b.bound_by,
+                "bound at": b.ts,
+                "ledger index": b.index,
+            }
+            for purpose, b in self.by_purpose.items()
+        ]
+
+    def status_of(self, digest: str) -> str:
+        """Whether a policy file (by its digest) is the one bound to a purpose."""
+        bound = [f"{p} at ledger index {b.index}" for p, b in self.by_purpose.items() if b.digest == digest]
+        if bound:
+            return "bound to " + ", ".join(bound)
+        return "not bound to any purpose: a request naming it can only add reasons to the bound policy's"
+
+
+def bindings(home: Home) -> Bindings:
+    try:
+        return Bindings(current_bindings(home))
+    except (BindingError, ArtifactError) as exc:  # a bound policy this custody cannot read, or lost bytes
+        return Bindings({}, str(exc))
 
 
 @dataclass(frozen=True)

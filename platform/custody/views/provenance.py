@@ -1,6 +1,6 @@
 """A dataset's provenance report for the dashboard's download: the verifiable JSON report of
 `custody report NAME@VERSION --format json` (see custody.reports), recorded in the ledger like
-any report that leaves the building."""
+any report that leaves the building, naming the signed-in person who took it."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ from pathlib import Path
 
 from custody.home import Home
 from custody.reports import REPORT_FORMAT
+from custody.trust.acting import Acting
 from custody.views.datasets import DatasetDetail
 
 FORMAT = REPORT_FORMAT
 
 
-def provenance_json(home: Home, detail: DatasetDetail) -> bytes:
+def provenance_json(home: Home, detail: DatasetDetail, actor: Acting | str | None = None) -> bytes:
     from custody.reports.build import build_report
 
-    return build_report(home, str(detail.dataset.ref), "json").data
+    return build_report(home, str(detail.dataset.ref), "json", actor).data
 
 
-def provenance_download(home_path: Path, ref: str) -> bytes:
+def provenance_download(home_path: Path, ref: str, actor: Acting | str | None = None) -> bytes:
     """For a deferred download: runs on Streamlit's own thread, so it opens its own home."""
     from custody.reports.build import build_report
 
     home = Home.open(home_path)
     try:
-        return build_report(home, ref, "json").data
+        return build_report(home, ref, "json", actor).data
     finally:
         home.close()

@@ -1,7 +1,9 @@
 """The review queue: open findings, their evidence shown safely, and acting on them.
 
 Acting goes through `custody.policy.reviews.record_review`, the code path `custody review`
-uses, so separation of duties and every validation are the same in the dashboard and the CLI.
+uses, so separation of duties (by key) and every validation are the same in the dashboard and
+the CLI. The dashboard records each review signed with its own key, attesting the signed-in
+person (custody.views.identity); the person's roster roles decide what they may do.
 Evidence never shows a detected PII value: spans are masked from the check's own offsets. Text
 a toxicity check flagged is returned with `sensitive=True`; the page keeps it hidden until the
 reviewer reveals it.
@@ -15,25 +17,37 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from custody.accounts import Account, Accounts
+from custody.accounts import Accounts
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
 from custody.home import Home
-from custody.policy.reviews import Action, ReportedFinding, open_findings, owner_of, record_review
+from custody.policy.reviews import (
+    Action,
+    Owner,
+    ReportedFinding,
+    ReviewError,
+    ledger_subject,
+    open_findings,
+    owner_of,
+    record_review,
+)
+from custody.trust.permissions import person_roles
 from custody.views.common import body
+from custody.views.identity import Service, SignedIn, Standing, attested, standing
 
 MAX_TEXT = 1200  # characters of a record shown as evidence
 RULE_CHECKS = {"pii.max-rate": "pii", "toxicity.max-rate": "toxicity", "license.allowed": "license"}
+NOBODY = Owner("", None)
 
 
 class NotAllowed(PermissionError):
-    """The signed-in account (or nobody) may not act on findings."""
+    """The signed-in person (or nobody) may not act on findings through this dashboard."""
 
 
 @dataclass(frozen=True)
 class QueueItem:
     finding: ReportedFinding
-    owner: str  # who registered the dataset (or requested the run): may not approve or waive
+    owner: Owner  # who registered the dataset (or requested the run), by name and key: may not approve or waive
 
     def as_row(self) -> dict[str, Any]:
         f = self.finding
@@ -43,9 +57,12 @@ class QueueItem:
             "rule": f.rule,
             "subject": f.subject,
             "decision": f.decision_index,
-            "registered by": self.owner,
+            "registered by": self.owner.name,
             "message": f.message,
         }
+
+    def owned_by(self, who: Standing) -> bool:
+        return self.owner.is_(who.name, who.key)
 
 
 def queue(home: Home, include_deny: bool = False) -> list[QueueItem]:
@@ -55,38 +72,57 @@ def queue(home: Home, include_deny: bool = False) -> list[QueueItem]:
         if finding.subject not in owners:
             try:
                 owners[finding.subject] = owner_of(home, finding)
-            except (DatasetNotFound, ValueError):
-                owners[finding.subject] = ""
+            except (DatasetNotFound, ReviewError, ValueError):
+                owners[finding.subject] = NOBODY
         items.append(QueueItem(finding, owners[finding.subject]))
     return items
 
 
-def allowed_actions(item: QueueItem, account: Account | None) -> list[str]:
-    """What this account may do with this finding (the policy module checks again when recording)."""
-    if account is None or not account.can_review:
-        return []
-    if item.owner == account.name:
-        return ["reject"]  # separation of duties: a registrant may still reject
+def permitted(item: QueueItem, roles: frozenset[str]) -> list[str]:
+    """The actions the finding admits that these roster roles permit (approve, waive, reject)."""
     actions = ["reject"]
     if item.finding.liftable:
         actions.insert(0, "waive")
         if item.finding.outcome == "review":
             actions.insert(0, "approve")
+    subject = ledger_subject(item.finding.subject)
+    return [a for a in actions if roles & (person_roles("review.recorded/v1", subject, {"action": a}) or frozenset())]
+
+
+def allowed_actions(item: QueueItem, who: Standing | None) -> list[str]:
+    """What this person may do with this finding (record_review and the ledger check again)."""
+    if who is None or who.problem:
+        return []
+    actions = permitted(item, who.roles)
+    if item.owned_by(who):
+        return [a for a in actions if a == "reject"]  # separation of duties: a registrant may still reject
     return actions
 
 
 def act(
-    home: Home, account: Account | None, finding: str, action: Action, reason: str, expires: str | None = None
+    home: Home,
+    signed_in: SignedIn | None,
+    service: Service,
+    finding: str,
+    action: Action,
+    reason: str,
+    expires: str | None = None,
 ) -> int:
-    """Record a review as the signed-in account; refuse anyone who is not (still) a reviewer."""
-    if account is None:
+    """Record a review for the signed-in person, signed by the dashboard's key attesting them.
+
+    The account is read again (its role now, not as it was at sign-in), and the person's roster
+    roles must permit the action: the dashboard account's role can only narrow them."""
+    if signed_in is None:
         raise NotAllowed("sign in to act on findings")
-    current = Accounts(home.path).get(account.name)  # the role now, not as it was at sign-in
+    if not service.can_attest:
+        raise NotAllowed(f"the dashboard is read-only: {service.why_read_only}")
+    current = Accounts(home.path).get(signed_in.name)
     if current is None:
-        raise NotAllowed(f"account {account.name!r} no longer exists")
-    if not current.can_review:
-        raise NotAllowed(f"{current.name} is a {current.role}: only reviewers and admins can act on findings")
-    return record_review(home, finding, action, reason, reviewer=current.name, expires=expires)
+        raise NotAllowed(f"account {signed_in.name!r} no longer exists")
+    who = standing(home, current)
+    if who.problem:
+        raise NotAllowed(who.problem)
+    return record_review(home, finding, action, reason, reviewer=attested(signed_in, service), expires=expires)
 
 
 # -- evidence -------------------------------------------------------------------------------

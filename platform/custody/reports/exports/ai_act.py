@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from custody.reports.exports import dataset_sections, root_registrations, stages
+from custody.views.policy_refs import describe
 
 KINDS = [
     ("public", "2.1 Publicly available datasets"),
@@ -105,7 +106,7 @@ def _general(content: dict[str, Any], sections: list[dict[str, Any]]) -> list[st
             f"- Model: run {content['target']} ({started['kind']}), model sha256 {finished.get('model_digest', 'n/a')}",
             f"- Training tokens: {finished.get('tokens', 'n/a')}",
             f"- Allowed by gate decision at ledger index {content['decision']['ledger_index']} "
-            f"({content['decision']['result']['decision']}, policy {content['decision']['policy']['name']})",
+            f"({content['decision']['result']['decision']}, {describe(content['decision'], full=True)})",
         ]
     lines += [
         f"- Modalities: {', '.join(modalities)}; languages: {', '.join(languages) or 'not stated'}",

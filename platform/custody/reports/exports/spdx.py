@@ -10,6 +10,7 @@ from typing import Any
 from spdx_python_model import v3_0_1 as spdx
 
 from custody.reports.exports import dataset_sections, root_registrations
+from custody.views.policy_refs import describe
 
 CONFIDENTIALITY = {"public": "clear", "internal": "green", "confidential": "amber", "restricted": "red"}
 PRESENCE = {"yes": "yes", "no": "no", "unknown": "noAssertion"}
@@ -131,7 +132,7 @@ def _evidence(doc: _Doc, package: Any, decisions: list[dict[str, Any]]) -> None:
             f"decision-{d['ledger_index']}",
             name=f"policy.decision ledger entry {d['ledger_index']}: {d['result']['decision']}",
             software_primaryPurpose=spdx.software_SoftwarePurpose.evidence,
-            comment=f"policy {d['policy']['name']}; input document digest below",
+            comment=f"policies: {describe(d, full=True)}; input document digest below",
         )
         evidence.verifiedUsing.append(_sha256(d["input"]["digest"]["sha256"]))
         doc.relate(package, "hasEvidence", [evidence])

@@ -35,7 +35,7 @@ from custody.trust.acting import Acting, Attested, NotPermitted, Person
 from custody.trust.attribution import Attribution, attribute
 from custody.trust.audit import entry_problem
 from custody.trust.permissions import person_roles
-from custody.trust.roster import Roster, roster_change_problem
+from custody.trust.roster import Roster, RosterHistory, roster_change_problem
 from custody.trust.sshkeys import KeySigner, PublicKey
 
 DEFAULT_HOME = ".custody"
@@ -137,7 +137,7 @@ class Home:
         self.witness = CheckpointWitness(path / "witness" / "checkpoint", self.verifier_key)
         self._storage: Storage | None = None
         self._ledger: Ledger | None = None
-        self._roster = Roster()
+        self._rosters = RosterHistory()
         self._service: KeySigner | None = None
 
     # -- creation and opening ---------------------------------------------------------------
@@ -247,12 +247,8 @@ class Home:
 
     # -- who may write what ----------------------------------------------------------------
     def roster(self, size: int | None = None) -> Roster:
-        """The roster as it stands at the head (or before entry `size`)."""
-        if size is None:
-            size = self.storage.head()[0]
-        if size < self._roster.size:
-            self._roster = Roster()
-        return self._roster.refresh(self.storage, size)
+        """The roster as it stands at the head (or before entry `size`); read-only, copy to change."""
+        return self._rosters.at(self.storage, self.storage.head()[0] if size is None else size)
 
     def attribute(self, row: EntryRow) -> Attribution:
         """Who the stored entry speaks for, by key, against the roster at its index."""
@@ -320,6 +316,7 @@ class Home:
         return note
 
     def close(self) -> None:
+        self._rosters = RosterHistory()  # the database may change before it is opened again
         if self._storage is not None:
             self._storage.close()
             self._storage = None

@@ -8,6 +8,7 @@ adding again).
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -143,6 +144,44 @@ def _ssh_time(ts: str, round_up: bool = False) -> str:
     if round_up and moment.microsecond:
         moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment.strftime("%Y%m%d%H%M%SZ")
+
+
+class RosterHistory:
+    """Every roster entry of one ledger, read once and extended as the ledger grows, so the roster
+    at any index (attributing old entries, admitting new ones) needs no re-reading."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, dict]] = []
+        self.read_up_to = 0  # entries [0, read_up_to) have been looked at
+        self._built: dict[int, Roster] = {}  # by the number of events applied
+
+    def at(self, storage: Storage, size: int) -> Roster:
+        """The roster before entry `size` (do not modify it: copy it first)."""
+        if size > self.read_up_to:
+            self._read(storage, size)
+        count = bisect.bisect_left(self.events, size, key=lambda event: event[0])
+        roster = self._built.get(count)
+        if roster is None:
+            roster = Roster()
+            for index, doc in self.events[:count]:
+                roster.apply(index, doc)
+            self._built[count] = roster
+        roster.size = size
+        return roster
+
+    def _read(self, storage: Storage, size: int) -> None:
+        if self.read_up_to == 0:
+            first = storage.entry(0)
+            if first is not None:
+                self.events.append((0, json.loads(first.entry)))
+        start = max(self.read_up_to, 1)
+        while start < size:
+            rows = [r for r in storage.entries(start, 1000, type_prefix="people.") if r.idx < size]
+            self.events += [(row.idx, json.loads(row.entry)) for row in rows]
+            if len(rows) < 1000:
+                break
+            start = rows[-1].idx + 1
+        self.read_up_to = size
 
 
 def load_roster(storage: Storage, size: int | None = None) -> Roster:

@@ -78,7 +78,7 @@ def test_exit_codes_allow_deny_needs_review(home, tmp_path):
     review.write_text(REVIEW, encoding="utf-8")
     allowed = cli(home, "gate", "mix@1", "--policy", str(lenient))
     assert allowed.exit_code == 0, allowed.output
-    assert allowed.stdout.startswith("allow: 0 reason(s) — purpose research, policy lenient (sha256 ")
+    assert allowed.stdout.startswith("allow: 0 reasons — purpose research, policy lenient (sha256 ")
     assert ", bound to research at ledger index " in allowed.stdout
     denied = cli(home, "gate", "mix@1", "--policy", str(lenient), "--purpose", "commercial")
     assert denied.exit_code == 3, denied.output

@@ -48,7 +48,7 @@ def test_replay_reproduces_decision_and_reasons(home, tmp_path):
     assert report.drift == []
     shown = cli(home, "gate", "replay", str(result.ledger_index))
     assert shown.exit_code == 0, shown.output
-    assert "is deny again, with the same 1 reason(s)" in shown.stdout
+    assert "is deny again, with the same 1 reason" in shown.stdout
     assert "nothing it depended on has changed since" in shown.stdout
 
 

@@ -145,16 +145,33 @@ def test_prepare_cli_chains_stages_with_lineage(home, engineer_key, tmp_path, pi
     register(home, tmp_path, pii_docs[:10] + jigsaw[:20], "mixed")
     runner = CliRunner()
     args = ["--home", str(home.path)]
-    result = runner.invoke(app, ["prepare", "mixed@1", "--stages", "redact-pii,drop-toxic", "--as", "mixed@2", *args])
+    result = runner.invoke(
+        app, ["prepare", "mixed@1", "--stages", "redact-pii,drop-toxic", "--output", "mixed@2", *args]
+    )
     assert result.exit_code == 0, result.output
     lineage = runner.invoke(app, ["dataset", "lineage", "mixed@2", "--json", *args])
     ancestors = json.loads(lineage.stdout)["ancestors"]
     assert [a["dataset"] for a in ancestors] == ["mixed@2+1-redact-pii", "mixed@1"]
 
-    again = runner.invoke(app, ["prepare", "mixed@1", "--stages", "drop-toxic", "--as", "mixed@2", *args])
+    again = runner.invoke(app, ["prepare", "mixed@1", "--stages", "drop-toxic", "--output", "mixed@2", *args])
     assert again.exit_code == 2
-    unknown = runner.invoke(app, ["prepare", "mixed@1", "--stages", "shred", "--as", "mixed@3", *args])
+    unknown = runner.invoke(app, ["prepare", "mixed@1", "--stages", "shred", "--output", "mixed@3", *args])
     assert unknown.exit_code == 2 and "unknown stage" in unknown.output
+
+
+def test_prepare_names_its_output_by_default_and_still_takes_the_old_spelling(home, engineer_key, tmp_path, jigsaw):
+    """A gate remedy prints `custody prepare X@1 --stages drop-toxic`: it must run as printed."""
+    register(home, tmp_path, jigsaw[:20], "plain")
+    runner = CliRunner()
+    args = ["--home", str(home.path)]
+    first = runner.invoke(app, ["prepare", "plain@1", "--stages", "drop-toxic", *args])
+    assert first.exit_code == 0, first.output
+    assert "drop-toxic: plain@2 " in first.stdout  # the next version, as a person would name it
+    old = runner.invoke(app, ["prepare", "plain@1", "--stages", "drop-toxic", "--as", "plain@7", *args])
+    assert old.exit_code == 0, old.output
+    assert "use --output plain@7" in old.stderr and "drop-toxic: plain@7 " in old.stdout
+    third = runner.invoke(app, ["prepare", "plain@1", "--stages", "drop-toxic", *args])
+    assert "drop-toxic: plain@8 " in third.stdout
 
 
 def test_operators_per_entity_come_from_the_home(home):
@@ -181,7 +198,7 @@ def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, engineer_ke
         (["--option", "nonsense"], "expected STAGE.KEY=VALUE"),
         (["--option", "dedup-exact.casefold=true"], "not in the chain"),
     ]:
-        refused = runner.invoke(app, ["prepare", "opts@1", "--stages", "dedup-near", "--as", "opts@2", *bad, *args])
+        refused = runner.invoke(app, ["prepare", "opts@1", "--stages", "dedup-near", "--output", "opts@2", *bad, *args])
         assert refused.exit_code == 2 and message in refused.output, refused.output
     assert home.ledger.size == size, "a refused chain records nothing"
 

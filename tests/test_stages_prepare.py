@@ -460,7 +460,7 @@ def test_prepare_cli_runs_the_four_stages_with_lineage_and_decisions(home, engin
     runner = CliRunner()
     args = ["--home", str(home.path)]
     stages = "normalize-unicode,dedup-exact,dedup-near,quality-filter"
-    result = runner.invoke(app, ["prepare", "plays@1", "--stages", stages, "--as", "plays@2", "--json", *args])
+    result = runner.invoke(app, ["prepare", "plays@1", "--stages", stages, "--output", "plays@2", "--json", *args])
     assert result.exit_code == 0, result.output
     summaries = json.loads(result.stdout)
     assert [s["stage"] for s in summaries] == stages.split(",")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,7 @@ from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.executors import ExecutorError
+from custody.wording import counts, plural
 
 
 def check(
@@ -78,10 +80,8 @@ def check(
             results.append(result)
             if not as_json:
                 summary = result.summary(h)
-                console.print(
-                    f"{name} {result.version}: {result.status} — {result.records} records "
-                    f"{summary['verdicts']}, ledger index {result.entry_index}"
-                )
+                console.print(describe_result(name, result.version, result.status, result.records, summary))
+                console.print(f"  ledger index {result.entry_index}")
                 for finding in summary["findings"]:
                     console.print(f"  {finding['severity']}: {finding['id']} — {finding['message']}")
         if as_json:
@@ -99,6 +99,15 @@ def check(
                     for r in results
                 ]
             )
+
+
+def describe_result(name: str, version: str, status: str, records: int, summary: dict) -> str:
+    """`pii 1.0.0: flag — 120 records (108 pass, 12 flag); 1 finding (1 flag)`: the status is the
+    worst of the record verdicts and the dataset's findings, and the line says which is which."""
+    found = summary["findings"]
+    severities = Counter(f["severity"] for f in found)
+    tail = f"; {plural(len(found), 'finding')} ({counts(severities)})" if found else "; no findings"
+    return f"{name} {version}: {status} — {plural(records, 'record')} ({counts(summary['verdicts'])}){tail}"
 
 
 def findings(

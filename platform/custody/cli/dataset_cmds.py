@@ -23,6 +23,7 @@ from custody.datasets.card import CARD_TEMPLATE, load_card
 from custody.datasets.names import DatasetRef, check_name, check_version, parse_ref
 from custody.datasets.readers import DEFAULT_MAX_RECORD_BYTES, Fields
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.wording import plural
 
 app = typer.Typer(help="Register and inspect datasets.", no_args_is_help=True)
 
@@ -128,12 +129,26 @@ def card_check(card: Annotated[Path, typer.Argument(help="dataset card (TOML)")]
 
 
 @app.command("list")
-def list_datasets(as_json: JsonOption = False, home: HomeOption = None, database: DatabaseOption = None) -> None:
-    """List registered datasets."""
+def list_datasets(
+    include_intermediate: Annotated[
+        bool, typer.Option("--all", help="also the intermediate outputs of stage chains (kept for lineage)")
+    ] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """List registered datasets (without the intermediate outputs of stage chains, unless --all)."""
+    from custody.datasets.names import is_intermediate
+
     with opened(home, database) as h:
-        datasets = DatasetRegistry(h).all()
+        every = DatasetRegistry(h).all()
+        datasets = every if include_intermediate else [d for d in every if not is_intermediate(d.ref)]
+        hidden = len(every) - len(datasets)
         if as_json:
             print_json([summary(d) for d in datasets])
+            return
+        if not every:
+            console.print("no datasets registered yet (custody dataset register PATH --name NAME --version 1 ...)")
             return
         from rich.table import Table
 
@@ -148,6 +163,8 @@ def list_datasets(as_json: JsonOption = False, home: HomeOption = None, database
                 ", ".join(p["dataset"] for p in d.parents),
             )
         console.print(table)
+        if hidden:
+            console.print(f"{plural(hidden, 'intermediate stage output')} not shown (--all shows them)")
 
 
 @app.command()

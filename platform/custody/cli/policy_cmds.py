@@ -31,6 +31,7 @@ from custody.cli.common import (
 )
 from custody.datasets.names import DatasetRefError, check_name, parse_ref
 from custody.datasets.registry import DatasetRegistry
+from custody.wording import plural
 
 if TYPE_CHECKING:
     from custody.policy.gate import GateResult
@@ -80,7 +81,7 @@ def _print_gate(result: GateResult) -> None:
     decision = result.decision
     where = f"ledger index {result.ledger_index}" if result.recorded else "NOT RECORDED"
     console.print(
-        f"{decision.decision}: {len(decision.reasons)} reason(s) — purpose {result.purpose}, "
+        f"{decision.decision}: {plural(len(decision.reasons), 'reason')} — purpose {result.purpose}, "
         f"{result.describe_policies()}, {where}"
     )
     for reason in decision.reasons:
@@ -92,6 +93,8 @@ def _print_gate(result: GateResult) -> None:
             console.print(f"  {kind}  {item['finding']} by {item['reviewer']} ({item['by']}){until}")
     for item in decision.not_applied:
         console.print(f"  not applied  {item['finding']} ({item['by']}): {item['why']}")
+    for note in result.notes:
+        console.print(f"  note    {note}")
     if decision.decision == "needs-review":
         console.print("a reviewer can act on these: custody review list")
     if result.warning:
@@ -184,7 +187,7 @@ def replay_cmd(
             if report.reproduced:
                 console.print(
                     f"reproduced: decision {report.decision_id} at ledger index {index} is "
-                    f"{recorded['decision']} again, with the same {len(recorded['reasons'])} reason(s)"
+                    f"{recorded['decision']} again, with the same {plural(len(recorded['reasons']), 'reason')}"
                 )
             else:
                 console.print(f"NOT reproduced: decision {report.decision_id} at ledger index {index}")

@@ -19,7 +19,7 @@ from custody.cli.common import (
     print_json,
 )
 from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
-from custody.datasets.names import parse_ref
+from custody.datasets.names import DatasetRef, next_version, parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.executors import ExecutorError
 from custody.stages.catalog import available_stages, stage_info
@@ -30,7 +30,13 @@ from custody.stages.runner import StageError, StageResult
 def prepare(
     ref: Annotated[str, typer.Argument(help="input dataset NAME@VERSION")],
     stages: Annotated[str, typer.Option(help=f"comma-separated stages, in order ({', '.join(available_stages())})")],
-    output: Annotated[str, typer.Option("--as", help="output dataset NAME@VERSION")],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="the output dataset NAME@VERSION [default: NAME@<next version>]"),
+    ] = None,
+    legacy_output: Annotated[
+        str | None, typer.Option("--as", hidden=True, help="old spelling of --output (deprecated)")
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", help="a stage setting, STAGE.KEY=VALUE (VALUE as TOML; repeatable)"),
@@ -73,8 +79,19 @@ def prepare(
 
     with opened(home, database) as h, executor_for(executor, ray_address) as runner:
         requester = acting(h, key, actor, "prepare")
-        target = parse_ref(output)
-        source = DatasetRegistry(h).get(parse_ref(ref))
+        registry = DatasetRegistry(h)
+        source = registry.get(parse_ref(ref))
+        if legacy_output is not None:
+            err_console.print(
+                f"warning: `prepare --as {legacy_output}` names the output; use --output {legacy_output} "
+                "(--as will mean who is acting, as in every other command)"
+            )
+            output = output or legacy_output
+        target = (
+            parse_ref(output)
+            if output
+            else DatasetRef(source.ref.name, next_version(registry.versions(source.ref.name)))
+        )
         if runner.distributed:
             say = err_console.print if as_json else console.print
             for name in names:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from custody.tomlconfig import load_model
+from custody.tomlconfig import load_model, where
 
 SourceKind = Literal["public", "licensed", "scraped", "user", "synthetic", "internal"]
 Presence = Literal["yes", "no", "unknown"]
@@ -156,6 +156,25 @@ def parse_card(text: str, source: str = "<card>") -> DatasetCard:
     return load_model(text, source, DatasetCard, CardError)
 
 
+def check_licenses(card: DatasetCard, text: str, source: str) -> None:
+    """A license a card declares must be a valid SPDX expression: refuse it at registration, with
+    the parse error, rather than let the gate later call it an unknown license."""
+    from custody.licenses.spdx import parse_expression
+
+    declared = [(("license", "declared"), card.license.declared)]
+    declared += [(("sources", i, "license"), s.license) for i, s in enumerate(card.sources)]
+    for loc, expression in declared:
+        if expression is None:
+            continue
+        parsed = parse_expression(expression)
+        if not parsed.ok:
+            key = ".".join(str(part) for part in loc)
+            raise CardError(
+                f"{where(text, source, loc)}: key '{key}': {expression!r} is not a valid SPDX license expression "
+                f"({parsed.error}); e.g. \"MIT\", \"Apache-2.0 OR MIT\", \"LicenseRef-my-terms\""
+            )
+
+
 def load_card(path: Path) -> DatasetCard:
     try:
         raw = path.read_bytes()
@@ -167,7 +186,9 @@ def load_card(path: Path) -> DatasetCard:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CardError(f"{path}: card is not UTF-8 (byte {exc.start})") from exc
-    return parse_card(text, str(path))
+    card = parse_card(text, str(path))
+    check_licenses(card, text, str(path))
+    return card
 
 
 CARD_TEMPLATE = """\

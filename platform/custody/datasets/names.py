@@ -33,6 +33,22 @@ class DatasetRef:
         return f"dataset:{self}"
 
 
+_INTERMEDIATE = re.compile(r"\+[0-9]+-[a-z][a-z0-9-]*$")
+
+
+def is_intermediate(ref: DatasetRef) -> bool:
+    """An output a chain of stages passed on to its next stage (`NAME@V+2-dedup-exact`).
+
+    Kept for lineage, hidden from lists, charts and counts unless asked for (`--all`)."""
+    return bool(_INTERMEDIATE.search(ref.version))
+
+
+def next_version(versions: list[str]) -> str:
+    """The version a person would give the next release: one above the highest whole number."""
+    numbers = [int(v) for v in versions if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
 def check_name(name: str) -> str:
     if not (0 < len(name) <= MAX_NAME) or not _NAME.match(name):
         raise DatasetRefError(

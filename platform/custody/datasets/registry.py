@@ -173,6 +173,16 @@ class DatasetRegistry:
                 return found
             start = rows[-1].idx + 1
 
+    def versions(self, name: str) -> list[str]:
+        """Every registered version of `name` (read from the ledger's subjects; no manifests loaded)."""
+        prefix, found, start = f"dataset:{name}@", [], 0
+        while True:
+            rows = self.home.storage.entries(start, 1000, type_prefix=REGISTERED)
+            found += [row.subject.removeprefix(prefix) for row in rows if row.subject.startswith(prefix)]
+            if len(rows) < 1000:
+                return found
+            start = rows[-1].idx + 1
+
     def by_digest(self, digest: str) -> list[RegisteredDataset]:
         return [d for d in self.all() if d.digest == digest]
 

@@ -71,6 +71,7 @@ class GateResult:
     error: str | None = None  # why the decision could not be recorded
     warning: str | None = None  # recorded, but the checkpoint after it could not be signed
     policies: tuple[PolicyInForce, ...] = ()
+    notes: tuple[str, ...] = ()  # checks that flagged, yet no rule objected: say so, and why
 
     def as_json(self) -> dict[str, Any]:
         governing = (
@@ -90,6 +91,7 @@ class GateResult:
             "input_digest": self.input_digest,
             "error": self.error,
             "warning": self.warning,
+            "notes": list(self.notes),
         }
 
     def describe_policies(self) -> str:
@@ -240,6 +242,31 @@ def unrecorded(decision: Decision, error: str) -> Decision:
     return replace(decision, decision="deny", reasons=(*decision.reasons, reason))
 
 
+RULE_AREAS = {"provenance": ("provenance.", "findings."), "license": ("license.", "findings.")}
+
+
+def within_limits(doc: dict, decision: Decision) -> tuple[str, ...]:
+    """A check that flagged or failed although no reason names it: the policy let it through.
+
+    Said aloud, so an allow after `pii: flag` (say, residual names after redaction, under the
+    policy's limits) is never silent."""
+    notes = []
+    for ds in doc["datasets"]:
+        for name, result in sorted(ds["checks"].items()):
+            if result["status"] == "pass":
+                continue
+            areas = RULE_AREAS.get(name, (f"{name}.", "findings."))
+            if any(r.subject == ds["dataset"] and r.rule.startswith(areas) for r in decision.reasons):
+                continue
+            counted = result["summary"].get("verdicts", {})
+            flagged = sum(v for k, v in counted.items() if k != "pass")
+            notes.append(
+                f"{name} {result['status']} on {ds['dataset']} ({flagged:,} of {sum(counted.values()):,} records "
+                "flagged): within what the policy allows, no rule objects"
+            )
+    return tuple(notes)
+
+
 def _verify_bytes(policies: list[PolicyInForce]) -> bool:
     """Whether any policy's freshness rule asks to re-hash every shard at gate time."""
     for p in policies:
@@ -300,4 +327,7 @@ def run_gate(
         home.checkpoint()
     except Exception as exc:  # the entry is committed; the next checkpoint will cover it
         warning = f"decision recorded, but the checkpoint after it failed: {exc}"
-    return GateResult(decision, recorded=True, ledger_index=index, input_digest=input_digest, warning=warning, **base)
+    notes = within_limits(doc, decision)
+    return GateResult(
+        decision, recorded=True, ledger_index=index, input_digest=input_digest, warning=warning, notes=notes, **base
+    )

@@ -125,7 +125,9 @@ def _recorded_policies(home: Home, body: dict, problems: list[str]) -> list[Poli
         except PolicyError as exc:
             problems.append(f"the recorded policy does not validate with this custody: {exc}")
             return None
-        loaded.append(PolicyInForce(use["role"], LoadedPolicy(Path(use["path"]), raw, policy), use.get("binding_index")))
+        loaded.append(
+            PolicyInForce(use["role"], LoadedPolicy(Path(use["path"]), raw, policy), use.get("binding_index"))
+        )
     return loaded
 
 
@@ -144,7 +146,10 @@ def _check_bindings(home: Home, index: int, body: dict, problems: list[str]) -> 
             f"policy {bound.loaded.policy.name} was bound to {body['purpose']} at ledger index {bound.index}, "
             "but the decision did not evaluate it"
         )
-    elif bound is not None and (used[0].get("binding_index"), used[0]["digest"]["sha256"]) != (bound.index, bound.digest):
+    elif bound is not None and (used[0].get("binding_index"), used[0]["digest"]["sha256"]) != (
+        bound.index,
+        bound.digest,
+    ):
         problems.append(
             f"the decision's bound policy is not the binding in force at index {index} "
             f"(ledger index {bound.index}, sha256 {_short(bound.digest)})"

@@ -170,7 +170,11 @@ def license_allowed(rule: LicenseAllowed, ds: dict, doc: dict) -> list[Violation
     declared = summary["declared"]
     shown = declared.get("normalized") or declared.get("expression")
     if not allowed(declared.get("normalized"), declared["category"]):
-        bad.setdefault(declared["category"], []).append(f"declared {shown or 'nothing'}")
+        if declared.get("error"):  # say why it is unknown: the card's expression does not parse
+            what = f"declared {declared.get('expression')!r}, which is not valid SPDX ({declared['error']})"
+        else:
+            what = f"declared {shown or 'nothing'}"
+        bad.setdefault(declared["category"], []).append(what)
     for source in summary["sources"]:
         if not allowed(source["license"], source["category"]):
             bad.setdefault(source["category"], []).append(

@@ -204,6 +204,8 @@ def run_spec(
     say(f"gate: {gate.decision.decision} by {gate.describe_policies()}, ledger index {gate.ledger_index}")
     for reason in gate.decision.reasons:
         say(f"  {reason.outcome}: {reason.finding} — {reason.message}")
+    for note in gate.notes:
+        say(f"  note: {note}")
     if gate.decision.decision != "allow" or gate.ledger_index is None:
         return outcome
     require_allow(home, gate.ledger_index, prepared)

@@ -94,7 +94,8 @@ def acting(home: Any, key: Path | None, asserted: str | None, command: str | Non
 
 
 def byte_progress(quiet: bool = False) -> Progress:
-    """A transient progress bar over bytes (hidden for --json, whose stdout is for machines)."""
+    """A transient progress bar over bytes, on a terminal only: hidden for --json (stdout is for
+    machines) and when output goes to a pipe or file, where it would leave a blank line behind."""
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -102,7 +103,7 @@ def byte_progress(quiet: bool = False) -> Progress:
         TransferSpeedColumn(),
         console=console,
         transient=True,
-        disable=quiet,
+        disable=quiet or not console.is_terminal,
     )
 
 

@@ -23,7 +23,7 @@ from custody.datasets.card import CARD_TEMPLATE, load_card
 from custody.datasets.names import DatasetRef, check_name, check_version, parse_ref
 from custody.datasets.readers import DEFAULT_MAX_RECORD_BYTES, Fields
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
-from custody.wording import plural
+from custody.wording import data_size, plural
 
 app = typer.Typer(help="Register and inspect datasets.", no_args_is_help=True)
 
@@ -100,8 +100,9 @@ def register(
             print_json({**summary(dataset), "created": created})
         elif created:
             console.print(
-                f"registered {ref}: {dataset.manifest.records} records in {len(dataset.manifest.shards)} "
-                f"shards, {dataset.manifest.bytes} bytes, digest {dataset.digest} (ledger index {dataset.index})"
+                f"registered {ref}: {plural(dataset.manifest.records, 'record')} in "
+                f"{plural(len(dataset.manifest.shards), 'shard')}, {data_size(dataset.manifest.bytes)}, "
+                f"digest {dataset.digest} (ledger index {dataset.index})"
             )
         else:
             console.print(

@@ -75,7 +75,9 @@ def init(
     console.print(f"  ledger:   {created.storage.name} ({created.ledger.size} entry, checkpoint signed)")
     console.print(f"  key:      {created.path / 'keys' / 'ledger.key'} (mode 0600, never in the database)")
     console.print(f"  verifier: {created.verifier_key}")
-    console.print(f"  admin:    {admin} ({key.fingerprint}); add people with `custody people add`")
+    console.print(
+        f"  admin:    {admin} ({key.fingerprint}); add people with `custody people add NAME --key FILE.pub --role ROLE`"
+    )
     created.close()
 
 

@@ -257,7 +257,11 @@ def within_limits(doc: dict, decision: Decision) -> tuple[str, ...]:
                 continue
             areas = RULE_AREAS.get(name, (f"{name}.", "findings."))
             if any(r.subject == ds["dataset"] and r.rule.startswith(areas) for r in decision.reasons):
-                continue
+                continue  # a reason says it
+            lifted = [*decision.waived, *decision.approved]
+            if any(i["finding"].startswith(f"{ds['dataset']}/") and i["rule"].startswith(areas) for i in lifted):
+                continue  # a waiver or approval says it
+
             counted = result["summary"].get("verdicts", {})
             flagged = sum(v for k, v in counted.items() if k != "pass")
             notes.append(

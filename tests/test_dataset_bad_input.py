@@ -424,24 +424,26 @@ def test_console_script_errors_are_one_line(
 # -- not a registration error ------------------------------------------------------------------------------------
 
 
-def test_bad_spdx_expression_is_not_a_registration_error(seeded, tmp_path: Path, jigsaw_lines: list[bytes]) -> None:
-    """license.declared is checked by the license check (a finding), not at registration."""
+def test_a_card_with_an_invalid_spdx_expression_is_refused_at_registration(
+    seeded, tmp_path: Path, jigsaw_lines: list[bytes]
+) -> None:
+    """A typo in license.declared is caught where it is made, naming the file, line, key and the
+    parse error, rather than registered and later denied as an 'unknown' license."""
     home, _ = seeded
     card = tmp_path / "spdx.toml"
-    card.write_text(
-        CARD_TEMPLATE.replace('declared = "CC-BY-4.0"', 'declared = "MIT AND OR (GPL-2.0+"'), encoding="utf-8"
-    )
+    text = CARD_TEMPLATE.replace('declared = "CC-BY-4.0"', 'declared = "MIT AND OR (GPL-2.0+"')
+    card.write_text(text, encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if row.startswith("declared = "))
     path = tmp_path / "ok.jsonl"
     path.write_bytes(b"".join(jigsaw_lines[:5]))
     size = home.ledger.size
     result = invoke(
-        "dataset", "register", path, "--name", "spdx", "--version", "1", "--card", card, "--json", "--home", home.path
+        "dataset", "register", path, "--name", "spdx", "--version", "1", "--card", card, "--home", home.path
     )
-    assert result.exit_code == 0, result.stderr
-    info = json.loads(result.stdout)
-    assert info["created"] and info["records"] == 5
-    assert info["declared_license"] == "MIT AND OR (GPL-2.0+"
-    assert home.ledger.size == size + 1
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {card}:{line}: key 'license.declared': 'MIT AND OR (GPL-2.0+' is not a")
+    assert "valid SPDX license expression" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert home.ledger.size == size
 
 
 def test_lone_surrogate_in_text_is_a_clear_input_error(tmp_path: Path) -> None:

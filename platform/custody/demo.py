@@ -135,6 +135,9 @@ def run_demo(home: Path | None = None) -> int:
         _custody(*approval, "looks fine to me", *h, expect=(2,))
         _custody(*approval, "data mix and energy estimate reviewed (ticket ML-204)", *h, key=LEAD)
         console.print("# the same spec again: prepared data and check results are reused, the gate allows", style="dim")
+        console.print(
+            "# --json: the demo reads the run's id and figures from it; what shows is its progress", style="dim"
+        )
         run = json.loads(_custody("run", str(spec), "--json", *h, quiet=True))
         used = run["emissions"]
         console.print(
@@ -180,6 +183,7 @@ def run_demo(home: Path | None = None) -> int:
         return 1
     console.rule("demo complete", style="bold green")
     console.print(f"home:   {home}")
+    console.print(f"files:  {workdir} (keys, sources, reports, proofs, the witness)")
     console.print(f"proof:  {proof} (verify with the key {key})")
     console.print(f"hand-over: {handover} (custody ledger verify-consistency, with the log's and the witness's keys)")
     console.print(f"reports: {reports} (one per source dataset; the run as md, html, EU AI Act summary, SPDX 3)")

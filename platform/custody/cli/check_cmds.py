@@ -141,6 +141,8 @@ def findings(
         target = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
         try:
             for row in frame.iter_rows(named=True):
+                if isinstance(row.get("details"), str) and row["details"]:
+                    row["details"] = json.loads(row["details"])  # an object in the row, not a string of JSON
                 target.write(json.dumps(row, ensure_ascii=False) + "\n")
         finally:
             if out:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from typer.core import TyperGroup
 
 EXIT_OK = 0
 EXIT_VERIFY_FAILED = 1
@@ -63,6 +64,27 @@ SigningKeyOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+class PlainGroup(TyperGroup):
+    """Lists each command with its whole first sentence (click would cut it at ~45 characters,
+    mid-sentence); the formatter wraps it instead."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:  # typer's own copy of click's types
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and command.short_help is None and command.help:
+                paragraph = command.help.strip().split("\n\n", 1)[0].replace("\n", " ")
+                command.short_help = paragraph.split(". ", 1)[0].rstrip(".")
+        super().format_commands(ctx, formatter)
+
+
+def command_group(**settings: Any) -> typer.Typer:
+    """A group of commands with plain help: the first line is `Usage:`, types read `TEXT`, and it
+    pipes and greps like any Unix tool's (no boxes, no blank line before it)."""
+    settings.setdefault("cls", PlainGroup)
+    settings.setdefault("context_settings", {"max_content_width": 120})
+    return typer.Typer(rich_markup_mode=None, **settings)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

@@ -15,6 +15,7 @@ from custody.cli.common import (
     KeyOption,
     acting,
     byte_progress,
+    command_group,
     console,
     opened,
     print_json,
@@ -25,7 +26,7 @@ from custody.datasets.readers import DEFAULT_MAX_RECORD_BYTES, Fields
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.wording import data_size, plural
 
-app = typer.Typer(help="Register and inspect datasets.", no_args_is_help=True)
+app = command_group(help="Register and inspect datasets.", no_args_is_help=True)
 
 
 def summary(ds: RegisteredDataset) -> dict:

@@ -18,6 +18,7 @@ from custody.cli.common import (
     JsonOption,
     KeyOption,
     acting,
+    command_group,
     console,
     fail,
     opened,
@@ -43,7 +44,7 @@ from custody.ledger.verifier import (
 )
 from custody.ledger.witness import check_extends
 
-app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+app = command_group(help="The tamper-evident audit ledger.", no_args_is_help=True)
 
 
 def _write_out(path: Path, text: str) -> None:

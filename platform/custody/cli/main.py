@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from custody import __version__
 from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prepare_cmds, store_cmds
-from custody.cli.common import DatabaseOption, HomeOption, console, fail
+from custody.cli.common import DatabaseOption, HomeOption, command_group, console, fail
 from custody.cli.dashboard_cmds import dashboard
 from custody.cli.people_cmds import app as people_app
 from custody.cli.report_cmds import report, verify_report_command
@@ -22,7 +23,7 @@ from custody.home import Home, HomeError
 from custody.ledger.signing import KeyFileError
 from custody.ledger.storage import StorageError
 
-app = typer.Typer(
+app = command_group(
     name="custody",
     help="Governance and tamper-evident audit for the data that trains language models.",
     no_args_is_help=True,
@@ -87,7 +88,10 @@ def demo(
         Path | None, typer.Option("--home", help="where to build the demo home [default: a new temp dir]")
     ] = None,
 ) -> None:
-    """Run the end-to-end demo on generated data (no network, nothing outside the home)."""
+    """Run the end-to-end demo on generated data, offline.
+
+    It makes a new temp folder for what a team would have around a home (the people's keys, the
+    sources, the reports, proofs and a witness) and builds the home in it, or at --home."""
     from custody.demo import run_demo
 
     sys.exit(run_demo(home))
@@ -99,7 +103,40 @@ def version() -> None:
     console.print(__version__)
 
 
+class _ReaderGone:
+    """Standard output that stops writing once its reader has gone (`custody gate X | head -1`):
+    the command still finishes and exits with its own code, never a BrokenPipeError (exit 1)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def _closed(self) -> None:
+        self._gone = True
+        # Point the descriptor at /dev/null so the interpreter's final flush cannot fail either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._closed()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._closed()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
+    sys.stdout = _ReaderGone(sys.stdout)  # type: ignore[assignment]
     app()
 
 

@@ -14,6 +14,7 @@ from custody.cli.common import (
     JsonOption,
     SigningKeyOption,
     acting,
+    command_group,
     console,
     fail,
     opened,
@@ -21,7 +22,7 @@ from custody.cli.common import (
 )
 from custody.trust.permissions import ROLE_HELP, ROLES
 
-app = typer.Typer(
+app = command_group(
     help="People and their keys: who may sign what (roster changes are signed by an admin).", no_args_is_help=True
 )
 

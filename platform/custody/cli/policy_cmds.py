@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
-from typer.core import TyperGroup
 
 from custody.cli.common import (
     EXIT_VERIFY_FAILED,
@@ -22,7 +21,9 @@ from custody.cli.common import (
     HomeOption,
     JsonOption,
     KeyOption,
+    PlainGroup,
     acting,
+    command_group,
     console,
     err_console,
     fail,
@@ -40,7 +41,7 @@ EXIT_DENY = 3
 EXIT_NEEDS_REVIEW = 4
 
 
-class _GateGroup(TyperGroup):
+class _GateGroup(PlainGroup):
     """`custody gate NAME@V...` evaluates; `custody gate replay INDEX` is a subcommand.
 
     Click cannot mix a variadic group argument with subcommands, so anything that is not a
@@ -52,7 +53,7 @@ class _GateGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-gate_app = typer.Typer(
+gate_app = command_group(
     cls=_GateGroup,
     help=(
         "Evaluate the policy bound to a purpose and record the decision: custody gate NAME@V... "
@@ -61,10 +62,10 @@ gate_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-policy_app = typer.Typer(
+policy_app = command_group(
     help="Which policy governs each purpose (bindings are signed by an admin).", no_args_is_help=True
 )
-review_app = typer.Typer(help="Findings that need a person: list, approve, reject, waive.", no_args_is_help=True)
+review_app = command_group(help="Findings that need a person: list, approve, reject, waive.", no_args_is_help=True)
 
 ReviewerOption = Annotated[
     str | None,

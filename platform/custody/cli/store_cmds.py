@@ -14,13 +14,14 @@ from custody.cli.common import (
     HomeOption,
     KeyOption,
     acting,
+    command_group,
     console,
     fail,
     opened,
 )
 from custody.store import ArtifactError
 
-app = typer.Typer(help="The content-addressed artifact store.", no_args_is_help=True)
+app = command_group(help="The content-addressed artifact store.", no_args_is_help=True)
 
 
 @app.command()

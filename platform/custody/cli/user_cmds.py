@@ -15,13 +15,14 @@ from custody.cli.common import (
     JsonOption,
     SigningKeyOption,
     acting,
+    command_group,
     console,
     fail,
     opened,
     print_json,
 )
 
-app = typer.Typer(help="Local accounts for the dashboard (passwords kept only as salted scrypt hashes).")
+app = command_group(help="Local accounts for the dashboard (passwords kept only as salted scrypt hashes).")
 
 RoleOption = Annotated[str, typer.Option("--role", help=f"one of {', '.join(ROLES)}")]
 PasswordStdin = Annotated[
@@ -32,6 +33,8 @@ PasswordStdin = Annotated[
 def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password: pipe it in with --password-stdin")
     return typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
@@ -114,6 +117,8 @@ def list_users(home: HomeOption = None, database: DatabaseOption = None, as_json
         if as_json:
             print_json([{"name": a.name, "role": a.role, "created": a.created} for a in accounts])
             return
+        if not accounts:
+            console.print("no dashboard accounts yet (custody user add NAME --role reviewer --password-stdin)")
         for a in accounts:
             console.print(f"{a.name}\t{a.role}\t{a.created}")
 

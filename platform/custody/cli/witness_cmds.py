@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import JsonOption, console, err_console, fail, print_json
+from custody.cli.common import JsonOption, command_group, console, err_console, fail, print_json
 
-app = typer.Typer(help="An independent witness that cosigns ledger checkpoints (C2SP tlog-witness).")
+app = command_group(help="An independent witness that cosigns ledger checkpoints (C2SP tlog-witness).")
 
 DirOption = Annotated[Path, typer.Option("--dir", help="the witness's own directory (never a custody home)")]
 

@@ -192,8 +192,10 @@ def load_card(path: Path) -> DatasetCard:
 
 
 CARD_TEMPLATE = """\
-# custody dataset card. Only [dataset] title is required to register; the policy decides which
-# other fields the provenance check requires (default: see `custody check --help`).
+# custody dataset card. Only [dataset] title is required to register; the policy bound to your
+# purpose decides which other fields the provenance check requires: `custody policy bindings`
+# names it, and its [provenance.required-fields] lists them (the shipped default asks for
+# dataset.title, sources, collection.process, collection.time_frame, license.declared, ...).
 
 [dataset]                       # 1-2: identity and modality
 title = "Example web text"
@@ -219,6 +221,10 @@ crawler = "example-bot/1.0"
 robots_txt_respected = true
 tdm_opt_outs_respected = true
 top_domains = ["example.org"]
+
+[[preparation]]                 # 6: what was done to the data before it reached custody
+op = "boilerplate-removal"      # (custody records its own stages itself, as lineage)
+tool = "trafilatura 1.12"
 
 [annotation]                    # 7
 who = "none"

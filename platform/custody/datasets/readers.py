@@ -138,7 +138,9 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
             except UnicodeDecodeError as exc:
                 raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}", number) from exc
             except json.JSONDecodeError as exc:
-                raise DatasetInputError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number) from exc
+                # json's own message may end in "at" ("Unterminated string starting at"): say it once
+                where = "column" if exc.msg.endswith(" at") else "at column"
+                raise DatasetInputError(path, f"malformed JSON ({exc.msg} {where} {exc.colno})", number) from exc
             if not isinstance(doc, dict):
                 raise DatasetInputError(path, "each line must be a JSON object", number)
             yield _make_record(

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from custody.checks.catalog import available_checks
+from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
 from custody.views.common import body, scan
 from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject, reviews_of
+from custody.views.license_mix import license_categories, license_mix
 
 CHECK = "check.completed/"
-NO_DECISION = "none"
+NO_DECISION = "not gated"  # no gate decision has named the dataset yet
+DECISION_ORDER = ("allow", "needs-review", "deny", NO_DECISION)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class DatasetRow:
     decision: str  # the latest gate decision as it concerns this dataset, or "none"
     decision_index: int | None
     derived_from: str
+    intermediate: bool  # an output a stage chain passed on to its next stage: hidden unless asked for
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -127,9 +131,16 @@ def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> li
                 decision.for_subject(ref) if decision else NO_DECISION,
                 decision.index if decision else None,
                 ", ".join(p["dataset"] for p in dataset.parents),
+                is_intermediate(dataset.ref),
             )
         )
     return rows
+
+
+def visible(rows: list[DatasetRow], include_intermediate: bool = False) -> list[DatasetRow]:
+    """The rows lists, charts and counts show: intermediate stage outputs only when asked for
+    (lineage needs them recorded; a person looking for data does not want them in the way)."""
+    return rows if include_intermediate else [row for row in rows if not row.intermediate]
 
 
 def filter_datasets(
@@ -152,10 +163,12 @@ def filter_datasets(
 
 
 def by_decision(rows: list[DatasetRow]) -> dict[str, int]:
+    """Datasets per latest decision, in a fixed order (allow, needs-review, deny, not gated)."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.decision] = counts.get(row.decision, 0) + 1
-    return dict(sorted(counts.items()))
+    rank = {name: i for i, name in enumerate(DECISION_ORDER)}
+    return dict(sorted(counts.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
 # -- one dataset ----------------------------------------------------------------------------
@@ -173,11 +186,11 @@ class DatasetDetail:
     descendants: list[str]
 
     def license_mix(self) -> dict[str, int]:
-        """Records per license expression (as the license check resolved them)."""
-        return dict(self.summaries.get("license", {}).get("record_licenses", {}))
+        """Records per license expression, those taking the card's license counted under it."""
+        return license_mix(self.summaries.get("license", {}))
 
     def license_categories(self) -> dict[str, int]:
-        return dict(self.summaries.get("license", {}).get("record_categories", {}))
+        return license_categories(self.summaries.get("license", {}))
 
     def pii_by_entity(self) -> dict[str, int]:
         """Records containing each entity type."""

@@ -230,3 +230,18 @@ def test_cli_exit_codes(governed, tmp_path, cast):
     assert done.returncode == 4, done.stderr
     report = json.loads(done.stdout)
     assert report["decision"] == "needs-review" and report["run_id"] is None
+
+
+def test_tokenize_takes_a_recorded_runs_tokenizer(governed):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, _, _, outcome, _ = governed
+    started = entries(home, "run.started/")[0]["body"]
+    args = ["tokenize", "--run", outcome.run_id, "--encode", "to be or not", "--json", "--home", str(home.path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["digest"] == started["tokenizer_digest"]
+    missing = CliRunner().invoke(app, ["tokenize", "--run", "nope-1", "--encode", "x", "--home", str(home.path)])
+    assert missing.exit_code == 2 and "no such run" in missing.stderr

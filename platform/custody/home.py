@@ -33,7 +33,7 @@ from custody.trust import entry_types as _trust_entry_types  # noqa: F401  regis
 from custody.trust import sshsig
 from custody.trust.acting import Acting, Attested, NotPermitted, Person
 from custody.trust.attribution import Attribution, attribute
-from custody.trust.audit import entry_problem
+from custody.trust.audit import classify, signature_problem
 from custody.trust.permissions import person_roles
 from custody.trust.roster import Roster, RosterHistory, roster_change_problem
 from custody.trust.sshkeys import KeySigner, PublicKey
@@ -265,15 +265,21 @@ class Home:
         roster = self.roster(size)
         if not roster.signed and size > 0:
             return  # a home made before signatures keeps its unsigned entries
-        work = copy.deepcopy(roster)
+        changes = size == 0 or any(e.type.startswith("people.") for e in entries)
+        work = copy.deepcopy(roster) if changes else roster  # the cached roster is shared: copy to change
         for offset, entry in enumerate(entries):
             index, doc = size + offset, entry.as_dict()
             if index == 0:
                 work.apply(0, doc)
-            problem = entry_problem(index, doc, work) or roster_change_problem(doc, work)
+            signer, problem = classify(index, doc, work)
+            # A person's signature is checked here; the service's was made in this process, by the
+            # key the home holds (whoever holds it can write anything); `ledger verify` checks all.
+            if problem is None and signer.kind != "service":
+                problem = signature_problem(doc)
+            problem = problem or roster_change_problem(doc, work)
             if problem:
                 raise NotPermitted(f"refused {entry.type} on {entry.subject}: {problem}")
-            if index:
+            if index and changes:
                 work.apply(index, doc)
 
     # -- common actions ---------------------------------------------------------------------

@@ -8,23 +8,37 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import JsonOption, console, fail, print_json
+from custody.cli.common import DatabaseOption, HomeOption, JsonOption, console, fail, opened, print_json
 
 
 def tokenize(
-    tokenizer: Annotated[Path, typer.Option("--tokenizer", help="tokenizer JSON file (Hugging Face format)")],
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="a tokenizer JSON file (Hugging Face format)")
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="or the tokenizer a recorded run trained with (its run id)")
+    ] = None,
     encode: Annotated[str | None, typer.Option("--encode", help="text to encode")] = None,
     decode: Annotated[str | None, typer.Option("--decode", help="token ids to decode, e.g. '464 3290 11'")] = None,
     expect_digest: Annotated[
         str | None, typer.Option("--expect-digest", help="refuse a tokenizer whose SHA-256 is not this")
     ] = None,
     as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
 ) -> None:
-    """Show how a tokenizer splits text into ids and tokens, or what ids decode to."""
+    """Show how a tokenizer splits text into ids and tokens, or what ids decode to.
+
+    The tokenizer is a file, or the one a recorded run trained with (`--run ID`, from the home's
+    store, checked against the digest its run.started entry records)."""
     from custody.train.tokenizer import TokenizerError, load_tokenizer
 
     if (encode is None) == (decode is None):
         fail("give exactly one of --encode TEXT or --decode IDS")
+    if (tokenizer is None) == (run is None):
+        fail("give exactly one of --tokenizer FILE or --run RUN_ID")
+    if run is not None:
+        tokenizer, expect_digest = _run_tokenizer(run, home, database)
     try:
         tok = load_tokenizer(tokenizer, expect_digest)
     except TokenizerError as exc:
@@ -52,3 +66,15 @@ def tokenize(
         print_json({"digest": tok.digest, "ids": ids, "tokens": tok.tokens(ids), "text": text})
         return
     console.print(text)
+
+
+def _run_tokenizer(run_id: str, home: Path | None, database: str | None) -> tuple[Path, str]:
+    """The path of a recorded run's tokenizer in the store, and the digest it must have."""
+    import json
+
+    with opened(home, database) as h:
+        rows = h.storage.entries(0, 1, type_prefix="run.started/", subject=f"run:{run_id}")
+        if not rows:
+            fail(f"--run {run_id}: no such run in this home (run ids are printed by `custody run`)")
+        digest = json.loads(rows[0].entry)["body"]["tokenizer_digest"]
+        return h.store.path_for(digest), digest

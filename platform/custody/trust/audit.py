@@ -15,10 +15,11 @@ when `custody ledger verify` re-checks a whole ledger. The rule, for an entry at
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -120,61 +121,74 @@ class SignatureReport:
         return f"first bad index {index}: {what}"
 
 
-def _verify_chunk(chunk: list[tuple[int, bytes]]) -> list[tuple[int, str]]:
-    found = []
-    for index, raw in chunk:
-        problem = signature_problem(json.loads(raw))
+Chunk = tuple[Roster, list[tuple[int, bytes]]]  # the roster before its rows, and the rows
+
+
+def _check_chunk(chunk: Chunk) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    """Signer, role and signature of every row of a chunk (no roster change happens inside one)."""
+    roster, rows = chunk
+    problems, kinds = [], {}
+    for index, raw in rows:
+        doc = json.loads(raw)
+        signer, problem = classify(index, doc, roster)
+        problem = problem or signature_problem(doc)
         if problem:
-            found.append((index, problem))
-    return found
+            problems.append((index, problem))
+        else:
+            kinds[signer.kind] = kinds.get(signer.kind, 0) + 1
+    return problems, kinds
 
 
-def _chunks(rows: Iterable[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
-    chunk: list[tuple[int, bytes]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _chunks(storage: Storage, report: SignatureReport) -> Iterator[Chunk]:
+    """The ledger in chunks, each with the roster in force for it. Only roster entries are decoded
+    here (they change the roster, in index order); everything else is the workers' job."""
+    roster, rows = Roster(), []
+    for row in storage.iter_entries():
+        report.entries += 1
+        if row.idx == 0:
+            roster.apply(0, json.loads(row.entry))
+            if not roster.signed:
+                report.signed_home = False
+                return  # a home made before signatures: nothing to check
+        if row.type.startswith("people."):
+            if rows:
+                yield roster, rows
+            yield roster, [(row.idx, row.entry)]  # judged by the roster before it...
+            roster = copy.deepcopy(roster)  # ...which it then changes (earlier chunks keep theirs)
+            roster.apply(row.idx, json.loads(row.entry))
+            rows = []
+            continue
+        rows.append((row.idx, row.entry))
+        if len(rows) == CHUNK:
+            yield roster, rows
+            rows = []
+    if rows:
+        yield roster, rows
 
 
 def verify_signatures(storage: Storage, workers: int | None = None) -> SignatureReport:
-    """Re-check every entry's signer and role in index order, and every signature in parallel."""
+    """Re-check every entry's signer and role against the roster at its index, and its signature,
+    in parallel over chunks of the ledger."""
     report = SignatureReport()
-    roster = Roster()
 
-    def walk() -> Iterator[tuple[int, bytes]]:
-        for row in storage.iter_entries():
-            report.entries += 1
-            doc = json.loads(row.entry)
-            if row.idx == 0:
-                roster.apply(0, doc)
-                if not roster.signed:
-                    report.signed_home = False
-                    return  # a home made before signatures: nothing to check
-            signer, problem = classify(row.idx, doc, roster)
-            if problem:
-                report.problems.append((row.idx, problem))
-            else:
-                report.by_kind[signer.kind] = report.by_kind.get(signer.kind, 0) + 1
-                yield row.idx, row.entry
-            if row.idx:
-                roster.apply(row.idx, doc)
+    def take(result: tuple[list[tuple[int, str]], dict[str, int]]) -> None:
+        problems, kinds = result
+        report.problems.extend(problems)
+        for kind, count in kinds.items():
+            report.by_kind[kind] = report.by_kind.get(kind, 0) + count
 
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     if workers <= 1:
-        for chunk in _chunks(walk()):
-            report.problems += _verify_chunk(chunk)
+        for chunk in _chunks(storage, report):
+            take(_check_chunk(chunk))
     else:
         with ProcessPoolExecutor(workers) as pool:
             pending: deque = deque()
-            for chunk in _chunks(walk()):
-                pending.append(pool.submit(_verify_chunk, chunk))
+            for chunk in _chunks(storage, report):
+                pending.append(pool.submit(_check_chunk, chunk))
                 if len(pending) > 4 * workers:  # bounded: memory stays flat on any ledger size
-                    report.problems += pending.popleft().result()
+                    take(pending.popleft().result())
             for future in pending:
-                report.problems += future.result()
+                take(future.result())
     report.problems.sort()
     return report

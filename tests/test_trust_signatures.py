@@ -395,3 +395,35 @@ def test_init_needs_an_ed25519_admin_key(tmp_path, cast):
     first = json.loads(Home.open(target).ledger.entry(0).entry)
     assert first["type"] == "home.initialized/v2" and first["body"]["admin"]["name"] == "root"
     assert load_public_key(cast.key_file("root").with_name("root.pub")).openssh == first["body"]["admin"]["key"]
+
+
+def test_a_home_made_before_signatures_still_verifies(tmp_path):
+    """Old ledgers must still verify: a home whose entries are all v1 envelopes, made the way
+    custody made homes before keys, passes `ledger verify` and says it has no signatures."""
+    from custody.home import HomeConfig
+    from custody.ledger.signing import generate_key_file
+    from custody.ledger.signing import load_signer as load_note_signer
+    from custody.ledger.storage import open_storage
+
+    path = tmp_path / "old"
+    generate_key_file(path / "keys" / "ledger.key")
+    origin = "custody.local/legacy0000000000"
+    signer = load_note_signer(path / "keys" / "ledger.key", origin)
+    (path / "config.toml").write_text(HomeConfig(origin, str(signer.verifier_key)).to_toml())
+    open_storage(f"sqlite:///{path / 'ledger.sqlite'}", create=True).close()
+    old = Home.open(path)
+    body = {"origin": origin, "verifier_key": str(signer.verifier_key), "backend": "sqlite"}
+    old.ledger.append_batch(
+        [
+            make_entry("home.initialized/v1", "root", "home", body),
+            make_entry("ledger.note/v1", "alice", "note", {"text": "written before keys"}),
+        ]
+    )
+    old.checkpoint()
+    assert not old.roster().signed
+    verified = cli(old, "ledger", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signatures: none (a home made before signed entries)" in verified.stdout
+    listed = cli(old, "people", "list")
+    assert "made before signed entries" in listed.stdout
+    old.close()

@@ -33,6 +33,18 @@ def cast(tmp_path_factory):
     return Cast(tmp_path_factory.mktemp("keys"))
 
 
+ENGINEER = "tester"
+
+
+@pytest.fixture
+def engineer_key(home, cast, monkeypatch) -> Path:
+    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
+    cast.enroll(home, ENGINEER, "engineer")
+    key = cast.key_file(ENGINEER)
+    monkeypatch.setenv("CUSTODY_KEY", str(key))
+    return key
+
+
 @pytest.fixture
 def home(tmp_path: Path, cast):
     """A fresh SQLite-backed home whose first admin is `admin` (the cast's key)."""

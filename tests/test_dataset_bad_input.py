@@ -20,22 +20,12 @@ from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE
 
 MiB = 1 << 20
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
 def jigsaw_lines(shared_data: Path) -> list[bytes]:
     data = (shared_data / "toxicity_jigsaw_sample" / "data.jsonl").read_bytes()
     return [line + b"\n" for line in data.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE, CardError, DatasetCard, load_card, parse_card
 
 MINIMAL = '[dataset]\ntitle = "Tiny Shakespeare"\n'
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 def line_of(text: str, needle: str) -> int:
@@ -253,15 +252,6 @@ def test_card_check_cli(tmp_path: Path) -> None:
     latin.write_bytes(b"[dataset]\ntitle = '\xe9'\n")
     result = runner.invoke(app, ["dataset", "card-check", str(latin)])
     assert result.exit_code == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.output
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 def test_register_refuses_a_bad_card_before_reading_data(home, engineer_key: Path, tmp_path: Path) -> None:

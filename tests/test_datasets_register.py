@@ -27,7 +27,7 @@ from custody.store import sha256_file
 
 CARD = parse_card(CARD_TEMPLATE)
 LICENSES = ["CC-BY-4.0", "CC0-1.0", None, "MIT"]
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
+ENGINEER = "tester"  # put on the roster by the engineer_key fixture (conftest.py)
 
 
 # -- real data from shared/ ----------------------------------------------------------------
@@ -105,15 +105,6 @@ def cli(*args: object, code: int = 0):
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
     return result
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 @pytest.fixture

@@ -32,7 +32,6 @@ from custody.paths import policies_dir
 
 CARD = parse_card(CARD_TEMPLATE)
 BIBLIOTIK_URL = "https://the-eye.eu/public/Books/Bibliotik/b/books3.tar.gz"
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +44,6 @@ def jigsaw(shared_data: Path) -> list[dict]:
 def speeches(shared_data: Path) -> list[str]:
     text = (shared_data / "corpus_tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     return [p.strip() for p in text.split("\n\n") if p.strip()][:200]
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 def card_with(**changes) -> DatasetCard:

@@ -23,7 +23,6 @@ from custody.stages.runner import StageError, run_stage
 from custody.stages.toxic import DropToxic
 
 CARD = parse_card(CARD_TEMPLATE)
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +38,6 @@ def pii_docs(shared_data: Path) -> list[dict]:
 def jigsaw(shared_data: Path) -> list[dict]:
     lines = (shared_data / "toxicity_jigsaw_sample" / "data.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 def register(home, tmp_path: Path, rows: list[dict], name: str):

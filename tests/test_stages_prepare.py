@@ -33,7 +33,6 @@ from custody.stages.quality_rules import gopher_quality, gopher_repetition
 from custody.stages.runner import StageError, run_stage
 
 CARD = parse_card(CARD_TEMPLATE)
-ENGINEER = "tester"  # put on the roster by the engineer_key fixture
 PROSE = (
     "The history of the town is a long one, and the people who live there have kept many of its old "
     "customs. Every spring the market fills with farmers who bring their vegetables, cheese and bread "
@@ -52,15 +51,6 @@ def shakespeare(shared_data: Path) -> str:
 def speeches(shakespeare: str) -> list[str]:
     """One record per speech (the corpus separates speeches by a blank line)."""
     return [p.strip() for p in shakespeare.split("\n\n") if p.strip()]
-
-
-@pytest.fixture
-def engineer_key(home, cast, monkeypatch) -> Path:
-    """An engineer on the home's roster, whose key the CLI holds ($CUSTODY_KEY, as in their shell)."""
-    cast.enroll(home, ENGINEER, "engineer")
-    key = cast.key_file(ENGINEER)
-    monkeypatch.setenv("CUSTODY_KEY", str(key))
-    return key
 
 
 def register(home, tmp_path: Path, name: str, texts: list[str], ids: list[str] | None = None):

@@ -10,6 +10,7 @@ Exit codes (a public interface; scripts rely on them):
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,6 +132,17 @@ def byte_progress(quiet: bool = False) -> Progress:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_out(path: Path, data: str | bytes) -> None:
+    """Write a file the user named, whole or not at all (a temp file renamed into place)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+    except OSError as exc:
+        fail(f"{path}: cannot write ({exc.strerror})")
 
 
 def read_text_file(path: Path, what: str) -> str:

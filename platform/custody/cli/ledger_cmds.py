@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from custody.cli.common import (
     opened,
     print_json,
     read_text_file,
+    write_out,
 )
 from custody.cli.witness_cmds import (
     WitnessKeyOption,
@@ -45,15 +45,6 @@ from custody.ledger.verifier import (
 from custody.ledger.witness import check_extends
 
 app = command_group(help="The tamper-evident audit ledger.", no_args_is_help=True)
-
-
-def _write_out(path: Path, text: str) -> None:
-    try:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        fail(f"{path}: cannot write ({exc.strerror})")
 
 
 def _key(text: str | None, home: Home | None = None):
@@ -195,7 +186,7 @@ def checkpoint(
         failures = cosign_all(h.ledger, signed, targets)
         signed = h.ledger.with_cosignatures(signed)
         if out:
-            _write_out(out, signed)
+            write_out(out, signed)
         typer.echo(signed, nl=False)
         fail_for_witnesses(failures)
 
@@ -222,7 +213,7 @@ def proof(
         # The newest cosigned checkpoint covering the entry, else the newest covering it, else a new one.
         note_text = h.ledger.proof_checkpoint(index) or h.checkpoint()
         bundle = h.ledger.export_proof(index, note_text)
-        _write_out(out, json.dumps(bundle, indent=2) + "\n")
+        write_out(out, json.dumps(bundle, indent=2) + "\n")
         console.print(f"wrote proof of entry {index} at size {bundle['tree_size']} to {out}")
 
 
@@ -302,7 +293,7 @@ def consistency_proof(
             fail(f"{checkpoint_file}: {exc}")
         except SignatureError as exc:
             fail(f"{checkpoint_file}: not a checkpoint of this ledger: {exc}", EXIT_VERIFY_FAILED)
-        _write_out(out, json.dumps(document, indent=2) + "\n")
+        write_out(out, json.dumps(document, indent=2) + "\n")
         console.print(
             f"wrote proof that size {document['new_size']} extends size {document['old_size']} "
             f"({len(document['proof'])} hashes) to {out}"
@@ -357,9 +348,9 @@ def entry_cmd(
         signer, problem = classify(index, doc, h.roster(max(index, 1)))  # entry 0 declares the service key
         principal = {"service": "custody-service"}.get(signer.kind, signer.name) if signer else None
         if body_out is not None:
-            _write_bytes(body_out, entry.signed_bytes)
+            write_out(body_out, entry.signed_bytes)
         if signature_out is not None:
-            _write_out(signature_out, sshsig.armor(entry.signature))
+            write_out(signature_out, sshsig.armor(entry.signature))
         info = {
             "index": index,
             "type": entry.type,
@@ -394,12 +385,3 @@ def entry_cmd(
                 )
         if problem:
             raise typer.Exit(EXIT_VERIFY_FAILED)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    try:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        fail(f"{path}: cannot write ({exc.strerror})")

@@ -19,6 +19,7 @@ from custody.cli.common import (
     fail,
     opened,
     print_json,
+    write_out,
 )
 from custody.trust.permissions import ROLE_HELP, ROLES
 
@@ -129,8 +130,5 @@ def allowed_signers(
     if out is None:
         typer.echo(text, nl=False)
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"{out}: cannot write ({exc.strerror})")
+    write_out(out, text)
     console.print(f"wrote {out}")

@@ -52,6 +52,16 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "cosigned by witness.example.org/demo" in out  # an independent witness saw the log grow
     assert re.search(r"\.md: verified \(md report on run:demo-gpt-", out), "the run's report verifies offline"
     assert "reproduced: decision" in out
+    assert "{'" not in out, "no Python reprs in what the demo shows"
+    # The demo's "next:" commands run as printed (the dashboard, a server, by its --help).
+    shown = out.split("\nnext:\n", 1)[1].splitlines()
+    commands = [line.split("#")[0].split() for line in shown if line.startswith("  custody ")]
+    assert commands
+    for words in commands:
+        if words[1] == "dashboard":
+            words = ["custody", "dashboard", "--help"]
+        done = subprocess.run([sys.executable, "-m", "custody", *words[1:]], capture_output=True, text=True)
+        assert done.returncode == 0, f"`{' '.join(words)}`: {done.stdout}{done.stderr}"
 
 
 def test_platform_is_not_a_package():

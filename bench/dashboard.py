@@ -42,19 +42,23 @@ def build(root: Path, datasets: int, entries: int) -> Path:
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
-    from custody.home import Home
+    from custody.policy.bindings import bind
     from custody.policy.gate import run_gate
     from custody.policy.reviews import open_findings, record_review
+    from custody.testing.people import ADMIN, Cast
     from custody.testing.runs import record_run, run_entries
-    from dashboard_data import OWNER, add_accounts, review_policy
+    from dashboard_data import OWNER, REVIEWER, add_people, review_policy
 
     started = time.perf_counter()
-    home = Home.init(root / "home", actor=OWNER)
+    cast = Cast()  # in-memory keys: the benchmark needs people who sign, not key files
+    home = cast.init_home(root / "home")
+    add_people(home, cast)  # the dashboard tests' roster and accounts
+    bind(home, "research", review_policy(root), cast.person(home, ADMIN))
+    owner, reviewer = cast.person(home, OWNER), cast.person(home, REVIEWER)
     registry = DatasetRegistry(home)
     pii = _jsonl(DATA / "pii_presidio_synth" / "data.jsonl")
     toxic = _jsonl(DATA / "toxicity_jigsaw_sample" / "data.jsonl")
     card = parse_card(CARD_TEMPLATE)
-    policy = review_policy(root)
     pii_check, checks = PiiCheck(processes=1), [build_check(n) for n in ("provenance", "license", "toxicity")]
     registered = []
     for i in range(datasets):
@@ -68,16 +72,16 @@ def build(root: Path, datasets: int, entries: int) -> Path:
         dataset, _ = registry.register([shard], DatasetRef(f"set-{i:03d}", "1"), card, Fields(id="id"), actor=OWNER)
         for check in [*checks, pii_check]:
             run_check(home, dataset, check, actor=OWNER)
-        run_gate(home, [dataset], policy, actor=OWNER)
+        run_gate(home, [dataset], None, "research", actor=owner)
         registered.append(dataset)
     print(f"  {datasets} datasets registered, checked and gated in {time.perf_counter() - started:.0f} s")
-    for finding in open_findings(home)[: datasets // 2]:  # half the queue reviewed
-        record_review(home, finding.finding, "approve", "benchmark review", "bob", "2099-12-31")
+    for finding in open_findings(home)[: datasets // 2]:  # half the queue reviewed, with the reviewer's key
+        record_review(home, finding.finding, "approve", "benchmark review", reviewer, "2099-12-31")
     decision = open_findings(home)[0].decision_index if open_findings(home) else 0
     for r in range(10):
         record_run(home, f"run-{r}", decision, registered[r : r + 2])
 
-    # Fill to the target size with what a long-lived home accumulates.
+    # Fill to the target size with what a long-lived home accumulates, signed as the CLI would.
     check_rows = home.storage.entries(0, 100_000, type_prefix="check.completed/")
     remaining = entries - home.ledger.size
     pending = []
@@ -91,11 +95,12 @@ def build(root: Path, datasets: int, entries: int) -> Path:
         envelope = json.loads(row.entry)
         pending.append(home.entry(row.type, row.subject, envelope["body"], envelope["refs"], actor=row.actor))
     notes = entries - home.ledger.size - len(pending)
-    pending += [home.entry("ledger.note/v1", "ops", {"text": f"operator note {n}"}) for n in range(max(notes, 0))]
+    pending += [
+        home.entry("ledger.note/v1", "ops", {"text": f"operator note {n}"}, actor=owner) for n in range(max(notes, 0))
+    ]
     for start in range(0, len(pending), BATCH):
-        home.ledger.append_batch(pending[start : start + BATCH])
+        home.append(pending[start : start + BATCH])
     home.checkpoint()
-    add_accounts(home.path)
     print(f"  ledger filled to {home.ledger.size:,} entries in {time.perf_counter() - started:.0f} s")
     home.close()
     return root / "home"

@@ -1,12 +1,17 @@
 """Homes for the dashboard tests: one populated home built once per session, copied per module.
 
-The populated home holds real data and real check results: a mixed dataset (synthetic PII from
-presidio-research, toxic comments from the Jigsaw sample, some non-commercial records) registered
-by alice, a derived dataset (lineage), a gate decision under the policy the admin bound to the
-research purpose (its PII and toxicity rules ask for review), and a completed run. Its people
-hold real keys (the session's cast): the admin, alice (engineer and reviewer: she registered the
-data), bob (reviewer), vera (reviewer, with a viewer account), erin (an engineer with a
-reviewer account), rex (a reviewer whose key was revoked) and the dashboard (attestor).
+The populated home is built like the demo's, from real data with real check results: a mixed
+dataset (synthetic PII from presidio-research, toxic comments from the Jigsaw sample, some
+non-commercial records) registered by alice, a derived dataset (lineage), a gate decision under
+the policy the admin bound to the research purpose (its PII and toxicity rules ask for review),
+and a completed run. Then, as in the demo: a dataset whose records all take their license from
+the card (the usual case), registered by a person named by email, prepared by a chain of stages
+(whose intermediate output stays recorded but hidden) and only partly checked, so some rules
+have nothing to judge ("not checked"); a run small enough to measure in Wh; and an entry after
+the last signed checkpoint. Its people hold real keys (the session's cast): the admin, alice
+(engineer and reviewer: she registered the data), bob (reviewer), vera (reviewer, with a viewer
+account), erin (an engineer with a reviewer account), rex (a reviewer whose key was revoked),
+the web engineer and the dashboard (attestor).
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from custody.checks.catalog import build_check
 from custody.checks.pii import PiiCheck
 from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, parse_card
-from custody.datasets.names import DatasetRef
+from custody.datasets.names import DatasetRef, is_intermediate, parse_ref
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.schema import LoadedPolicy
+from custody.stages.chain import run_chain
 from custody.testing.people import ADMIN, Cast
 from custody.testing.runs import record_run
 from policy_data import REVIEW_POLICY, policy_from
@@ -36,18 +42,24 @@ REVIEWER, VIEWER = "bob", "vera"
 ENGINEER = "erin"  # a reviewer account, but the roster says engineer: may not act on findings
 REVOKED = "rex"  # a reviewer account whose roster key was revoked
 DASHBOARD = "dashboard"  # the dashboard's own roster identity
+WEB_OWNER = "engineer@example.org"  # registers the card-licensed data, named by email as in the demo
 PEOPLE = {
     OWNER: ("engineer", "reviewer"),
     REVIEWER: ("reviewer",),
     VIEWER: ("reviewer",),
     ENGINEER: ("engineer",),
     REVOKED: ("reviewer",),
+    WEB_OWNER: ("engineer",),
     DASHBOARD: ("attestor",),
 }
 ACCOUNTS = {OWNER: "reviewer", REVIEWER: "reviewer", VIEWER: "viewer", ENGINEER: "reviewer", REVOKED: "reviewer"}
 PASSWORDS = {name: f"{name}-password-12" for name in ACCOUNTS}
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
 TOXIC_FINDING = "mix@1/toxicity.max-rate"
+PLAYS, PREPARED = "plays@1", "plays@2"  # card-licensed source and its prepared output
+PLAY_STAGES = ["normalize-unicode", "dedup-exact"]  # plays@2+1-normalize-unicode is intermediate
+PLAY_RECORDS = 24
+SMALL_RUN, SMALL_RUN_KWH = "tiny", 0.000317  # shown as 0.317 Wh
 
 
 _BASE: dict[str, Path] = {}
@@ -116,8 +128,42 @@ def build(root: Path, shared_data: Path, cast: Cast) -> Path:
     gate = run_gate(home, [mix], None, "research", actor=cast.person(home, OWNER))
     assert gate.recorded and gate.decision.decision == "needs-review", gate.decision
     record_run(home, "r1", gate.ledger_index or 0, [clean])
+    add_card_licensed(home, root, shared_data, cast)
     home.close()
     return root / "home"
+
+
+def _plays(shared_data: Path) -> list[dict]:
+    """Speeches from tinyshakespeare with no `license` field (they take the card's), one repeated."""
+    speeches = (shared_data / "corpus_tinyshakespeare" / "input.txt").read_text(encoding="utf-8").split("\n\n")
+    rows = [{"id": f"play-{i}", "text": text.strip()} for i, text in enumerate(speeches[: PLAY_RECORDS - 1])]
+    return [*rows, {"id": "play-again", "text": rows[0]["text"]}]  # for dedup-exact to drop
+
+
+def add_card_licensed(home: Home, root: Path, shared_data: Path, cast: Cast) -> None:
+    """The demo's shape: card-licensed data, a stage chain, partial checks, a tiny run, and the head
+    one entry past the last signed checkpoint (as after `custody user add`)."""
+    registry = DatasetRegistry(home)
+    plays, _ = registry.register(
+        [_write_jsonl(root / "plays.jsonl", _plays(shared_data))],
+        parse_ref(PLAYS),
+        parse_card(CARD_TEMPLATE),
+        Fields(id="id"),
+        actor=WEB_OWNER,
+    )
+    run_check(home, plays, build_check("license"), actor=WEB_OWNER)  # never checked for provenance, PII, toxicity
+    results = run_chain(home, plays, PLAY_STAGES, parse_ref(PREPARED), actor=WEB_OWNER)
+    prepared = results[-1].output
+    assert is_intermediate(results[0].output.ref) and not is_intermediate(prepared.ref)
+    for name in ("provenance", "license", "toxicity"):
+        run_check(home, prepared, build_check(name), actor=WEB_OWNER)
+    run_check(home, prepared, PiiCheck(processes=1), actor=WEB_OWNER)
+    gate = run_gate(home, [prepared], None, "research", actor=cast.person(home, WEB_OWNER))
+    record_run(home, SMALL_RUN, gate.ledger_index or 0, [prepared], steps=50, energy_kwh=SMALL_RUN_KWH)
+    # `custody user add` records the account and signs no checkpoint: the head is one entry past it.
+    admin = cast.person(home, ADMIN)
+    home.record("user.added/v1", f"user:{WEB_OWNER}", {"name": WEB_OWNER, "role": "viewer"}, actor=admin)
+    Accounts(home.path).add(WEB_OWNER, "viewer", f"{WEB_OWNER}-password-12")
 
 
 def base_home(factory, shared_data: Path, cast: Cast) -> Path:

@@ -6,6 +6,8 @@ $CUSTODY_DASHBOARD_KEY the path of the dashboard's own roster key (role attestor
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +26,15 @@ from dashboard_data import (
     OWNER,
     PASSWORDS,
     PII_FINDING,
+    PLAY_RECORDS,
+    PLAYS,
+    PREPARED,
     REVIEWER,
     REVOKED,
+    SMALL_RUN,
     TOXIC_FINDING,
     VIEWER,
+    WEB_OWNER,
     base_home,
     copy_home,
     empty_home,
@@ -80,6 +87,8 @@ def sign_in(at: AppTest, name: str, password: str) -> AppTest:
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
     parts += [s.value for s in at.success] + [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [t.value for t in at.text] + [m.label for m in at.metric] + [str(m.value) for m in at.metric]
+    parts += [e.label for e in at.expander]
     return "\n".join(str(p) for p in parts)
 
 
@@ -120,8 +129,10 @@ def test_every_page_renders_on_a_populated_home(
 def test_overview_shows_posture(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Datasets"] == "2" and metrics["Findings awaiting review"] == "2"
+    assert metrics["Datasets"] == "4" and metrics["Findings awaiting review"] == "2"
     assert "consistent" in texts(at)
+    assert "1 intermediate stage output hidden" in texts(at)
+    assert "1 entry came after it" in texts(at)
     decisions = table(at, "bound")
     assert decisions["bound"].str.startswith("bound to research at ledger index").all()
     assert decisions["policy"].str.match(r"review-everything sha256:[0-9a-f]{12}$").all()
@@ -131,9 +142,9 @@ def test_overview_shows_posture(populated_path: Path, dashboard_key: Path, monke
 
 def test_dataset_filters_and_detail(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "datasets")
-    assert "2 of 2 datasets" in texts(at)
+    assert "4 of 4 datasets · 1 intermediate stage output hidden" in texts(at)
     at.text_input(key="ds_text").set_value("clean").run()
-    assert "1 of 2 datasets" in texts(at)
+    assert "1 of 4 datasets" in texts(at)
     assert at.selectbox(key="ds_selected").options == ["mix-clean@1"]
     at.text_input(key="ds_text").set_value("").run()
     at.multiselect(key="ds_decision").set_value(["needs-review"]).run()
@@ -274,9 +285,14 @@ def test_the_review_page_tells_personal_from_attested_reviews(
 
 def test_runs_page(populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(populated_path, monkeypatch, "runs")
-    assert at.selectbox(key="runs_selected").value == "r1"
+    assert at.selectbox(key="runs_selected").value == SMALL_RUN  # the newest
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Energy"], metrics["CO2e"], metrics["Water"]) == ("0.317 Wh", "0.111 g", "0.571 mL")
+    assert "about 0.017 smartphone charges" in texts(at) and "showers" not in texts(at)  # too small to compare
+    assert table(at, "energy").set_index("run")["energy"].to_dict() == {SMALL_RUN: "0.317 Wh", "r1": "1.2 kWh"}
+    at.selectbox(key="runs_selected").set_value("r1").run()
     assert "smartphone charges" in texts(at) and "showers" in texts(at)
-    assert {m.label for m in at.metric} >= {"Energy", "CO2e", "Water"}
+    assert {m.label: m.value for m in at.metric}["Energy"] == "1.2 kWh"
     home = Home.open(populated_path)
     try:
         bound = current_bindings(home)["research"]
@@ -286,7 +302,7 @@ def test_runs_page(populated_path: Path, dashboard_key: Path, monkeypatch: pytes
         at
     )
     at.multiselect(key="runs_status").set_value(["completed"]).run()
-    assert at.selectbox(key="runs_selected").options == ["r1"]
+    assert at.selectbox(key="runs_selected").options == [SMALL_RUN, "r1"]
 
 
 def test_ledger_filters_signers_and_proof(
@@ -314,6 +330,99 @@ def test_policies_page(populated_path: Path, dashboard_key: Path, monkeypatch: p
     assert len(binding["sha256"]) == 64
     at.selectbox(key="pol_selected").set_value("research").run()
     assert "not bound to any purpose" in texts(at)  # the shipped file of that name is not what governs research
-    matrix = table(at, "toxicity.max-rate")
-    mix = matrix[matrix["dataset"] == "mix@1"].iloc[0]
-    assert mix["toxicity.max-rate"] == "review" and mix["license.allowed"] == "pass"
+    matrix = table(at, "fails").set_index("dataset")
+    assert "toxicity.max-rate (review)" in matrix.loc["mix@1", "fails"]
+    assert "license.allowed" not in matrix.loc["mix@1", "fails"]  # research admits non-commercial
+
+
+def test_policies_say_not_checked_never_failing(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "policies")
+    at.selectbox(key="pol_selected").set_value("research").run()
+    matrix = table(at, "not checked").set_index("dataset")
+    assert "provenance.denied-sources" in matrix.loc[PLAYS, "not checked"]  # never checked for provenance
+    assert "provenance.denied-sources" not in matrix.loc[PLAYS, "fails"]
+    assert f"{PREPARED}+1-normalize-unicode" not in matrix.index  # intermediate: hidden unless asked for
+    labels = [e.label for e in at.expander]
+    assert "provenance.denied-sources — 0 of 4 datasets fail · 1 not checked" in labels
+    at.toggle(key="pol_intermediate").set_value(True).run()
+    assert f"{PREPARED}+1-normalize-unicode" in table(at, "not checked")["dataset"].tolist()
+
+
+def test_the_overview_hides_intermediate_outputs_unless_asked(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch)
+    assert {m.label: m.value for m in at.metric}["Datasets"] == "4"
+    at.toggle(key="ov_intermediate").set_value(True).run()
+    assert {m.label: m.value for m in at.metric}["Datasets"] == "5"
+    assert "intermediate stage output hidden" not in texts(at)
+
+
+def test_a_card_licensed_dataset_shows_its_license_mix(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "datasets")
+    at.selectbox(key="ds_selected").set_value(PLAYS).run()
+    assert f"CC-BY-4.0: {PLAY_RECORDS} records" in texts(at)
+    assert "no license check result" not in texts(at)
+    assert at.get("vega_lite_chart")  # the chart is drawn
+    # "Registered by" is plain text (a metric would make the address a huge, cut-off mailto link).
+    assert "Registered by" not in [m.label for m in at.metric]
+    assert WEB_OWNER in [t.value for t in at.text]
+
+
+def test_intermediate_outputs_are_listed_only_when_asked(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "datasets")
+    intermediate = f"{PREPARED}+1-normalize-unicode"
+    assert intermediate not in at.selectbox(key="ds_selected").options
+    at.toggle(key="ds_intermediate").set_value(True).run()
+    assert intermediate in at.selectbox(key="ds_selected").options
+    assert "5 of 5 datasets" in texts(at)
+
+
+def test_the_ledger_opens_on_a_proof_not_a_warning(
+    writable_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(writable_path, monkeypatch, "ledger")  # the head is one entry past the checkpoint
+    assert not at.warning, [w.value for w in at.warning]
+    assert "sign one first" not in texts(at) and "1 entry came after it" in texts(at)
+    assert "Download inclusion proof (JSON)" in [b.label for b in at.get("download_button")]
+    home = Home.open(writable_path)
+    newest = home.ledger.size - 1
+    home.close()
+    at.number_input(key="lg_index").set_value(newest).run()
+    assert f"Entry {newest} came after the latest signed checkpoint" in texts(at)
+    at.button(key="lg_sign_checkpoint").click().run()
+    assert "it covers every entry" in texts(at)
+    assert "Download inclusion proof (JSON)" in [b.label for b in at.get("download_button")]
+
+
+def test_tables_fit_the_page_and_keep_the_columns_rows_are_found_by() -> None:
+    sys.path.insert(0, str(APP.parent))  # where custody_dash lives, as app.py arranges
+    from custody_dash import tables
+
+    rows = [{"dataset": f"{PREPARED}+1-normalize-unicode", "time": "2026-12-05 17:18:54Z"}]
+    rows[0].update({f"rule {i}": "a long explanation " * 3 for i in range(6)})
+    widths = tables.column_widths(rows, keep=("dataset",))
+    assert sum(widths.values()) <= tables.BUDGET_PX
+    assert widths["dataset"] == tables._natural("dataset", rows) and widths["time"] == tables._natural("time", rows)
+    assert tables.column_widths([{"a": 1}]) == {"a": tables._natural("a", [{"a": 1}])}  # a table that fits is kept
+    pages = sorted((APP.parent / "app_pages").glob("*.py"))
+    assert pages and not [p.name for p in pages if "st.dataframe(" in p.read_text()]  # every table is fitted
+
+
+ROUGH_WORDING = re.compile(r"\(s\)|\b1 (entries|datasets|records|checkpoints|steps|problems)\b|\d\.?\d*e-\d")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_speak_in_words(
+    page: str, populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No "dataset(s)", "1 entries" or "8.8e-06" on any page."""
+    at = open_app(populated_path, monkeypatch, page)
+    found = ROUGH_WORDING.findall(texts(at))
+    assert not found, found

@@ -19,8 +19,10 @@ from custody.views import (
     datasets,
     decisions,
     equivalents,
+    footprint,
     identity,
     ledger,
+    license_mix,
     overview,
     policies,
     policy_refs,
@@ -33,13 +35,20 @@ from dashboard_data import (
     ENGINEER,
     OWNER,
     PII_FINDING,
+    PLAY_RECORDS,
+    PLAYS,
+    PREPARED,
     REVIEWER,
     REVOKED,
+    SMALL_RUN,
     TOXIC_FINDING,
     VIEWER,
+    WEB_OWNER,
     base_home,
     copy_home,
 )
+
+INTERMEDIATE = f"{PREPARED}+1-normalize-unicode"
 
 
 @pytest.fixture(scope="module")
@@ -68,29 +77,37 @@ def signed_in(home: Home, name: str, method: str = "password") -> identity.Signe
 
 def test_overview_posture(populated: Home) -> None:
     posture = overview.posture(populated)
-    assert posture.datasets == 2
-    assert posture.by_decision == {"needs-review": 1, "none": 1}
+    assert posture.datasets == 4 and posture.intermediate_hidden == 1  # the stage chain's middle step
+    assert posture.by_decision == {"allow": 1, "needs-review": 1, "not gated": 2}  # in that order
+    assert list(posture.by_decision) == ["allow", "needs-review", "not gated"]
+    assert overview.posture(populated, include_intermediate=True).datasets == 5
     assert posture.open_findings == 2
     assert posture.health.consistent and posture.health.checkpoint and posture.health.checkpoint.signature_ok
-    assert posture.recent_decisions[0]["decision"] == "needs-review"
+    assert posture.health.checkpoint.since() == "1 entry came after it"  # not "1 entries since"
+    assert [d["decision"] for d in posture.recent_decisions] == ["allow", "needs-review"]
     assert posture.recent_reviews == []
 
 
 def test_dataset_list_and_filters(populated: Home) -> None:
-    rows = datasets.list_datasets(populated)
-    assert [r.ref for r in rows] == ["mix@1", "mix-clean@1"]
+    every = datasets.list_datasets(populated)
+    assert [r.ref for r in every if r.intermediate] == [INTERMEDIATE]
+    rows = datasets.visible(every)
+    assert [r.ref for r in rows] == ["mix@1", "mix-clean@1", PLAYS, PREPARED]
+    assert datasets.visible(every, include_intermediate=True) == every
     mix = rows[0]
     assert mix.decision == "needs-review" and mix.license_category == "non-commercial"
     assert "pii:flag" in mix.checks and mix.registered_by == OWNER
     assert [r.ref for r in datasets.filter_datasets(rows, text="CLEAN")] == ["mix-clean@1"]
-    assert [r.ref for r in datasets.filter_datasets(rows, decisions=["none"])] == ["mix-clean@1"]
+    assert [r.ref for r in datasets.filter_datasets(rows, decisions=["not gated"])] == ["mix-clean@1", PLAYS]
+    assert [r.ref for r in datasets.filter_datasets(rows, registrants=[WEB_OWNER])] == [PLAYS, PREPARED]
     assert [r.ref for r in datasets.filter_datasets(rows, categories=["non-commercial"])] == ["mix@1"]
     assert datasets.filter_datasets(rows, registrants=["nobody"]) == []
 
 
 def test_dataset_detail_charts_lineage_and_report(populated: Home, cast) -> None:
     detail = datasets.dataset_detail(populated, "mix@1")
-    assert detail.license_mix() == {"CC-BY-NC-4.0": 8}
+    assert detail.license_mix() == {"CC-BY-4.0": 42, "CC-BY-NC-4.0": 8}  # 42 take the card's license
+    assert detail.license_categories() == {"non-commercial": 8, "permissive": 42}
     assert detail.pii_by_entity()["EMAIL_ADDRESS"] == 8
     histogram = detail.toxicity_histogram()
     assert len(histogram) == 10 and sum(b["records"] for b in histogram) == 50
@@ -108,8 +125,32 @@ def test_dataset_detail_charts_lineage_and_report(populated: Home, cast) -> None
     assert child.ancestors == ["mix@1"]
 
 
+def test_the_license_mix_counts_records_that_take_the_cards_license(populated: Home) -> None:
+    detail = datasets.dataset_detail(populated, PLAYS)  # no record has a license of its own
+    summary = detail.summaries["license"]
+    assert summary["record_licenses"] == {} and summary["records_inheriting_declared"] == PLAY_RECORDS
+    assert detail.license_mix() == {"CC-BY-4.0": PLAY_RECORDS}
+    assert detail.license_categories() == {"permissive": PLAY_RECORDS}
+
+
+def test_the_license_mix_says_why_records_have_no_card_license() -> None:
+    undeclared = {"declared": {"expression": None, "normalized": None, "category": "unknown"}}
+    assert license_mix.license_mix({**undeclared, "records_inheriting_declared": 3}) == {license_mix.NO_CARD_LICENSE: 3}
+    invalid = {"declared": {"expression": "MIT AND OR (", "normalized": None, "category": "unknown"}}
+    summary = {**invalid, "record_licenses": {"MIT": 5}, "records_inheriting_declared": 2}
+    assert license_mix.license_mix(summary) == {"MIT": 5, "MIT AND OR ( (not valid SPDX)": 2}
+    assert license_mix.license_mix({}) == {}
+
+
+def test_lineage_shows_intermediate_outputs_in_readable_text(populated: Home) -> None:
+    detail = datasets.dataset_detail(populated, PLAYS)
+    assert detail.descendants == [INTERMEDIATE, PREPARED]  # hidden from lists, never from lineage
+    assert f'"{PLAYS}" -> "{INTERMEDIATE}" [label="normalize-unicode"]' in detail.lineage_dot
+    assert "rankdir=TB" in detail.lineage_dot and "fontsize=14" in detail.lineage_dot
+
+
 def test_a_decision_names_its_policy_by_digest_and_binding(populated: Home) -> None:
-    (decision,) = decisions.all_decisions(populated)
+    decision = decisions.all_decisions(populated)[0]  # on mix@1
     (used,) = decision.policies
     bound = policies.bindings(populated).by_purpose["research"]
     assert used.digest == bound.digest and used.bound and used.binding_index == bound.index
@@ -261,8 +302,10 @@ def test_review_lists_say_who_signed(writable: Home, service: identity.Service, 
 
 
 def test_runs(populated: Home) -> None:
-    (row,) = runs.list_runs(populated)
+    small, row = runs.list_runs(populated)  # newest first
     assert (row.run_id, row.status, row.energy_kwh) == ("r1", "completed", 1.2)
+    assert (row.as_row()["energy"], row.as_row()["CO2e"]) == ("1.2 kWh", "420 g")
+    assert (small.run_id, small.as_row()["energy"], small.as_row()["CO2e"]) == (SMALL_RUN, "0.317 Wh", "0.111 g")
     detail = runs.run_detail(populated, "r1")
     assert detail.decision is not None and detail.decision.decision == "needs-review"
     assert detail.datasets[0]["dataset"] == "mix-clean@1"
@@ -272,10 +315,31 @@ def test_runs(populated: Home) -> None:
     assert runs.run_detail(populated, "nope") is None
 
 
+def test_a_small_runs_footprint_reads_in_units_that_fit(populated: Home) -> None:
+    detail = runs.run_detail(populated, SMALL_RUN)
+    shown = detail.footprint()
+    assert (shown.energy, shown.co2e, shown.water, shown.duration) == ("0.317 Wh", "0.111 g", "0.571 mL", "5.0 min")
+    # Only the smartphone charge is big enough to compare with; never "8.8e-06 average showers".
+    assert [e.label() for e in shown.equivalents] == ["0.017 smartphone charges"]
+    assert shown.comparison() == "energy: about 0.017 smartphone charges"
+    tiny = footprint.footprint({"energy_kwh": 1e-7, "emissions_kg_co2e": 1e-8, "water_l": 1e-7, "duration_s": 3})
+    assert tiny.equivalents == [] and tiny.comparison().startswith("too small for an everyday comparison")
+    assert (tiny.energy, tiny.duration) == ("0.0001 Wh", "3 s")
+
+
 def test_equivalents() -> None:
     energy, co2, shower, bottles = equivalents.equivalents(1.9, 2.485484, 65.1)
     assert round(energy.amount) == 100 and round(co2.amount) == 10
     assert round(shower.amount, 1) == 1.0 and round(bottles.amount) == 130
+    assert [e.label() for e in (energy, co2, shower, bottles)] == [
+        "100 smartphone charges",
+        "10 km driven by an average petrol car",
+        "1 average shower",
+        "130 0.5 L bottles",
+    ]
+    small = equivalents.equivalents(0.000317, 0.000111, 0.000571)
+    assert all("e-" not in e.label() for e in small)  # never scientific notation
+    assert [e.everyday for e in equivalents.meaningful(small)] == ["smartphone charges"]
 
 
 def test_ledger_pages_filters_and_proofs(populated: Home) -> None:
@@ -297,11 +361,46 @@ def test_ledger_pages_filters_and_proofs(populated: Home) -> None:
     assert "dataset." in ledger.entry_types() and "review.recorded/v1" in ledger.entry_types()
 
 
+def test_the_first_proof_is_of_an_entry_a_checkpoint_covers(writable: Home) -> None:
+    """As after `custody user add`: the head is one entry past the last signed checkpoint."""
+    checkpoint = ledger.latest_checkpoint(writable)
+    assert checkpoint.signature_ok and checkpoint.entries_since == 1 and checkpoint.since() == "1 entry came after it"
+    first = ledger.first_proof_index(writable)  # what the page proves first: no "sign one first"
+    assert first == checkpoint.size - 1 and not checkpoint.covers(writable.ledger.size - 1)
+    assert ledger.inclusion_proof(writable, first).proof is not None
+    assert ledger.inclusion_proof(writable, writable.ledger.size - 1).proof is None
+    writable.checkpoint()
+    assert ledger.latest_checkpoint(writable).since() == "it covers every entry"
+
+
 def test_policy_matrix(populated: Home) -> None:
     files = {f.name: f for f in policies.policy_files()}
-    assert {"default", "research", "strict"} <= set(files)
-    matrix = policies.rule_matrix(populated, files["research"].loaded, DatasetRegistry(populated).all())
+    shown = [d for d in DatasetRegistry(populated).all() if str(d.ref) != INTERMEDIATE]
+    matrix = policies.rule_matrix(populated, files["research"].loaded, shown)
     assert matrix.cells[("toxicity.max-rate", "mix@1")] == "review"
     assert matrix.cells[("license.allowed", "mix@1")] == "pass"  # research admits non-commercial
     assert "mix@1" in matrix.failing("pii.max-rate")
     assert matrix.rows()[0]["dataset"] == "mix-clean@1"
+    assert matrix.datasets == ["mix-clean@1", "mix@1", PLAYS, PREPARED]
+
+
+def test_a_dataset_never_checked_is_not_checked_never_failing(populated: Home) -> None:
+    files = {f.name: f for f in policies.policy_files()}
+    matrix = policies.rule_matrix(populated, files["research"].loaded, DatasetRegistry(populated).all())
+    # plays@1 has a license result only; mix-clean@1 a provenance result only.
+    assert matrix.cells[("provenance.denied-sources", PLAYS)] == policies.NOT_CHECKED
+    assert matrix.cells[("license.allowed", PLAYS)] == "pass"
+    assert matrix.cells[("license.allowed", "mix-clean@1")] == policies.NOT_CHECKED
+    assert PLAYS not in matrix.failing("provenance.denied-sources")
+    assert PLAYS in matrix.not_checked("provenance.denied-sources")
+    assert matrix.failing("provenance.denied-sources") == []
+    row = next(r for r in matrix.summary_rows() if r["dataset"] == PLAYS)
+    assert "provenance.denied-sources" in row["not checked"] and "provenance" not in row["fails"]
+    assert matrix.decisions[PREPARED] == "allow"  # every check ran on the prepared output
+
+
+def test_table_times_read_to_the_second() -> None:
+    from custody.views.common import when
+
+    assert when("2026-12-05T17:02:22.558580Z") == "2026-12-05 17:02:22Z"
+    assert when("not a time") == "not a time"

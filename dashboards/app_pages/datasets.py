@@ -5,13 +5,15 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 import streamlit as st
-from custody_dash import data, shell
+from custody_dash import data, shell, tables, widgets
 from custody_dash.context import home, key, service
 
 from custody.trust.acting import Attested
-from custody.views.datasets import filter_datasets
+from custody.views.common import when
+from custody.views.datasets import filter_datasets, visible
 from custody.views.identity import SignedIn, attested
 from custody.views.provenance import provenance_download
+from custody.wording import data_size, plural
 
 
 def report_taker(signed_in: SignedIn | None) -> tuple[Attested | None, str]:
@@ -28,10 +30,11 @@ def report_taker(signed_in: SignedIn | None) -> tuple[Attested | None, str]:
 signed_in = shell.start()
 st.title("Datasets")
 home_key, size = key()
-rows = data.dataset_rows(home_key, size)
-if not rows:
+every = data.dataset_rows(home_key, size)
+if not every:
     st.info("No datasets registered yet (`custody dataset register`).")
     st.stop()
+rows = visible(every, widgets.show_intermediate("ds_intermediate"))
 
 f1, f2, f3, f4 = st.columns(4)
 text = f1.text_input("Name or title contains", key="ds_text")
@@ -41,8 +44,9 @@ categories = f3.multiselect(
 )
 registrants = f4.multiselect("Registered by", sorted({r.registered_by for r in rows}), key="ds_registrant")
 shown = filter_datasets(rows, text, decisions, categories, registrants)
-st.caption(f"{len(shown)} of {len(rows)} datasets")
-st.dataframe([r.as_row() for r in shown], hide_index=True, key="ds_table")
+hidden = widgets.hidden_note(len(every) - len(rows))
+st.caption(f"{len(shown):,} of {plural(len(rows), 'dataset')}" + (f" · {hidden}" if hidden else ""))
+tables.show([r.as_row() for r in shown], key="ds_table", keep=("dataset",))
 if not shown:
     st.stop()
 
@@ -63,19 +67,19 @@ st.download_button(
 st.caption(note)
 m = st.columns(4)
 m[0].metric("Records", f"{dataset.manifest.records:,}")
-m[1].metric("Bytes", f"{dataset.manifest.bytes:,}")
+m[1].metric("Size", data_size(dataset.manifest.bytes), help=f"{dataset.manifest.bytes:,} bytes")
 m[2].metric("Shards", len(dataset.manifest.shards))
-m[3].metric("Registered by", dataset.actor)
-st.caption(f"manifest sha256 {dataset.digest} · ledger index {dataset.index} · {dataset.ts}")
+widgets.labelled(m[3], "Registered by", dataset.actor)
+st.caption(f"manifest sha256 {dataset.digest} · ledger index {dataset.index} · registered {when(dataset.ts)}")
 
 card = dataset.card.as_json()
 with st.expander("Dataset card", expanded=False):
     st.json(card)
 st.subheader("Sources")
-st.dataframe(card.get("sources", []), hide_index=True, key="ds_sources")
+tables.show(card.get("sources", []), key="ds_sources")
 
 st.subheader("Checks")
-st.dataframe(
+tables.show(
     [
         {
             "check": c.name,
@@ -83,11 +87,10 @@ st.dataframe(
             "status": c.status,
             "records": c.records,
             "index": c.index,
-            "time": c.ts,
+            "time": when(c.ts),
         }
         for c in detail.checks.values()
     ],
-    hide_index=True,
     key="ds_checks",
 )
 c1, c2, c3 = st.columns(3)
@@ -95,9 +98,11 @@ with c1:
     st.markdown("**License mix** (records per license)")
     mix = detail.license_mix()
     if mix:
-        st.bar_chart(pd.DataFrame({"license": list(mix), "records": list(mix.values())}), x="license", y="records")
+        frame = pd.DataFrame({"license": list(mix), "records": list(mix.values())})
+        st.bar_chart(frame, x="license", y="records", horizontal=True, sort=False)
+        st.caption(" · ".join(f"{name}: {plural(n, 'record')}" for name, n in mix.items()))
     else:
-        st.caption("no license check result")
+        st.caption("no license check result" if "license" not in detail.checks else "no records")
 with c2:
     st.markdown("**PII per entity** (records containing it)")
     pii = detail.pii_by_entity()
@@ -114,7 +119,7 @@ with c3:
         st.caption("no toxicity check result")
 
 st.subheader("Lineage")
-st.graphviz_chart(detail.lineage_dot)
+st.graphviz_chart(detail.lineage_dot, width="content")
 if detail.ancestors or detail.descendants:
     st.caption(f"from: {', '.join(detail.ancestors) or '—'} · to: {', '.join(detail.descendants) or '—'}")
 
@@ -124,13 +129,13 @@ events = [{"time": d["time"], "event": d["for this dataset"], "index": d["index"
 ]
 if events:
     chart = (
-        alt.Chart(pd.DataFrame(events))
+        alt.Chart(pd.DataFrame(events).assign(time=lambda f: pd.to_datetime(f["time"])))
         .mark_circle(size=120)
         .encode(x=alt.X("time:T"), y=alt.Y("event:N"), color="event:N", tooltip=["time", "event", "index"])
     )
     st.altair_chart(chart)
-    st.dataframe(detail.decisions, hide_index=True, key="ds_decisions")
+    tables.show(detail.decisions, key="ds_decisions", keep=("decision",))
     if detail.reviews:
-        st.dataframe(detail.reviews, hide_index=True, key="ds_reviews")
+        tables.show(detail.reviews, key="ds_reviews")
 else:
     st.caption("No gate decision or review mentions this dataset yet.")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import streamlit as st
-from custody_dash import data, shell
+from custody_dash import data, shell, tables, widgets
 from custody_dash.context import home, key
 
-from custody.views.policies import policy_files
+from custody.views.policies import NOT_CHECKED, policy_files
+from custody.wording import plural
 
 shell.start()
 st.title("Policies")
@@ -23,7 +24,7 @@ elif bindings.error:
     st.error(f"cannot read the bindings: {bindings.error}")
 elif bindings.by_purpose:
     st.caption("The gate judges each purpose by the policy an admin bound to it, by digest (`custody policy bind`).")
-    st.dataframe(bindings.rows(), hide_index=True, key="pol_bindings")
+    tables.show(bindings.rows(), key="pol_bindings")
 else:
     st.info("No purpose is bound to a policy: the gate denies every request (an admin runs `custody policy bind`).")
 
@@ -32,7 +33,9 @@ files = policy_files()
 if not files:
     st.info("No policy files found (set $CUSTODY_POLICIES or add policies/*.toml).")
     st.stop()
-chosen = st.selectbox("Policy", [f.name for f in files], key="pol_selected")
+bound_digests = {b.digest for b in bindings.by_purpose.values()}
+first = next((i for i, f in enumerate(files) if f.loaded and f.loaded.digest in bound_digests), 0)  # the one in force
+chosen = st.selectbox("Policy", [f.name for f in files], index=first, key="pol_selected")
 policy = next(f for f in files if f.name == chosen)
 st.caption(str(policy.path))
 if policy.loaded is None:
@@ -44,23 +47,36 @@ st.write(loaded.policy.description)
 st.caption(f"purpose {loaded.policy.purpose} · sha256 {loaded.digest} · {bindings.status_of(loaded.digest)}")
 
 hour = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H")
-matrix = data.rule_matrix(home_key, size, hour, loaded, loaded.digest)
 st.subheader("Datasets against each rule")
+include_intermediate = widgets.show_intermediate("pol_intermediate")
+matrix = data.rule_matrix(home_key, size, hour, loaded, loaded.digest, include_intermediate)
 if not matrix.datasets:
     st.info("No datasets registered yet.")
 else:
-    st.caption("pass · review (needs a person) · deny · lifted (approved or waived); evaluated now, nothing recorded")
+    st.caption(
+        "Each dataset's decision and the rules it does not pass: review (needs a person) or deny; "
+        "lifted: approved or waived; "
+        f"{NOT_CHECKED}: the rule's check never ran on it (the gate denies until it does). "
+        "Evaluated now, nothing recorded."
+    )
     only_failing = st.toggle("Only datasets that do not pass", key="pol_failing")
-    rows = [r for r in matrix.rows() if not only_failing or r["decision"] != "allow"]
-    st.dataframe(rows, hide_index=True, key="pol_matrix")
+    rows = [r for r in matrix.summary_rows() if not only_failing or r["decision"] != "allow"]
+    tables.show(rows, key="pol_matrix", keep=("dataset", "decision"))
     st.subheader("Rules")
     for rule in matrix.rules:
-        failing = matrix.failing(rule)
-        label = f"{rule} — {len(failing)} of {len(matrix.datasets)} dataset(s) fail"
+        failing, unchecked = matrix.failing(rule), matrix.not_checked(rule)
+        verb = "fails" if len(failing) == 1 else "fail"
+        label = f"{rule} — {len(failing):,} of {plural(len(matrix.datasets), 'dataset')} {verb}"
+        if unchecked:
+            label += f" · {len(unchecked):,} {NOT_CHECKED}"
         with st.expander(label, expanded=False):
             st.write(matrix.explanations.get(rule, ""))
             if failing:
-                st.write(", ".join(failing))
+                st.write("Fail: " + ", ".join(failing))
+            if unchecked:
+                st.write(
+                    f"{NOT_CHECKED.capitalize()} (no result of the check this rule reads): " + ", ".join(unchecked)
+                )
 
 with st.expander("Policy file", expanded=False):
     st.code(policy.text, language="toml")

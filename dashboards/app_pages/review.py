@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import streamlit as st
-from custody_dash import data, shell
+from custody_dash import data, shell, tables
 from custody_dash.context import home, key, service
 
 from custody.home import HomeError
@@ -31,12 +31,11 @@ def show_evidence(chosen: str) -> None:
             st.code(sample.text, language=None, wrap_lines=True)
     elif evidence.kind == "toxicity":
         st.caption(f"{evidence.note}; personal data in them is masked")
-        st.dataframe(
+        tables.show(
             [
                 {"record": s.record_id, "where": f"{s.shard}:{s.position}", "top category": s.reason, "score": s.score}
                 for s in evidence.samples
             ],
-            hide_index=True,
             key="rq_tox_scores",
         )
         reveal = st.toggle("Reveal the flagged text (may be offensive)", value=False, key=f"rq_reveal_{chosen}")
@@ -103,7 +102,7 @@ def queue_section(signed_in: SignedIn | None) -> None:
     if not items:
         st.info("No open findings: nothing needs a person right now.")
         return
-    st.dataframe([i.as_row() for i in items], hide_index=True, key="rq_table")
+    tables.show([i.as_row() for i in items], key="rq_table", keep=("finding",))
     by_id = {i.finding.finding: i for i in items}
     chosen = st.selectbox("Finding", list(by_id), key="rq_finding")
     item = by_id[chosen]
@@ -136,6 +135,6 @@ st.subheader("Recorded reviews")
 st.caption("Personally: signed with the reviewer's own key. Attested: signed by the dashboard for whoever signed in.")
 recorded = data.recent_reviews(home_key, size, RECENT)
 if recorded:
-    st.dataframe(recorded, hide_index=True, key="rq_recorded")
+    tables.show(recorded, key="rq_recorded", keep=("finding",))
 else:
     st.caption("No reviews recorded yet.")

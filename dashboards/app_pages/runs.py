@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from custody_dash import data, shell
+from custody_dash import data, shell, tables
 from custody_dash.context import key
+
+from custody.wording import plural
 
 shell.start()
 st.title("Training runs")
@@ -16,7 +18,7 @@ if not runs:
     st.stop()
 status = st.multiselect("Status", sorted({r.status for r in runs}), key="runs_status")
 shown = [r for r in runs if not status or r.status in status]
-st.dataframe([r.as_row() for r in shown], hide_index=True, key="runs_table")
+tables.show([r.as_row() for r in shown], key="runs_table", keep=("run",))
 if not shown:
     st.stop()
 
@@ -29,7 +31,7 @@ started = detail.started
 st.header(f"{started['name']} ({started['kind']})")
 st.caption(
     f"run {run_id} · started at ledger index {detail.started_index} · {started['device']} × {started['world_size']} · "
-    f"{started['parameters']:,} parameters · code {started['code_version']}"
+    f"{plural(started['parameters'], 'parameter')} · code {started['code_version']}"
 )
 
 st.subheader("Gate decision")
@@ -41,46 +43,49 @@ else:
     show(f"{d.decision} for {d.purpose} at ledger index {d.index}, requested by {d.requested_by}")
     st.caption(f"judged by: {d.policy}")
     if d.reasons:
-        st.dataframe(list(d.reasons), hide_index=True, key="runs_reasons")
+        tables.show(list(d.reasons), key="runs_reasons")
 
 st.subheader("Datasets read")
-st.dataframe(detail.datasets, hide_index=True, key="runs_datasets")
+tables.show(detail.datasets, key="runs_datasets", keep=("dataset",))
 
 st.subheader("Loss")
 curve = detail.loss_curve()
 if curve:
-    st.line_chart(pd.DataFrame(curve), x="step", y=["train_loss", "val_loss"])
+    # Long form without the gaps: validation runs only every few steps, and a wide frame's empty
+    # cells would leave its line undrawn between them.
+    points = pd.DataFrame(curve).melt(id_vars="step", var_name="loss", value_name="value").dropna()
+    st.line_chart(points, x="step", y="value", color="loss", y_label="loss")
 else:
     st.caption("no metrics artifact yet (the run has not finished)")
 
 st.subheader("Energy, carbon and water")
 emissions = detail.emissions()
-if emissions is None:
+footprint = detail.footprint()
+if emissions is None or footprint is None:
     st.caption("recorded when the run finishes")
 else:
     e = st.columns(4)
-    e[0].metric("Energy", f"{emissions['energy_kwh']:.3f} kWh")
-    e[1].metric("CO2e", f"{emissions['emissions_kg_co2e']:.3f} kg")
-    e[2].metric("Water", f"{emissions['water_l']:.2f} L")
-    e[3].metric("Duration", f"{emissions['duration_s'] / 60:.1f} min")
-    st.markdown(" · ".join(f"**{q.quantity}**: about {q.label()}" for q in detail.equivalents()))
+    e[0].metric("Energy", footprint.energy, help=f"{emissions['energy_kwh']} kWh as recorded")
+    e[1].metric("CO2e", footprint.co2e, help=f"{emissions['emissions_kg_co2e']} kg as recorded")
+    e[2].metric("Water", footprint.water, help=f"{emissions['water_l']} L as recorded")
+    e[3].metric("Duration", footprint.duration)
+    st.markdown(f"Everyday equivalents: {footprint.comparison()}")
     st.caption(
         f"{emissions['tracker']}; grid {emissions['country_iso_code']}, PUE {emissions['pue']}, "
         f"WUE {emissions['wue_l_per_kwh']} L/kWh. Equivalence factors: docs/dashboard.md."
     )
     finished = detail.finished or {}
     st.caption(
-        f"status {finished.get('status')} · {finished.get('steps', 0):,} steps · {finished.get('tokens', 0):,} tokens "
-        f"· {finished.get('tokens_per_s', 0):,.0f} tokens/s · model sha256 {finished.get('model_digest') or '—'}"
+        f"status {finished.get('status')} · {plural(finished.get('steps', 0), 'step')} · "
+        f"{plural(finished.get('tokens', 0), 'token')} · {finished.get('tokens_per_s', 0):,.0f} tokens/s · "
+        f"model sha256 {finished.get('model_digest') or '—'}"
     )
 
 st.subheader("Checkpoints")
+listed = len(detail.checkpoints)
 st.caption(
-    f"{detail.checkpoint_count:,} checkpoint(s)"
-    + (
-        f"; the newest {len(detail.checkpoints)} are listed"
-        if detail.checkpoint_count > len(detail.checkpoints)
-        else ""
-    )
+    plural(detail.checkpoint_count, "checkpoint")
+    + (f"; the newest {listed:,} are listed" if detail.checkpoint_count > listed else "")
 )
-st.dataframe(detail.checkpoints, hide_index=True, key="runs_checkpoints")
+if detail.checkpoints:
+    tables.show(detail.checkpoints, key="runs_checkpoints")

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry
 from custody.policy.schema import LoadedPolicy
 from custody.views import datasets, decisions, ledger, overview, policies, reviews, runs
@@ -29,8 +30,8 @@ def dataset_rows(home_key: str, size: int) -> list[datasets.DatasetRow]:
 
 
 @st.cache_resource(**CACHE)
-def posture(home_key: str, size: int) -> overview.Posture:
-    return overview.posture(home(), dataset_rows(home_key, size))
+def posture(home_key: str, size: int, include_intermediate: bool) -> overview.Posture:
+    return overview.posture(home(), dataset_rows(home_key, size), include_intermediate)
 
 
 @st.cache_resource(**CACHE)
@@ -77,9 +78,13 @@ def recent_reviews(home_key: str, size: int, limit: int) -> list[dict[str, Any]]
 
 
 @st.cache_resource(**CACHE)
-def rule_matrix(home_key: str, size: int, hour: str, _loaded: LoadedPolicy, digest: str) -> policies.RuleMatrix:
+def rule_matrix(
+    home_key: str, size: int, hour: str, _loaded: LoadedPolicy, digest: str, include_intermediate: bool
+) -> policies.RuleMatrix:
     """Keyed on the policy's digest and the hour too: an edited file or an expired waiver shows."""
-    return policies.rule_matrix(home(), _loaded, DatasetRegistry(home()).all())
+    every = DatasetRegistry(home()).all()
+    shown = every if include_intermediate else [d for d in every if not is_intermediate(d.ref)]
+    return policies.rule_matrix(home(), _loaded, shown)
 
 
 def verified_in_session(size: int) -> ledger.Verification | None:

@@ -7,5 +7,8 @@ subject-indexed pages, newest first where a page shows the latest items.
 
 Shared by the pages: `identity` (the dashboard's attestor key and the signed-in person's
 standing on the roster), `signatures` (who signed an entry, in words) and `policy_refs` (the
-policies a decision used, by digest and binding; the reports use it too).
+policies a decision used, by digest and binding; the reports use it too). Helpers of one page:
+`license_mix` (records per license, the card's included), `footprint` and `equivalents` (a
+run's energy, carbon and water in fitting units, with everyday comparisons where they mean
+something).
 """

@@ -12,6 +12,12 @@ from custody.ledger.storage import EntryRow
 PAGE = 1000
 
 
+def when(ts: str) -> str:
+    """A ledger time for a table: `2026-12-05 17:02:22Z` (to the second; the entry keeps the rest)."""
+    date, sep, clock = ts.partition("T")
+    return f"{date} {clock[:8]}Z" if sep and len(clock) >= 8 else ts
+
+
 def envelope(row: EntryRow) -> dict[str, Any]:
     """The entry's JSON envelope (the stored bytes are canonical JSON)."""
     return json.loads(row.entry)

@@ -76,7 +76,7 @@ class DatasetRow:
     declared_license: str
     license_category: str
     checks: str  # "license:pass, pii:flag, ..."
-    decision: str  # the latest gate decision as it concerns this dataset, or "none"
+    decision: str  # the latest gate decision as it concerns this dataset, or NO_DECISION
     decision_index: int | None
     derived_from: str
     intermediate: bool  # an output a stage chain passed on to its next stage: hidden unless asked for
@@ -91,9 +91,7 @@ class DatasetRow:
             "category": self.license_category,
             "checks": self.checks,
             "registered by": self.registered_by,
-            "registered": self.registered_at,
             "derived from": self.derived_from,
-            "index": self.index,
         }
 
 
@@ -259,10 +257,17 @@ def lineage_dot(
         for parent in child.parents:
             if parent["dataset"] in nodes:
                 edges.add((parent["dataset"], str(child.ref), stage))
-    lines = ["digraph lineage {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    # Top to bottom at a fixed font size: a chain of stages laid out left to right gets wider than
+    # the page, and the chart is then shrunk until its text cannot be read.
+    lines = [
+        "digraph lineage {",
+        "  rankdir=TB;",
+        '  node [shape=box, fontname="Helvetica", fontsize=14, margin="0.2,0.1"];',
+        '  edge [fontname="Helvetica", fontsize=12, fontcolor="#444444"];',
+    ]
     for name, style in nodes.items():
         fill = ', fillcolor="#dbeafe"' if style == "filled" else ""
-        lines.append(f"  {_quote(name)} [style={_quote(style)}{fill}];")
+        lines.append(f"  {_quote(name)} [style={_quote('rounded,' + style)}{fill}];")
     for parent, child, stage in sorted(edges):
         lines.append(f"  {_quote(parent)} -> {_quote(child)} [label={_quote(stage)}];")
     lines.append("}")

@@ -8,7 +8,7 @@ from typing import Any
 from custody.home import Home
 from custody.ledger.storage import EntryRow
 from custody.policy import entry_types as _policy_types  # noqa: F401  registers the decision and review types
-from custody.views.common import body, newest, scan
+from custody.views.common import body, newest, scan, when
 from custody.views.policy_refs import PolicyUsed, describe_used, identities, policies_used, statuses
 from custody.views.signatures import signed_by_rows
 
@@ -46,7 +46,7 @@ class DecisionInfo:
     def as_row(self) -> dict[str, Any]:
         return {
             "index": self.index,
-            "time": self.ts,
+            "time": when(self.ts),
             "decision": self.decision,
             "subjects": ", ".join(self.subjects),
             "policy": identities(self.policies),
@@ -96,7 +96,7 @@ def review_rows(home: Home, rows: list[EntryRow]) -> list[dict[str, Any]]:
     return [
         {
             "index": row.idx,
-            "time": row.ts,
+            "time": when(row.ts),
             "action": body(row)["action"],
             "finding": body(row)["finding"],
             "reviewer": row.actor,

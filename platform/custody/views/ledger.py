@@ -11,8 +11,9 @@ from custody.home import Home
 from custody.ledger.entry import known_entry_types
 from custody.ledger.log import LedgerRangeError, load_note
 from custody.ledger.verifier import VerificationError, verify_checkpoint
-from custody.views.common import envelope
+from custody.views.common import envelope, when
 from custody.views.signatures import SignedBy, signed_by, signed_by_rows
+from custody.wording import plural
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def entry_page(home: Home, flt: EntryFilter, before: int | None = None, limit: i
     return [
         {
             "index": r.idx,
-            "time": r.ts,
+            "time": when(r.ts),
             "type": r.type,
             "actor": r.actor,
             "signed": signed[r.idx].label(),
@@ -92,6 +93,23 @@ class CheckpointInfo:
     signature_ok: bool
     problem: str = ""
     entries_since: int = 0
+
+    def since(self) -> str:
+        """What came after it, in words: `it covers every entry`, `1 entry came after it`."""
+        if self.entries_since <= 0:
+            return "it covers every entry"
+        return f"{plural(self.entries_since, 'entry')} came after it"
+
+    def covers(self, index: int) -> bool:
+        return index < self.size
+
+
+def first_proof_index(home: Home) -> int:
+    """The entry the page proves first: the newest one a signed checkpoint covers, so the first
+    view shows a proof rather than a warning whenever the head has moved past the checkpoint."""
+    size = home.storage.head()[0]
+    last = home.storage.last_checkpoint()
+    return max((last[0] if last else size) - 1, 0)
 
 
 def latest_checkpoint(home: Home) -> CheckpointInfo | None:

@@ -5,6 +5,8 @@ The binding (`custody policy bind`, an admin's signed entry) is what makes a pol
 purpose: the gate evaluates the bound policy's exact bytes, whatever a file on disk now says, so
 the page names policies by digest. The evaluation is the gate's own (`gather` + `evaluate`), so
 reviews and waivers count exactly as they would in `custody gate`; nothing is written to the ledger.
+A rule whose check never ran on a dataset is shown as "not checked", not as failing: the gate
+denies it (fail closed), but nothing was found wrong with the data.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from custody.paths import policies_dir
 from custody.policy.bindings import Binding, BindingError, current_bindings
 from custody.policy.evaluate import evaluate
 from custody.policy.inputs import gather
-from custody.policy.schema import LoadedPolicy, PolicyError, load_policy, shipped_policies
+from custody.policy.rules import MissingResult, rule_function
+from custody.policy.schema import LoadedPolicy, Policy, PolicyError, load_policy, shipped_policies
 from custody.store import ArtifactError
+from custody.views.common import when
 
-PASS, LIFTED = "pass", "lifted"
+PASS, LIFTED, NOT_CHECKED = "pass", "lifted", "not checked"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Bindings:
                 "policy": b.loaded.policy.name,
                 "sha256": b.digest,
                 "bound by": b.bound_by,
-                "bound at": b.ts,
+                "bound at": when(b.ts),
                 "ledger index": b.index,
             }
             for purpose, b in self.by_purpose.items()
@@ -88,19 +92,65 @@ class RuleMatrix:
     purpose: str
     rules: list[str]
     datasets: list[str]
-    cells: dict[tuple[str, str], str]  # (rule, dataset) -> pass | review | deny | lifted
-    decisions: dict[str, str]  # dataset -> what the policy decides for it now
+    cells: dict[tuple[str, str], str]  # (rule, dataset) -> pass | review | deny | lifted | not checked
+    decisions: dict[str, str]  # dataset -> allow | needs-review | deny | not checked, evaluated now
     explanations: dict[str, str]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per dataset, one column per rule."""
+        """One row per dataset, one column per rule (for export; too wide for a page)."""
         return [
             {"dataset": ds, "decision": self.decisions[ds], **{rule: self.cells[(rule, ds)] for rule in self.rules}}
             for ds in self.datasets
         ]
 
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per dataset naming only the rules it does not pass: narrow enough to read whole
+        (a column per rule does not fit a page once a policy has more than a few rules)."""
+        rows = []
+        for ds in self.datasets:
+            cells = {rule: self.cells[(rule, ds)] for rule in self.rules}
+            rows.append(
+                {
+                    "dataset": ds,
+                    "decision": self.decisions[ds],
+                    "fails": ", ".join(f"{rule} ({c})" for rule, c in cells.items() if c in ("deny", "review")),
+                    NOT_CHECKED: ", ".join(rule for rule, c in cells.items() if c == NOT_CHECKED),
+                    LIFTED: ", ".join(rule for rule, c in cells.items() if c == LIFTED),
+                }
+            )
+        return rows
+
     def failing(self, rule: str) -> list[str]:
+        """Datasets the rule found something wrong with (never those it could not judge)."""
         return [ds for ds in self.datasets if self.cells[(rule, ds)] in ("deny", "review")]
+
+    def not_checked(self, rule: str) -> list[str]:
+        """Datasets the rule cannot judge yet: the check it reads never ran on them."""
+        return [ds for ds in self.datasets if self.cells[(rule, ds)] == NOT_CHECKED]
+
+
+def unchecked(policy: Policy, doc: dict[str, Any], rules: list[str]) -> set[tuple[str, str]]:
+    """(rule, dataset) pairs a rule cannot judge because its check has no result on the dataset,
+    asked of the gate's own rule functions (the gate turns these into fail-closed denies)."""
+    missing = set()
+    for rule_id in rules:
+        judge, for_runs = rule_function(rule_id)
+        if for_runs:
+            continue
+        rule = policy.rules()[rule_id]
+        for facts in doc["datasets"]:
+            try:
+                judge(rule, facts, doc)
+            except MissingResult:
+                missing.add((rule_id, facts["dataset"]))
+    return missing
+
+
+def _overall(outcomes: set[str]) -> str:
+    for cell, decision in (("deny", "deny"), ("review", "needs-review"), (NOT_CHECKED, NOT_CHECKED)):
+        if cell in outcomes:
+            return decision
+    return "allow"
 
 
 def rule_matrix(
@@ -123,8 +173,10 @@ def rule_matrix(
             if key in cells:
                 worse = "deny" if reason.outcome == "deny" or cells[key] == "deny" else "review"
                 cells[key] = worse
+        for key in unchecked(policy, doc, rules):
+            if key in cells and cells[key] != LIFTED:
+                cells[key] = NOT_CHECKED
         for ds in names:
-            outcomes = {cells[(rule, ds)] for rule in rules}
-            decisions[ds] = "deny" if "deny" in outcomes else "needs-review" if "review" in outcomes else "allow"
+            decisions[ds] = _overall({cells[(rule, ds)] for rule in rules})
     explanations = {rule: obj.explanation for rule, obj in policy.rules().items()}
     return RuleMatrix(policy.name, policy.purpose, rules, names, cells, decisions, explanations)

@@ -34,6 +34,7 @@ from custody.policy.reviews import (
 from custody.trust.permissions import person_roles
 from custody.views.common import body
 from custody.views.identity import Service, SignedIn, Standing, attested, standing
+from custody.wording import plural
 
 MAX_TEXT = 1200  # characters of a record shown as evidence
 RULE_CHECKS = {"pii.max-rate": "pii", "toxicity.max-rate": "toxicity", "license.allowed": "license"}
@@ -252,7 +253,7 @@ def evidence(home: Home, finding: ReportedFinding, limit: int = 5) -> Evidence:
                 spans if check == "pii" else [],
             )
         )
-    note = f"{len(samples)} flagged record(s) shown" + (f" containing {entity}" if entity else "")
+    note = f"{plural(len(samples), 'flagged record')} shown" + (f" containing {entity}" if entity else "")
     return Evidence(check, check, check == "toxicity", samples, summary, note)
 
 

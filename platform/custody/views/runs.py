@@ -12,9 +12,10 @@ from typing import Any
 
 from custody.home import Home
 from custody.runs import entry_types as _run_types  # noqa: F401  registers the run.* entry types
-from custody.views.common import body, newest, scan
+from custody.views.common import body, newest, scan, when
 from custody.views.decisions import DecisionInfo, decision_info
-from custody.views.equivalents import Equivalent, equivalents
+from custody.views.footprint import Footprint, footprint
+from custody.wording import energy, mass
 
 STARTED, CHECKPOINT, FINISHED = "run.started/", "run.checkpoint/", "run.finished/"
 MAX_CHECKPOINTS = 500  # newest checkpoints a page lists; the count is exact
@@ -38,10 +39,10 @@ class RunRow:
             "name": self.name,
             "kind": self.kind,
             "status": self.status,
-            "started": self.started,
+            "started": when(self.started),
             "by": self.requested_by,
-            "energy (kWh)": self.energy_kwh,
-            "CO2e (kg)": self.co2e_kg,
+            "energy": energy(self.energy_kwh) if self.energy_kwh is not None else "",
+            "CO2e": mass(self.co2e_kg) if self.co2e_kg is not None else "",
             "index": self.index,
         }
 
@@ -105,9 +106,10 @@ class RunDetail:
     def emissions(self) -> dict[str, Any] | None:
         return self.finished["emissions"] if self.finished else None
 
-    def equivalents(self) -> list[Equivalent]:
+    def footprint(self) -> Footprint | None:
+        """Energy, CO2e, water and time in readable units, with the equivalents that mean something."""
         e = self.emissions()
-        return equivalents(e["energy_kwh"], e["emissions_kg_co2e"], e["water_l"]) if e else []
+        return footprint(e) if e else None
 
     def loss_curve(self) -> list[dict[str, Any]]:
         """One row per step: train loss, and validation loss where an eval ran at that step."""
@@ -148,7 +150,7 @@ def run_detail(home: Home, run_id: str) -> RunDetail | None:
                     "val_loss": data.get("val_loss"),
                     "val_perplexity": data.get("val_perplexity"),
                     "sha256": data["checkpoint_digest"],
-                    "time": row.ts,
+                    "time": when(row.ts),
                     "index": row.idx,
                 }
             )

@@ -73,7 +73,7 @@ def test_rerunning_a_spec_reuses_prepared_data_and_fresh_checks(governed, cast):
     said: list[str] = []
     outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=said.append)
     assert outcome.exit_code == 0
-    assert any("reusing shakespeare@1+prepared-" in line for line in said)
+    assert any("reusing shakespeare@1+for-tiny" in line for line in said)
     assert len(entries(home, "check.completed/")) == before, "results for these bytes are fresh"
 
 

@@ -1,7 +1,8 @@
 """`custody run`: checks, the gate, preparation and training, in that order, each recorded.
 
 1. Prepare every dataset of the spec (its stages; outputs are derived datasets with lineage,
-   named `NAME@VERSION+SPEC-<digest of inputs>` so rerunning a spec reuses them).
+   named `NAME@VERSION+for-SPEC`; rerunning a spec reuses an output whose lineage shows the same
+   source, stages and settings, and a changed spec gets `...+for-SPEC.2`).
 2. Run the checks on every prepared dataset whose latest results are stale or missing.
 3. Ask the gate (the policy an admin bound to the spec's purpose, plus the spec's own policy,
    which can only add reasons, with the run's energy estimates): the decision is
@@ -24,7 +25,7 @@ from typing import Any
 
 from custody.checks.catalog import available_checks, build_check
 from custody.checks.results import latest_results, run_check
-from custody.datasets.names import DatasetRef, parse_ref
+from custody.datasets.names import MAX_VERSION, DatasetRef, is_intermediate, parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.executors import Executor, make_executor
 from custody.home import Home, actor_name
@@ -78,11 +79,57 @@ def emissions_body(emissions: Emissions, tracker: str = "codecarbon OfflineEmiss
     }
 
 
-def prepared_ref(source: RegisteredDataset, stages: list[str], options: dict) -> DatasetRef:
-    """Named by everything the output depends on, so the same spec on the same data reuses it."""
-    inputs = {"source": source.digest, "stages": stages, "options": options}
-    digest = hashlib.sha256(canonical_json(inputs)).hexdigest()[:12]
-    return DatasetRef(source.ref.name, f"{source.ref.version}+prepared-{digest}")
+def chain_signature(home: Home, stages: list[str], options: dict) -> list[tuple[str, str]]:
+    """Each stage of a chain as (name, config digest), as its stage.completed entry records them."""
+    from custody.stages.catalog import build_stage
+
+    signature = []
+    for name in stages:
+        stage = build_stage(name, home, dict(options.get(name, {})))
+        config = {"stage": stage.name, "version": stage.version, **stage.config()}
+        signature.append((name, hashlib.sha256(canonical_json(config)).hexdigest()))
+    return signature
+
+
+def _made_by(registry: DatasetRegistry, dataset: RegisteredDataset, source: RegisteredDataset, signature) -> bool:
+    """Whether `dataset` is `source` through exactly these stages and settings (its lineage says)."""
+    node = dataset
+    for position, (name, digest) in enumerate(reversed(signature)):
+        stage = node.body.get("stage") or {}
+        if (stage.get("name"), stage.get("config_digest")) != (name, digest) or len(node.parents) != 1:
+            return False
+        parent = node.parents[0]
+        if position == len(signature) - 1:
+            return parent["digest"] == source.digest
+        found = registry.find(parse_ref(parent["dataset"]))
+        if found is None:
+            return False
+        node = found
+    return False
+
+
+def prepared_target(
+    registry: DatasetRegistry, spec: RunSpec, source: RegisteredDataset, signature: list[tuple[str, str]]
+) -> tuple[DatasetRef, RegisteredDataset | None]:
+    """The prepared output's name, as a person would write it (`web@1+for-demo-gpt`), with the
+    dataset to reuse when this source was already prepared through these same stages."""
+    # Any spec that prepared this source the same way already made it: reuse that, whatever its name.
+    for version in registry.versions(source.ref.name):
+        ref = DatasetRef(source.ref.name, version)
+        if version.startswith(f"{source.ref.version}+") and not is_intermediate(ref):
+            candidate = registry.find(ref)
+            if candidate is not None and _made_by(registry, candidate, source, signature):
+                return ref, candidate
+    base = f"{source.ref.version}+for-{spec.name}"
+    for n in range(1, 1000):
+        version = base if n == 1 else f"{base}.{n}"
+        if len(version) > MAX_VERSION:  # a very long spec name: fall back to a digest
+            digest = hashlib.sha256(canonical_json([source.digest, signature])).hexdigest()[:12]
+            version = f"{source.ref.version}+prepared-{digest}"
+        ref = DatasetRef(source.ref.name, version)
+        if registry.find(ref) is None:
+            return ref, None
+    raise RunRefused(f"{source.ref}: too many prepared versions for {spec.name}")
 
 
 def prepare(
@@ -97,8 +144,7 @@ def prepare(
             prepared.append(source)
             continue
         options = {name: values for name, values in spec.prepare.options.items() if name in stages}
-        target = prepared_ref(source, stages, options)
-        existing = registry.find(target)
+        target, existing = prepared_target(registry, spec, source, chain_signature(home, stages, options))
         if existing is not None:
             say(f"prepare {source.ref}: reusing {target} (same data, stages and options)")
             prepared.append(existing)

@@ -152,7 +152,7 @@ def run_stage(
     """
     registry = DatasetRegistry(home)
     if registry.find(output) is not None:
-        raise StageError(f"{output} is already registered; choose another --as name or version")
+        raise StageError(f"{output} is already registered; choose another --output name or version")
     config = {"stage": stage.name, "version": stage.version, **stage.config()}
     with tempfile.TemporaryDirectory(prefix="custody-stage-") as tmp:
         decisions = DecisionWriter(Path(tmp) / "decisions.parquet")

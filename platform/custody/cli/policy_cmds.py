@@ -52,6 +52,11 @@ class _GateGroup(PlainGroup):
             args = ["evaluate", *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Say how it is used: `custody gate NAME@V...` (evaluate is the default) or `replay`."""
+        formatter.write_usage(ctx.command_path, "NAME@VERSION... --purpose PURPOSE [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "replay INDEX [OPTIONS]", prefix="   or: ")
+
 
 gate_app = command_group(
     cls=_GateGroup,
@@ -129,9 +134,10 @@ def gate(
     key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Evaluate a policy over datasets and record the decision (0 allow, 3 deny, 4 needs-review).
+    """The default: `custody gate NAME@V...` evaluates the bound policy and records the decision.
 
-    The default command: `custody gate NAME@V... --policy FILE` runs it."""
+    Exit 0 allow, 3 deny, 4 needs-review. --policy adds a policy of the request's own, which can
+    only add reasons."""
     from custody.policy.gate import run_gate
     from custody.policy.inputs import RunContext
     from custody.policy.schema import PURPOSES, PolicyError, load_policy

@@ -26,8 +26,14 @@ from custody.trust.acting import NotPermitted, Person
 from custody.trust.audit import verify_signatures
 from custody.trust.sshkeys import load_public_key, load_signer
 
-SSH_KEYGEN = shutil.which("ssh-keygen")
-needs_openssh = pytest.mark.skipif(SSH_KEYGEN is None, reason="OpenSSH (openssh-client) is not installed")
+SSH_KEYGEN = shutil.which("ssh-keygen") or "ssh-keygen"
+
+
+@pytest.fixture
+def openssh() -> str:
+    """Stock OpenSSH is the peer these tests check against; .ci/run installs openssh-client."""
+    assert shutil.which("ssh-keygen") and shutil.which("ssh-agent"), "install openssh-client (ssh-keygen, ssh-agent)"
+    return SSH_KEYGEN
 
 
 def cli(home: Home, *args: str, key=None, env: dict | None = None):
@@ -49,8 +55,7 @@ def note(home: Home, actor, text: str = "a note") -> int:
 # -- the wire format, against OpenSSH and an independent verifier ------------------------------
 
 
-@needs_openssh
-def test_our_signatures_verify_with_ssh_keygen_and_theirs_with_ours(tmp_path, cast):
+def test_our_signatures_verify_with_ssh_keygen_and_theirs_with_ours(tmp_path, cast, openssh):
     key = cast.key_file("interop")
     message = tmp_path / "message"
     message.write_bytes(b"custody interop \x00\xff\n")
@@ -81,9 +86,7 @@ def test_the_independent_sshsig_package_accepts_our_signatures(cast):
         independent.verify(message + b"!", armored, allowed, namespace="custody")
 
 
-def test_fingerprints_match_ssh_keygen(cast):
-    if SSH_KEYGEN is None:
-        pytest.skip("OpenSSH is not installed")
+def test_fingerprints_match_ssh_keygen(cast, openssh):
     listed = subprocess.run([SSH_KEYGEN, "-lf", f"{cast.key_file('interop')}.pub"], capture_output=True, text=True)
     assert listed.stdout.split()[1] == cast.public("interop").fingerprint
 
@@ -216,8 +219,7 @@ def test_ledger_verify_catches_an_unsigned_entry_inserted_with_raw_sql(home, peo
 # -- exports anyone can check with stock OpenSSH -------------------------------------------------
 
 
-@needs_openssh
-def test_ssh_keygen_accepts_exported_entries(home, people, tmp_path, cast):
+def test_ssh_keygen_accepts_exported_entries(home, people, tmp_path, cast, openssh):
     alice, _ = people
     index = note(home, alice, "checked without custody")
     out = cli(
@@ -251,8 +253,7 @@ def test_ssh_keygen_accepts_exported_entries(home, people, tmp_path, cast):
     assert done.returncode == 0, done.stderr
 
 
-@needs_openssh
-def test_allowed_signers_carry_grant_and_revocation_times(home, people, cast, tmp_path):
+def test_allowed_signers_carry_grant_and_revocation_times(home, people, cast, tmp_path, openssh):
     alice, _ = people
     early = note(home, alice, "while valid")
     assert cli(home, "people", "revoke", "alice", key=cast.key_file("admin")).exit_code == 0
@@ -272,8 +273,7 @@ def test_allowed_signers_carry_grant_and_revocation_times(home, people, cast, tm
     assert later.returncode != 0, "the same key after its revocation is not accepted by OpenSSH either"
 
 
-@needs_openssh
-def test_a_key_held_by_ssh_agent_signs(home, cast, tmp_path):
+def test_a_key_held_by_ssh_agent_signs(home, cast, tmp_path, openssh):
     agent = subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout
     env = dict(part.split("=", 1) for part in agent.replace(";", "\n").split() if "=" in part)
     try:
@@ -306,8 +306,7 @@ def _ssh_key(tmp_path, kind: str, passphrase: str = "") -> str:
     return str(path)
 
 
-@needs_openssh
-def test_bad_keys_are_one_line_errors_that_write_nothing(home, people, cast, tmp_path):
+def test_bad_keys_are_one_line_errors_that_write_nothing(home, people, cast, tmp_path, openssh):
     truncated = tmp_path / "truncated"
     truncated.write_text(cast.key_file("alice").read_text()[:120])
     garbage = tmp_path / "garbage"

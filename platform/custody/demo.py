@@ -61,7 +61,6 @@ def _custody(
     console.print(f"\n$ {who}custody {' '.join(shlex.quote(a) for a in args)}", style="bold cyan")
     # Wide output: the commands print tables that a terminal would show side by side.
     env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
-    env.pop("CUSTODY_ACTOR", None)
     if key in _KEYS:
         env["CUSTODY_KEY"] = str(_KEYS[key])
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env, input=stdin)

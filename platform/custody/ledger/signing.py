@@ -47,16 +47,21 @@ def generate_key_file(path: Path) -> None:
         handle.write(pem)
 
 
-def load_signer(path: Path, name: str) -> NoteSigner:
+def load_private_pem(path: Path, what: str, error: type[Exception] = KeyFileError) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file only its owner can read; `error` names what failed."""
     try:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            raise KeyFileError(f"{path}: signing key is readable by others (mode {mode:o}); chmod 600 it")
+            raise error(f"{path}: {what} is readable by others (mode {mode:o}); chmod 600 it")
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError as exc:
-        raise KeyFileError(f"{path}: signing key not found") from exc
+        raise error(f"{path}: {what} not found") from exc
     except (OSError, ValueError, TypeError) as exc:
-        raise KeyFileError(f"{path}: not a readable Ed25519 private key ({exc})") from exc
+        raise error(f"{path}: not a readable Ed25519 private key ({exc})") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: key is not Ed25519")
-    return NoteSigner(name, key)
+        raise error(f"{path}: {what} is not Ed25519")
+    return key
+
+
+def load_signer(path: Path, name: str) -> NoteSigner:
+    return NoteSigner(name, load_private_pem(path, "signing key"))

@@ -1,7 +1,7 @@
 """The identity a command acts with: the key it was given, looked up on the roster.
 
-`--as NAME` (or $CUSTODY_ACTOR) is only an assertion checked against the key's roster name;
-it never decides who acts.
+`--as NAME` is only an assertion checked against the key's roster name; it never decides who
+acts.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.ledger.signing import load_private_pem
 from custody.ledger.verifier import (
     SIGNATURE_PREFIX,
     CosignerKey,
@@ -40,15 +41,4 @@ class Cosigner:
 
 def load_cosigner(path: Path, name: str) -> Cosigner:
     """Load the witness key, refusing a file others can read (as the ledger's key loader does)."""
-    try:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise WitnessKeyError(f"{path}: witness key is readable by others (mode {mode:o}); chmod 600 it")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise WitnessKeyError(f"{path}: witness key not found") from exc
-    except (OSError, ValueError, TypeError) as exc:
-        raise WitnessKeyError(f"{path}: not a readable Ed25519 private key ({exc})") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise WitnessKeyError(f"{path}: witness key is not Ed25519")
-    return Cosigner(name, key)
+    return Cosigner(name, load_private_pem(path, "witness key", WitnessKeyError))

@@ -212,6 +212,18 @@ def test_prepare_cli_passes_stage_options_and_refuses_bad_ones(home, engineer_ke
     assert config["threshold"] == 0.95
 
 
+def test_a_pseudonym_that_reads_like_a_name_is_not_residual_pii(home, tmp_path):
+    """With this salt, spaCy reads the pseudonym `jhcdiehlcbmofhgl` as a PERSON: a tag the stage
+    wrote itself must not count as PII left behind (CI found it with a random salt)."""
+    salt = bytes.fromhex("62748a10bf6136594aa9a27724af9bed9a4521ce6aca9f777dac956a26fb973d")
+    (home.path / "keys" / "redaction.salt").write_bytes(salt)
+    rows = [{"id": f"r{i}", "text": f"Mail maria.gutierrez{i % 3}@example.com about the invoice."} for i in range(6)]
+    source = register(home, tmp_path, rows, "mails")
+    result = run_stage(home, RedactPii(home), source, DatasetRef("mails", "2"))
+    assert "<EMAIL_ADDRESS:jhcdiehlcbmofhgl>" in {r.text.split(" ")[1] for _, r in result.output.records()}
+    assert result.summary["residual_pii"]["rate"] == 0
+
+
 def test_hash_pseudonyms_are_stable_letters_that_rescan_clean(home, tmp_path):
     """A hex digest's digit runs can pass the Luhn check and come back as CREDIT_CARD; pseudonyms
     are letters only, equal for equal values, and leave nothing for the residual scan."""

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import tomllib
 from collections import Counter
@@ -30,6 +31,7 @@ from custody.stages.base import Decision, Stage
 
 OPERATORS = ("replace", "mask", "hash")
 PSEUDONYM_HEX = 16  # 64 bits of the HMAC: collisions need ~4 billion distinct values
+TAG = re.compile(r"<[A-Z][A-Z0-9_]*(?::[a-p]+)?>")  # what this stage writes in place of a value
 DEFAULT_OPERATORS = {
     "DEFAULT": "replace",
     "EMAIL_ADDRESS": "hash",  # joinable across records without being readable
@@ -160,10 +162,12 @@ class RedactPii(Stage):
         records = with_pii = 0
         iterator = (record for _, record in output.records())
         while batch := list(islice(iterator, BATCH)):
-            for spans in self.scanner.scan_batch([r.text for r in batch]):
+            for record, spans in zip(batch, self.scanner.scan_batch([r.text for r in batch]), strict=True):
                 records += 1
-                # Tags we wrote ourselves (<PERSON>) are not residual PII.
-                types = {s.entity_type for s in spans}
+                # Tags we wrote ourselves (<PERSON>, <EMAIL_ADDRESS:pseudonym>) are not residual PII:
+                # NER can read a pseudonym's letters as a name, so spans inside a tag do not count.
+                tags = [(m.start(), m.end()) for m in TAG.finditer(record.text)]
+                types = {s.entity_type for s in spans if not any(a <= s.start and s.end <= b for a, b in tags)}
                 if types:
                     with_pii += 1
                     per_entity.update(types)

@@ -171,7 +171,7 @@ def check_licenses(card: DatasetCard, text: str, source: str) -> None:
             key = ".".join(str(part) for part in loc)
             raise CardError(
                 f"{where(text, source, loc)}: key '{key}': {expression!r} is not a valid SPDX license expression "
-                f"({parsed.error}); e.g. \"MIT\", \"Apache-2.0 OR MIT\", \"LicenseRef-my-terms\""
+                f'({parsed.error}); e.g. "MIT", "Apache-2.0 OR MIT", "LicenseRef-my-terms"'
             )
 
 

@@ -20,12 +20,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from typer.testing import CliRunner
 
-from custody.cli.main import app
 from custody.home import Home
 from custody.ledger import verifier as verifier_module
-from custody.ledger.entry import make_entry
 from custody.ledger.verifier import (
     CONSISTENCY_FORMAT,
     Checkpoint,
@@ -35,37 +32,9 @@ from custody.ledger.verifier import (
     verify_consistency_bundle,
 )
 from custody.witness.cosigner import Cosigner
+from witness_data import assert_ok, cli, grow, one_line_error
 
 CUSTODY = Path(sys.executable).with_name("custody")
-NO_HOME_ENV = {"CUSTODY_HOME": None, "CUSTODY_DATABASE": None}
-
-
-def cli(*args: str | Path):
-    return CliRunner().invoke(app, [str(a) for a in args], env=NO_HOME_ENV)
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-
-
-def one_line_error(result, code: int, *mentions: str) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for text in mentions:
-        assert text in lines[0], lines[0]
-    return lines[0]
-
-
-def grow(path: Path, count: int, tag: str) -> None:
-    home = Home.open(path)
-    try:
-        home.ledger.append_batch(
-            [make_entry("ledger.note/v1", "tester", "note", {"text": f"{tag} {i}"}) for i in range(count)]
-        )
-    finally:
-        home.close()
 
 
 def checkpoint_count(path: Path) -> int:

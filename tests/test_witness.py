@@ -25,12 +25,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from typer.testing import CliRunner
 
-from custody.cli.main import app
 from custody.home import Home
 from custody.ledger import verifier as verifier_module
-from custody.ledger.entry import canonical_json, make_entry
+from custody.ledger.entry import canonical_json
 from custody.ledger.signing import NoteSigner
 from custody.ledger.verifier import (
     Checkpoint,
@@ -43,42 +41,18 @@ from custody.ledger.verifier import (
 )
 from custody.witness.cosigner import Cosigner
 from custody.witness.protocol import format_request
+from witness_data import assert_ok, cli, grow, note_entry, one_line_error
 
 CUSTODY = Path(sys.executable).with_name("custody")
-NO_HOME_ENV = {"CUSTODY_HOME": None, "CUSTODY_DATABASE": None}
 WITNESS_NAME = "witness.test/w1"
 
 
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def cli(*args: str | Path):
-    return CliRunner().invoke(app, [str(a) for a in args], env=NO_HOME_ENV)
-
-
 def custody(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("CUSTODY_HOME", "CUSTODY_DATABASE")}
     return subprocess.run([str(CUSTODY), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
-
-
-def assert_ok(result) -> None:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-
-
-def one_line_error(result, code: int, *mentions: str) -> str:
-    """A one-line `error: ...` on stderr naming what it should, the expected exit code, no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for text in mentions:
-        assert text in lines[0], lines[0]
-    return lines[0]
-
-
-def note_entry(text: str):
-    # A pure ledger-level entry: no roster, no person keys (those are another layer's business).
-    return make_entry("ledger.note/v1", "tester", "note", {"text": text})
 
 
 def make_home(path: Path, notes: int = 4) -> Path:
@@ -87,15 +61,6 @@ def make_home(path: Path, notes: int = 4) -> Path:
     home.checkpoint()
     home.close()
     return path
-
-
-def grow(path: Path, count: int, tag: str) -> int:
-    home = Home.open(path)
-    try:
-        home.ledger.append_batch([note_entry(f"{tag} {i}") for i in range(count)])
-        return home.ledger.size
-    finally:
-        home.close()
 
 
 def head_size(path: Path) -> int:

@@ -171,8 +171,14 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
 # --- C2SP signed notes and checkpoints -----------------------------------------------------
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_TYPE]) + public_key).digest()[:4]
+def key_id(name: str, public_key: bytes, signature_type: int = ED25519_TYPE) -> bytes:
+    """C2SP signed-note key ID: SHA-256(name || "\n" || type || public key)[:4]."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([signature_type]) + public_key).digest()[:4]
+
+
+def vkey_text(name: str, key_id_: bytes, signature_type: int, public_key: bytes) -> str:
+    """A verifier key as signed-note writes it: `<name>+<hex key id>+<base64(type || key)>`."""
+    return f"{name}+{key_id_.hex()}+{base64.b64encode(bytes([signature_type]) + public_key).decode()}"
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,7 @@ class VerifierKey:
     public_key: bytes
 
     def __str__(self) -> str:
-        key = base64.b64encode(bytes([ED25519_TYPE]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{key}"
+        return vkey_text(self.name, self.key_id, ED25519_TYPE, self.public_key)
 
 
 def _b64decode(text: str, what: str) -> bytes:
@@ -324,7 +329,7 @@ def verify_checkpoint(note: str | bytes, key: VerifierKey) -> Checkpoint:
 
 
 def cosigner_key_id(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_TYPE]) + public_key).digest()[:4]
+    return key_id(name, public_key, COSIGNATURE_TYPE)
 
 
 @dataclass(frozen=True)
@@ -336,8 +341,7 @@ class CosignerKey:
     public_key: bytes
 
     def __str__(self) -> str:
-        key = base64.b64encode(bytes([COSIGNATURE_TYPE]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{key}"
+        return vkey_text(self.name, self.key_id, COSIGNATURE_TYPE, self.public_key)
 
 
 def parse_cosigner_key(text: str) -> CosignerKey:

@@ -1,0 +1,87 @@
+"""Reading the ledger: entries filtered by type, subject, actor and index range, a page at a time,
+oldest or newest first, and their envelopes and bodies decoded.
+
+Every module that reads entries goes through here, so paging and decoding are written once. The
+filters run in the database on the columns copied from each envelope (`type`, `subject`,
+`actor`); verification checks those copies against the entry bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from custody.ledger.storage import EntryRow, Storage
+
+PAGE = 1000  # rows per database round trip; memory stays flat however long the ledger is
+
+
+def envelope(row: EntryRow) -> dict[str, Any]:
+    """The entry's JSON envelope (the stored bytes are canonical JSON)."""
+    return json.loads(row.entry)
+
+
+def body(row: EntryRow) -> dict[str, Any]:
+    """The entry's body: what the entry type says."""
+    return envelope(row)["body"]
+
+
+def entries(
+    storage: Storage,
+    type_prefix: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    newest_first: bool = False,
+    page: int = PAGE,
+) -> Iterator[EntryRow]:
+    """Entries with `start <= index < stop` whose type starts with `type_prefix` (a family such as
+    "check." or one type such as "run.started/v1"), optionally about one subject or by one actor."""
+    filters = {"type_prefix": type_prefix, "subject": subject, "actor": actor}
+    if newest_first:
+        cursor = storage.head()[0] - 1 if stop is None else stop - 1
+        while cursor >= start:
+            rows = storage.entries(cursor, page, descending=True, **filters)
+            for row in rows:
+                if row.idx < start:
+                    return
+                yield row
+            if len(rows) < page:
+                return
+            cursor = rows[-1].idx - 1
+        return
+    cursor = start
+    while stop is None or cursor < stop:
+        rows = storage.entries(cursor, page, **filters)
+        for row in rows:
+            if stop is not None and row.idx >= stop:
+                return
+            yield row
+        if len(rows) < page:
+            return
+        cursor = rows[-1].idx + 1
+
+
+def newest(
+    storage: Storage, type_prefix: str | None = None, limit: int = 1, subject: str | None = None
+) -> list[EntryRow]:
+    """The latest `limit` entries of a type (optionally about one subject), newest first."""
+    found = entries(storage, type_prefix, subject, newest_first=True, page=max(1, min(limit, PAGE)))
+    return [row for _, row in zip(range(limit), found, strict=False)]
+
+
+def first(storage: Storage, type_prefix: str | None = None, subject: str | None = None) -> EntryRow | None:
+    """The oldest entry of a type about a subject, or None."""
+    return next(entries(storage, type_prefix, subject, page=1), None)
+
+
+def latest(storage: Storage, type_prefix: str | None = None, subject: str | None = None) -> EntryRow | None:
+    """The newest entry of a type about a subject, or None."""
+    return next(entries(storage, type_prefix, subject, newest_first=True, page=1), None)
+
+
+def at(storage: Storage, index: int) -> EntryRow | None:
+    """The entry at `index`, or None past the end."""
+    return storage.entry(index)

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 from custody.ledger.storage import EntryRow, Storage
 
 PAGE = 1000  # rows per database round trip; memory stays flat however long the ledger is
 
 
-def envelope(row: EntryRow) -> dict[str, Any]:
+class HasEntry(Protocol):
+    """A stored row, or anything else carrying an entry's bytes (an entry out of a proof file)."""
+
+    @property
+    def entry(self) -> bytes: ...
+
+
+def envelope(row: HasEntry) -> dict[str, Any]:
     """The entry's JSON envelope (the stored bytes are canonical JSON)."""
     return json.loads(row.entry)
 
 
-def body(row: EntryRow) -> dict[str, Any]:
+def body(row: HasEntry) -> dict[str, Any]:
     """The entry's body: what the entry type says."""
     return envelope(row)["body"]
 
@@ -64,12 +72,29 @@ def entries(
         cursor = rows[-1].idx + 1
 
 
+def window(
+    storage: Storage,
+    limit: int,
+    type_prefix: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    newest_first: bool = False,
+) -> list[EntryRow]:
+    """The first `limit` entries `entries` would yield: one round trip when `limit <= PAGE` (a
+    screenful, a CLI listing)."""
+    if limit <= 0:
+        return []
+    found = entries(storage, type_prefix, subject, actor, start, stop, newest_first, page=min(limit, PAGE))
+    return list(islice(found, limit))
+
+
 def newest(
     storage: Storage, type_prefix: str | None = None, limit: int = 1, subject: str | None = None
 ) -> list[EntryRow]:
     """The latest `limit` entries of a type (optionally about one subject), newest first."""
-    found = entries(storage, type_prefix, subject, newest_first=True, page=max(1, min(limit, PAGE)))
-    return [row for _, row in zip(range(limit), found, strict=False)]
+    return window(storage, limit, type_prefix, subject, newest_first=True)
 
 
 def first(storage: Storage, type_prefix: str | None = None, subject: str | None = None) -> EntryRow | None:

@@ -13,6 +13,7 @@ from custody.accounts import Accounts
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.ledger.verifier import verify_proof_bundle
+from custody.policy import refs as policy_refs
 from custody.policy.reviews import SeparationOfDuties, find_finding, record_review
 from custody.trust.acting import NotPermitted
 from custody.views import (
@@ -25,7 +26,6 @@ from custody.views import (
     license_mix,
     overview,
     policies,
-    policy_refs,
     provenance,
     reviews,
     runs,

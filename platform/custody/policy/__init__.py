@@ -8,4 +8,5 @@ reviews.py      approve / reject / waive: ledger entries, expiry, separation of 
 entry_types.py  `policy.decision/v1` and `review.recorded/v1`
 gate.py         evaluate, record `policy.decision/v1`, fail closed
 replay.py       re-evaluate a recorded decision from the digests it names
+refs.py         which policies a recorded decision used, in words (dashboards and reports)
 """

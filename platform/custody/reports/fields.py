@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from custody.views.policy_refs import describe
+from custody.policy.refs import describe
 
 # (number, field, SPDX 3.0.1, CycloneDX 1.6, HF card / Croissant, EU AI Act), from provenance.md
 MAPPING = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from custody.policy.refs import describe
 from custody.reports.fields import provenance_fields
-from custody.views.policy_refs import describe
 
 Block = tuple
 

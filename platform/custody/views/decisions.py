@@ -8,8 +8,8 @@ from typing import Any
 from custody.home import Home
 from custody.ledger.storage import EntryRow
 from custody.policy import entry_types as _policy_types  # noqa: F401  registers the decision and review types
+from custody.policy.refs import PolicyUsed, describe_used, identities, policies_used, statuses
 from custody.views.common import body, newest, scan, when
-from custody.views.policy_refs import PolicyUsed, describe_used, identities, policies_used, statuses
 from custody.views.signatures import signed_by_rows
 
 DECISION = "policy.decision/"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from custody.policy.refs import describe
 from custody.reports.exports import dataset_sections, root_registrations, stages
-from custody.views.policy_refs import describe
 
 KINDS = [
     ("public", "2.1 Publicly available datasets"),

@@ -9,8 +9,8 @@ from typing import Any
 
 from spdx_python_model import v3_0_1 as spdx
 
+from custody.policy.refs import describe
 from custody.reports.exports import dataset_sections, root_registrations
-from custody.views.policy_refs import describe
 
 CONFIDENTIALITY = {"public": "clear", "internal": "green", "confidential": "amber", "restricted": "red"}
 PRESENCE = {"yes": "yes", "no": "no", "unknown": "noAssertion"}

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _meta import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 APP = REPO / "dashboards" / "app.py"
@@ -37,11 +39,11 @@ def build(root: Path, datasets: int, entries: int) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from custody.checks.catalog import build_check
     from custody.checks.pii import PiiCheck
-    from custody.checks.results import run_check
     from custody.datasets.card import CARD_TEMPLATE, parse_card
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
+    from custody.pipeline.run_check import run_check
     from custody.policy.bindings import bind
     from custody.policy.gate import run_gate
     from custody.policy.reviews import open_findings, record_review
@@ -170,7 +172,8 @@ def main() -> None:
         for problem in r.get("problems") or []:
             print(f"    problem: {problem}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"entries": args.entries, "datasets": args.datasets, "pages": results}, indent=2))
+    document = {"entries": args.entries, "datasets": args.datasets, "pages": results}
+    args.out.write_text(json.dumps(stamp(document), indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import torch
 import transformers
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
+from _meta import stamp
+
 VOCAB_SIZE = 30522
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 ONSETS = ["", "b", "br", "c", "ch", "d", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pr", "r", "s"]
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if out:
         path = Path(out) / "detoxify_gpu.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(stamp({"info": info, "results": results}), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
     return 0
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _meta import stamp
 from custody.ledger import entry_types  # noqa: F401  registers the ledger's entry types
 from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import Ledger
@@ -496,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**meta, "results": results}, indent=2, ensure_ascii=False) + "\n")
+    args.out.write_text(json.dumps(stamp({**meta, "results": results}), indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -37,6 +37,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _meta import stamp
 from custody.licenses import (
     CATEGORIES,
     DEFAULT_MIN_SCORE,
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             "names": names,
             "texts": texts,
         }
-        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(stamp(figures), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"  figures written to {args.json}")
     return 0
 

@@ -37,6 +37,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _meta import stamp
 from custody.pii.engine import model_digest, select_model
 from custody.pii.evaluate import GoldSet, load_synth, score
 from custody.pii.fast import FastScanner, ParallelScanner, ScannerConfig, default_processes
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print_report(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(stamp(result), indent=2) + "\n")
     return 0
 
 

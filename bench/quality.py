@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _meta import stamp
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_SHARED = HERE.parents[0].parent / "shared" / "data"
 
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         out["sections"][name] = figures
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        args.json.write_text(json.dumps(stamp(out), indent=2) + "\n")
     return 0
 
 

@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _meta import stamp
+
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 KEYWORDS = 100
@@ -216,13 +218,13 @@ def check_at_scale(shared: Path | None = None, records: int = 100_000, shards: i
     import tempfile
     import threading
 
-    from custody.checks.results import run_check
     from custody.checks.toxicity import ToxicityCheck
     from custody.datasets.card import CARD_TEMPLATE, parse_card
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
     from custody.home import Home
+    from custody.pipeline.run_check import run_check
     from custody.toxicity import ToxicitySettings
 
     shared = Path(shared or DEFAULT_SHARED)
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             **figures,
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(stamp(figures), indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {args.json}")
     return 0
 

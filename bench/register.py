@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _meta import stamp
+
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parents[1]
 
@@ -332,20 +334,22 @@ def main() -> int:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(
             json.dumps(
-                {
-                    "benchmark": "dataset registration",
-                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": {
-                        "platform": platform.platform(),
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                    },
-                    "baseline_peak_rss_mib": baseline,
-                    "baseline_startup_s": round(startup_s, 2),
-                    "rss_measured_by": "/usr/bin/time -v" if via_time else "VmHWM",
-                    "corpora": corpora,
-                    "runs": [asdict(r) for r in runs],
-                },
+                stamp(
+                    {
+                        "benchmark": "dataset registration",
+                        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "machine": {
+                            "platform": platform.platform(),
+                            "cpus": os.cpu_count(),
+                            "python": platform.python_version(),
+                        },
+                        "baseline_peak_rss_mib": baseline,
+                        "baseline_startup_s": round(startup_s, 2),
+                        "rss_measured_by": "/usr/bin/time -v" if via_time else "VmHWM",
+                        "corpora": corpora,
+                        "runs": [asdict(r) for r in runs],
+                    }
+                ),
                 indent=2,
             )
             + "\n",

@@ -27,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from _meta import stamp
 from custody.checks.pii import PiiCheck
-from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
+from custody.pipeline.run_check import run_check
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,7 +73,7 @@ def main() -> None:
 
     import ray
 
-    from custody.executors.ray import RayExecutor
+    from custody.pipeline.executors.ray import RayExecutor
     from custody.testing.ray_cluster import local_cluster
 
     with tempfile.TemporaryDirectory(prefix="custody-scale-") as tmp:
@@ -111,7 +112,7 @@ def main() -> None:
         "result_digest": runs[0]["result_digest"],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    args.json.write_text(json.dumps(stamp(out), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")
 
 

@@ -57,6 +57,7 @@ import torch
 
 import custody.train.data as data_module
 import custody.train.loop as loop_module
+from _meta import stamp
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields, read_records
@@ -467,7 +468,7 @@ def main() -> int:
         "met": overhead <= 0.03,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(stamp(report), indent=2) + "\n")
 
     print(
         f"\nTraining throughput, {params / 1e6:.1f}M-parameter GPT, block {args.block}, batch {args.batch}, "

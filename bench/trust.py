@@ -41,6 +41,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from _meta import stamp
 from custody.checks import entry_types as _check_types  # noqa: F401  registers check.completed/v1
 from custody.home import Home
 from custody.ledger.entry import Entry, make_entry, signed_bytes
@@ -909,7 +910,7 @@ def run(args: argparse.Namespace, text_path: Path) -> int:
         print(f"NOTE: {note}")
     out = {**meta, "load_average": loads, "figures": [vars(f) for f in figures], "verification": verification}
     out["notes"] = notes
-    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    args.out.write_text(json.dumps(stamp(out), indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out} and {text_path}")
     return 0
 

@@ -24,6 +24,7 @@ from custody.home import Home
 from custody.policy.bindings import binding_at
 from custody.reports import ExportError
 from custody.reports.build import build, build_export
+from custody.reports.exports import openlineage
 from custody.reports.gather import gather
 from report_data import OWNER, report_home
 
@@ -84,6 +85,47 @@ def test_the_spdx_check_can_fail():
         spdx_python_model.load_data(doc)
 
 
+def test_the_openlineage_producer_is_the_projects_url_else_the_homes_origin(monkeypatch):
+    """The producer comes from the custody distribution's metadata ([project.urls], else Home-page);
+    without a URL, or without the distribution, it is the home's origin, as SPDX's namespace is."""
+    from email.message import Message
+    from importlib import metadata
+
+    def installed(*headers: tuple[str, str]):
+        meta = Message()
+        for name, value in headers:
+            meta[name] = value
+
+        def lookup(name: str):
+            assert name == "custody"
+            return meta
+
+        return lookup
+
+    def missing(name: str):
+        raise metadata.PackageNotFoundError(name)
+
+    content = {"origin": "custody.local/0123abcd"}
+    docs = ("Project-URL", "Documentation, https://docs.example.org/custody")
+    cases = [
+        (
+            installed(docs, ("Project-URL", "Source Code, https://git.example.org/custody")),
+            "https://git.example.org/custody",
+        ),
+        (installed(docs, ("Home-page", "https://example.org/custody")), "https://docs.example.org/custody"),
+        (installed(("Home-page", "https://example.org/custody")), "https://example.org/custody"),
+        (installed(("Name", "custody")), "https://custody.local/0123abcd"),
+        (missing, "https://custody.local/0123abcd"),
+    ]
+    try:
+        for lookup, expected in cases:
+            openlineage.project_url.cache_clear()
+            monkeypatch.setattr(openlineage.metadata, "metadata", lookup)
+            assert openlineage.producer(content) == expected
+    finally:
+        openlineage.project_url.cache_clear()  # the next caller reads the real metadata again
+
+
 def test_cyclonedx_validates_against_the_1_6_schema(exported):
     built, _, files = exported
     validator = JsonStrictValidator(SchemaVersion.V1_6)
@@ -140,6 +182,16 @@ def test_ai_act_summary_follows_the_commission_template(exported):
     assert "EMAIL_ADDRESS 8" in mix and "no redaction stage applied" in mix
 
 
+def producers(value) -> set[str]:
+    """Every producer URI in OpenLineage JSON: the events' `producer`, the facets' `_producer`."""
+    if isinstance(value, list):
+        return set().union(*map(producers, value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = {v for k, v in value.items() if k in ("producer", "_producer")}
+    return found.union(*(producers(v) for v in value.values()))
+
+
 def test_openlineage_events_rebuild_with_the_client_classes(exported):
     built, home, files = exported
     lines = files[(built.run_id, "openlineage")].data.decode().splitlines()
@@ -170,6 +222,11 @@ def test_openlineage_events_rebuild_with_the_client_classes(exported):
     assert events[0]["inputs"][0]["facets"]["version"]["datasetVersion"] == f"sha256:{read['digest']}"
     model = content["run"]["finished"]["model_digest"]
     assert events[1]["outputs"][0]["facets"]["version"]["datasetVersion"] == f"sha256:{model}"
+    # Every event and facet names one producer: the project's URL if its metadata has one, else the home.
+    expected = openlineage.project_url() or f"https://{content['origin']}"
+    for target in ("mix@1", built.run_id):
+        lineage = [json.loads(line) for line in files[(target, "openlineage")].data.decode().splitlines()]
+        assert producers(lineage) == {expected}
     with pytest.raises(ValueError):
         job = Job(namespace="custody://x", name="j")
         RunEvent(eventType=RunState.START, eventTime="yesterday", run=Run(runId=str(uuid.uuid4())), job=job)

@@ -10,7 +10,7 @@ from custody.checks.catalog import available_checks
 from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
-from custody.views.common import body, scan
+from custody.ledger.query import body, entries
 from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject, reviews_of
 from custody.views.license_mix import license_categories, license_mix
 
@@ -42,7 +42,7 @@ def latest_checks(home: Home, dataset: RegisteredDataset) -> dict[str, LatestChe
     many times would make a page slow.)"""
     wanted = set(available_checks())
     found: dict[str, LatestCheck] = {}
-    for row in scan(home, CHECK, subject=dataset.ref.subject, newest_first=True):
+    for row in entries(home.storage, CHECK, dataset.ref.subject, newest_first=True):
         data = body(row)
         if data["check"] not in found and data["dataset_digest"] == dataset.digest:
             found[data["check"]] = LatestCheck(

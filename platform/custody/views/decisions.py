@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.home import Home
+from custody.ledger.query import body, entries, newest
 from custody.ledger.storage import EntryRow
 from custody.policy import entry_types as _policy_types  # noqa: F401  registers the decision and review types
 from custody.policy.refs import PolicyUsed, describe_used, identities, policies_used, statuses
-from custody.views.common import body, newest, scan, when
+from custody.views.common import when
 from custody.views.signatures import signed_by_rows
 
 DECISION = "policy.decision/"
@@ -74,7 +75,7 @@ def decision_info(index: int, ts: str, data: dict[str, Any]) -> DecisionInfo:
 
 def all_decisions(home: Home) -> list[DecisionInfo]:
     """Every gate decision, oldest first (one indexed scan over the decision type only)."""
-    return [decision_info(row.idx, row.ts, body(row)) for row in scan(home, DECISION)]
+    return [decision_info(row.idx, row.ts, body(row)) for row in entries(home.storage, DECISION)]
 
 
 def latest_by_subject(decisions: list[DecisionInfo]) -> dict[str, DecisionInfo]:
@@ -87,7 +88,7 @@ def latest_by_subject(decisions: list[DecisionInfo]) -> dict[str, DecisionInfo]:
 
 
 def recent_decisions(home: Home, limit: int = 10) -> list[DecisionInfo]:
-    return [decision_info(row.idx, row.ts, body(row)) for row in newest(home, DECISION, limit)]
+    return [decision_info(row.idx, row.ts, body(row)) for row in newest(home.storage, DECISION, limit)]
 
 
 def review_rows(home: Home, rows: list[EntryRow]) -> list[dict[str, Any]]:
@@ -111,9 +112,9 @@ def review_rows(home: Home, rows: list[EntryRow]) -> list[dict[str, Any]]:
 
 def recent_reviews(home: Home, limit: int = 10, subject: str | None = None) -> list[dict[str, Any]]:
     """The newest reviews (optionally on one ledger subject), newest first."""
-    return review_rows(home, newest(home, REVIEW, limit, subject))
+    return review_rows(home, newest(home.storage, REVIEW, limit, subject))
 
 
 def reviews_of(home: Home, subject: str) -> list[dict[str, Any]]:
     """Every review on one ledger subject, oldest first."""
-    return review_rows(home, list(scan(home, REVIEW, subject=subject)))
+    return review_rows(home, list(entries(home.storage, REVIEW, subject)))

@@ -10,8 +10,9 @@ from typing import Any
 from custody.home import Home
 from custody.ledger.entry import known_entry_types
 from custody.ledger.log import LedgerRangeError, load_note
+from custody.ledger.query import envelope, window
 from custody.ledger.verifier import VerificationError, verify_checkpoint
-from custody.views.common import envelope, when
+from custody.views.common import when
 from custody.views.signatures import SignedBy, signed_by, signed_by_rows
 from custody.wording import plural
 
@@ -26,16 +27,17 @@ class EntryFilter:
 def entry_page(home: Home, flt: EntryFilter, before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Up to `limit` matching entries at or below index `before` (default: the newest), newest first."""
     size = home.storage.head()[0]
-    start = size - 1 if before is None else min(before, size - 1)
-    if start < 0:
+    top = size - 1 if before is None else min(before, size - 1)
+    if top < 0:
         return []
-    rows = home.storage.entries(
-        start,
+    rows = window(
+        home.storage,
         limit,
-        type_prefix=flt.type_prefix or None,
-        subject=flt.subject or None,
-        actor=flt.actor or None,
-        descending=True,
+        flt.type_prefix or None,
+        flt.subject or None,
+        flt.actor or None,
+        stop=top + 1,
+        newest_first=True,
     )
     signed = signed_by_rows(home, rows)
     return [

@@ -21,6 +21,7 @@ from custody.accounts import Accounts
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
 from custody.home import Home
+from custody.ledger.query import body
 from custody.policy.reviews import (
     Action,
     Owner,
@@ -32,7 +33,6 @@ from custody.policy.reviews import (
     record_review,
 )
 from custody.trust.permissions import person_roles
-from custody.views.common import body
 from custody.views.identity import Service, SignedIn, Standing, attested, standing
 from custody.wording import plural
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from custody.home import Home
+from custody.ledger.query import body, entries, latest, newest
 from custody.runs import entry_types as _run_types  # noqa: F401  registers the run.* entry types
-from custody.views.common import body, newest, scan, when
+from custody.views.common import when
 from custody.views.decisions import DecisionInfo, decision_info
 from custody.views.footprint import Footprint, footprint
 from custody.wording import energy, mass
@@ -52,14 +53,14 @@ def subject(run_id: str) -> str:
 
 
 def _finished(home: Home, run_id: str) -> tuple[int, str, dict[str, Any]] | None:
-    rows = newest(home, FINISHED, 1, subject(run_id))
-    return (rows[0].idx, rows[0].ts, body(rows[0])) if rows else None
+    row = latest(home.storage, FINISHED, subject(run_id))
+    return (row.idx, row.ts, body(row)) if row else None
 
 
 def list_runs(home: Home, limit: int = 200) -> list[RunRow]:
     """The newest runs, newest first."""
     runs = []
-    for row in newest(home, STARTED, limit):
+    for row in newest(home.storage, STARTED, limit):
         data = body(row)
         finished = _finished(home, data["run_id"])
         emissions = finished[2]["emissions"] if finished else None
@@ -126,10 +127,10 @@ class RunDetail:
 
 
 def run_detail(home: Home, run_id: str) -> RunDetail | None:
-    started_rows = [r for r in newest(home, STARTED, 1, subject(run_id))]
-    if not started_rows:
+    started_row = latest(home.storage, STARTED, subject(run_id))
+    if started_row is None:
         return None
-    started = body(started_rows[0])
+    started = body(started_row)
     decision = None
     try:
         row = home.ledger.entry(started["decision_index"])
@@ -138,7 +139,7 @@ def run_detail(home: Home, run_id: str) -> RunDetail | None:
     except ValueError:
         decision = None
     checkpoints, count = [], 0
-    for row in scan(home, CHECKPOINT, subject(run_id), newest_first=True):
+    for row in entries(home.storage, CHECKPOINT, subject(run_id), newest_first=True):
         count += 1
         if len(checkpoints) < MAX_CHECKPOINTS:
             data = body(row)
@@ -161,7 +162,7 @@ def run_detail(home: Home, run_id: str) -> RunDetail | None:
     return RunDetail(
         run_id,
         started,
-        started_rows[0].idx,
+        started_row.idx,
         decision,
         checkpoints,
         count,

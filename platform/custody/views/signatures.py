@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from custody.home import Home
+from custody.ledger.query import envelope
 from custody.ledger.storage import EntryRow
-from custody.views.common import envelope
 
 
 @dataclass(frozen=True)

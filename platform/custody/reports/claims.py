@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from custody.ledger.entry import canonical_json
+from custody.ledger.query import envelope
 from custody.ledger.storage import EntryRow
 from custody.trust import sshsig
 from custody.trust.audit import signature_problem
@@ -41,10 +41,10 @@ def digest_of(value: Any) -> str:
 
 def cite(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
     """A claim citing one ledger entry: its envelope fields, its body, and artifacts by digest."""
-    envelope = json.loads(row.entry)
+    doc = envelope(row)
     claim: dict[str, Any] = {"ledger_index": row.idx}
-    claim.update({key: envelope[key] for key in ENVELOPE_KEYS})
-    claim.update(envelope["body"])
+    claim.update({key: doc[key] for key in ENVELOPE_KEYS})
+    claim.update(doc["body"])
     for key, value in artifacts.items():
         if key not in ARTIFACT_KEYS:
             raise ValueError(f"{key!r} is not an artifact a claim can carry")
@@ -54,13 +54,13 @@ def cite(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
 
 def cite_signed(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
     """A claim that also says who signed the entry: the key, and the dashboard's attestation if any."""
-    envelope = json.loads(row.entry)
+    doc = envelope(row)
     claim = cite(row, **artifacts)
-    fingerprint = signing_key(envelope)
+    fingerprint = signing_key(doc)
     if fingerprint is not None:
         claim["signed_with"] = fingerprint
-    if envelope.get("attest") is not None:
-        claim["attest"] = envelope["attest"]
+    if doc.get("attest") is not None:
+        claim["attest"] = doc["attest"]
     return claim
 
 

@@ -16,10 +16,10 @@ from custody.datasets.names import DatasetRefError, parse_ref
 from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import utc_now
+from custody.ledger.query import body, entries, first, latest
 from custody.ledger.storage import EntryRow
 from custody.reports import REPORT_FORMAT
 from custody.reports.claims import cite, cite_signed, digest_of
-from custody.views.common import scan
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$")
 
@@ -37,7 +37,7 @@ def gather(home: Home, target: str) -> dict[str, Any]:
             raise ReportTargetError(f"report target {target!r}: {exc}") from exc
         return dataset_report(home, dataset)
     if RUN_ID.fullmatch(target):
-        started = next(scan(home, "run.started/", subject=f"run:{target}"), None)
+        started = first(home.storage, "run.started/", f"run:{target}")
         if started is not None:
             return run_report(home, target, started)
     raise ReportTargetError(
@@ -93,16 +93,15 @@ def lineage(home: Home, dataset: RegisteredDataset) -> dict[str, list[dict[str, 
 def decisions_on(home: Home, ledger_subjects: set[str]) -> list[dict[str, Any]]:
     """Every gate decision naming one of these subjects, oldest first."""
     found = []
-    for row in scan(home, "policy.decision/"):
-        body = json.loads(row.entry)["body"]
-        if any(s["name"] in ledger_subjects for s in body["subjects"]):
+    for row in entries(home.storage, "policy.decision/"):
+        if any(s["name"] in ledger_subjects for s in body(row)["subjects"]):
             found.append(cite(row))
     return found
 
 
 def reviews_on(home: Home, ledger_subject: str) -> list[dict[str, Any]]:
     """Reviews on a subject, each saying who signed it (a person's own key, or the dashboard's attestation)."""
-    return [cite_signed(row) for row in scan(home, "review.recorded/", subject=ledger_subject)]
+    return [cite_signed(row) for row in entries(home.storage, "review.recorded/", ledger_subject)]
 
 
 def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
@@ -122,21 +121,20 @@ def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
 def runs_using(home: Home, refs: set[str]) -> list[dict[str, Any]]:
     """Runs whose run.started lists one of these datasets (read, or prepared from)."""
     found = []
-    for row in scan(home, "run.started/"):
-        body = json.loads(row.entry)["body"]
-        if any(d["ref"] in refs or d.get("source") in refs for d in body["datasets"]):
-            found.append({"started": cite(row), "finished": _finished(home, body["run_id"])})
+    for row in entries(home.storage, "run.started/"):
+        started = body(row)
+        if any(d["ref"] in refs or d.get("source") in refs for d in started["datasets"]):
+            found.append({"started": cite(row), "finished": _finished(home, started["run_id"])})
     return found
 
 
 def _finished(home: Home, run_id: str, with_metrics: bool = False) -> dict[str, Any] | None:
-    row = next(scan(home, "run.finished/", subject=f"run:{run_id}", newest_first=True), None)
+    row = latest(home.storage, "run.finished/", f"run:{run_id}")
     if row is None:
         return None
     if not with_metrics:
         return cite(row)
-    body = json.loads(row.entry)["body"]
-    metrics = _json_artifact(home, body["metrics_digest"])
+    metrics = _json_artifact(home, body(row)["metrics_digest"])
     return cite(row, metrics=metrics) if metrics is not None else cite(row)
 
 
@@ -154,11 +152,11 @@ def _json_artifact(home: Home, digest: str) -> Any | None:
 
 def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]:
     subject = f"run:{run_id}"
-    started = json.loads(started_row.entry)["body"]
+    started = body(started_row)
     content = _frame(home, "run", subject, run_id)
     content["run"] = {
         "started": cite(started_row),
-        "checkpoints": [cite(row) for row in scan(home, "run.checkpoint/", subject=subject)],
+        "checkpoints": [cite(row) for row in entries(home.storage, "run.checkpoint/", subject)],
         "finished": _finished(home, run_id, with_metrics=True),
     }
     content["decision"] = cite(home.ledger.entry(started["decision_index"]))

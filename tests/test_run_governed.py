@@ -114,10 +114,17 @@ def test_a_run_needing_approval_does_not_train_until_a_person_approves(governed,
     assert [r.finding for r in outcome.gate.decision.reasons] == ["run:needs/training.approval"]
     assert len(entries(home, "run.started/")) == runs_before
 
-    from custody.policy.reviews import record_review
+    from custody.policy.reviews import SeparationOfDuties, record_review
 
-    with pytest.raises(Exception, match=r"(?i)separation|own"):
+    # The trainer holds the approver role, so only separation of duties refuses them here.
+    refusal = (
+        "trainer requested run:needs and cannot approve its findings (separation of duties); another reviewer must"
+    )
+    size = home.ledger.size
+    with pytest.raises(SeparationOfDuties) as refused:
         record_review(home, "run:needs/training.approval", "approve", "mine", cast.person(home, "trainer"))
+    assert str(refused.value) == refusal
+    assert home.ledger.size == size, "a refused review records nothing"
     record_review(home, "run:needs/training.approval", "approve", "reviewed the budget", cast.person(home, "lead"))
     allowed = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
     assert allowed.exit_code == 0 and allowed.run_id

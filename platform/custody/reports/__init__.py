@@ -4,7 +4,7 @@ gather.py      everything the home knows about a dataset or a run, as one plain 
 claims.py      what a claim is: a dict citing a ledger entry by index (and artifacts by digest)
 anchors.py     inclusion proofs of every cited entry to one fresh signed checkpoint; the seal
 layout.py      the exact bytes of JSON, Markdown and HTML reports (embedding the report JSON)
-fields.py      the provenance fields of design/provenance.md, as known for one dataset
+fields.py      the provenance fields of docs/provenance.md, as known for one dataset
 render_*.py    Markdown, HTML (inline SVG charts, svg.py) and JSON
 build.py       gather, anchor, render, record `report.exported/v1`, seal
 verify.py      `custody verify-report`: offline, with nothing but the ledger's verifier key

@@ -1,4 +1,4 @@
-"""The provenance fields of design/provenance.md, as known for one dataset, in plain words.
+"""The provenance fields of docs/provenance.md, as known for one dataset, in plain words.
 
 Input is a dataset section of a report (a registration claim with its card and manifest, checks,
 lineage, decisions). Only known fields are listed; renderers and exports share this one reading.
@@ -10,7 +10,7 @@ from typing import Any
 
 from custody.policy.refs import describe
 
-# (number, field, SPDX 3.0.1, CycloneDX 1.6, HF card / Croissant, EU AI Act), from provenance.md
+# (number, field, SPDX 3.0.1, CycloneDX 1.6, HF card / Croissant, EU AI Act): the fields of docs/provenance.md
 MAPPING = [
     (
         1,

@@ -2,7 +2,7 @@
 European Commission's template (July 2025): 1 general information, 2 list of data sources
 (public datasets; private/licensed; crawled and scraped; user; synthetic; other), 3 data
 processing aspects (respect of TDM opt-outs; removal of illegal content; here also PII and
-toxicity). design/provenance.md maps the fields; docs/reports.md cites it.
+toxicity). docs/provenance.md describes the fields; docs/reports.md maps them to these sections.
 """
 
 from __future__ import annotations

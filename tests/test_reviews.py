@@ -8,7 +8,7 @@ import json
 import pytest
 
 from custody.datasets.registry import DatasetRegistry
-from custody.home import Home
+from custody.home import Home, HomeError
 from custody.policy.gate import run_gate
 from custody.policy.reviews import ReviewError, record_review
 from custody.policy.schema import load_policy
@@ -41,10 +41,16 @@ def policy_file(tmp_path, text: str, name: str = "p.toml") -> str:
     return str(path)
 
 
+# `custody gate` exits with its decision (custody.cli.policy_cmds): anything else is a failure.
+GATE_EXIT = {"allow": 0, "deny": 3, "needs-review": 4}
+
+
 def gate(home: Home, policy: str, *extra: str) -> dict:
     result = cli(home, "gate", "mix@1", "--policy", policy, "--json", *extra)
-    assert result.exit_code in (0, 3, 4), result.output
-    return json.loads(result.stdout)
+    assert result.exit_code in GATE_EXIT.values(), result.output
+    decided = json.loads(result.stdout)
+    assert result.exit_code == GATE_EXIT[decided["decision"]], (decided["decision"], result.exit_code)
+    return decided
 
 
 def test_list_approve_then_the_gate_allows(home, tmp_path):
@@ -254,6 +260,9 @@ def test_record_review_needs_the_reviewers_key_not_a_name(home, tmp_path):
     size = home.ledger.size
     with pytest.raises(NotPermitted, match="needs the acting person's key"):
         record_review(home, "mix@1/pii.present", "approve", "ok", "bob")
+    with pytest.raises(HomeError) as named:  # a name no entry could carry is refused before anything else
+        record_review(home, "mix@1/pii.present", "approve", "ok", "bob smith")
+    assert str(named.value) == "actor name 'bob smith' must be non-empty, without spaces, at most 200 characters"
     stranger = cli(home, "review", "approve", "mix@1/pii.present", "--reason", "ok", "--as", "bob smith")
     assert stranger.exit_code == 2 and "is not on this home's roster" in stranger.stderr
     assert home.ledger.size == size

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -16,8 +17,9 @@ from typer.testing import CliRunner
 from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
-from custody.datasets.readers import Fields
+from custody.datasets.readers import Fields, Record
 from custody.datasets.registry import DatasetRegistry
+from custody.pii.engine import PiiSpan
 from custody.stages.redact import RedactPii
 from custody.stages.runner import StageError, run_stage
 from custody.stages.toxic import DropToxic
@@ -79,9 +81,24 @@ def test_redact_pii_replaces_values_and_records_lineage(home, tmp_path, pii_docs
     raw = home.store.read_bytes(output.body["stage"]["decisions_digest"])
     assert not [e for e in emails if e.encode() in raw]
 
-    residual = result.summary["residual_pii"]
-    assert residual["records"] == len(pii_docs)
-    assert 0 <= residual["rate"] <= 1
+    # The rescan runs the same scanner over the output: every span it found is now a tag or stars,
+    # and the stage's own tags are not PII, so it finds nothing at all.
+    assert result.summary["residual_pii"] == {
+        "records": 40,
+        "records_with_pii": 0,
+        "rate": 0.0,
+        "records_per_entity": {},
+    }
+    # That is the scanner's view, not the labels': every labelled card number is gone (as every
+    # email address), but labelled values the scanner never found, such as street addresses, which
+    # it does not look for, or names its NER model does not read as names, are still there.
+    survived = {
+        span["entity_type"]
+        for doc, text in zip(pii_docs, texts, strict=True)
+        for span in doc["spans"]
+        if span["value"] in text
+    }
+    assert survived and not survived & {"EMAIL_ADDRESS", "CREDIT_CARD"}, survived
 
     entry = json.loads(home.ledger.entry(result.entry_index).entry)
     assert entry["type"] == "stage.completed/v1"
@@ -107,11 +124,22 @@ def test_unknown_redaction_operator_is_refused(home):
 
 
 def test_drop_toxic_writes_exclusion_records(home, tmp_path, jigsaw):
+    from profanity_check import predict_prob
+
     source = register(home, tmp_path, jigsaw, "comments")
     result = run_stage(home, DropToxic(home), source, DatasetRef("comments", "2"))
     rows = decisions(home, result)
     dropped = rows.filter(pl.col("action") == "drop")
-    assert dropped.height > 0
+    # The sample's labels: 15 of its 154 comments are toxic. profanity-check scores 12 of them at or
+    # above the 0.5 threshold, the three below are these, and none of the 139 others reaches it.
+    toxic = {i for i, comment in enumerate(jigsaw) if comment["toxic"]}
+    below = {7: 0.4842, 71: 0.2897, 143: 0.3651}
+    assert (len(jigsaw), len(toxic)) == (154, 15) and set(below) <= toxic
+    scores = predict_prob([comment["text"] for comment in jigsaw])  # the scorer itself, not the stage
+    assert {i for i, p in enumerate(scores) if p >= 0.5} == toxic - set(below)
+    assert {i: round(float(scores[i]), 4) for i in below} == below
+    assert sorted(dropped["record_id"]) == sorted(f"comments-{i}" for i in toxic - set(below))
+    assert dropped.height == 12
     assert result.counts["drop"] == dropped.height
     assert result.counts["keep"] == len(jigsaw) - dropped.height
     assert (dropped["score"] >= 0.5).all()
@@ -222,6 +250,65 @@ def test_a_pseudonym_that_reads_like_a_name_is_not_residual_pii(home, tmp_path):
     result = run_stage(home, RedactPii(home), source, DatasetRef("mails", "2"))
     assert "<EMAIL_ADDRESS:jhcdiehlcbmofhgl>" in {r.text.split(" ")[1] for _, r in result.output.records()}
     assert result.summary["residual_pii"]["rate"] == 0
+
+
+class TagReadingScanner:
+    """A stand-in for the PII scanner: it finds email addresses and the name Maria, and it reads
+    what redaction writes as PII too (a pseudonym's letters as a PERSON, a tag's name as an
+    ORGANIZATION), as a NER model may. Nothing about it depends on a model or a salt."""
+
+    FINDS = (
+        ("EMAIL_ADDRESS", r"[\w.]+@[\w.]+\w"),
+        ("PERSON", r"\bMaria\b|\b[a-p]{16}\b"),
+        ("ORGANIZATION", r"\b[A-Z][A-Z_]+\b"),
+    )
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def scan_batch(self, texts: list[str]) -> list[list[PiiSpan]]:
+        return [
+            [
+                PiiSpan(entity, m.start(), m.end(), 0.9)
+                for entity, pattern in self.FINDS
+                for m in re.finditer(pattern, t)
+            ]
+            for t in texts
+        ]
+
+
+def test_the_stages_own_tags_never_count_as_residual_pii(home, tmp_path):
+    """Whatever the scanner makes of `<PERSON>` and `<EMAIL_ADDRESS:pseudonym>`, the residual rate
+    counts only what lies outside the tags the stage wrote; PII beside a tag still counts."""
+    stage = RedactPii(home, operators={"PERSON": "replace"})
+    stage.scanner = TagReadingScanner(stage.scanner.config)
+    rows = [{"text": f"Maria wrote to maria{i}@example.com today."} for i in range(4)]
+    result = run_stage(home, stage, register(home, tmp_path, rows, "tags"), DatasetRef("tags", "2"))
+    texts = [record.text for _, record in result.output.records()]
+    assert all(re.fullmatch(r"<PERSON> wrote to <EMAIL_ADDRESS:[a-p]{16}> today\.", t) for t in texts), texts
+    # Counted, every record would hold a PERSON and an ORGANIZATION: rate 1.0.
+    assert result.summary["residual_pii"] == {
+        "records": 4,
+        "records_with_pii": 0,
+        "rate": 0.0,
+        "records_per_entity": {},
+    }
+
+    def output(*lines: str):
+        records = [Record(n, f"r{n}", text, "-") for n, text in enumerate(lines, 1)]
+        return SimpleNamespace(records=lambda: ((None, record) for record in records))
+
+    mixed = output(
+        "<PERSON> wrote to <EMAIL_ADDRESS:abcdefghijklmnop>.",
+        "Maria wrote to <EMAIL_ADDRESS:abcdefghijklmnop>.",  # a name left beside a tag
+        "<PERSON>",
+    )
+    assert stage.summarize(mixed)["residual_pii"] == {
+        "records": 3,
+        "records_with_pii": 1,
+        "rate": 0.333333,
+        "records_per_entity": {"PERSON": 1},
+    }
 
 
 def test_hash_pseudonyms_are_stable_letters_that_rescan_clean(home, tmp_path):

@@ -6,7 +6,10 @@ character replaced by `*`) or `hash` (a keyed HMAC-SHA256 pseudonym such as
 lives in HOME/keys/redaction.salt (mode 0600); only its fingerprint is recorded. Pseudonyms are
 written in the letters a-p rather than hex digits: a hex digest holds runs of digits that the
 residual scan would rightly read as card or phone numbers. After the stage, the output is
-scanned again and the residual PII rate goes into the stage's summary.
+scanned again and the residual PII rate goes into the stage's summary. Spans inside the tags the
+stage wrote (`<PERSON>`, `<EMAIL_ADDRESS:pseudonym>`) do not count. The rate is what the same
+scanner still finds: a value it missed on the first pass (an entity type it does not look for, a
+name its NER model does not read as one) is as a rule missed again: a rate of 0 does not prove no PII.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ allow everything.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from custody.home import Home
+from custody.ledger import query
 from custody.policy import entry_types as _entry_types  # noqa: F401  registers policy.bound/v1
 from custody.policy.schema import PURPOSES, LoadedPolicy, PolicyError, parse_bytes
 from custody.trust.acting import Acting
@@ -94,15 +94,11 @@ def _binding(home: Home, index: int, ts: str, actor: str, body: dict) -> Binding
 
 def history(home: Home) -> list[tuple[int, str, str, dict]]:
     """Every binding entry, oldest first, as (index, ts, actor, body); only admitted entries count."""
-    found, start = [], 0
-    while True:
-        rows = home.storage.entries(start, 1000, type_prefix=BOUND_TYPE)
-        for row in rows:
-            if home.attribute(row).problem is None:  # written behind the library's back: ignored
-                found.append((row.idx, row.ts, row.actor, json.loads(row.entry)["body"]))
-        if len(rows) < 1000:
-            return found
-        start = rows[-1].idx + 1
+    return [
+        (row.idx, row.ts, row.actor, query.body(row))
+        for row in query.entries(home.storage, BOUND_TYPE)
+        if home.attribute(row).problem is None  # written behind the library's back: ignored
+    ]
 
 
 def binding_at(home: Home, purpose: str, index: int | None = None) -> Binding | None:

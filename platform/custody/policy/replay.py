@@ -24,6 +24,7 @@ from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.ledger.query import envelope
 from custody.policy.evaluate import EVALUATOR, parse_instant
 from custody.policy.gate import PolicyInForce, decision_body, judge
 from custody.policy.inputs import current_check_versions, reviews_on
@@ -158,7 +159,7 @@ def _check_bindings(home: Home, index: int, body: dict, problems: list[str]) -> 
 
 def replay(home: Home, index: int, now: dt.datetime | None = None) -> ReplayReport:
     row = home.ledger.entry(index)
-    entry = json.loads(row.entry)
+    entry = envelope(row)
     if not entry["type"].startswith(DECISION_TYPE):
         raise ReplayError(f"ledger index {index} holds a {entry['type']} entry, not a policy decision")
     body = entry["body"]

@@ -15,7 +15,6 @@ rules again when it evaluates, so an entry written behind this module's back doe
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from typing import Any, Literal
 from custody.datasets.names import DatasetRefError, parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home, actor_name
+from custody.ledger import query
 from custody.policy import entry_types  # noqa: F401  registers policy.decision/v1 and review.recorded/v1
 from custody.policy.evaluate import end_of_day, format_instant
 from custody.policy.inputs import reviews_on
@@ -79,15 +79,8 @@ def ledger_subject(subject: str) -> str:
 
 def decisions(home: Home, newest_first: bool = False) -> Iterator[tuple[int, dict]]:
     """Every recorded gate decision as (ledger index, body)."""
-    rows, start = [], 0
-    while True:
-        page = home.storage.entries(start, 1000, type_prefix=DECISION_TYPE)
-        rows += page
-        if len(page) < 1000:
-            break
-        start = page[-1].idx + 1
-    for row in reversed(rows) if newest_first else rows:
-        yield row.idx, json.loads(row.entry)["body"]
+    for row in query.entries(home.storage, DECISION_TYPE, newest_first=newest_first):
+        yield row.idx, query.body(row)
 
 
 def _reported(index: int, body: dict) -> Iterator[ReportedFinding]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from custody.ledger import entry_types  # noqa: F401  registers the ledger's entry types
 from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import Ledger
+from custody.ledger.query import envelope
 from custody.ledger.signing import NoteSigner, generate_key_file, load_signer
 from custody.ledger.storage import EntryRow, Storage, open_storage
 from custody.ledger.verifier import VerificationError, VerifierKey, parse_verifier_key
@@ -253,7 +254,7 @@ class Home:
     def attribute(self, row: EntryRow) -> Attribution:
         """Who the stored entry speaks for, by key, against the roster at its index."""
         # Entry 0 declares the service key it is signed with: judge it with itself applied.
-        return attribute(row.idx, json.loads(row.entry), self.roster(max(row.idx, 1)))
+        return attribute(row.idx, envelope(row), self.roster(max(row.idx, 1)))
 
     def key_of(self, name: str, index: int | None = None) -> str | None:
         """The fingerprint of the key the roster binds to `name` (before entry `index`), if any."""

@@ -29,6 +29,7 @@ from custody.datasets.readers import (
     shard_format,
 )
 from custody.home import Home
+from custody.ledger import query
 from custody.ledger.entry import canonical_json
 from custody.store import Staged, sha256_file
 
@@ -155,8 +156,8 @@ class DatasetRegistry:
     # -- lookups ----------------------------------------------------------------------------
     def find(self, ref: DatasetRef | str) -> RegisteredDataset | None:
         ref = parse_ref(ref) if isinstance(ref, str) else ref
-        rows = self.home.storage.entries(0, 1, type_prefix=REGISTERED, subject=ref.subject)
-        return self._load(rows[0]) if rows else None
+        row = query.first(self.home.storage, REGISTERED, ref.subject)
+        return self._load(row) if row else None
 
     def get(self, ref: DatasetRef | str) -> RegisteredDataset:
         found = self.find(ref)
@@ -165,30 +166,19 @@ class DatasetRegistry:
         return found
 
     def all(self) -> list[RegisteredDataset]:
-        found, start = [], 0
-        while True:
-            rows = self.home.storage.entries(start, 1000, type_prefix=REGISTERED)
-            found.extend(self._load(row) for row in rows)
-            if len(rows) < 1000:
-                return found
-            start = rows[-1].idx + 1
+        return [self._load(row) for row in query.entries(self.home.storage, REGISTERED)]
 
     def versions(self, name: str) -> list[str]:
         """Every registered version of `name` (read from the ledger's subjects; no manifests loaded)."""
-        prefix, found, start = f"dataset:{name}@", [], 0
-        while True:
-            rows = self.home.storage.entries(start, 1000, type_prefix=REGISTERED)
-            found += [row.subject.removeprefix(prefix) for row in rows if row.subject.startswith(prefix)]
-            if len(rows) < 1000:
-                return found
-            start = rows[-1].idx + 1
+        prefix = f"dataset:{name}@"
+        rows = query.entries(self.home.storage, REGISTERED)
+        return [row.subject.removeprefix(prefix) for row in rows if row.subject.startswith(prefix)]
 
     def by_digest(self, digest: str) -> list[RegisteredDataset]:
         return [d for d in self.all() if d.digest == digest]
 
     def _load(self, row) -> RegisteredDataset:
-        entry = json.loads(row.entry)
-        body = entry["body"]
+        body = query.body(row)
         manifest = Manifest.from_json(json.loads(self.home.store.read_bytes(body["manifest_digest"])))
         card = DatasetCard.model_validate(json.loads(self.home.store.read_bytes(body["card_digest"])))
         return RegisteredDataset(

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from custody.ledger.entry import signed_bytes
+from custody.ledger.query import envelope
 from custody.ledger.storage import Storage
 from custody.trust import sshsig
 from custody.trust.permissions import person_roles
@@ -146,7 +147,7 @@ def _chunks(storage: Storage, report: SignatureReport) -> Iterator[Chunk]:
     for row in storage.iter_entries():
         report.entries += 1
         if row.idx == 0:
-            roster.apply(0, json.loads(row.entry))
+            roster.apply(0, envelope(row))
             if not roster.signed:
                 report.signed_home = False
                 return  # a home made before signatures: nothing to check
@@ -155,7 +156,7 @@ def _chunks(storage: Storage, report: SignatureReport) -> Iterator[Chunk]:
                 yield roster, rows
             yield roster, [(row.idx, row.entry)]  # judged by the roster before it...
             roster = copy.deepcopy(roster)  # ...which it then changes (earlier chunks keep theirs)
-            roster.apply(row.idx, json.loads(row.entry))
+            roster.apply(row.idx, envelope(row))
             rows = []
             continue
         rows.append((row.idx, row.entry))

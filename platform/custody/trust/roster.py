@@ -9,10 +9,10 @@ adding again).
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from custody.ledger import query
 from custody.ledger.storage import Storage
 from custody.trust.sshkeys import PublicKey, SigningKeyError, parse_public_key
 
@@ -105,18 +105,11 @@ class Roster:
     def refresh(self, storage: Storage, size: int) -> Roster:
         """Bring the roster up to ledger size `size` (reads only roster entries)."""
         if self.size == 0 and size > 0:
-            first = storage.entry(0)
+            first = query.at(storage, 0)
             if first is not None:
-                self.apply(0, json.loads(first.entry))
-        start = max(self.size, 1)
-        while start < size:
-            rows = storage.entries(start, 1000, type_prefix="people.")
-            rows = [r for r in rows if r.idx < size]
-            for row in rows:
-                self.apply(row.idx, json.loads(row.entry))
-            if len(rows) < 1000:
-                break
-            start = rows[-1].idx + 1
+                self.apply(0, query.envelope(first))
+        for row in query.entries(storage, "people.", start=max(self.size, 1), stop=size):
+            self.apply(row.idx, query.envelope(row))
         self.size = max(self.size, size)
         return self
 
@@ -171,16 +164,11 @@ class RosterHistory:
 
     def _read(self, storage: Storage, size: int) -> None:
         if self.read_up_to == 0:
-            first = storage.entry(0)
+            first = query.at(storage, 0)
             if first is not None:
-                self.events.append((0, json.loads(first.entry)))
-        start = max(self.read_up_to, 1)
-        while start < size:
-            rows = [r for r in storage.entries(start, 1000, type_prefix="people.") if r.idx < size]
-            self.events += [(row.idx, json.loads(row.entry)) for row in rows]
-            if len(rows) < 1000:
-                break
-            start = rows[-1].idx + 1
+                self.events.append((0, query.envelope(first)))
+        rows = query.entries(storage, "people.", start=max(self.read_up_to, 1), stop=size)
+        self.events += [(row.idx, query.envelope(row)) for row in rows]
         self.read_up_to = size
 
 

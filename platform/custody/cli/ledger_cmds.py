@@ -33,6 +33,7 @@ from custody.cli.witness_cmds import (
     witness_targets,
 )
 from custody.home import Home, HomeError
+from custody.ledger import query
 from custody.ledger.verifier import (
     MalformedInput,
     SignatureError,
@@ -83,7 +84,7 @@ def show(
 ) -> None:
     """List entries, with who signed each (personally, attested by the dashboard, or the service)."""
     with opened(home, database) as h:
-        rows = h.storage.entries(start, limit, type_prefix=type_prefix, subject=subject)
+        rows = query.window(h.storage, limit, type_prefix, subject, start=start)
         signed = {r.idx: h.attribute(r) for r in rows}
         if as_json:
             print_json(
@@ -91,7 +92,7 @@ def show(
                     {
                         "index": r.idx,
                         "leaf_hash": r.leaf_hash.hex(),
-                        "entry": json.loads(r.entry),
+                        "entry": query.envelope(r),
                         "signed": signed[r.idx].as_json(),
                     }
                     for r in rows
@@ -102,7 +103,7 @@ def show(
 
         table = Table("index", "time", "type", "actor", "signed", "subject", "body")
         for r in rows:
-            body = json.dumps(json.loads(r.entry)["body"], ensure_ascii=False)
+            body = json.dumps(query.body(r), ensure_ascii=False)
             who = signed[r.idx]
             how = f"attested by {who.via}" if who.kind == "attested" else who.kind
             if who.problem:
@@ -234,7 +235,7 @@ def verify_proof(
         fail(f"{file}: {exc}")
     except VerificationError as exc:
         fail(f"{file}: proof does not verify: {exc}", EXIT_VERIFY_FAILED)
-    entry = json.loads(verified.entry)
+    entry = query.envelope(verified)
     console.print(
         f"verified: entry {verified.index} ({entry.get('type')}) is in {verified.checkpoint.origin} "
         f"at size {verified.checkpoint.size}{_cosigned_by(witnesses)}"

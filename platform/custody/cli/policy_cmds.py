@@ -7,7 +7,6 @@ decision is reproduced (what changed since is reported, not failed), 1 it is not
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -244,6 +243,7 @@ def _review(
     database: str | None,
 ) -> None:
     from custody.home import HomeError
+    from custody.ledger import query
     from custody.policy.reviews import ReviewError, record_review
 
     with opened(home, database) as h:
@@ -252,7 +252,7 @@ def _review(
         except (ReviewError, HomeError) as exc:
             fail(str(exc))
         entry = h.ledger.entry(index)
-        body = json.loads(entry.entry)["body"]
+        body = query.body(entry)
         if as_json:
             print_json({"ledger_index": index, "reviewer": entry.actor, **body})
         else:

@@ -70,11 +70,11 @@ def tokenize(
 
 def _run_tokenizer(run_id: str, home: Path | None, database: str | None) -> tuple[Path, str]:
     """The path of a recorded run's tokenizer in the store, and the digest it must have."""
-    import json
+    from custody.ledger.query import body, first
 
     with opened(home, database) as h:
-        rows = h.storage.entries(0, 1, type_prefix="run.started/", subject=f"run:{run_id}")
-        if not rows:
+        started = first(h.storage, "run.started/", f"run:{run_id}")
+        if started is None:
             fail(f"--run {run_id}: no such run in this home (run ids are printed by `custody run`)")
-        digest = json.loads(rows[0].entry)["body"]["tokenizer_digest"]
+        digest = body(started)["tokenizer_digest"]
         return h.store.path_for(digest), digest

@@ -43,6 +43,7 @@ def build(root: Path, datasets: int, entries: int) -> Path:
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
+    from custody.ledger import query
     from custody.pipeline.run_check import run_check
     from custody.policy.bindings import bind
     from custody.policy.gate import run_gate
@@ -84,7 +85,7 @@ def build(root: Path, datasets: int, entries: int) -> Path:
         record_run(home, f"run-{r}", decision, registered[r : r + 2])
 
     # Fill to the target size with what a long-lived home accumulates, signed as the CLI would.
-    check_rows = home.storage.entries(0, 100_000, type_prefix="check.completed/")
+    check_rows = query.window(home.storage, 100_000, "check.completed/")
     remaining = entries - home.ledger.size
     pending = []
     long_runs = 5
@@ -94,7 +95,7 @@ def build(root: Path, datasets: int, entries: int) -> Path:
     reruns = remaining // 3
     for k in range(reruns):  # repeated check results on the same datasets
         row = check_rows[k % len(check_rows)]
-        envelope = json.loads(row.entry)
+        envelope = query.envelope(row)
         pending.append(home.entry(row.type, row.subject, envelope["body"], envelope["refs"], actor=row.actor))
     notes = entries - home.ledger.size - len(pending)
     pending += [

@@ -3,7 +3,9 @@
 Next-token training with AdamW (fused on CUDA), linear warmup then cosine decay, gradient
 clipping, bf16 autocast on a GPU, optional torch.compile, periodic evaluation on the held-out
 split, and checkpoints named by their digest. `Hooks` are how the caller records the run (ledger
-entries for start, evaluations, checkpoints); they run on rank 0 only.
+entries for start, evaluations, checkpoints); they run on rank 0 only. `train()` is the loop itself;
+setup, the step's parts, evaluation, checkpoints and the hooks are small named pieces below it,
+grouped by part.
 
 Determinism. Everything random is a function of the seed and the step: the batch rows
 (TokenData.batch), and dropout, for which the global generator is reseeded from
@@ -18,7 +20,7 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -117,10 +119,178 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (config.lr - config.min_lr)
 
 
+def train(
+    model: GPT,
+    data: TokenData,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    hooks: Hooks | None = None,
+    resume_from: Path | None = None,
+    resume_digest: str | None = None,
+    carbon: CarbonConfig | None = None,
+    meta: dict | None = None,
+) -> TrainResult:
+    """Train `model` on `data`, writing checkpoints to `out_dir`; see the module docstring.
+
+    resume_from: continue a run from one of its checkpoints (verified against resume_digest when
+    given): same model, data and training config; the loss curve continues exactly.
+    carbon: measure energy, CO2e and water with CodeCarbon (cumulative over resumed sessions).
+    meta: plain values stored in every checkpoint (e.g. the run's id and spec digest).
+    """
+    dist = setup_distributed()
+    device = resolve_device(config.device, dist)
+    hooks = _RankZero(hooks or Hooks(), dist)
+    _check_fits(model, data, config, dist)
+    progress, optimizer_state = _resume(model, data, config, resume_from, resume_digest)
+    raw, net, optimizer = _prepare(model, config, device, dist, optimizer_state)
+    del optimizer_state  # the optimizer holds it now
+    info = _run_info(raw, data, config, device, dist, progress.resumed_from, meta)
+    meter = _CarbonMeter(carbon, progress.emissions, dist, device)
+    checkpoints = _Checkpoints(raw, optimizer, config, data, meta, dist, out_dir, hooks)
+
+    tokens_per_step = config.batch_size * data.block_size
+    grad_norm = torch.zeros(())  # logged as 0 when clipping is off
+    started = time.perf_counter()
+    log = _StepLog(raw, progress.losses, tokens_per_step, config.peak_flops or _peak_flops(device))
+    last = progress.step
+    try:
+        hooks.on_start(info)
+        with _Determinism(config.deterministic, device):
+            for step in range(progress.step, config.steps):
+                torch.manual_seed(derive_seed(config.seed, "dropout", dist.rank, step))
+                lr = _set_lr(optimizer, step, config)
+                x, y = data.batch("train", step, config.batch_size, config.seed, dist.rank, dist.world_size)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with _autocast(device):
+                    _, loss = net(x, y)
+                loss.backward()
+                if config.grad_clip > 0:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                log.add(dist.mean(loss.detach().float().clone()))
+                last = done = step + 1
+
+                is_eval = _due(done, config.eval_interval, config)
+                is_ckpt = _due(done, config.checkpoint_interval, config)
+                if done % config.log_interval == 0 or is_eval or is_ckpt:
+                    hooks.on_step(done, log.read(lr, grad_norm))
+                    log.restart()
+                ev = None
+                if is_eval:
+                    ev = {"step": done, **evaluate(net, data, config, dist, device)}
+                    progress.evals.append(ev)
+                    hooks.on_eval(done, ev)
+                if is_ckpt:
+                    checkpoints.save(done, progress, ev, meter.snapshot())
+                    log.skip()  # snapshotting is not training throughput
+                checkpoints.poll()
+        checkpoints.drain()  # the final checkpoint is durable before train() returns
+    except BaseException:
+        meter.abort()  # no collective here: another rank may be the one that failed
+        checkpoints.salvage()  # a checkpoint already being written is still a good one
+        raise
+    finally:
+        checkpoints.close()
+    emissions = meter.stop()
+    saved = dist.broadcast(checkpoints.saved)  # every rank learns what rank 0 wrote
+    wall = time.perf_counter() - started
+    tokens = (last - progress.step) * tokens_per_step
+    return TrainResult(last, progress.losses, progress.evals, saved, emissions, tokens, wall, info)
+
+
+# -- setup: device, resume, model and optimizer, what on_start records ---------------------------------
+
+
 def resolve_device(name: str, dist: Distributed) -> torch.device:
+    """The device to train on: "auto" is this rank's own GPU (cuda:LOCAL_RANK) when there is one, else the CPU."""
     if name == "auto":
         return torch.device(f"cuda:{dist.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(name)
+
+
+def _check_fits(model: GPT, data: TokenData, config: TrainConfig, dist: Distributed) -> None:
+    """Refuse, before anything is loaded, a run that cannot work: the data's sequences must be the model's
+    length, and a batch must split evenly over the ranks."""
+    if data.block_size != model.config.block_size:
+        raise ValueError(f"data block_size {data.block_size} differs from the model's {model.config.block_size}")
+    if config.batch_size % dist.world_size:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {dist.world_size} ranks")
+
+
+@dataclass
+class _Progress:
+    """The run's record so far: empty at step 0, or a checkpoint's when resuming. The loop extends it, so a
+    resumed session reports (and checkpoints) the whole run's losses, evaluations and emissions."""
+
+    step: int = 0  # the step this session starts at
+    losses: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    emissions: Emissions | None = None  # of the sessions before this one, summed over their ranks
+    resumed_from: dict | None = None  # the checkpoint's digest and step
+
+
+def _resume(
+    model: GPT, data: TokenData, config: TrainConfig, path: Path | None, digest: str | None
+) -> tuple[_Progress, dict | None]:
+    """Continue a run from one of its checkpoints: verify its bytes (against `digest` when given), check it is
+    the same run, and load its weights, frozen set and origin into `model`. Returns the run's record and the
+    optimizer state, which can only be loaded once the model is on its device. Without `path`: a fresh start."""
+    if path is None:
+        return _Progress(), None
+    ckpt = load_checkpoint(path, digest)
+    state = ckpt.state
+    _check_resumable(state, model, data, config)
+    model.load_state_dict(state["model"])
+    frozen = set(state["frozen"])
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in frozen)
+    model.origin = state["origin"]
+    losses, evals = list(state["losses"]), list(state["evals"])
+    emissions = Emissions.from_json(state["emissions"]) if state.get("emissions") else None
+    resumed_from = {"checkpoint_digest": ckpt.digest, "step": ckpt.step}
+    return _Progress(ckpt.step, losses, evals, emissions, resumed_from), state["optimizer"]
+
+
+def _check_resumable(state: dict, model: GPT, data: TokenData, config: TrainConfig) -> None:
+    """A resume continues the same run: same architecture, same tokens, same schedule."""
+    if state["model_config"] != model.config.as_json():
+        raise CheckpointError("cannot resume: the checkpoint's model config differs from the model given")
+    if state["data"]["tokens_digest"] != data.digest:
+        raise CheckpointError(
+            f"cannot resume: the checkpoint was trained on tokens {state['data']['tokens_digest']}, "
+            f"the data given is {data.digest} (a different dataset, tokenizer or split)"
+        )
+    saved = dict(state["train_config"])
+    ignore = {"device", "compile", "log_interval", "checkpoint_interval", "eval_interval", "peak_flops"}
+    changed = sorted(k for k in saved if k not in ignore and saved[k] != config.as_json().get(k))
+    if changed:
+        raise CheckpointError(f"cannot resume: training settings changed since the checkpoint: {', '.join(changed)}")
+    if state["step"] >= config.steps:
+        raise CheckpointError(
+            f"cannot resume: the checkpoint is at step {state['step']}, the run ends at {config.steps}"
+        )
+
+
+def _prepare(
+    model: GPT, config: TrainConfig, device: torch.device, dist: Distributed, optimizer_state: dict | None
+) -> tuple[GPT, torch.nn.Module, torch.optim.AdamW]:
+    """The model on its device with its optimizer (restored when resuming), and the module the loop calls:
+    compiled and/or wrapped in DDP. Checkpoints take the raw model, so they hold the plain module's names."""
+    raw = model.to(device)
+    optimizer = make_optimizer(raw, config, device)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    net: torch.nn.Module = torch.compile(raw) if config.compile else raw
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[dist.local_rank] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # only fp32 leftovers outside autocast
+        torch.backends.cudnn.allow_tf32 = True
+    return raw, net, optimizer
 
 
 def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -133,10 +303,103 @@ def make_optimizer(model: GPT, config: TrainConfig, device: torch.device) -> tor
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), **fast)
 
 
-def _autocast(device: torch.device):
+def _run_info(
+    model: GPT,
+    data: TokenData,
+    config: TrainConfig,
+    device: torch.device,
+    dist: Distributed,
+    resumed_from: dict | None,
+    meta: dict | None,
+) -> dict:
+    """What on_start records, so the ledger says what trained on what, where: model size, configs, data and
+    origin, device, resume point."""
+    return {
+        "params": model.num_params(),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "flops_per_token": model.flops_per_token(),
+        "model_config": model.config.as_json(),
+        "train_config": config.as_json(),
+        "data": data.describe(),
+        "origin": model.origin,
+        "frozen": model.frozen_parameter_names(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "world_size": dist.world_size,
+        "torch_version": str(torch.__version__),
+        "resumed_from": resumed_from,
+        "meta": meta or {},
+    }
+
+
+def _peak_flops(device: torch.device) -> float | None:
+    """Dense bf16 peak of a known GPU, for MFU; None on the CPU or an unknown part (MFU is then left out)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+# -- the step: learning rate, precision, when to evaluate and checkpoint, what to log ------------------
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> float:
+    """Set this step's rate on every parameter group. The schedule (lr_at) is a function of the step alone,
+    so a resumed run picks it up exactly where it was."""
+    lr = lr_at(step, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _autocast(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on a GPU that has it; fp32 elsewhere."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return nullcontext()  # fp32 on the CPU: bf16 there is slow and changes the numbers
+
+
+def _due(done: int, every: int, config: TrainConfig) -> bool:
+    """Whether a periodic event (evaluation, checkpoint) falls after step `done`: every `every` steps (0: never),
+    and always after the last, so a run always ends evaluated and checkpointed."""
+    return done == config.steps or bool(every and done % every == 0)
+
+
+class _StepLog:
+    """The on_step metrics. Step losses stay on the device until a log line reads them all at once (one
+    device sync per line, not per step); tokens/s is over the steps since the last line."""
+
+    def __init__(self, model: GPT, losses: list[float], tokens_per_step: int, peak_flops: float | None) -> None:
+        self.model, self.losses, self.tokens_per_step, self.peak_flops = model, losses, tokens_per_step, peak_flops
+        self.pending: list[torch.Tensor] = []
+        self.restart()
+
+    def add(self, loss: torch.Tensor) -> None:
+        """One step's loss, already averaged over the ranks and still on the device."""
+        self.pending.append(loss)
+        self.steps += 1
+
+    def read(self, lr: float, grad_norm: torch.Tensor) -> dict:
+        """Move the pending losses into the run's record; loss, lr, grad_norm, tokens_per_s and (on a known GPU) mfu."""
+        self.losses.extend(torch.stack(self.pending).tolist())  # one device sync per log line
+        self.pending.clear()
+        elapsed = time.perf_counter() - self.since
+        tps = self.steps * self.tokens_per_step / elapsed if elapsed else 0.0
+        metrics = {"loss": self.losses[-1], "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tps}
+        if self.peak_flops:
+            metrics["mfu"] = self.model.mfu(tps, self.peak_flops)
+        return metrics
+
+    def restart(self) -> None:
+        """A new window, after a log line: the time its hook takes is not the next line's."""
+        self.since, self.steps = time.perf_counter(), 0
+
+    def skip(self) -> None:
+        """Leave the time since the window began out of it (a checkpoint's snapshot); its steps still count."""
+        self.since = time.perf_counter()
+
+
+# -- evaluation ----------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -154,6 +417,168 @@ def evaluate(
     model.train()
     val_loss = dist.mean(total / config.eval_steps).item()
     return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 80.0))}
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+
+
+class _Checkpoints:
+    """Rank 0's checkpoints: written in the background under their final names and handed to on_checkpoint
+    once durable. The other ranks write none, so every method is a no-op there."""
+
+    def __init__(
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        config: TrainConfig,
+        data: TokenData,
+        meta: dict | None,
+        dist: Distributed,
+        out_dir: Path,
+        hooks: Hooks,
+    ) -> None:
+        self.model, self.optimizer, self.config, self.data, self.meta = model, optimizer, config, data, meta
+        self.dist, self.out_dir, self.hooks = dist, out_dir, hooks
+        self.saved: list[SavedCheckpoint] = []  # durable, in the order written
+        self.writer = CheckpointWriter() if dist.is_main else None
+
+    def save(self, step: int, progress: _Progress, ev: dict | None, emissions: Emissions | None) -> None:
+        """Snapshot the run at `step` for the writer, with the step's loss and evaluation (if any) as its metrics."""
+        if self.writer is None:
+            return
+        state = _checkpoint_state(
+            self.model,
+            self.optimizer,
+            self.config,
+            self.data,
+            step,
+            progress.losses,
+            progress.evals,
+            emissions,
+            self.meta,
+            self.dist,
+        )
+        metrics = {"loss": progress.losses[-1], **{k: v for k, v in (ev or {}).items() if k != "step"}}
+        path = Path(self.out_dir) / f"step-{step:07d}.pt"
+        self._report(self.writer.submit(state, path, step, metrics, emissions and emissions.as_json()))
+
+    def poll(self) -> None:
+        """Report the checkpoints finished since the last call, without waiting."""
+        if self.writer is not None:
+            self._report(self.writer.poll())
+
+    def drain(self) -> None:
+        """Wait for every checkpoint in flight and report it."""
+        if self.writer is not None:
+            self._report(self.writer.drain())
+
+    def salvage(self) -> None:
+        """After a failure: report what is already being written, and let nothing here hide the failure."""
+        if self.writer is not None:
+            with suppress(Exception):
+                self._report(self.writer.drain())
+
+    def close(self) -> None:
+        """Stop the background writer."""
+        if self.writer is not None:
+            self.writer.close()
+
+    def _report(self, finished: list[SavedCheckpoint]) -> None:
+        for record in finished:
+            self.saved.append(record)
+            self.hooks.on_checkpoint(record)
+
+
+def _checkpoint_state(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    data: TokenData,
+    step: int,
+    losses: list[float],
+    evals: list[dict],
+    emissions: Emissions | None,
+    meta: dict | None,
+    dist: Distributed,
+) -> dict:
+    """Everything a resume needs to continue the run exactly: its record, settings and origin, the weights
+    and the optimizer state."""
+    # Plain values go through JSON so their pickled bytes do not depend on object identity
+    # (pickle memoizes shared objects): a resumed run then writes byte-identical checkpoints.
+    plain = json.loads(
+        json.dumps(
+            {
+                "step": step,
+                "model_config": model.config.as_json(),
+                "train_config": config.as_json(),
+                "frozen": model.frozen_parameter_names(),
+                "origin": model.origin,
+                "data": data.describe(),
+                "losses": losses,
+                "evals": evals,
+                "emissions": emissions.as_json() if emissions else None,
+                "meta": meta or {},
+                "world_size": dist.world_size,
+                "torch_version": str(torch.__version__),
+            }
+        )
+    )
+    return {**plain, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+
+
+# -- hooks: the caller's (rank 0 only) and carbon metering ---------------------------------------------
+
+
+class _RankZero(Hooks):
+    """The caller's hooks, called on rank 0 only: every rank sees the same run, and the ledger has one writer."""
+
+    def __init__(self, hooks: Hooks, dist: Distributed) -> None:
+        self.hooks, self.is_main = hooks, dist.is_main
+
+    def on_start(self, info: dict) -> None:
+        if self.is_main:
+            self.hooks.on_start(info)
+
+    def on_step(self, step: int, metrics: dict) -> None:
+        if self.is_main:
+            self.hooks.on_step(step, metrics)
+
+    def on_eval(self, step: int, metrics: dict) -> None:
+        if self.is_main:
+            self.hooks.on_eval(step, metrics)
+
+    def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
+        if self.is_main:
+            self.hooks.on_checkpoint(checkpoint)
+
+
+class _CarbonMeter:
+    """CodeCarbon over this session (when `carbon` is given), as the run's total so far: summed over the ranks,
+    each of which measures its own process, and added to the sessions before a resume. Without `carbon`,
+    every figure is None."""
+
+    def __init__(
+        self, carbon: CarbonConfig | None, prior: Emissions | None, dist: Distributed, device: torch.device
+    ) -> None:
+        self.prior, self.dist, self.device = prior, dist, device
+        self.meter = EmissionsMeter(carbon, label="custody-train").start() if carbon is not None else None
+
+    def snapshot(self) -> Emissions | None:
+        """The total so far, for a checkpoint; the meter keeps running. A collective: every rank calls it."""
+        return self._total(self.meter.snapshot()) if self.meter is not None else None
+
+    def stop(self) -> Emissions | None:
+        """The run's final total. A collective: every rank calls it."""
+        return self._total(self.meter.stop()) if self.meter is not None else None
+
+    def abort(self) -> None:
+        """Stop measuring after a failure, with no collective: another rank may be the one that failed."""
+        if self.meter is not None:
+            self.meter.stop()
+
+    def _total(self, session: Emissions) -> Emissions:
+        emissions = _reduce_emissions(session, self.dist, self.device)
+        return self.prior + emissions if self.prior else emissions
 
 
 def _reduce_emissions(emissions: Emissions, dist: Distributed, device: torch.device) -> Emissions:
@@ -189,6 +614,9 @@ def _reduce_emissions(emissions: Emissions, dist: Distributed, device: torch.dev
     )
 
 
+# -- determinism ---------------------------------------------------------------------------------------
+
+
 class _Determinism:
     """torch.use_deterministic_algorithms for the loop's duration, restored afterwards."""
 
@@ -210,232 +638,3 @@ class _Determinism:
     def __exit__(self, *exc: object) -> None:
         torch.use_deterministic_algorithms(self.before, warn_only=self.warn_only)
         torch.utils.deterministic.fill_uninitialized_memory = self.fill
-
-
-def train(
-    model: GPT,
-    data: TokenData,
-    config: TrainConfig,
-    out_dir: Path,
-    *,
-    hooks: Hooks | None = None,
-    resume_from: Path | None = None,
-    resume_digest: str | None = None,
-    carbon: CarbonConfig | None = None,
-    meta: dict | None = None,
-) -> TrainResult:
-    """Train `model` on `data`, writing checkpoints to `out_dir`; see the module docstring.
-
-    resume_from: continue a run from one of its checkpoints (verified against resume_digest when
-    given): same model, data and training config; the loss curve continues exactly.
-    carbon: measure energy, CO2e and water with CodeCarbon (cumulative over resumed sessions).
-    meta: plain values stored in every checkpoint (e.g. the run's id and spec digest).
-    """
-    hooks = hooks or Hooks()
-    dist = setup_distributed()
-    device = resolve_device(config.device, dist)
-    if data.block_size != model.config.block_size:
-        raise ValueError(f"data block_size {data.block_size} differs from the model's {model.config.block_size}")
-    if config.batch_size % dist.world_size:
-        raise ValueError(f"batch_size {config.batch_size} must be divisible by the {dist.world_size} ranks")
-
-    start_step, losses, evals, prior_emissions, resumed = 0, [], [], None, None
-    state = None
-    if resume_from is not None:
-        ckpt = load_checkpoint(resume_from, resume_digest)
-        state = ckpt.state
-        _check_resumable(state, model, data, config)
-        model.load_state_dict(state["model"])
-        frozen = set(state["frozen"])
-        for name, p in model.named_parameters():
-            p.requires_grad_(name not in frozen)
-        model.origin = state["origin"]
-        start_step, losses, evals = ckpt.step, list(state["losses"]), list(state["evals"])
-        prior_emissions = Emissions.from_json(state["emissions"]) if state.get("emissions") else None
-        resumed = {"checkpoint_digest": ckpt.digest, "step": ckpt.step}
-
-    raw = model.to(device)
-    optimizer = make_optimizer(raw, config, device)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        del state
-    net: torch.nn.Module = torch.compile(raw) if config.compile else raw
-    if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(net, device_ids=[dist.local_rank] if device.type == "cuda" else None)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # only fp32 leftovers outside autocast
-        torch.backends.cudnn.allow_tf32 = True
-
-    tokens_per_step = config.batch_size * data.block_size
-    peak = config.peak_flops or _peak_flops(device)
-    info = {
-        "params": raw.num_params(),
-        "trainable_params": sum(p.numel() for p in raw.parameters() if p.requires_grad),
-        "flops_per_token": raw.flops_per_token(),
-        "model_config": raw.config.as_json(),
-        "train_config": config.as_json(),
-        "data": data.describe(),
-        "origin": raw.origin,
-        "frozen": raw.frozen_parameter_names(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "world_size": dist.world_size,
-        "torch_version": str(torch.__version__),
-        "resumed_from": resumed,
-        "meta": meta or {},
-    }
-    meter = EmissionsMeter(carbon, label="custody-train").start() if carbon is not None else None
-    saved: list[SavedCheckpoint] = []
-    writer = CheckpointWriter() if dist.is_main else None
-
-    def report(finished: list[SavedCheckpoint]) -> None:
-        for record in finished:
-            saved.append(record)
-            hooks.on_checkpoint(record)
-
-    pending: list[torch.Tensor] = []  # step losses still on the device: read them at log time, not every step
-    grad_norm = torch.zeros(())
-    started = window_start = time.perf_counter()
-    window_steps = 0
-    last = start_step
-    try:
-        if dist.is_main:
-            hooks.on_start(info)
-        with _Determinism(config.deterministic, device):
-            for step in range(start_step, config.steps):
-                torch.manual_seed(derive_seed(config.seed, "dropout", dist.rank, step))
-                lr = lr_at(step, config)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x, y = data.batch("train", step, config.batch_size, config.seed, dist.rank, dist.world_size)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with _autocast(device):
-                    _, loss = net(x, y)
-                loss.backward()
-                if config.grad_clip > 0:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                pending.append(dist.mean(loss.detach().float().clone()))
-                window_steps += 1
-                last = done = step + 1
-
-                is_eval = done == config.steps or (config.eval_interval and done % config.eval_interval == 0)
-                is_ckpt = done == config.steps or (
-                    config.checkpoint_interval and done % config.checkpoint_interval == 0
-                )
-                if done % config.log_interval == 0 or is_eval or is_ckpt:
-                    losses.extend(torch.stack(pending).tolist())  # one device sync per log line
-                    pending.clear()
-                    elapsed = time.perf_counter() - window_start
-                    tps = window_steps * tokens_per_step / elapsed if elapsed else 0.0
-                    metrics = {"loss": losses[-1], "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tps}
-                    if peak:
-                        metrics["mfu"] = raw.mfu(tps, peak)
-                    if dist.is_main:
-                        hooks.on_step(done, metrics)
-                    window_start, window_steps = time.perf_counter(), 0
-                ev = None
-                if is_eval:
-                    ev = {"step": done, **evaluate(net, data, config, dist, device)}
-                    evals.append(ev)
-                    if dist.is_main:
-                        hooks.on_eval(done, ev)
-                if is_ckpt:
-                    emissions = None
-                    if meter is not None:
-                        emissions = _reduce_emissions(meter.snapshot(), dist, device)
-                        emissions = prior_emissions + emissions if prior_emissions else emissions
-                    if writer is not None:
-                        state = _checkpoint_state(
-                            raw, optimizer, config, data, done, losses, evals, emissions, meta, dist
-                        )
-                        step_metrics = {"loss": losses[-1], **{k: v for k, v in (ev or {}).items() if k != "step"}}
-                        path = Path(out_dir) / f"step-{done:07d}.pt"
-                        report(writer.submit(state, path, done, step_metrics, emissions and emissions.as_json()))
-                    window_start = time.perf_counter()  # snapshotting is not training throughput
-                if writer is not None:
-                    report(writer.poll())
-        if writer is not None:
-            report(writer.drain())  # the final checkpoint is durable before train() returns
-    except BaseException:
-        if meter is not None:
-            meter.stop()  # no collective here: another rank may be the one that failed
-        if writer is not None:
-            with suppress(Exception):  # a checkpoint already being written is still a good one
-                report(writer.drain())
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-    final_emissions = None
-    if meter is not None:
-        final_emissions = _reduce_emissions(meter.stop(), dist, device)
-        final_emissions = prior_emissions + final_emissions if prior_emissions else final_emissions
-    saved = dist.broadcast(saved)  # every rank learns what rank 0 wrote
-    wall = time.perf_counter() - started
-    return TrainResult(last, losses, evals, saved, final_emissions, (last - start_step) * tokens_per_step, wall, info)
-
-
-def _checkpoint_state(
-    model: GPT,
-    optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
-    data: TokenData,
-    step: int,
-    losses: list[float],
-    evals: list[dict],
-    emissions: Emissions | None,
-    meta: dict | None,
-    dist: Distributed,
-) -> dict:
-    # Plain values go through JSON so their pickled bytes do not depend on object identity
-    # (pickle memoizes shared objects): a resumed run then writes byte-identical checkpoints.
-    plain = json.loads(
-        json.dumps(
-            {
-                "step": step,
-                "model_config": model.config.as_json(),
-                "train_config": config.as_json(),
-                "frozen": model.frozen_parameter_names(),
-                "origin": model.origin,
-                "data": data.describe(),
-                "losses": losses,
-                "evals": evals,
-                "emissions": emissions.as_json() if emissions else None,
-                "meta": meta or {},
-                "world_size": dist.world_size,
-                "torch_version": str(torch.__version__),
-            }
-        )
-    )
-    return {**plain, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
-
-
-def _check_resumable(state: dict, model: GPT, data: TokenData, config: TrainConfig) -> None:
-    """A resume continues the same run: same architecture, same tokens, same schedule."""
-    if state["model_config"] != model.config.as_json():
-        raise CheckpointError("cannot resume: the checkpoint's model config differs from the model given")
-    if state["data"]["tokens_digest"] != data.digest:
-        raise CheckpointError(
-            f"cannot resume: the checkpoint was trained on tokens {state['data']['tokens_digest']}, "
-            f"the data given is {data.digest} (a different dataset, tokenizer or split)"
-        )
-    saved = dict(state["train_config"])
-    ignore = {"device", "compile", "log_interval", "checkpoint_interval", "eval_interval", "peak_flops"}
-    changed = sorted(k for k in saved if k not in ignore and saved[k] != config.as_json().get(k))
-    if changed:
-        raise CheckpointError(f"cannot resume: training settings changed since the checkpoint: {', '.join(changed)}")
-    if state["step"] >= config.steps:
-        raise CheckpointError(
-            f"cannot resume: the checkpoint is at step {state['step']}, the run ends at {config.steps}"
-        )
-
-
-def _peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)

@@ -23,16 +23,16 @@ from pathlib import Path
 from custody.accounts import Accounts
 from custody.checks.catalog import build_check
 from custody.checks.pii import PiiCheck
-from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef, is_intermediate, parse_ref
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
+from custody.pipeline.chain import run_chain
+from custody.pipeline.run_check import run_check
 from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.schema import LoadedPolicy
-from custody.stages.chain import run_chain
 from custody.testing.people import ADMIN, Cast
 from custody.testing.runs import record_run
 from policy_data import REVIEW_POLICY, policy_from

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from custody.checks.catalog import build_check
 from custody.checks.pii import PiiCheck
-from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
+from custody.pipeline.run_check import run_check
 from custody.policy.bindings import bind
 from custody.policy.schema import LoadedPolicy, load_policy, parse_policy
 from custody.testing.people import ADMIN, Cast

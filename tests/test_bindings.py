@@ -101,10 +101,10 @@ def test_an_unbound_purpose_is_denied_with_its_own_reason(tmp_path, cast):
     cast.enroll(home, "bob", "reviewer", "approver")
     shard = write_jsonl(tmp_path / "d.jsonl", [{"id": str(i), "text": f"plain line {i}"} for i in range(5)])
     from custody.checks.catalog import build_check
-    from custody.checks.results import run_check
     from custody.datasets.card import parse_card
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
+    from custody.pipeline.run_check import run_check
 
     data, _ = DatasetRegistry(home).register([shard], DatasetRef("d", "1"), parse_card(card_text()), Fields(id="id"))
     for name in ("provenance", "license"):

@@ -22,14 +22,14 @@ import pytest
 from custody.checks.license import LicenseCheck
 from custody.checks.pii import PiiCheck
 from custody.checks.provenance import ProvenanceCheck
-from custody.checks.results import run_check
 from custody.checks.toxicity import ToxicityCheck
-from custody.checks.work import CheckBusyError, ShardWork
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
+from custody.pipeline.run_check import run_check
+from custody.pipeline.shard_work import CheckBusyError, ShardWork
 
 LICENSES = ["MIT", "CC-BY-4.0", "CC-BY-NC-4.0", None, "GPL-3.0-only", "not a license ((", "Apache-2.0"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from custody.executors import ExecutorError, LocalExecutor, make_executor
 from custody.home import Home, HomeError
+from custody.pipeline.executors import ExecutorError, LocalExecutor, make_executor
 from custody.runs.spec import SpecError, load_spec
 
 SPEC = """\

@@ -201,10 +201,10 @@ def test_shipped_policies_gate_without_error(home):
 @pytest.mark.postgres
 def test_gate_and_replay_on_postgresql(tmp_path, postgres_url):
     from custody.checks.catalog import build_check
-    from custody.checks.results import run_check
     from custody.datasets.card import parse_card
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
+    from custody.pipeline.run_check import run_check
     from custody.policy.replay import replay
     from policy_data import bind_lenient, card_text, enroll_people, write_jsonl
 

@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 from custody.checks.license import LicenseCheck
-from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, DatasetCard, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
+from custody.pipeline.run_check import run_check
 
 CARD = parse_card(CARD_TEMPLATE)
 

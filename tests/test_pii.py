@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from custody.checks.pii import PiiCheck
-from custody.checks.results import run_check
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
@@ -22,6 +21,7 @@ from custody.datasets.registry import DatasetRegistry
 from custody.pii import engine
 from custody.pii.evaluate import GoldSet, load_synth, score
 from custody.pii.fast import FastScanner, ParallelScanner, ScannerConfig, get_scanner, windows
+from custody.pipeline.run_check import run_check
 
 SAMPLE = 120
 

@@ -22,13 +22,15 @@ from custody.checks.provenance import (
     default_deny_rules,
     load_source_rules,
 )
-from custody.checks.results import ROW_SCHEMA, latest_results, run_check
+from custody.checks.results import latest_results
+from custody.checks.rows import ROW_SCHEMA
 from custody.cli.main import app
 from custody.datasets.card import CARD_TEMPLATE, DatasetCard, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry, IntegrityError
 from custody.paths import policies_dir
+from custody.pipeline.run_check import run_check
 
 CARD = parse_card(CARD_TEMPLATE)
 BIBLIOTIK_URL = "https://the-eye.eu/public/Books/Bibliotik/b/books3.tar.gz"

@@ -17,9 +17,9 @@ import pytest
 from custody.checks.license import LicenseCheck
 from custody.checks.pii import PiiCheck
 from custody.checks.provenance import ProvenanceCheck
-from custody.checks.results import run_check
 from custody.checks.toxicity import ToxicityCheck
 from custody.home import Home
+from custody.pipeline.run_check import run_check
 from custody.testing.faults import ShardFailed, dying, failing
 from test_check_resume import register_shards
 
@@ -66,7 +66,7 @@ def pg_home(tmp_path: Path, postgres_url: str, cast):
 
 
 def ray_executor(**kwargs):
-    from custody.executors.ray import RayExecutor
+    from custody.pipeline.executors.ray import RayExecutor
 
     return RayExecutor(**kwargs)
 
@@ -130,7 +130,7 @@ def test_an_interrupted_ray_check_resumes_from_its_finished_shards(cluster, pg_h
 
 def test_prepare_on_ray_registers_the_same_derived_datasets(cluster, pg_home, cast, tmp_path, texts):
     from custody.datasets.names import DatasetRef
-    from custody.stages.chain import run_chain
+    from custody.pipeline.chain import run_chain
 
     stages = ["normalize-unicode", "dedup-exact", "drop-toxic"]
     options: dict = {}
@@ -149,6 +149,36 @@ def test_prepare_on_ray_registers_the_same_derived_datasets(cluster, pg_home, ca
         assert b.summary == a.summary, a.stage
         assert b.output.body["stage"] == a.output.body["stage"], a.stage  # config and decisions digests
     assert distributed[-1].counts["drop"] > 0, "drop-toxic dropped something, counted on the driver"
+
+
+def test_every_parallel_stage_in_the_registry_gives_the_same_output_on_ray(cluster, pg_home, cast, tmp_path, texts):
+    """The registry's promise for `parallel = True`: shards on workers, the same bytes as in the driver."""
+    from custody.datasets.names import DatasetRef
+    from custody.pipeline.run_stage import run_stage
+    from custody.stages.catalog import STAGES
+
+    parallel = [name for name in STAGES.names() if STAGES.load(name).parallel]
+    assert {"normalize-unicode", "quality-filter", "redact-pii", "drop-toxic", "lowercase"} <= set(parallel)
+    from custody.stages.redact import redaction_salt
+
+    local_home = cast.init_home(tmp_path / "local-home")
+    salt = local_home.path / "keys" / "redaction.salt"  # one salt, so both homes pick the same pseudonyms
+    salt.write_bytes(redaction_salt(pg_home))
+    salt.chmod(0o600)
+    executor = ray_executor()
+    try:
+        local_source = register_shards(local_home, tmp_path / "a", texts[:60], shards=3)
+        ray_source = register_shards(pg_home, tmp_path / "b", texts[:60], shards=3)
+        for number, name in enumerate(parallel, start=2):
+            output = DatasetRef("corpus", str(number))
+            local = run_stage(local_home, STAGES.build(name, local_home), local_source, output)
+            distributed = run_stage(pg_home, STAGES.build(name, pg_home), ray_source, output, executor=executor)
+            assert distributed.output.digest == local.output.digest, name
+            assert distributed.output.body["stage"] == local.output.body["stage"], name  # decisions digest too
+            assert distributed.summary == local.summary, name
+    finally:
+        executor.close()
+        local_home.close()
 
 
 def test_cli_check_with_ray_executor(cluster, pg_home, cast, tmp_path, texts):

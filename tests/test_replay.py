@@ -10,9 +10,10 @@ import os
 import pytest
 
 from custody.checks.catalog import build_check
-from custody.checks.results import latest_results, run_check
+from custody.checks.results import latest_results
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
+from custody.pipeline.run_check import run_check
 from custody.policy.gate import run_gate
 from custody.policy.replay import replay
 from custody.policy.schema import load_policy

@@ -20,8 +20,9 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields, Record
 from custody.datasets.registry import DatasetRegistry
 from custody.pii.engine import PiiSpan
+from custody.pipeline.run_stage import run_stage
+from custody.stages.base import StageError
 from custody.stages.redact import RedactPii
-from custody.stages.runner import StageError, run_stage
 from custody.stages.toxic import DropToxic
 
 CARD = parse_card(CARD_TEMPLATE)

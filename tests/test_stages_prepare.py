@@ -17,6 +17,8 @@ from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
+from custody.pipeline.run_stage import run_stage
+from custody.stages.base import StageError
 from custody.stages.catalog import (
     available_stages,
     build_stage,
@@ -30,7 +32,6 @@ from custody.stages.near_dedup import DedupNear, shingles
 from custody.stages.normalize import NormalizeUnicode
 from custody.stages.quality import QualityFilter
 from custody.stages.quality_rules import gopher_quality, gopher_repetition
-from custody.stages.runner import StageError, run_stage
 
 CARD = parse_card(CARD_TEMPLATE)
 PROSE = (

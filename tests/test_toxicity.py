@@ -13,12 +13,12 @@ import polars as pl
 import pytest
 
 from custody.checks.catalog import build_check
-from custody.checks.results import run_check
 from custody.checks.toxicity import ToxicityCheck, mostly_non_text
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
+from custody.pipeline.run_check import run_check
 from custody.toxicity import (
     ChecksumError,
     DetoxifyScorer,

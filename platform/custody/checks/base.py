@@ -4,7 +4,7 @@ A check reads records and emits one row per record (verdict, reason, score, deta
 raw personal value) and ends with a summary and dataset-level findings. It works shard by shard:
 `scan_shard` emits one shard's rows and returns that shard's tally (JSON-serializable counts),
 and `finish` turns the tallies of all shards, in manifest order, into the summary and findings.
-That split is what makes a check resumable: the runner in `results.py` keeps each finished
+That split is what makes a check resumable: the pipeline (pipeline/run_check.py) keeps each finished
 shard's rows and tally, so a crashed run starts again at the first unfinished shard and the
 result is byte-identical to an uninterrupted one. The runner also does the bookkeeping: Parquet
 rows, summary, artifacts and the ledger entry.

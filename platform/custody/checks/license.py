@@ -36,12 +36,13 @@ def _detector() -> LicenseDetector:
     return LicenseDetector.default()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LicenseCheck(Check):
     name = "license"
     version = "1.0.0"
     min_detection_score: float = DEFAULT_MIN_SCORE
-    detector: LicenseDetector = field(default_factory=_detector, repr=False)
+    # A collaborator, not a setting: positional, so the registry does not list it as an option.
+    detector: LicenseDetector = field(default_factory=_detector, repr=False, kw_only=False)
 
     def config(self) -> dict[str, Any]:
         from importlib.resources import files

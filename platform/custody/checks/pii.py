@@ -38,7 +38,7 @@ from custody.pii.engine import (
 SCANNER = "custody.pii.fast/1"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PiiCheck(Check):
     name = "pii"
     version = "1.0.0"

@@ -89,7 +89,7 @@ def default_deny_rules() -> tuple[SourceRule, ...]:
     return load_source_rules(policies_dir() / "sources-deny.toml")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProvenanceCheck(Check):
     name = "provenance"
     version = "1.0.0"

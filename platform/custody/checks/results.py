@@ -1,26 +1,19 @@
-"""Running a check: rows to Parquet, summary to JSON, both to the store, one ledger entry."""
+"""A check's recorded results, as the ledger holds them (`check.completed/v1`).
+
+Running a check and recording its result is the pipeline's job (pipeline/run_check.py); this
+module only reads what was recorded.
+"""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from custody.checks import entry_types  # noqa: F401  registers check.completed/v1
-from custody.checks.base import Check, CheckReport, worst
-from custody.checks.rows import BATCH_ROWS, ROW_SCHEMA, RowWriter, concatenate  # noqa: F401  re-exported
-from custody.checks.work import FinishedShard, ShardWork
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
-from custody.ledger.entry import canonical_json
-from custody.store import sha256_file
-
-if TYPE_CHECKING:
-    from custody.executors.base import Executor, ScannedShard
+from custody.ledger import query
 
 COMPLETED = "check.completed/"
 
@@ -39,148 +32,31 @@ class CheckResult:
     records: int
     body: dict
 
+    @classmethod
+    def recorded(cls, index: int, body: dict[str, Any]) -> CheckResult:
+        """The result a `check.completed` body at ledger `index` records."""
+        return cls(
+            body["check"],
+            body["version"],
+            body["dataset"],
+            body["dataset_digest"],
+            index,
+            body["result_digest"],
+            body["summary_digest"],
+            body["config_digest"],
+            body["status"],
+            body["records"],
+            body,
+        )
+
     def summary(self, home: Home) -> dict:
         return json.loads(home.store.read_bytes(self.summary_digest))
-
-
-def run_check(
-    home: Home,
-    dataset: RegisteredDataset,
-    check: Check,
-    actor: str | None = None,
-    progress: Callable[[int], None] | None = None,
-    on_resume: Callable[[int, int], None] | None = None,
-    executor: Executor | None = None,
-) -> CheckResult:
-    """Run one check over a dataset and record it; nothing is recorded if the check fails.
-
-    Each finished shard's rows and tally are kept in the home's work area (`ShardWork`), so a
-    run that crashed resumes at its first unfinished shard; `on_resume(done, total)` is told
-    how many shards were already done. The recorded result is byte-identical either way, and
-    whichever `executor` scanned the shards (None: this process, shard after shard).
-    """
-    from custody.executors.base import ScanJob
-    from custody.executors.local import LocalExecutor
-
-    executor = executor or LocalExecutor()
-    blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
-    check.open(dataset)
-    try:
-        config = check.config()
-        config_digest = home.store.put_bytes(canonical_json(config))
-        with ShardWork.claim(home, dataset, check, config_digest) as work:
-            shards = dataset.manifest.shards
-            done = work.completed()
-            if done and on_resume:
-                on_resume(len(done), len(shards))
-            if progress:
-                for number in done:
-                    progress(shards[number].bytes)
-            todo = [number for number in range(len(shards)) if number not in done]
-            job = ScanJob(home, dataset, check, config_digest, work, blueprint)
-            for scanned in executor.scan(job, todo):
-                done[scanned.number] = _accept(work, dataset, scanned)
-                if progress:
-                    progress(shards[scanned.number].bytes)
-            # Manifest order, whatever order the shards finished in.
-            finished = [done[number] for number in range(len(shards))]
-            report = check.finish(dataset, [f.tally for f in finished])
-            verdicts: Counter[str] = Counter()
-            for f in finished:
-                verdicts.update(f.verdicts)
-            with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
-                rows = Path(tmp) / "rows.parquet"
-                concatenate([work.part_path(n) for n in range(len(shards))], rows)
-                result_digest = home.store.put_file(rows)
-            result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor)
-            work.remove()
-            return result
-    finally:
-        check.close()
-
-
-def _accept(work: ShardWork, dataset: RegisteredDataset, scanned: ScannedShard) -> FinishedShard:
-    """Make a scanned shard durable; a part the driver cannot see, or sees changed, is refused."""
-    if not scanned.written.exists():
-        raise FileNotFoundError(
-            f"{scanned.worker} wrote shard {scanned.number} to {scanned.written}, which this machine cannot see: "
-            "the custody home must be on storage every worker shares (docs/scale.md)"
-        )
-    if scanned.rows_sha256 is not None and sha256_file(scanned.written) != scanned.rows_sha256:
-        raise OSError(f"shard {scanned.number}: the part changed between {scanned.worker} and this machine")
-    shard = dataset.manifest.shards[scanned.number]
-    return work.finish_shard(scanned.number, shard, scanned.written, scanned.tally, scanned.verdicts, scanned.rows)
-
-
-def _record(
-    home: Home,
-    dataset: RegisteredDataset,
-    check: Check,
-    report: CheckReport,
-    verdicts: Counter[str],
-    config_digest: str,
-    result_digest: str,
-    actor: str | None,
-) -> CheckResult:
-    records = sum(verdicts.values())
-    status = worst([f.severity for f in report.findings] + [v for v in verdicts if verdicts[v]])
-    summary = {
-        "check": check.name,
-        "version": check.version,
-        "dataset": str(dataset.ref),
-        "dataset_digest": dataset.digest,
-        "records": records,
-        "verdicts": dict(sorted(verdicts.items())),
-        "status": status,
-        "findings": [asdict(f) for f in report.findings],
-        **report.summary,
-    }
-    summary_digest = home.store.put_bytes(canonical_json(summary))
-    body = {
-        "check": check.name,
-        "version": check.version,
-        "dataset": str(dataset.ref),
-        "dataset_digest": dataset.digest,
-        "config_digest": config_digest,
-        "model_digest": check.model_digest(),
-        "result_digest": result_digest,
-        "summary_digest": summary_digest,
-        "records": records,
-        "verdicts": dict(sorted(verdicts.items())),
-        "status": status,
-        "findings": [{"id": f.id, "severity": f.severity} for f in report.findings],
-    }
-    refs = [f"sha256:{d}" for d in (dataset.digest, config_digest, result_digest, summary_digest)]
-    index = home.record("check.completed/v1", dataset.ref.subject, body, refs=refs, actor=actor)
-    home.checkpoint()
-    return _result(index, body)
-
-
-def _result(index: int, body: dict) -> CheckResult:
-    return CheckResult(
-        body["check"],
-        body["version"],
-        body["dataset"],
-        body["dataset_digest"],
-        index,
-        body["result_digest"],
-        body["summary_digest"],
-        body["config_digest"],
-        body["status"],
-        body["records"],
-        body,
-    )
 
 
 def latest_results(home: Home, dataset: RegisteredDataset) -> dict[str, CheckResult]:
     """The most recent recorded result of each check for this dataset."""
     latest: dict[str, CheckResult] = {}
-    start = 0
-    while True:
-        rows = home.storage.entries(start, 1000, type_prefix=COMPLETED, subject=dataset.ref.subject)
-        for row in rows:
-            body = json.loads(row.entry)["body"]
-            latest[body["check"]] = _result(row.idx, body)
-        if len(rows) < 1000:
-            return latest
-        start = rows[-1].idx + 1
+    for row in query.entries(home.storage, COMPLETED, subject=dataset.ref.subject):
+        body = query.body(row)
+        latest[body["check"]] = CheckResult.recorded(row.idx, body)
+    return latest

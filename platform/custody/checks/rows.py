@@ -1,6 +1,6 @@
 """A check's per-record rows as Parquet: the fixed schema, a batching writer and the concatenation.
 
-Shared by the runner (`results.py`) and every executor, so a shard's part has the same bytes
+Shared by the check runner (pipeline/run_check.py) and every executor, so a shard's part has the same bytes
 whichever machine wrote it.
 """
 

@@ -135,7 +135,7 @@ class _Stats:
         }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ToxicityCheck(Check):
     """Scores every record; `settings` default to HOME/toxicity.toml and CUSTODY_* variables.
 
@@ -146,8 +146,9 @@ class ToxicityCheck(Check):
     name = "toxicity"
     version = "1.0.0"
     settings: ToxicitySettings | None = None
-    scorer: Scorer | None = None
-    selection: Selection | None = field(default=None, repr=False)
+    # Collaborators, not settings: positional, so the registry does not list them as options.
+    scorer: Scorer | None = field(default=None, kw_only=False)
+    selection: Selection | None = field(default=None, repr=False, kw_only=False)
 
     def _select(self, home: Any | None = None) -> Selection:
         if self.selection is None:

@@ -10,9 +10,8 @@ from typing import Annotated
 
 import typer
 
-from custody.checks.catalog import available_checks, build_check
-from custody.checks.results import latest_results, run_check
-from custody.checks.work import CheckBusyError
+from custody.checks.catalog import CHECKS, CheckError
+from custody.checks.results import latest_results
 from custody.cli.common import (
     ActorOption,
     DatabaseOption,
@@ -30,7 +29,9 @@ from custody.cli.common import (
 from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
-from custody.executors import ExecutorError
+from custody.pipeline.executors import ExecutorError
+from custody.pipeline.run_check import run_check
+from custody.pipeline.shard_work import CheckBusyError
 from custody.wording import counts, plural
 
 
@@ -50,10 +51,12 @@ def check(
     With --executor ray the dataset's shards are scanned by Ray workers; this process stays the
     only ledger writer, and the results are byte-identical to a local run (docs/scale.md).
     """
-    names = [c.strip() for c in checks.split(",")] if checks else available_checks()
-    unknown = [n for n in names if n not in available_checks()]
-    if unknown:
-        fail(f"--checks: unknown check '{unknown[0]}' (available: {', '.join(available_checks())})")
+    names = [c.strip() for c in checks.split(",")] if checks else CHECKS.names()
+    try:
+        for name in names:
+            CHECKS.entry(name)
+    except CheckError as exc:
+        fail(f"--checks: {exc}")
     with opened(home, database) as h, executor_for(executor, ray_address) as runner:
         requester = acting(h, key, actor, "check")
         dataset = DatasetRegistry(h).get(parse_ref(ref))
@@ -67,7 +70,7 @@ def check(
                     result = run_check(
                         h,
                         dataset,
-                        build_check(name),
+                        CHECKS.build(name),
                         actor=requester,
                         progress=lambda n, t=task: bar.advance(t, n),
                         on_resume=lambda done, total, n=name: err_console.print(

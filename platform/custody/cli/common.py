@@ -161,6 +161,7 @@ def read_text_file(path: Path, what: str) -> str:
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'your input is wrong': one line, exit 2, nothing recorded."""
     from custody.accounts import AccountError
+    from custody.checks.catalog import CheckError
     from custody.checks.provenance import SourceListError
     from custody.datasets.card import CardError
     from custody.datasets.names import DatasetRefError
@@ -190,6 +191,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
         DatasetNotFound,
         RegistrationConflict,
         SourceListError,
+        CheckError,
         AccountError,
     )
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from custody.cli.common import fail
-from custody.executors import Executor, ExecutorError, make_executor
+from custody.pipeline.executors import Executor, ExecutorError, make_executor
 
 ExecutorOption = Annotated[
     str | None,

@@ -21,10 +21,11 @@ from custody.cli.common import (
 from custody.cli.executor_opts import ExecutorOption, RayAddressOption, executor_for
 from custody.datasets.names import DatasetRef, next_version, parse_ref
 from custody.datasets.registry import DatasetRegistry
-from custody.executors import ExecutorError
-from custody.stages.catalog import available_stages, stage_info
-from custody.stages.chain import parse_option, run_chain
-from custody.stages.runner import StageError, StageResult
+from custody.pipeline.chain import parse_option, run_chain
+from custody.pipeline.executors import ExecutorError
+from custody.pipeline.run_stage import StageResult
+from custody.stages.base import StageError
+from custody.stages.catalog import STAGES, available_stages
 
 
 def prepare(
@@ -95,7 +96,7 @@ def prepare(
         if runner.distributed:
             say = err_console.print if as_json else console.print
             for name in names:
-                parallel = name in available_stages() and stage_info(name).load().parallel
+                parallel = name in STAGES and STAGES.load(name).parallel
                 where = "on Ray workers, shard by shard" if parallel else "on the driver (it compares records)"
                 say(f"{name}: runs {where}")
         try:

@@ -40,10 +40,10 @@ def run(
     Exit codes: 0 trained; 3 the gate denied (or no allow covers these bytes); 4 the gate needs a
     review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
     """
-    from custody.executors import ExecutorError
+    from custody.pipeline.executors import ExecutorError
     from custody.runs.governed import RunRefused, run_spec
     from custody.runs.spec import SpecError, load_spec
-    from custody.stages.runner import StageError
+    from custody.stages.base import StageError
 
     try:
         loaded = load_spec(spec_path)

@@ -6,6 +6,7 @@ An entry is stored as the exact bytes produced here and never re-serialized to v
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -58,6 +59,11 @@ def canonical_json(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
         raise EntryError(f"value cannot be canonicalized: {exc}") from exc
+
+
+def json_digest(value: Any) -> str:
+    """The hex SHA-256 of a value's canonical JSON: how a configuration or summary is named."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
 class EntryBody(BaseModel):

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from custody.datasets.names import DatasetRef
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
-from custody.stages.catalog import available_stages, build_stage
-from custody.stages.runner import StageError, StageResult, run_stage
-
-if TYPE_CHECKING:
-    from custody.executors.base import Executor
+from custody.pipeline.executors.base import Executor
+from custody.pipeline.run_stage import StageResult, run_stage
+from custody.stages.base import StageError
+from custody.stages.catalog import STAGES
 
 
 def intermediate_ref(target: DatasetRef, position: int, stage: str) -> DatasetRef:
@@ -53,14 +52,13 @@ def run_chain(
     With a Ray `executor`, per-record stages run on its workers; the others in this process.
     """
     options = options or {}
-    unknown = [n for n in [*stages, *options] if n not in available_stages()]
-    if not stages or unknown:
-        raise StageError(f"unknown stage '{(unknown or [''])[0]}' (available: {', '.join(available_stages())})")
+    for name in [*stages, *options] or [""]:
+        STAGES.entry(name)  # an unknown name is refused with the known ones
     stray = [n for n in options if n not in stages]
     if stray:
         raise StageError(f"options given for stage '{stray[0]}', which is not in the chain ({', '.join(stages)})")
     # Every stage is built, and its options checked, before anything runs.
-    built = [build_stage(name, home, dict(options.get(name, {}))) for name in stages]
+    built = [STAGES.build(name, home, options=dict(options.get(name, {}))) for name in stages]
     results, current = [], source
     for i, stage in enumerate(built):
         out = target if i == len(built) - 1 else intermediate_ref(target, i + 1, stage.name)

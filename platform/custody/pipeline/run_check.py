@@ -1,46 +1,26 @@
-"""Running a check: rows to Parquet, summary to JSON, both to the store, one ledger entry."""
+"""Running a check: its shards on an executor, rows to Parquet, summary to JSON, both to the store, one ledger entry."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from custody.checks import entry_types  # noqa: F401  registers check.completed/v1
 from custody.checks.base import Check, CheckReport, worst
-from custody.checks.rows import BATCH_ROWS, ROW_SCHEMA, RowWriter, concatenate  # noqa: F401  re-exported
-from custody.checks.work import FinishedShard, ShardWork
+from custody.checks.results import CheckResult
+from custody.checks.rows import concatenate
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.pipeline.executors.base import Executor
+from custody.pipeline.executors.local import LocalExecutor
+from custody.pipeline.jobs import ScanJob, ScannedShard
+from custody.pipeline.record import record_completed
+from custody.pipeline.shard_work import FinishedShard, ShardWork
 from custody.store import sha256_file
-
-if TYPE_CHECKING:
-    from custody.executors.base import Executor, ScannedShard
-
-COMPLETED = "check.completed/"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    version: str
-    dataset: str
-    dataset_digest: str
-    entry_index: int
-    result_digest: str
-    summary_digest: str
-    config_digest: str
-    status: str
-    records: int
-    body: dict
-
-    def summary(self, home: Home) -> dict:
-        return json.loads(home.store.read_bytes(self.summary_digest))
 
 
 def run_check(
@@ -59,9 +39,6 @@ def run_check(
     how many shards were already done. The recorded result is byte-identical either way, and
     whichever `executor` scanned the shards (None: this process, shard after shard).
     """
-    from custody.executors.base import ScanJob
-    from custody.executors.local import LocalExecutor
-
     executor = executor or LocalExecutor()
     blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
     check.open(dataset)
@@ -135,7 +112,6 @@ def _record(
         "findings": [asdict(f) for f in report.findings],
         **report.summary,
     }
-    summary_digest = home.store.put_bytes(canonical_json(summary))
     body = {
         "check": check.name,
         "version": check.version,
@@ -144,43 +120,11 @@ def _record(
         "config_digest": config_digest,
         "model_digest": check.model_digest(),
         "result_digest": result_digest,
-        "summary_digest": summary_digest,
         "records": records,
         "verdicts": dict(sorted(verdicts.items())),
         "status": status,
         "findings": [{"id": f.id, "severity": f.severity} for f in report.findings],
     }
-    refs = [f"sha256:{d}" for d in (dataset.digest, config_digest, result_digest, summary_digest)]
-    index = home.record("check.completed/v1", dataset.ref.subject, body, refs=refs, actor=actor)
-    home.checkpoint()
-    return _result(index, body)
-
-
-def _result(index: int, body: dict) -> CheckResult:
-    return CheckResult(
-        body["check"],
-        body["version"],
-        body["dataset"],
-        body["dataset_digest"],
-        index,
-        body["result_digest"],
-        body["summary_digest"],
-        body["config_digest"],
-        body["status"],
-        body["records"],
-        body,
-    )
-
-
-def latest_results(home: Home, dataset: RegisteredDataset) -> dict[str, CheckResult]:
-    """The most recent recorded result of each check for this dataset."""
-    latest: dict[str, CheckResult] = {}
-    start = 0
-    while True:
-        rows = home.storage.entries(start, 1000, type_prefix=COMPLETED, subject=dataset.ref.subject)
-        for row in rows:
-            body = json.loads(row.entry)["body"]
-            latest[body["check"]] = _result(row.idx, body)
-        if len(rows) < 1000:
-            return latest
-        start = rows[-1].idx + 1
+    artifacts = [dataset.digest, config_digest, result_digest]
+    index, body = record_completed(home, "check.completed/v1", dataset.ref.subject, summary, body, artifacts, actor)
+    return CheckResult.recorded(index, body)

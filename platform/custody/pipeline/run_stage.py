@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from custody.datasets.names import DatasetRef
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset, write_records_shard
 from custody.home import Home
-from custody.ledger.entry import canonical_json
+from custody.ledger.entry import json_digest
+from custody.pipeline.decisions import DecisionWriter, output_row
+from custody.pipeline.executors.base import Executor
+from custody.pipeline.jobs import StageJob
+from custody.pipeline.record import record_completed
 from custody.stages import entry_types  # noqa: F401  registers stage.completed/v1
-from custody.stages.base import Decision, Stage
-
-if TYPE_CHECKING:
-    from custody.executors.base import Executor, StageJob
-
-DECISION_SCHEMA = pa.schema(
-    [
-        ("record_id", pa.string()),
-        ("content_hash", pa.string()),
-        ("action", pa.string()),
-        ("reason", pa.string()),
-        ("score", pa.float64()),
-        ("details", pa.string()),
-        ("new_content_hash", pa.string()),
-    ]
-)
-BATCH = 10_000
-
-
-class StageError(ValueError):
-    """Unknown stage, bad stage configuration, or an output name already taken."""
+from custody.stages.base import Stage, StageError
 
 
 @dataclass(frozen=True)
@@ -51,62 +32,6 @@ class StageResult:
     entry_index: int
     counts: dict[str, int]
     summary: dict
-
-
-class DecisionWriter:
-    """The decisions Parquet, batched the same way whoever made the decisions (bytes depend on rows only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.writer = pq.ParquetWriter(path, DECISION_SCHEMA, compression="zstd")
-        self.rows: list[dict] = []
-        self.counts: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
-
-    def add(self, decision: Decision, new_hash: str | None) -> None:
-        self.add_row(
-            {
-                "record_id": decision.record.id,
-                "content_hash": decision.record.content_hash,
-                "action": decision.action,
-                "reason": decision.reason,
-                "score": decision.score,
-                "details": decision.details,
-                "new_content_hash": new_hash,
-            }
-        )
-
-    def add_row(self, row: dict) -> None:
-        self.counts[row["action"]] += 1
-        if row["reason"]:
-            self.reasons[row["reason"]] += 1
-        self.rows.append(row)
-        if len(self.rows) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=DECISION_SCHEMA))
-            self.rows = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
-
-def output_row(decision: Decision) -> tuple[dict | None, str | None]:
-    """The output record a decision keeps (None for a drop) and its new content hash."""
-    from custody.datasets.readers import content_hash
-
-    if decision.action == "drop":
-        return None, None
-    text = decision.text if decision.action == "modify" else decision.record.text
-    row = {"id": decision.record.id, "text": text}
-    if decision.record.license:
-        row["license"] = decision.record.license
-    if decision.record.source_url:
-        row["source_url"] = decision.record.source_url
-    return row, content_hash(text)
 
 
 def _in_driver(
@@ -153,7 +78,7 @@ def run_stage(
     registry = DatasetRegistry(home)
     if registry.find(output) is not None:
         raise StageError(f"{output} is already registered; choose another --output name or version")
-    config = {"stage": stage.name, "version": stage.version, **stage.config()}
+    config = stage.recorded_config()
     with tempfile.TemporaryDirectory(prefix="custody-stage-") as tmp:
         decisions = DecisionWriter(Path(tmp) / "decisions.parquet")
         scratch = None
@@ -161,10 +86,7 @@ def run_stage(
             # Workers write their parts where every node sees them: the home's work area.
             scratch = home.path / "work" / "stages" / uuid.uuid4().hex
             scratch.mkdir(parents=True)
-            from custody.executors.base import StageJob
-
-            digest = hashlib.sha256(canonical_json(config)).hexdigest()
-            job = StageJob(home, source, stage.name, dict(options or {}), digest, scratch)
+            job = StageJob(home, source, stage.name, dict(options or {}), json_digest(config), scratch)
             outputs = _on_workers(job, executor, stage, decisions)
         else:
             outputs = _in_driver(stage, source, decisions, progress)
@@ -189,7 +111,6 @@ def run_stage(
         "reasons": dict(decisions.reasons.most_common()),
         **stage.summarize(derived),
     }
-    summary_digest = home.store.put_bytes(canonical_json(summary))
     body = {
         "stage": stage.name,
         "version": stage.version,
@@ -199,12 +120,10 @@ def run_stage(
         "output_digest": derived.digest,
         "config_digest": derived.body["stage"]["config_digest"],
         "decisions_digest": decisions_digest,
-        "summary_digest": summary_digest,
         "kept": summary["counts"]["keep"],
         "modified": summary["counts"]["modify"],
         "dropped": summary["counts"]["drop"],
     }
-    refs = [f"sha256:{d}" for d in (source.digest, derived.digest, decisions_digest, summary_digest)]
-    index = home.record("stage.completed/v1", output.subject, body, refs=refs, actor=actor)
-    home.checkpoint()
+    artifacts = [source.digest, derived.digest, decisions_digest]
+    index, _ = record_completed(home, "stage.completed/v1", output.subject, summary, body, artifacts, actor)
     return StageResult(stage.name, derived, index, summary["counts"], summary)

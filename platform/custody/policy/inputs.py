@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from custody.checks.catalog import available_checks, build_check
+from custody.checks.catalog import CHECKS
 from custody.checks.results import latest_results
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
@@ -56,7 +56,7 @@ class RunContext:
 
 def current_check_versions() -> dict[str, str]:
     """The version of every check custody runs now; an older result is stale."""
-    return {name: build_check(name).version for name in available_checks()}
+    return {name: CHECKS.version(name) for name in CHECKS.names()}
 
 
 def _license_categories(summary: dict) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from custody.checks.catalog import available_checks
+from custody.checks.catalog import CHECKS
 from custody.datasets.card import DatasetCard, SourceKind
 from custody.licenses.categories import CATEGORIES
 from custody.paths import policies_dir
@@ -74,9 +74,8 @@ class FreshnessCurrent(Rule):
     @field_validator("checks")
     @classmethod
     def _known_checks(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in available_checks()]
-        if unknown:
-            raise ValueError(f"unknown check '{unknown[0]}' (available: {', '.join(available_checks())})")
+        for name in value:
+            CHECKS.entry(name)  # a CheckError (a ValueError) names the known checks
         return value
 
 

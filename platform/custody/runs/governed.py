@@ -15,80 +15,35 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from custody.checks.catalog import available_checks, build_check
-from custody.checks.results import latest_results, run_check
+from custody.checks.catalog import CHECKS
+from custody.checks.results import latest_results
 from custody.datasets.names import MAX_VERSION, DatasetRef, is_intermediate, parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
-from custody.executors import Executor, make_executor
 from custody.home import Home, actor_name
-from custody.ledger.entry import canonical_json
-from custody.policy.evaluate import DECISION_EXIT
-from custody.policy.gate import GateResult, run_gate
+from custody.ledger import query
+from custody.ledger.entry import json_digest
+from custody.pipeline.chain import run_chain
+from custody.pipeline.executors import Executor, make_executor
+from custody.pipeline.run_check import run_check
+from custody.policy.gate import run_gate
 from custody.policy.inputs import RunContext
 from custody.policy.schema import load_policy
 from custody.runs import entry_types  # noqa: F401  registers run.started/checkpoint/finished
+from custody.runs.outcome import RunOutcome, Say, carbon_config
 from custody.runs.spec import LoadedSpec, RunSpec
-from custody.stages.chain import run_chain
-from custody.train.carbon import CarbonConfig, Emissions, track_emissions
+from custody.stages.catalog import STAGES
+from custody.train.carbon import track_emissions
 from custody.trust.acting import Acting, Person
-
-Say = Callable[[str], None]
 
 
 class RunRefused(RuntimeError):
     """The ledger holds no allow decision for exactly these datasets' current bytes."""
 
 
-@dataclass
-class RunOutcome:
-    spec: LoadedSpec
-    prepared: list[RegisteredDataset]
-    gate: GateResult
-    run_id: str | None = None
-    result: Any = None  # custody.train.loop.TrainResult when training ran
-    entries: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return DECISION_EXIT[self.gate.decision.decision]
-
-
-def carbon_config(spec: RunSpec) -> CarbonConfig:
-    c = spec.carbon
-    return CarbonConfig(country_iso_code=c.country_iso_code, region=c.region, pue=c.pue, wue_l_per_kwh=c.wue_l_per_kwh)
-
-
-def emissions_body(emissions: Emissions, tracker: str = "codecarbon OfflineEmissionsTracker") -> dict[str, Any]:
-    return {
-        "duration_s": round(emissions.duration_s, 3),
-        "energy_kwh": emissions.energy_kwh,
-        "emissions_kg_co2e": emissions.emissions_kg_co2e,
-        "water_l": emissions.water_l,
-        "country_iso_code": emissions.country_iso_code,
-        "pue": emissions.pue,
-        "wue_l_per_kwh": emissions.wue_l_per_kwh,
-        "tracker": f"{tracker} (codecarbon {emissions.codecarbon_version})",
-    }
-
-
 def chain_signature(home: Home, stages: list[str], options: dict) -> list[tuple[str, str]]:
     """Each stage of a chain as (name, config digest), as its stage.completed entry records them."""
-    from custody.stages.catalog import build_stage
-
-    signature = []
-    for name in stages:
-        stage = build_stage(name, home, dict(options.get(name, {})))
-        config = {"stage": stage.name, "version": stage.version, **stage.config()}
-        signature.append((name, hashlib.sha256(canonical_json(config)).hexdigest()))
-    return signature
+    built = {name: STAGES.build(name, home, options=dict(options.get(name, {}))) for name in stages}
+    return [(name, json_digest(built[name].recorded_config())) for name in stages]
 
 
 def _made_by(registry: DatasetRegistry, dataset: RegisteredDataset, source: RegisteredDataset, signature) -> bool:
@@ -124,7 +79,7 @@ def prepared_target(
     for n in range(1, 1000):
         version = base if n == 1 else f"{base}.{n}"
         if len(version) > MAX_VERSION:  # a very long spec name: fall back to a digest
-            digest = hashlib.sha256(canonical_json([source.digest, signature])).hexdigest()[:12]
+            digest = json_digest([source.digest, signature])[:12]
             version = f"{source.ref.version}+prepared-{digest}"
         ref = DatasetRef(source.ref.name, version)
         if registry.find(ref) is None:
@@ -165,12 +120,11 @@ def check(
     """Run every check whose latest result does not cover the dataset's current bytes and version."""
     for dataset in datasets:
         latest = latest_results(home, dataset)
-        for name in available_checks():
-            check_ = build_check(name)
+        for name in CHECKS.names():
             found = latest.get(name)
-            if found is not None and found.dataset_digest == dataset.digest and found.version == check_.version:
+            if found is not None and found.dataset_digest == dataset.digest and found.version == CHECKS.version(name):
                 continue
-            result = run_check(home, dataset, check_, actor=actor, executor=executor)
+            result = run_check(home, dataset, CHECKS.build(name), actor=actor, executor=executor)
             say(
                 f"check {name} on {dataset.ref}: {result.status}, {result.records} records "
                 f"(ledger index {result.entry_index})"
@@ -179,13 +133,13 @@ def check(
 
 def require_allow(home: Home, decision_index: int, datasets: list[RegisteredDataset]) -> dict:
     """The decision at `decision_index`, if it is an allow for exactly these datasets' digests."""
-    row = home.storage.entries(decision_index, 1)
-    if not row or row[0].idx != decision_index:
+    row = query.at(home.storage, decision_index)
+    if row is None:
         raise RunRefused(f"no ledger entry at index {decision_index}")
-    entry = json.loads(row[0].entry)
+    entry = query.envelope(row)
     if entry["type"] not in ("policy.decision/v1", "policy.decision/v2"):
         raise RunRefused(f"ledger entry {decision_index} is a {entry['type']}, not a policy decision")
-    problem = home.attribute(row[0]).problem
+    problem = home.attribute(row).problem
     if problem:
         raise RunRefused(f"decision {decision_index} is not a valid signed entry: {problem}")
     if home.roster().signed and not any(p["role"] == "bound" for p in entry["body"].get("policies", [])):
@@ -259,11 +213,3 @@ def run_spec(
 
     train_run(home, outcome, preparation, actor, say)
     return outcome
-
-
-def new_run_id(spec: RunSpec) -> str:
-    return f"{spec.name}-{uuid.uuid4().hex[:8]}"
-
-
-def run_dir(home: Home, run_id: str) -> Path:
-    return home.path / "runs" / run_id

@@ -65,15 +65,13 @@ class PrepareSpec(_Strict):
 
     @model_validator(mode="after")
     def _stages(self) -> PrepareSpec:
-        from custody.stages.catalog import available_stages, check_pretraining_plan, stage_info
-        from custody.stages.options import validate_options
+        from custody.stages.catalog import STAGES, check_pretraining_plan
 
-        unknown = [s for s in [*self.stages, *self.options] if s not in available_stages()]
-        if unknown:
-            raise ValueError(f"unknown stage '{unknown[0]}' (available: {', '.join(available_stages())})")
+        for name in [*self.stages, *self.options]:
+            STAGES.entry(name)  # an unknown name is refused with the known ones
         check_pretraining_plan(self.stages, allow=self.allow_off_by_default)
         for name, values in self.options.items():
-            validate_options(name, stage_info(name).load(), values)
+            STAGES.validate(name, values)
         return self
 
 

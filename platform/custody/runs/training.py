@@ -15,7 +15,7 @@ from custody import __version__
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
-from custody.runs.governed import RunOutcome, Say, carbon_config, emissions_body, new_run_id, run_dir
+from custody.runs.outcome import RunOutcome, Say, carbon_config, emissions_body, new_run_id, run_dir
 from custody.runs.spec import RunSpec
 from custody.train.carbon import Emissions
 from custody.train.checkpoint import SavedCheckpoint, load_checkpoint

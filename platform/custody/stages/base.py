@@ -1,8 +1,8 @@
 """The stage contract.
 
 A stage is a function over a stream of records (as in datatrove): it takes records and yields,
-for each, a decision — keep, modify (with the new text) or drop — and the reason. The runner in
-`runner.py` does the bookkeeping: the derived dataset, the per-record decisions (an exclusion
+for each, a decision — keep, modify (with the new text) or drop — and the reason. The pipeline
+(pipeline/run_stage.py) does the bookkeeping: the derived dataset, the per-record decisions (an exclusion
 record for every dropped document, as datatrove's exclusion writer keeps), and lineage.
 """
 
@@ -18,6 +18,10 @@ from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 
 Action = Literal["keep", "modify", "drop"]
+
+
+class StageError(ValueError):
+    """Unknown stage, bad stage configuration, or an output name already taken."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class Stage(ABC):
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """Everything the output depends on besides the input (digested into the lineage)."""
+
+    def recorded_config(self) -> dict[str, Any]:
+        """The configuration lineage records and workers compare: name, version and settings."""
+        return {"stage": self.name, "version": self.version, **self.config()}
 
     @abstractmethod
     def process(self, records: Iterable[Record]) -> Iterator[Decision]:

@@ -1,33 +1,17 @@
-"""The stages custody knows by name, their settings, and which belong in language-model pretraining.
+"""The stages custody ships, each declared once, and which belong in language-model pretraining.
 
-Stage classes load on first use (importlib), so listing stages does not import presidio, ftfy or
-datasketch. Settings are a stage's keyword-only constructor parameters (see options.py).
+Stage classes load on first use, so listing stages does not import presidio, ftfy or datasketch.
+A stage's settings are its keyword-only constructor parameters (custody/registry.py checks them).
+Third-party packages add stages under the `custody.stages` entry-point group.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from custody.home import Home
-from custody.stages.base import Stage
-from custody.stages.options import option_defaults, validate_options
-from custody.stages.runner import StageError
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    name: str
-    target: str  # "module:Class"
-    pretraining: bool  # part of the default preparation for language-model pretraining
-    summary: str  # what it does, or, when off by default, why
-
-    def load(self) -> type[Stage]:
-        module, _, cls = self.target.partition(":")
-        return getattr(importlib.import_module(module), cls)
-
+from custody.registry import Entry, Registry
+from custody.stages.base import StageError
 
 OFF_FOR_PRETRAINING = (
     "off by default for language-model pretraining: {}; ask for it by name when a task needs it (see docs/stages.md)"
@@ -35,100 +19,88 @@ OFF_FOR_PRETRAINING = (
 
 # In the order a pretraining preparation runs them: repair text first so later hashes and rules
 # see clean Unicode, filter, drop copies, then redact and drop toxic text from what is left.
-_CATALOG: dict[str, StageInfo] = {
-    info.name: info
-    for info in (
-        StageInfo(
+STAGES = Registry(
+    "stage",
+    group="custody.stages",
+    error=StageError,
+    built_in=(
+        Entry(
             "normalize-unicode",
             "custody.stages.normalize:NormalizeUnicode",
-            True,
             "repair mojibake and broken Unicode with ftfy, then NFC",
+            pretraining=True,
         ),
-        StageInfo(
+        Entry(
             "quality-filter",
             "custody.stages.quality:QualityFilter",
-            True,
             "Gopher quality and repetition rules (Rae et al. 2021); C4 line rules as a setting (Raffel et al. 2020)",
+            pretraining=True,
         ),
-        StageInfo(
+        Entry(
             "dedup-exact",
             "custody.stages.dedup:DedupExact",
-            True,
             "drop exact copies (after whitespace/NFC normalization); the first is kept",
+            pretraining=True,
         ),
-        StageInfo(
-            "dedup-near", "custody.stages.near_dedup:DedupNear", True, "drop near-copies by MinHash LSH; first kept"
+        Entry(
+            "dedup-near",
+            "custody.stages.near_dedup:DedupNear",
+            "drop near-copies by MinHash LSH; first kept",
+            pretraining=True,
         ),
-        StageInfo("redact-pii", "custody.stages.redact:RedactPii", True, "replace detected PII (presidio)"),
-        StageInfo("drop-toxic", "custody.stages.toxic:DropToxic", True, "drop records scored toxic"),
-        StageInfo(
+        Entry("redact-pii", "custody.stages.redact:RedactPii", "replace detected PII (presidio)", pretraining=True),
+        Entry("drop-toxic", "custody.stages.toxic:DropToxic", "drop records scored toxic", pretraining=True),
+        Entry(
             "lowercase",
             "custody.stages.classic:Lowercase",
-            False,
             OFF_FOR_PRETRAINING.format(
                 "case carries names, sentence starts, acronyms and code, and the model must learn it"
             ),
         ),
-        StageInfo(
+        Entry(
             "remove-stopwords",
             "custody.stages.classic:RemoveStopwords",
-            False,
             OFF_FOR_PRETRAINING.format(
                 "function words carry syntax and meaning ('not'); the result is text no one writes"
             ),
         ),
-        StageInfo(
+        Entry(
             "spell-correct",
             "custody.stages.classic:SpellCorrect",
-            False,
             OFF_FOR_PRETRAINING.format("a dictionary corrector rewrites names, code, jargon and other languages"),
         ),
-    )
-}
+    ),
+)
 
 
 def available_stages() -> list[str]:
-    return list(_CATALOG)
+    return STAGES.names()
 
 
-def stage_info(name: str) -> StageInfo:
-    if name not in _CATALOG:
-        raise StageError(f"unknown stage '{name}' (available: {', '.join(_CATALOG)})")
-    return _CATALOG[name]
+def stage_options(name: str) -> dict[str, Any]:
+    """The stage's settings and their defaults."""
+    return STAGES.options(name)
 
 
 def pretraining_stages() -> list[str]:
     """The stages a language-model pretraining preparation runs by default, in order."""
-    return [name for name, info in _CATALOG.items() if info.pretraining]
+    return [entry.name for entry in STAGES if entry.pretraining]
 
 
 def off_by_default() -> dict[str, str]:
     """Stages that are available but not part of pretraining preparation, each with the reason."""
-    return {name: info.summary for name, info in _CATALOG.items() if not info.pretraining}
+    return {entry.name: STAGES.summary(entry.name) for entry in STAGES if not entry.pretraining}
 
 
 def check_pretraining_plan(stages: Iterable[str], allow: Iterable[str] = ()) -> None:
     """Refuse unknown stages, and off-by-default ones unless `allow` names them (a run spec's opt-in)."""
     allowed = set(allow)
     for name in stages:
-        info = stage_info(name)
-        if not info.pretraining and name not in allowed:
-            raise StageError(f"stage {name} is {info.summary}")
+        entry = STAGES.entry(name)
+        if not entry.pretraining and name not in allowed:
+            raise StageError(f"stage {name} is {STAGES.summary(name)}")
 
 
-def stage_options(name: str) -> dict[str, Any]:
-    """The stage's settings and their defaults."""
-    return option_defaults(stage_info(name).load())
-
-
-def build_stage(name: str, home: Home, options: dict[str, Any] | None = None) -> Stage:
+def build_stage(name: str, home: Any, options: dict[str, Any] | None = None) -> Any:
     """The named stage with `options` checked against its settings; errors name the stage and key."""
-    info = stage_info(name)
-    cls = info.load()
-    values = validate_options(name, cls, options)
-    try:
-        return cls(home, **values)
-    except StageError:
-        raise
-    except ValueError as exc:  # a value out of range, or a malformed HOME/redaction.toml or toxicity.toml
-        raise StageError(f"stage {name}: {exc}") from exc
+    return STAGES.build(name, home, options=options)

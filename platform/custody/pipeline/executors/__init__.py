@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from custody.executors.base import Executor, ExecutorError
-from custody.executors.local import LocalExecutor
+from custody.pipeline.executors.base import Executor, ExecutorError
+from custody.pipeline.executors.local import LocalExecutor
 
 KINDS = ("local", "ray")
 
@@ -15,7 +15,7 @@ def make_executor(kind: str = "local", address: str | None = None, workers: int 
             raise ExecutorError("--ray-address is only for --executor ray")
         return LocalExecutor()
     if kind == "ray":
-        from custody.executors.ray import RayExecutor
+        from custody.pipeline.executors.ray import RayExecutor
 
         return RayExecutor(address=address, workers=workers)
     raise ExecutorError(f"unknown executor {kind!r} (choose {' or '.join(KINDS)})")

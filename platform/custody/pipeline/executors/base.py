@@ -11,66 +11,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from custody.checks.base import Check, Tally
-from custody.checks.work import ShardWork
-from custody.datasets.registry import RegisteredDataset
-from custody.home import Home
+from custody.checks.base import Check
+from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
 
 
 class ExecutorError(RuntimeError):
     """The executor cannot run here (no Ray, no cluster), or a worker disagrees with the driver."""
-
-
-@dataclass(frozen=True)
-class ScanJob:
-    """One check over one dataset, as the driver set it up (the check is already opened here)."""
-
-    home: Home
-    dataset: RegisteredDataset
-    check: Check
-    config_digest: str
-    work: ShardWork
-    blueprint: Any = None  # what `Executor.bind` returned for the unopened check
-
-
-@dataclass(frozen=True)
-class ScannedShard:
-    """One shard's rows (a part not yet accepted) and its counts."""
-
-    number: int
-    written: Path
-    tally: Tally
-    verdicts: dict[str, int]
-    rows: int
-    rows_sha256: str | None = None  # as the worker saw the part; the driver compares
-    worker: str = "local"
-
-
-@dataclass(frozen=True)
-class StageJob:
-    """One per-record stage over one dataset; parts go to `scratch` (on storage every node sees)."""
-
-    home: Home
-    source: RegisteredDataset
-    stage: str
-    options: dict[str, Any]
-    config_digest: str
-    scratch: Path
-
-
-@dataclass(frozen=True)
-class StagePart:
-    """One shard's output records (JSON lines) and decisions (Parquet), in the shard's record order."""
-
-    number: int
-    records: Path
-    decisions: Path
-    count: int
-    worker: str = field(default="local")
 
 
 class Executor(ABC):

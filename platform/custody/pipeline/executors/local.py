@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from custody.checks.rows import RowWriter
-from custody.executors.base import Executor, ScanJob, ScannedShard
+from custody.pipeline.executors.base import Executor
+from custody.pipeline.jobs import ScanJob, ScannedShard
 
 
 class LocalExecutor(Executor):

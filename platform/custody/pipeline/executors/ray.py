@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from custody.executors.base import Executor, ExecutorError, ScanJob, ScannedShard, StageJob, StagePart
-from custody.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
+from custody.pipeline.executors.base import Executor, ExecutorError
+from custody.pipeline.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
+from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
 
 RETRIES = 3
 

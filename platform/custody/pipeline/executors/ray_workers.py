@@ -11,7 +11,6 @@ instead of producing different rows.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import socket
@@ -20,10 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custody.datasets.card import DatasetCard
-from custody.datasets.manifest import Manifest
-from custody.datasets.names import DatasetRef
-from custody.ledger.entry import canonical_json
+from custody.checks.rows import RowWriter
+from custody.datasets.registry import RegisteredDataset
+from custody.home import Home
+from custody.ledger.entry import json_digest
+from custody.pipeline.decisions import DecisionWriter, output_row
+from custody.pipeline.shard_work import ShardWork
+from custody.stages.catalog import STAGES
+from custody.store import sha256_file
 
 
 class ConfigMismatch(RuntimeError):
@@ -32,51 +35,29 @@ class ConfigMismatch(RuntimeError):
 
 @dataclass(frozen=True)
 class DatasetHandle:
-    """A registered dataset without its home: what a worker needs to read its shards."""
+    """A registered dataset without its open home (no connection to pickle): where the home is,
+    and the dataset's own fields, from which a worker opens it again."""
 
     home_path: str
     database_url: str
-    ref: DatasetRef
-    index: int
-    actor: str
-    ts: str
-    body: dict
-    manifest: Manifest
-    card: DatasetCard
+    fields: dict[str, Any]
 
     @classmethod
-    def of(cls, dataset: Any) -> DatasetHandle:
-        home = dataset.home
-        return cls(
-            str(Path(home.path).resolve()),
-            home.database_url,
-            dataset.ref,
-            dataset.index,
-            dataset.actor,
-            dataset.ts,
-            dataset.body,
-            dataset.manifest,
-            dataset.card,
-        )
+    def of(cls, dataset: RegisteredDataset) -> DatasetHandle:
+        kept = {f.name: getattr(dataset, f.name) for f in dataclasses.fields(dataset) if f.name != "home"}
+        return cls(str(Path(dataset.home.path).resolve()), dataset.home.database_url, kept)
 
-    def open(self) -> Any:
-        from custody.datasets.registry import RegisteredDataset
-        from custody.home import Home
-
+    def open(self) -> RegisteredDataset:
         home = Home.open(self.home_path, database=self.database_url)
-        return RegisteredDataset(home, self.ref, self.index, self.actor, self.ts, self.body, self.manifest, self.card)
+        return RegisteredDataset(home=home, **self.fields)
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _digest(config: dict) -> str:
-    return hashlib.sha256(canonical_json(config)).hexdigest()
-
-
 def _compare(what: str, mine: dict, expected_digest: str) -> None:
-    if _digest(mine) != expected_digest:
+    if json_digest(mine) != expected_digest:
         raise ConfigMismatch(
             f"{what} on worker {worker_name()} has another configuration than the driver's "
             f"({json.dumps(mine, sort_keys=True)[:300]}): install the same custody, models and settings "
@@ -116,10 +97,6 @@ class CheckWorker:
         return worker_name()
 
     def scan(self, number: int) -> dict[str, Any]:
-        from custody.checks.rows import RowWriter
-        from custody.checks.work import ShardWork
-        from custody.store import sha256_file
-
         self._ready()
         shard = self.dataset.manifest.shards[number]
         path = ShardWork(self.work_dir).scratch_path(number, uuid.uuid4().hex[:12])
@@ -156,13 +133,9 @@ class StageWorker:
     def _ready(self) -> None:
         if self.stage is not None:
             return
-        from custody.stages.catalog import build_stage
-
         self.dataset = self.handle.open()
-        stage = build_stage(self.name, self.dataset.home, dict(self.options))
-        _compare(
-            f"stage {self.name}", {"stage": stage.name, "version": stage.version, **stage.config()}, self.config_digest
-        )
+        stage = STAGES.build(self.name, self.dataset.home, options=dict(self.options))
+        _compare(f"stage {self.name}", stage.recorded_config(), self.config_digest)
         self.stage = stage
 
     def ready(self) -> str:
@@ -170,8 +143,6 @@ class StageWorker:
         return worker_name()
 
     def process(self, number: int) -> dict[str, Any]:
-        from custody.stages.runner import DecisionWriter, output_row
-
         self._ready()
         shard = self.dataset.manifest.shards[number]
         attempt = uuid.uuid4().hex[:12]

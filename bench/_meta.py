@@ -81,12 +81,11 @@ def machine() -> dict[str, Any]:
 
 def code_version() -> dict[str, Any] | None:
     """The commit measured, and the files under platform/ and bench/ that differed from it."""
+
+    def run(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=30).stdout
+
     try:
-        run = lambda *args: (
-            subprocess.run(  # noqa: E731
-                ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=30
-            ).stdout
-        )
         commit = run("rev-parse", "HEAD").strip()
         modified = [line[3:] for line in run("status", "--porcelain", "--", "platform", "bench").splitlines()]
     except (OSError, subprocess.SubprocessError):

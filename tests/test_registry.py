@@ -1,6 +1,7 @@
 """The one registry of checks and stages: every entry builds under its own name with a canonical
 configuration, unknown names are refused with the known ones, settings are checked strictly, and a
-third-party package adds a check and a stage through Python entry points that the CLI then runs.
+third-party package adds a check, a stage and an exporter through Python entry points that the
+CLI then runs.
 
 (A parallel stage's local and Ray outputs are compared in test_ray_executor.py, on its cluster.)
 """
@@ -19,6 +20,7 @@ from custody.checks.catalog import CHECKS, CheckError
 from custody.cli.main import app
 from custody.ledger.entry import canonical_json
 from custody.registry import BUILT_IN, Entry, Registry
+from custody.reports.exports.catalog import EXPORTERS
 from custody.stages.base import Stage, StageError
 from custody.stages.catalog import STAGES, pretraining_stages
 from test_check_resume import register_shards
@@ -56,6 +58,12 @@ def test_every_stage_builds_under_its_name_with_a_canonical_config(name: str, ho
     assert (recorded["stage"], recorded["version"]) == (name, stage.version)
     _canonical_round_trip(recorded)
     assert set(STAGES.options(name)) == set(STAGES.option_types(name))
+
+
+@pytest.mark.parametrize("name", EXPORTERS.names())
+def test_every_exporter_loads_under_its_name(name: str) -> None:
+    exporter = EXPORTERS.load(name)
+    assert exporter.name == name and callable(exporter.export) and EXPORTERS.summary(name)
 
 
 def test_the_pretraining_stages_come_in_their_declared_order() -> None:
@@ -138,12 +146,23 @@ class Shout(Stage):
 '''
 
 
+EXPORTER_SOURCE = '''
+"""the subject a report is about, as one line"""
+name = "word-list"
+
+
+def export(content):
+    return f"{content['subject']}\\n".encode()
+'''
+
+
 @pytest.fixture
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Install `custody_wordcount` the way pip would leave it: a module and its dist-info."""
     site = tmp_path / "site"
     site.mkdir()
     (site / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE, "utf-8")
+    (site / f"{PLUGIN}_export.py").write_text(EXPORTER_SOURCE, "utf-8")
     info = site / f"{PLUGIN}-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {PLUGIN}\nVersion: 0.1.0\n", "utf-8")
@@ -155,6 +174,9 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
             [custody.stages]
             shout = {PLUGIN}:Shout
+
+            [custody.exporters]
+            word-list = {PLUGIN}_export
             """),
         "utf-8",
     )
@@ -162,8 +184,9 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return site
 
 
-def test_a_third_party_package_adds_a_check_and_a_stage_by_entry_points(plugin: Path) -> None:
+def test_a_third_party_package_adds_a_check_a_stage_and_an_exporter_by_entry_points(plugin: Path) -> None:
     assert CHECKS.names()[-1] == "word-count" and STAGES.names()[-1] == "shout"
+    assert EXPORTERS.names()[-1] == "word-list" and EXPORTERS.summary("word-list").startswith("the subject")
     assert CHECKS.entry("word-count").origin == PLUGIN
     assert CHECKS.entry("pii").origin == BUILT_IN, "a plug-in cannot take a built-in name"
     assert CHECKS.summary("word-count") == "flags records longer than a word limit"
@@ -172,7 +195,7 @@ def test_a_third_party_package_adds_a_check_and_a_stage_by_entry_points(plugin: 
         CHECKS.build("word-count", options={"limit": "9"})
 
 
-def test_the_cli_runs_a_plugged_in_check_and_stage(plugin: Path, home, engineer_key, tmp_path: Path) -> None:
+def test_the_cli_runs_a_plugged_in_check_stage_and_exporter(plugin: Path, home, engineer_key, tmp_path: Path) -> None:
     register_shards(home, tmp_path / "data", [f"record {n} " + "word " * n for n in range(60)], shards=2)
     runner = CliRunner()
     checked = runner.invoke(app, ["check", "corpus@1", "--checks", "word-count", "--json", "--home", str(home.path)])
@@ -187,6 +210,15 @@ def test_the_cli_runs_a_plugged_in_check_and_stage(plugin: Path, home, engineer_
     assert prepared.exit_code == 0, prepared.output
     entry = json.loads(home.storage.entries(0, 1, type_prefix="stage.completed/")[0].entry)
     assert (entry["body"]["stage"], entry["body"]["modified"]) == ("shout", 60)
+    out = tmp_path / "datasets.txt"
+    exported = runner.invoke(
+        app, ["report", "corpus@1", "--format", "word-list", "--out", str(out), "--home", str(home.path)]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert out.read_text("utf-8") == "dataset:corpus@1\n"
+    recorded = json.loads(home.storage.entries(0, 1, type_prefix="report.exported/")[0].entry)
+    assert recorded["type"] == "report.exported/v2", "a plug-in's export names its package"
+    assert (recorded["body"]["format"], recorded["body"]["exporter"]) == ("word-list", f"{PLUGIN} 0.1.0")
     unknown = runner.invoke(app, ["check", "corpus@1", "--checks", "word-cont", "--home", str(home.path)])
     assert unknown.exit_code == 2
     assert "--checks: unknown check 'word-cont' (available: provenance, license, toxicity, pii, word-count)" in (

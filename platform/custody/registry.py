@@ -1,10 +1,11 @@
-"""The one registry of named units of work: checks, stages and, next, exporters.
+"""The one registry of named units of work: checks, stages and exporters.
 
 Each kind is a `Registry`: its built-in entries, declared once in the kind's own catalog
-(`checks/catalog.py`, `stages/catalog.py`) as a name, a `"module:Class"` target and a one-line
-summary, plus whatever third-party packages add through Python entry points
-(`[project.entry-points."custody.checks"]`, `"custody.stages"`). Classes load on first use, so
-listing names imports no model, and every question about a name goes through here:
+(`checks/catalog.py`, `stages/catalog.py`, `reports/exports/catalog.py`) as a name, a
+`"module:Class"` target and a one-line summary, plus whatever third-party packages add through
+Python entry points (`[project.entry-points."custody.checks"]`, `"custody.stages"`,
+`"custody.exporters"`). Classes load on first use, so listing names imports no model, and every
+question about a name goes through here:
 
 - an unknown name raises the kind's own error with the list of known names;
 - a loaded class must carry the name it is registered under (its `name` is what the ledger
@@ -41,7 +42,7 @@ class Entry:
     """One registered unit: where its class lives and what it does (or, off by default, why)."""
 
     name: str
-    target: str  # "module:Class"
+    target: str  # "module:Class", or "module" for a unit that is a module (an exporter)
     summary: str = ""
     pretraining: bool = False  # stages: part of the default preparation for language-model pretraining
     origin: str = BUILT_IN  # the distribution that registered it
@@ -175,9 +176,11 @@ def _options_model(cls: type) -> type[BaseModel]:
     return create_model(f"{cls.__name__}Options", __config__=config, **fields)
 
 
-def _import(target: str) -> type:
+def _import(target: str) -> Any:
+    """`"module:attribute"`, or a bare `"module"` when the module itself is the unit (an exporter)."""
     module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attribute) if attribute else loaded
 
 
 def _entry_points(group: str) -> list[Any]:

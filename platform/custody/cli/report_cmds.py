@@ -23,8 +23,10 @@ from custody.cli.common import (
     print_json,
 )
 from custody.cli.witness_cmds import WitnessKeyOption, witness_keys
+from custody.reports import REPORT_FORMATS
+from custody.reports.exports.catalog import EXPORTERS
 
-FORMATS = "md, html, json (reports); spdx, cyclonedx, hf-card, ai-act-summary, openlineage (exports)"
+FORMATS = f"{', '.join(REPORT_FORMATS)} (reports); {', '.join(EXPORTERS.names())} (exports)"
 
 
 def report(
@@ -42,11 +44,11 @@ def report(
     Reports (md, html, json) carry every cited ledger entry with an inclusion proof and a signed
     checkpoint: `custody verify-report FILE --key KEY` checks them offline.
     """
-    from custody.reports import EXPORT_FORMATS, REPORT_FORMATS, ExportError
+    from custody.reports import ExportError
     from custody.reports.build import build
     from custody.reports.gather import ReportTargetError
 
-    if fmt not in REPORT_FORMATS + EXPORT_FORMATS:
+    if fmt not in REPORT_FORMATS and fmt not in EXPORTERS:
         fail(f"--format {fmt!r} is not one of: {FORMATS}")
     if out.is_dir():
         fail(f"--out {out} is a directory; give a file name")

@@ -9,11 +9,11 @@ render_*.py    Markdown, HTML (inline SVG charts, svg.py) and JSON
 build.py       gather, anchor, render, record `report.exported/v1`, seal
 verify.py      `custody verify-report`: offline, with nothing but the ledger's verifier key
 exports/       SPDX 3.0.1, CycloneDX 1.6, Hugging Face card, EU AI Act summary, OpenLineage
+               (exports/catalog.py: the exporter registry)
 """
 
 REPORT_FORMAT = "custody.provenance-report/v1"
 REPORT_FORMATS = ("md", "html", "json")
-EXPORT_FORMATS = ("spdx", "cyclonedx", "hf-card", "ai-act-summary", "openlineage")
 
 
 class ExportError(ValueError):

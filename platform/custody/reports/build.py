@@ -5,21 +5,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.registry import BUILT_IN
 from custody.reports import (
-    EXPORT_FORMATS,
     REPORT_FORMATS,
     ExportError,
-    entry_types,  # noqa: F401  registers report.exported/v1
+    entry_types,  # noqa: F401  registers report.exported/v1 and v2
     render_html,
     render_json,
     render_md,
 )
 from custody.reports.anchors import anchor, seal
 from custody.reports.claims import digest_of
+from custody.reports.exports.catalog import EXPORTERS
 from custody.reports.gather import gather
 from custody.reports.layout import assemble, human_part
 from custody.trust.acting import Acting
@@ -40,25 +42,12 @@ class Built:
     ledger_index: int
 
 
-def _exporters() -> dict[str, Callable[[dict[str, Any]], bytes]]:
-    # imported on use: each export pulls in its format's library
-    from custody.reports.exports import ai_act, cyclonedx, hf_card, openlineage, spdx
-
-    return {
-        "spdx": spdx.export,
-        "cyclonedx": cyclonedx.export,
-        "hf-card": hf_card.export,
-        "ai-act-summary": ai_act.export,
-        "openlineage": openlineage.export,
-    }
-
-
 def build(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     if fmt in REPORT_FORMATS:
         return build_report(home, target, fmt, actor)
-    if fmt in EXPORT_FORMATS:
+    if fmt in EXPORTERS:
         return build_export(home, target, fmt, actor)
-    raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(REPORT_FORMATS + EXPORT_FORMATS)}")
+    raise ExportError(f"unknown format {fmt!r}; use one of {', '.join([*REPORT_FORMATS, *EXPORTERS.names()])}")
 
 
 def build_report(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
@@ -76,13 +65,20 @@ def build_report(home: Home, target: str, fmt: str, actor: Acting | str | None =
 
 def build_export(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     content = gather(home, target)
-    data = _exporters()[fmt](content)
+    data = EXPORTERS.load(fmt).export(content)  # imported on use: each pulls in its format's library
     digest = hashlib.sha256(data).hexdigest()
-    index = home.record(
-        "report.exported/v1",
-        content["subject"],
-        {"subject": content["subject"], "format": fmt, "digest": digest, "bytes": len(data), "covers": "file"},
-        actor=actor,
-    )
+    body = {"subject": content["subject"], "format": fmt, "digest": digest, "bytes": len(data), "covers": "file"}
+    entry_type, origin = "report.exported/v1", EXPORTERS.entry(fmt).origin
+    if origin != BUILT_IN:  # a plug-in's format: v2 also names the package that wrote the file
+        entry_type, body = "report.exported/v2", {**body, "exporter": _package(origin)}
+    index = home.record(entry_type, content["subject"], body, actor=actor)
     home.checkpoint()
     return Built(data, content["subject"], fmt, digest, index)
+
+
+def _package(distribution: str) -> str:
+    """`name version` of an installed distribution, as the ledger names a plug-in exporter."""
+    try:
+        return f"{distribution} {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return distribution

@@ -13,6 +13,8 @@ from typing import Any
 from custody.policy.refs import describe
 from custody.reports.exports import dataset_sections, root_registrations, stages
 
+name = "ai-act-summary"  # its key in reports/exports/catalog.py
+
 KINDS = [
     ("public", "2.1 Publicly available datasets"),
     ("licensed", "2.2 Private non-publicly available datasets obtained from third parties (licensed)"),

@@ -19,6 +19,8 @@ from cyclonedx.output.json import JsonV1Dot6
 
 from custody.reports.exports import dataset_sections, root_registrations, stages
 
+name = "cyclonedx"  # its key in reports/exports/catalog.py
+
 
 def _props(pairs: dict[str, Any]) -> list[Property]:
     return [

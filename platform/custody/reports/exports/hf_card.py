@@ -10,6 +10,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from custody.reports import ExportError
 from custody.reports.exports import dataset_sections, stages
 
+name = "hf-card"  # its key in reports/exports/catalog.py
+
 TASKS = {"text": ["text-generation"], "image": ["image-classification"], "audio": ["automatic-speech-recognition"]}
 
 

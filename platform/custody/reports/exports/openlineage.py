@@ -20,6 +20,8 @@ from openlineage.client.serde import Serde
 
 from custody.reports.exports import dataset_sections, root_registrations
 
+name = "openlineage"  # its key in reports/exports/catalog.py
+
 DISTRIBUTION = "custody"
 URL_LABELS = ("repository", "source", "sourcecode", "homepage")  # preferred, as PEP 753 normalizes labels
 

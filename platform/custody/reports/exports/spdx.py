@@ -12,6 +12,8 @@ from spdx_python_model import v3_0_1 as spdx
 from custody.policy.refs import describe
 from custody.reports.exports import dataset_sections, root_registrations
 
+name = "spdx"  # its key in reports/exports/catalog.py
+
 CONFIDENTIALITY = {"public": "clear", "internal": "green", "confidential": "amber", "restricted": "red"}
 PRESENCE = {"yes": "yes", "no": "no", "unknown": "noAssertion"}
 MODALITY = set(spdx.dataset_DatasetType.NAMED_INDIVIDUALS)

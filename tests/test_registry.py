@@ -219,6 +219,17 @@ def test_the_cli_runs_a_plugged_in_check_stage_and_exporter(plugin: Path, home, 
     recorded = json.loads(home.storage.entries(0, 1, type_prefix="report.exported/")[0].entry)
     assert recorded["type"] == "report.exported/v2", "a plug-in's export names its package"
     assert (recorded["body"]["format"], recorded["body"]["exporter"]) == ("word-list", f"{PLUGIN} 0.1.0")
+    listed = runner.invoke(app, ["catalog"])
+    assert listed.exit_code == 0, listed.output
+    assert f"  word-count 0.1.0 (from {PLUGIN}): flags records longer than a word limit\n      limit: int = 40\n" in (
+        listed.stdout
+    )
+    described = json.loads(runner.invoke(app, ["catalog", "stages", "--json"]).stdout)
+    assert list(described) == ["stages"] and described["stages"][-1]["origin"] == PLUGIN
+    dedup = next(item for item in described["stages"] if item["name"] == "dedup-near")
+    assert {"name": "threshold", "type": "float", "default": 0.8} in dedup["settings"] and dedup["pretraining"]
+    bad = runner.invoke(app, ["catalog", "plugins"])
+    assert bad.exit_code == 2 and "KIND 'plugins': choose checks, stages, exporters" in bad.stderr
     unknown = runner.invoke(app, ["check", "corpus@1", "--checks", "word-cont", "--home", str(home.path)])
     assert unknown.exit_code == 2
     assert "--checks: unknown check 'word-cont' (available: provenance, license, toxicity, pii, word-count)" in (

@@ -112,6 +112,10 @@ def run_demo(home: Path | None = None) -> int:
         _custody("dataset", "list", *h)
 
         console.rule("2. provenance, license, PII and toxicity checks on the raw sources", style="bold")
+        console.print(
+            "# the checks this installation knows (a plug-in package adds its own under custody.checks)", style="dim"
+        )
+        _custody("catalog", "checks")
         for name in ("web-pages@1", "forum-dump@1", "shadow-books@1"):
             _custody("check", name, *h)
 

@@ -100,8 +100,10 @@ class Registry:
             raise self.error(f"{self.kind} '{name}' ({entry.target}) declares name {declared!r}; they must agree")
         return cls
 
-    def version(self, name: str) -> str:
-        return str(self.load(name).version)
+    def version(self, name: str) -> str | None:
+        """The unit's version (`version` on the class); None for a unit that declares none."""
+        version = getattr(self.load(name), "version", None)
+        return None if version is None else str(version)
 
     def summary(self, name: str) -> str:
         entry = self.entry(name)
@@ -155,7 +157,10 @@ class Registry:
 
 
 def option_fields(cls: type) -> dict[str, tuple[Any, Any]]:
-    """A class's settings: keyword-only constructor parameters, as name -> (type, default)."""
+    """A class's settings: keyword-only constructor parameters, as name -> (type, default).
+    A unit that is a module (an exporter) has none."""
+    if not isinstance(cls, type):
+        return {}
     hints = typing.get_type_hints(cls.__init__)
     # A dataclass field with a default factory shows a placeholder in the signature: make the value.
     factories = {f.name: f.default_factory for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}

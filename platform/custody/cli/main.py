@@ -11,6 +11,7 @@ import typer
 
 from custody import __version__
 from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prepare_cmds, store_cmds
+from custody.cli.catalog_cmds import catalog
 from custody.cli.common import DatabaseOption, HomeOption, command_group, console, fail
 from custody.cli.dashboard_cmds import dashboard
 from custody.cli.people_cmds import app as people_app
@@ -36,6 +37,7 @@ app.add_typer(dataset_cmds.app, name="dataset")
 app.command("check")(check_cmds.check)
 app.command("findings")(check_cmds.findings)
 app.command("prepare")(prepare_cmds.prepare)
+app.command("catalog")(catalog)
 app.add_typer(policy_cmds.gate_app, name="gate")
 app.add_typer(policy_cmds.review_app, name="review")
 app.add_typer(policy_cmds.policy_app, name="policy")

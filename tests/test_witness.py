@@ -555,14 +555,15 @@ def test_verify_proof_requires_the_cosignature(witness, server: Served, homes: P
 
 def _report(home: Home) -> bytes:
     """A minimal JSON report citing one entry, made by the report library's own anchor and seal."""
+    from custody.ledger.entry import json_digest
     from custody.reports import REPORT_FORMAT
     from custody.reports.anchors import anchor, seal
-    from custody.reports.claims import cite, digest_of
+    from custody.reports.claims import cite
     from custody.reports.layout import assemble
 
     content = {"format": REPORT_FORMAT, "subject": "dataset:witnessed@1", "notes": [cite(home.ledger.entry(1))]}
     content["anchors"] = anchor(home, content)
-    digest = digest_of(content)
+    digest = json_digest(content)
     content["seal"] = seal(
         home, content["subject"], "json", digest, len(canonical_json(content)), content["anchors"]["tree_size"]
     )

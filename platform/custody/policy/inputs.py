@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from custody.checks.catalog import CHECKS
 from custody.checks.results import latest_results
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
+from custody.ledger import query
 from custody.ledger.entry import canonical_json
 from custody.policy.evaluate import format_instant
 
@@ -103,30 +103,24 @@ def reviews_on(home: Home, ledger_subjects: list[str], after: int = -1) -> list[
     """Review entries recorded on these ledger subjects (`dataset:x@1`, `run:y`), oldest first."""
     found = []
     for subject in ledger_subjects:
-        start = after + 1
-        while True:
-            rows = home.storage.entries(start, 1000, type_prefix=REVIEW_TYPE_PREFIX, subject=subject)
-            for row in rows:
-                body = json.loads(row.entry)["body"]
-                who = home.attribute(row)
-                review = {
-                    "ledger_index": row.idx,
-                    "finding": body["finding"],
-                    "rule": body["rule"],
-                    "action": body["action"],
-                    "reviewer": row.actor,
-                    "reviewer_key": who.key,
-                    "signed": who.kind,
-                    "reason": body["reason"],
-                    "expires": body.get("expires"),
-                    "ts": row.ts,
-                }
-                if who.problem:  # written behind the library's back: the gate does not count it
-                    review["invalid"] = who.problem
-                found.append(review)
-            if len(rows) < 1000:
-                break
-            start = rows[-1].idx + 1
+        for row in query.entries(home.storage, REVIEW_TYPE_PREFIX, subject=subject, start=after + 1):
+            body = query.body(row)
+            who = home.attribute(row)
+            review = {
+                "ledger_index": row.idx,
+                "finding": body["finding"],
+                "rule": body["rule"],
+                "action": body["action"],
+                "reviewer": row.actor,
+                "reviewer_key": who.key,
+                "signed": who.kind,
+                "reason": body["reason"],
+                "expires": body.get("expires"),
+                "ts": row.ts,
+            }
+            if who.problem:  # written behind the library's back: the gate does not count it
+                review["invalid"] = who.problem
+            found.append(review)
     return sorted(found, key=lambda r: r["ledger_index"])
 
 

@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from custody.home import Home
-from custody.ledger.entry import canonical_json
+from custody.ledger.entry import canonical_json, json_digest
 from custody.registry import BUILT_IN
 from custody.reports import (
     REPORT_FORMATS,
@@ -20,7 +20,6 @@ from custody.reports import (
     render_md,
 )
 from custody.reports.anchors import anchor, seal
-from custody.reports.claims import digest_of
 from custody.reports.exports.catalog import EXPORTERS
 from custody.reports.gather import gather
 from custody.reports.layout import assemble, human_part
@@ -57,7 +56,7 @@ def build_report(home: Home, target: str, fmt: str, actor: Acting | str | None =
     head, tail = RENDERERS[fmt](content)
     if fmt != "json":
         content["rendering"] = {"format": fmt, "sha256": hashlib.sha256(human_part(head, tail)).hexdigest()}
-    digest = digest_of(content)
+    digest = json_digest(content)
     size = len(canonical_json(content))
     content["seal"] = seal(home, content["subject"], fmt, digest, size, content["anchors"]["tree_size"], actor)
     return Built(assemble(fmt, head, tail, content), content["subject"], fmt, digest, content["seal"]["index"])

@@ -13,11 +13,10 @@ cannot carry an unchecked statement inside a claim. Claims are not nested: the w
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from custody.ledger.entry import canonical_json
+from custody.ledger.entry import canonical_json, json_digest
 from custody.ledger.query import envelope
 from custody.ledger.storage import EntryRow
 from custody.trust import sshsig
@@ -32,11 +31,6 @@ ARTIFACT_KEYS = {
     "manifest": "manifest_digest",
     "metrics": "metrics_digest",
 }
-
-
-def digest_of(value: Any) -> str:
-    """SHA-256 of the canonical JSON of a value: how custody stores JSON artifacts."""
-    return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
 def cite(row: EntryRow, **artifacts: Any) -> dict[str, Any]:
@@ -93,7 +87,7 @@ def mismatch(claim: dict[str, Any], envelope: dict[str, Any]) -> str | None:
             continue
         if key in ARTIFACT_KEYS:
             digest = body.get(ARTIFACT_KEYS[key])
-            if not isinstance(digest, str) or digest_of(value) != digest:
+            if not isinstance(digest, str) or json_digest(value) != digest:
                 return f"its {key} does not hash to the entry's {ARTIFACT_KEYS[key]}"
         elif key in body:
             if value != body[key] or _types_differ(value, body[key]):

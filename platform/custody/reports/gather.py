@@ -15,11 +15,11 @@ from custody.checks.results import latest_results
 from custody.datasets.names import DatasetRefError, parse_ref
 from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
 from custody.home import Home
-from custody.ledger.entry import utc_now
+from custody.ledger.entry import json_digest, utc_now
 from custody.ledger.query import body, entries, first, latest
 from custody.ledger.storage import EntryRow
 from custody.reports import REPORT_FORMAT
-from custody.reports.claims import cite, cite_signed, digest_of
+from custody.reports.claims import cite, cite_signed
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$")
 
@@ -144,7 +144,7 @@ def _json_artifact(home: Home, digest: str) -> Any | None:
         value = json.loads(home.store.read_bytes(digest))
     except (OSError, ValueError, LookupError):
         return None
-    return value if digest_of(value) == digest else None
+    return value if json_digest(value) == digest else None
 
 
 # -- runs -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from custody.ledger.entry import json_digest
 from custody.ledger.verifier import (
     Checkpoint,
     CosignerKey,
@@ -32,7 +33,7 @@ from custody.ledger.verifier import (
     verify_inclusion,
 )
 from custody.reports import REPORT_FORMAT
-from custody.reports.claims import claims, digest_of, mismatch
+from custody.reports.claims import claims, mismatch
 from custody.reports.layout import LayoutError, parse
 
 FRAMING = ("anchors", "seal", "rendering")
@@ -217,7 +218,7 @@ def _check_seal(doc: dict[str, Any], fmt: str, key: VerifierKey, anchors_cp: Che
     content = {k: v for k, v in doc.items() if k != "seal"}
     if envelope.get("type") != "report.exported/v1":
         problems.append(f"seal (ledger entry {seal['index']}) is a {envelope.get('type')}, not a report.exported entry")
-    elif recorded.get("digest") != digest_of(content):
+    elif recorded.get("digest") != json_digest(content):
         problems.append(
             f"the report content does not match the digest recorded in ledger entry {seal['index']}: it was edited"
         )

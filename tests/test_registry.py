@@ -224,6 +224,8 @@ def test_the_cli_runs_a_plugged_in_check_stage_and_exporter(plugin: Path, home, 
     assert f"  word-count 0.1.0 (from {PLUGIN}): flags records longer than a word limit\n      limit: int = 40\n" in (
         listed.stdout
     )
+    assert "{'" not in listed.stdout and "= None" not in listed.stdout, "settings read as a spec writes them"
+    assert '      sentences: str = "none"\n' in listed.stdout and "      model: str | None = (unset)\n" in listed.stdout
     described = json.loads(runner.invoke(app, ["catalog", "stages", "--json"]).stdout)
     assert list(described) == ["stages"] and described["stages"][-1]["origin"] == PLUGIN
     dedup = next(item for item in described["stages"] if item["name"] == "dedup-near")

@@ -4,6 +4,7 @@ versions, settings and the package each came from (custody or a plug-in's entry 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+
+
+def _shown(default: Any) -> str:
+    """A default as a run spec would write it (TOML and JSON agree on these), cut to one short line."""
+    if default is None:
+        return "(unset)"
+    text = json.dumps(default, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def describe(registry: Registry) -> list[dict[str, Any]]:
@@ -73,6 +82,5 @@ def catalog(
             origin = "" if item["origin"] == "custody" else f" (from {item['origin']})"
             console.print(f"  {item['name']}{version}{origin}: {item['summary']}")
             for setting in item["settings"]:
-                shown = repr(setting["default"])
-                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                shown = _shown(setting["default"])
                 console.print(f"      {setting['name']}: {setting['type']} = {shown}")

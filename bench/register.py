@@ -206,6 +206,22 @@ def warm(files: list[Path]) -> None:
                 pass
 
 
+def make_home(home: Path, keys: Path) -> Path:
+    """A fresh home (first admin `admin`) with the engineer `bench` on its roster; returns the
+    engineer's key file, which the registering CLI gets as $CUSTODY_KEY (registration is signed
+    by an engineer). Not timed: only `custody dataset register` is."""
+    from custody.testing.people import Cast
+
+    cast = Cast(keys)
+    keys.mkdir(parents=True, exist_ok=True)
+    created = cast.init_home(home)
+    try:
+        cast.enroll(created, "bench", "engineer")
+    finally:
+        created.close()
+    return cast.key_file("bench")
+
+
 def bench_size(workdir: Path, gb: float, shard_mb: int, env: dict) -> tuple[list[Run], dict]:
     corpus = workdir / f"corpus-{gb:g}gb"
     started = time.perf_counter()
@@ -241,7 +257,7 @@ def bench_size(workdir: Path, gb: float, shard_mb: int, env: dict) -> tuple[list
     for label, extra in (("register (copy into store)", []), ("register --in-place", ["--in-place"])):
         home = workdir / f"home-{gb:g}-{'inplace' if extra else 'copy'}"
         shutil.rmtree(home, ignore_errors=True)
-        timed([sys.executable, "-m", "custody", "init", "--home", str(home)], env)
+        env = {**env, "CUSTODY_KEY": str(make_home(home, workdir / "keys"))}
         warm(shards)
         cmd, _ = custody_cmd(
             [

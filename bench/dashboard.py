@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "dashboard.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="custody-bench-dashboard-"))
+    build_s = None
     try:
         if args.home:
             home = args.home
@@ -160,7 +161,9 @@ def main() -> None:
             root = args.keep or workdir
             root.mkdir(parents=True, exist_ok=True)
             print(f"building a home with {args.datasets} datasets and {args.entries:,} entries ...")
+            started = time.perf_counter()
             home = build(root, args.datasets, args.entries)
+            build_s = round(time.perf_counter() - started, 1)
         results = render_times(home)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -173,7 +176,7 @@ def main() -> None:
         for problem in r.get("problems") or []:
             print(f"    problem: {problem}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"entries": args.entries, "datasets": args.datasets, "pages": results}
+    document = {"entries": args.entries, "datasets": args.datasets, "build_s": build_s, "pages": results}
     args.out.write_text(json.dumps(stamp(document), indent=2) + "\n")
 
 

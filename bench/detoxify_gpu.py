@@ -13,7 +13,7 @@ outside the vocabulary, so they split into pieces, as real text does): ~80 token
 Timed per batch, end to end as detoxify's predict() does it: tokenize (truncation at 512, padding),
 copy to the device, forward under torch.inference_mode (and autocast for fp16/bf16 on the GPU),
 sigmoid, copy back. On the GPU the forward pass alone (inputs already on the device) is timed too.
-Writes a table to stdout and, when $OUT is set, $OUT/detoxify_gpu.json.
+Writes a table to stdout and the raw figures to --json (or, when $OUT is set, $OUT/detoxify_gpu.json).
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,32,256")
     parser.add_argument("--words", type=int, default=60, help="words per document")
     parser.add_argument("--threads", type=int, help="torch CPU threads [default: torch's choice]")
+    parser.add_argument("--json", type=Path, help="raw figures to this file [default: $OUT/detoxify_gpu.json if $OUT]")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"\ntotal {info['total_s']} s")
     out = os.environ.get("OUT")
-    if out:
-        path = Path(out) / "detoxify_gpu.json"
+    path = args.json or (Path(out) / "detoxify_gpu.json" if out else None)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(stamp({"info": info, "results": results}), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")

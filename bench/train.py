@@ -36,6 +36,7 @@ The script pays it before the timed runs, as a long training process pays it onc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -311,6 +312,26 @@ def _refs(info: dict) -> list[str]:
     return [f"sha256:{s['digest']}" for s in data["sources"]] + [f"sha256:{data['tokenizer_digest']}"]
 
 
+def checkpoint_costs(out: Path) -> dict:
+    """One governed checkpoint (the largest file the run wrote): its size, the CPU time of its
+    SHA-256, and the time to write the same bytes again and fsync them (what the background
+    writer waits for)."""
+    path = max((p for p in out.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = path.read_bytes()
+    cpu = time.thread_time()
+    hashlib.sha256(data).hexdigest()
+    sha_cpu = time.thread_time() - cpu
+    copy = out / "fsync-probe.bin"
+    started = time.perf_counter()
+    with open(copy, "wb") as handle:
+        handle.write(data)
+        written = time.perf_counter()
+        os.fsync(handle.fileno())
+    fsync = time.perf_counter() - written
+    copy.unlink()
+    return {"bytes": len(data), "sha256_cpu_s": sha_cpu, "write_s": written - started, "fsync_s": fsync}
+
+
 def governed_run(args: argparse.Namespace, home_path: Path, tok_path: Path, tok_digest: str, out: Path) -> Run:
     config = train_config(args)
     GOVERNANCE.clear()
@@ -378,6 +399,7 @@ def main() -> int:
     instrument()
     workdir = Path(tempfile.mkdtemp(prefix="custody-bench-train-", dir=args.dir))
     load_before = load_average()
+    script_started = time.perf_counter()
     try:
         log("setup: registering Tiny Shakespeare, training the tokenizer")
         home_path, tok_path, tok_digest = prepare(workdir, args.vocab)
@@ -405,6 +427,8 @@ def main() -> int:
                 run.cpu_s, run.thread_cpu_s = time.process_time() - cpu, time.thread_time() - thread_cpu
                 runs.append(run)
                 log(f"round {i + 1} {kind:9s} {run.tokens_per_s:8.1f} tokens/s ({run.wall_s:.1f} s)")
+                if kind == "governed":
+                    checkpoint = checkpoint_costs(out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -463,6 +487,12 @@ def main() -> int:
         "governed_training_thread_share": parts,
         "bare_checkpoint_share": bare_saves,
         "max_abs_loss_difference": loss_diff,
+        "checkpoint": checkpoint,
+        "checkpoint_interval_s": [
+            min((r.wall_s - r.setup_s) / args.steps * args.checkpoint_every for r in runs),
+            max((r.wall_s - r.setup_s) / args.steps * args.checkpoint_every for r in runs),
+        ],
+        "duration_s": time.perf_counter() - script_started,
         "governed_run_emissions": emissions,
         "target": "overhead <= 3%",
         "met": overhead <= 0.03,
@@ -490,6 +520,11 @@ def main() -> int:
     for part, share in parts.items():
         print(f"    {part:<40} {share:7.2%}")
     print(f"    {'total':<40} {sum(parts.values()):7.2%}   (bare: torch.save {bare_saves:.2%})")
+    print(
+        f"  one governed checkpoint: {checkpoint['bytes'] / 1e6:.0f} MB, "
+        f"SHA-256 {checkpoint['sha256_cpu_s']:.3f} CPU-s, write {checkpoint['write_s']:.3f} s, "
+        f"fsync {checkpoint['fsync_s']:.3f} s"
+    )
     print(f"  loss curves: max |bare - governed| = {loss_diff:.3g} (same maths, same bits)")
     print(f"  one-time per process (paid before timing): CodeCarbon hardware probe {codecarbon_probe_s:.2f} s")
     if emissions:

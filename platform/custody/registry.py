@@ -86,10 +86,6 @@ class Registry:
             raise self.error(f"unknown {self.kind} '{name}' (available: {', '.join(known)})")
         return known[name]
 
-    def unknown(self, names: typing.Iterable[str]) -> list[str]:
-        known = self.entries()
-        return [name for name in names if name not in known]
-
     # -- classes ----------------------------------------------------------------------------
     def load(self, name: str) -> type:
         """The class registered as `name`, imported now; it must carry that name."""

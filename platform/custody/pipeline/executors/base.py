@@ -11,10 +11,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from custody.checks.base import Check
+from custody.checks.rows import RowWriter
+from custody.datasets.registry import RegisteredDataset
 from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
+from custody.store import sha256_file
+
+
+def scan_one(
+    check: Check, dataset: RegisteredDataset, number: int, path: Path, worker: str = "local", digest: bool = False
+) -> ScannedShard:
+    """Scan shard `number` into a rows part at `path`: the unit of work every executor runs.
+    A part is removed if the check fails; `digest` records its SHA-256 for a driver elsewhere."""
+    writer = RowWriter(path, str(dataset.ref), check)
+    try:
+        tally = check.scan_shard(dataset, dataset.manifest.shards[number], writer.emit)
+    except BaseException:
+        writer.close()
+        path.unlink(missing_ok=True)
+        raise
+    writer.close()
+    rows_sha256 = sha256_file(path) if digest else None
+    return ScannedShard(number, path, tally, dict(writer.verdicts), writer.count, rows_sha256, worker)
 
 
 class ExecutorError(RuntimeError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from custody.pipeline.executors.base import Executor, ExecutorError
@@ -83,33 +82,23 @@ class RayExecutor(Executor):
             return
         handle = DatasetHandle.of(job.dataset)
         args = (job.blueprint, handle, job.config_digest, str(job.work.path.resolve()))
-        for result in self._dispatch(CheckWorker, args, "scan", todo):
-            yield ScannedShard(
-                result["number"],
-                Path(result["written"]),
-                result["tally"],
-                result["verdicts"],
-                result["rows"],
-                result["rows_sha256"],
-                result["worker"],
-            )
+        yield from self._dispatch(CheckWorker, args, "scan", todo)
 
     # -- stages ---------------------------------------------------------------------------------
     def stage_parts(self, job: StageJob) -> Iterator[StagePart]:
         handle = DatasetHandle.of(job.source)
         args = (handle, job.stage, job.options, job.config_digest, str(job.scratch.resolve()))
         numbers = list(range(len(job.source.manifest.shards)))
-        finished: dict[int, dict] = {}
+        finished: dict[int, StagePart] = {}
         following = 0
-        for result in self._dispatch(StageWorker, args, "process", numbers):
-            finished[result["number"]] = result
+        for part in self._dispatch(StageWorker, args, "process", numbers):
+            finished[part.number] = part
             while following in finished:  # hand parts on in shard order, as soon as they can be
-                r = finished.pop(following)
-                yield StagePart(following, Path(r["records"]), Path(r["decisions"]), r["count"], r["worker"])
+                yield finished.pop(following)
                 following += 1
 
     # -- the dispatch loop ----------------------------------------------------------------------
-    def _dispatch(self, worker: type, args: tuple, method: str, numbers: list[int]) -> Iterator[dict]:
+    def _dispatch(self, worker: type, args: tuple, method: str, numbers: list[int]) -> Iterator[Any]:
         """Keep every actor busy with one shard; yield results as they finish; retry lost shards."""
         ray = self._ray()
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custody.checks.rows import RowWriter
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import json_digest
 from custody.pipeline.decisions import DecisionWriter, output_row
+from custody.pipeline.executors.base import scan_one
+from custody.pipeline.jobs import ScannedShard, StagePart
 from custody.pipeline.shard_work import ShardWork
 from custody.stages.catalog import STAGES
-from custody.store import sha256_file
 
 
 class ConfigMismatch(RuntimeError):
@@ -96,27 +96,10 @@ class CheckWorker:
         self._ready()
         return worker_name()
 
-    def scan(self, number: int) -> dict[str, Any]:
+    def scan(self, number: int) -> ScannedShard:
         self._ready()
-        shard = self.dataset.manifest.shards[number]
         path = ShardWork(self.work_dir).scratch_path(number, uuid.uuid4().hex[:12])
-        writer = RowWriter(path, str(self.dataset.ref), self.check)
-        try:
-            tally = self.check.scan_shard(self.dataset, shard, writer.emit)
-        except BaseException:
-            writer.close()
-            path.unlink(missing_ok=True)
-            raise
-        writer.close()
-        return {
-            "number": number,
-            "written": str(path),
-            "tally": tally,
-            "verdicts": dict(writer.verdicts),
-            "rows": writer.count,
-            "rows_sha256": sha256_file(path),
-            "worker": worker_name(),
-        }
+        return scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
 
 
 class StageWorker:
@@ -142,7 +125,7 @@ class StageWorker:
         self._ready()
         return worker_name()
 
-    def process(self, number: int) -> dict[str, Any]:
+    def process(self, number: int) -> StagePart:
         self._ready()
         shard = self.dataset.manifest.shards[number]
         attempt = uuid.uuid4().hex[:12]
@@ -159,10 +142,4 @@ class StageWorker:
                     count += 1
         finally:
             decisions.close()
-        return {
-            "number": number,
-            "records": str(records),
-            "decisions": str(decisions.path),
-            "count": count,
-            "worker": worker_name(),
-        }
+        return StagePart(number, records, decisions.path, count, worker_name())

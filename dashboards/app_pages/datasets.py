@@ -82,11 +82,11 @@ st.subheader("Checks")
 tables.show(
     [
         {
-            "check": c.name,
+            "check": c.check,
             "version": c.version,
             "status": c.status,
             "records": c.records,
-            "index": c.index,
+            "index": c.entry_index,
             "time": when(c.ts),
         }
         for c in detail.checks.values()

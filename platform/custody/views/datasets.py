@@ -2,63 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from custody.checks.catalog import available_checks
+from custody.checks.catalog import CHECKS
+from custody.checks.results import CheckResult, latest_results
 from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
-from custody.ledger.query import body, entries
 from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject, reviews_of
 from custody.views.license_mix import license_categories, license_mix
 
-CHECK = "check.completed/"
 NO_DECISION = "not gated"  # no gate decision has named the dataset yet
 DECISION_ORDER = ("allow", "needs-review", "deny", NO_DECISION)
-
-
-@dataclass(frozen=True)
-class LatestCheck:
-    name: str
-    version: str
-    index: int
-    ts: str
-    status: str
-    records: int
-    result_digest: str
-    summary_digest: str
-    findings: tuple[dict[str, Any], ...]
-
-    def summary(self, home: Home) -> dict[str, Any]:
-        return json.loads(home.store.read_bytes(self.summary_digest))
-
-
-def latest_checks(home: Home, dataset: RegisteredDataset) -> dict[str, LatestCheck]:
-    """Each check's latest result on this dataset, read newest first and stopped once all are seen.
-
-    (custody.checks.results.latest_results reads every result oldest first; a dataset checked
-    many times would make a page slow.)"""
-    wanted = set(available_checks())
-    found: dict[str, LatestCheck] = {}
-    for row in entries(home.storage, CHECK, dataset.ref.subject, newest_first=True):
-        data = body(row)
-        if data["check"] not in found and data["dataset_digest"] == dataset.digest:
-            found[data["check"]] = LatestCheck(
-                data["check"],
-                data["version"],
-                row.idx,
-                row.ts,
-                data["status"],
-                data["records"],
-                data["result_digest"],
-                data["summary_digest"],
-                tuple(data.get("findings", [])),
-            )
-        if wanted <= set(found):
-            break
-    return dict(sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -106,7 +62,7 @@ def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> li
     rows = []
     for dataset in DatasetRegistry(home).all():
         ref = str(dataset.ref)
-        checks = latest_checks(home, dataset)
+        checks = latest_results(home, dataset, CHECKS.names())
         category = ""
         if "license" in checks:
             category = checks["license"].summary(home).get("category") or ""
@@ -125,7 +81,7 @@ def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> li
                 dataset.digest,
                 _declared(dataset),
                 category,
-                ", ".join(f"{c.name}:{c.status}" for c in checks.values()),
+                ", ".join(f"{c.check}:{c.status}" for c in checks.values()),
                 decision.for_subject(ref) if decision else NO_DECISION,
                 decision.index if decision else None,
                 ", ".join(p["dataset"] for p in dataset.parents),
@@ -175,7 +131,7 @@ def by_decision(rows: list[DatasetRow]) -> dict[str, int]:
 @dataclass(frozen=True)
 class DatasetDetail:
     dataset: RegisteredDataset
-    checks: dict[str, LatestCheck]
+    checks: dict[str, CheckResult]
     summaries: dict[str, dict[str, Any]]
     decisions: list[dict[str, Any]]  # every decision that mentions it, oldest first
     reviews: list[dict[str, Any]]  # oldest first, each with who signed it
@@ -205,7 +161,7 @@ class DatasetDetail:
 def dataset_detail(home: Home, ref: str, decisions: list[DecisionInfo] | None = None) -> DatasetDetail:
     registry = DatasetRegistry(home)
     dataset = registry.get(ref)
-    checks = latest_checks(home, dataset)
+    checks = latest_results(home, dataset, CHECKS.names())
     summaries = {name: check.summary(home) for name, check in checks.items()}
     mentioned = [
         {**d.as_row(), "for this dataset": d.for_subject(ref)}

@@ -1,8 +1,10 @@
-"""Toxicity scoring: detoxify where its weights are available, alt-profanity-check otherwise.
+"""Toxicity scoring: detoxify where its weights are available, alt-profanity-check otherwise,
+or Google's Perspective API when configured (`custody.toxicity.perspective`).
 
 See `custody.toxicity.scorers` for the scorers and how one is chosen, and docs/toxicity.md.
 """
 
+from custody.toxicity.perspective import PerspectiveError, PerspectiveKeyMissing, PerspectiveScorer
 from custody.toxicity.scorers import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_THRESHOLD,
@@ -27,6 +29,9 @@ __all__ = [
     "ChecksumError",
     "DetoxifyScorer",
     "OfflineError",
+    "PerspectiveError",
+    "PerspectiveKeyMissing",
+    "PerspectiveScorer",
     "ProfanityScorer",
     "Scorer",
     "ScorerUnavailable",

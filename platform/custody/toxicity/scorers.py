@@ -15,6 +15,8 @@ Two scorers, one contract (`Scorer`): a name, the categories it scores, a digest
 `released_checkpoint(name, cache_dir)` downloads detoxify's released checkpoints (`original`,
 `unbiased`, `multilingual`, ...) once into a cache folder, hash-checked; `select_scorer` picks
 detoxify when it is configured and available, else profanity-check, and says which ran and why.
+`scorer = "perspective"` (never chosen by `auto`) sends texts to Google's Perspective API
+(`custody.toxicity.perspective`), with its key from the environment.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from custody.toxicity import perspective
+
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BATCH_SIZE = 64
-SCORERS = ("auto", "detoxify", "profanity-check")
+SCORERS = ("auto", "detoxify", "profanity-check", "perspective")
 SETTINGS_FILE = "toxicity.toml"  # in the custody home
 MODEL_CACHE = Path("models") / "detoxify"  # under the custody home
 
@@ -161,6 +165,13 @@ class ToxicitySettings:
     hf_config: str | None = None
     sha256: str | None = None
     device: str = "auto"
+    # scorer = "perspective" (the key only from the environment: perspective.KEY_ENV)
+    perspective_attributes: tuple[str, ...] = perspective.DEFAULT_ATTRIBUTES
+    perspective_languages: tuple[str, ...] = perspective.DEFAULT_LANGUAGES
+    perspective_rate: float = perspective.DEFAULT_RATE
+    perspective_max_attempts: int = perspective.DEFAULT_MAX_ATTEMPTS
+    perspective_url: str = perspective.DEFAULT_URL
+    perspective_cache: str | None = None  # default HOME/cache/perspective
 
     ENV: ClassVar[dict[str, str]] = {
         "scorer": "CUSTODY_TOXICITY_SCORER",
@@ -170,6 +181,12 @@ class ToxicitySettings:
         "checkpoint": "CUSTODY_DETOXIFY_CHECKPOINT",
         "hf_config": "CUSTODY_DETOXIFY_HF_CONFIG",
         "sha256": "CUSTODY_DETOXIFY_SHA256",
+        "perspective_attributes": "CUSTODY_PERSPECTIVE_ATTRIBUTES",
+        "perspective_languages": "CUSTODY_PERSPECTIVE_LANGUAGES",
+        "perspective_rate": "CUSTODY_PERSPECTIVE_RATE",
+        "perspective_max_attempts": "CUSTODY_PERSPECTIVE_MAX_ATTEMPTS",
+        "perspective_url": "CUSTODY_PERSPECTIVE_URL",
+        "perspective_cache": "CUSTODY_PERSPECTIVE_CACHE",
     }
 
     def __post_init__(self) -> None:
@@ -185,6 +202,11 @@ class ToxicitySettings:
         object.__setattr__(self, "sha256", normalize_sha256(self.sha256))
         if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
             raise ValueError(f"toxicity device must be auto, cpu, cuda[:N] or mps, not {self.device!r}")
+        object.__setattr__(self, "perspective_attributes", perspective.parse_attributes(self.perspective_attributes))
+        object.__setattr__(self, "perspective_languages", perspective.parse_languages(self.perspective_languages))
+        object.__setattr__(self, "perspective_rate", perspective.parse_rate(self.perspective_rate))
+        object.__setattr__(self, "perspective_max_attempts", perspective.parse_attempts(self.perspective_max_attempts))
+        object.__setattr__(self, "perspective_url", perspective.parse_url(self.perspective_url))
 
     @classmethod
     def load(cls, home: Any | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> ToxicitySettings:
@@ -202,7 +224,7 @@ class ToxicitySettings:
             unknown = sorted(set(data) - known)
             if unknown:
                 raise ValueError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
-            for key in ("checkpoint", "hf_config"):  # relative paths are relative to the home
+            for key in ("checkpoint", "hf_config", "perspective_cache"):  # relative paths are relative to the home
                 value = data.get(key)
                 if isinstance(value, str) and value not in RELEASED and not Path(value).is_absolute():
                     data[key] = str(Path(home_path) / value)
@@ -535,13 +557,36 @@ def _detoxify(settings: ToxicitySettings, home: Any | None) -> DetoxifyScorer:
     return DetoxifyScorer(path, sha256, settings.hf_config, batch_size=settings.batch_size, device=settings.device)
 
 
+def _perspective(settings: ToxicitySettings, home: Any | None) -> perspective.PerspectiveScorer:
+    """The Perspective API scorer; its key from the environment (an error naming the variable if unset)."""
+    cache = settings.perspective_cache
+    if cache is None and home is not None:
+        cache = str(Path(home.path) / perspective.CACHE_DIR)
+    return perspective.PerspectiveScorer(
+        settings.perspective_attributes,
+        settings.perspective_languages,
+        url=settings.perspective_url,
+        rate=settings.perspective_rate,
+        max_attempts=settings.perspective_max_attempts,
+        cache_dir=cache,
+    )
+
+
 def select_scorer(settings: ToxicitySettings | None = None, home: Any | None = None) -> Selection:
     """detoxify when configured and available, else profanity-check; `note` says which and why.
 
     A checksum that does not match, or a download not yet pinned, is an error in every mode: it
     never silently falls back. With scorer = "detoxify" any failure to load it is an error.
+    scorer = "perspective" is only ever chosen explicitly; without its key it is an error.
     """
     settings = settings or ToxicitySettings.load(home)
+    if settings.scorer == "perspective":
+        scorer = _perspective(settings, home)
+        note = (
+            f"perspective API {perspective.API_VERSION} (configured): {', '.join(scorer.attributes)}; "
+            f"languages {', '.join(scorer.languages)}"
+        )
+        return Selection(scorer, note, settings=settings)
     if settings.scorer == "profanity-check":
         return Selection(ProfanityScorer(), "profanity-check (configured)", settings=settings)
     if settings.checkpoint:

@@ -81,7 +81,7 @@ def test_check_records_no_raw_values_and_its_model(home, tmp_path, synth_rows, s
     assert flagged and all(r["verdict"] in ("pass", "flag") for r in table)
     for row in flagged:
         details = json.loads(row["details"])
-        assert details and all(set(d) == {"type", "start", "end", "score"} for d in details)
+        assert details and all(set(d) == {"type", "start", "end", "score", "risk"} for d in details)
         assert row["score"] == max(d["score"] for d in details)
         assert row["reason"] == "pii: " + ", ".join(sorted({d["type"] for d in details}))
 

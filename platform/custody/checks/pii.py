@@ -6,6 +6,13 @@ least one detection at or above the score threshold is flagged; its row lists ea
 {"type", "start", "end", "score"} (character offsets into the record's text). The matched text
 is never copied anywhere: not into rows, the summary, findings, the ledger or logs.
 
+Every detection is rated by pii-codex (`custody.pii.risk`): its row detail carries the level
+(1 non-identifiable, 2 semi-identifiable, 3 identifiable), and the summary's `risk` gives the
+dataset's pii-codex risk score (the mean over records of each record's mean level, 1 for a record
+without findings), findings by level and by category, and each entity type's rating. `redaction`
+names the dataset that ran the redact-pii stage when these bytes come from its output (directly,
+or through later stages whose every input did); a policy counts such findings as redacted.
+
 Records stream shard by shard in chunks over a pool of processes (every core by default);
 memory stays bounded by the chunks in flight, whatever the dataset's size. Empty records pass;
 very long records are scanned in overlapping windows; non-English text and binary junk are
@@ -21,7 +28,8 @@ from typing import Any
 
 from custody.checks.base import Check, CheckReport, Emit, Finding, RecordRow, Tally
 from custody.datasets.manifest import ShardInfo
-from custody.datasets.registry import RegisteredDataset
+from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
+from custody.pii import risk
 from custody.pii.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHUNK_SIZE,
@@ -36,12 +44,13 @@ from custody.pii.engine import (
 )
 
 SCANNER = "custody.pii.fast/1"
+REDACT_STAGE = "redact-pii"  # the stage whose output counts as redacted (stages/redact.py)
 
 
 @dataclass(kw_only=True)
 class PiiCheck(Check):
     name = "pii"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: pii-codex risk ratings in rows and summary
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
     model: str | None = None  # None: $CUSTODY_SPACY_MODEL, else the preferred installed model
@@ -89,6 +98,7 @@ class PiiCheck(Check):
             "sentences": self.sentences,
             "window": self.window,
             "overlap": self.overlap,
+            "risk_ratings": risk.source(),
         }
 
     def model_digest(self) -> str | None:
@@ -110,7 +120,12 @@ class PiiCheck(Check):
         scanner = self._resolved["scanner"]
         spans_by_type: Counter[str] = Counter()
         records_by_type: Counter[str] = Counter()
+        by_level: Counter[str] = Counter()  # findings per pii-codex level ("1", "2", "3")
+        records_by_level: Counter[str] = Counter()  # flagged records per highest level
+        by_category: Counter[str] = Counter()  # findings per pii-codex category
+        unrated: Counter[str] = Counter()  # findings of a type pii-codex does not rate
         records = flagged = empty = characters = 0
+        risk_score_sum = 0.0
         items = (
             ((r.id, r.content_hash, r.position, len(r.text or "")), r.text or "") for r in dataset.shard_records(shard)
         )
@@ -119,15 +134,30 @@ class PiiCheck(Check):
             characters += length
             if length == 0:
                 empty += 1
+            risk_score_sum += risk.record_score([s.entity_type for s in spans])
             if not spans:
                 emit(RecordRow(record_id, content_hash, shard.name, position, "pass"))
                 continue
             flagged += 1
             types = sorted({s.entity_type for s in spans})
+            levels = []
             for s in spans:
                 spans_by_type[s.entity_type] += 1
+                rating = risk.rate(s.entity_type)
+                if rating is None:
+                    unrated[s.entity_type] += 1
+                    levels.append(None)
+                    continue
+                levels.append(rating.level)
+                by_level[str(rating.level)] += 1
+                by_category[rating.category] += 1
             records_by_type.update(types)
-            details = [{"type": s.entity_type, "start": s.start, "end": s.end, "score": s.score} for s in spans]
+            if any(level is not None for level in levels):
+                records_by_level[str(max(level for level in levels if level is not None))] += 1
+            details = [
+                {"type": s.entity_type, "start": s.start, "end": s.end, "score": s.score, "risk": level}
+                for s, level in zip(spans, levels, strict=True)
+            ]
             emit(
                 RecordRow(
                     record_id,
@@ -147,6 +177,11 @@ class PiiCheck(Check):
             "characters": characters,
             "spans_by_type": dict(spans_by_type),
             "records_by_type": dict(records_by_type),
+            "risk_score_sum": risk_score_sum,
+            "findings_by_level": dict(by_level),
+            "records_by_level": dict(records_by_level),
+            "findings_by_category": dict(by_category),
+            "unrated": dict(unrated),
         }
 
     def finish(self, dataset: RegisteredDataset, tallies: list[Tally]) -> CheckReport:
@@ -172,6 +207,8 @@ class PiiCheck(Check):
             "entity_counts": dict(sorted(spans_by_type.items())),
             "records_by_entity": dict(sorted(records_by_type.items())),
             "record_rate_by_entity": {t: rate(n) for t, n in sorted(records_by_type.items())},
+            "risk": self._risk_summary(tallies, records, spans_by_type),
+            "redaction": redaction(dataset),
         }
         findings = []
         if flagged:
@@ -190,3 +227,56 @@ class PiiCheck(Check):
                 Finding("pii.secrets", "flag", f"credentials or keys found in records (records by type: {listed})")
             )
         return CheckReport(summary, findings)
+
+    def _risk_summary(self, tallies: list[Tally], records: int, spans_by_type: Counter[str]) -> dict[str, Any]:
+        by_level, records_by_level = _summed(tallies, "findings_by_level"), _summed(tallies, "records_by_level")
+        score_sum = sum(t.get("risk_score_sum", 0.0) for t in tallies)
+        entities = {}
+        for entity in sorted(set(self.entities) | set(spans_by_type)):
+            rating = risk.rate(entity)
+            entities[entity] = rating.as_json() if rating is not None else None
+        found = [int(level) for level in by_level]
+        return {
+            "source": risk.source(),
+            "score_mean": round(score_sum / records, 6) if records else None,
+            "max_level": max(found, default=None),
+            "levels": {str(n): name for n, name in risk.LEVELS.items()},
+            "findings_by_level": {str(n): by_level.get(str(n), 0) for n in risk.LEVELS},
+            "records_by_level": {str(n): records_by_level.get(str(n), 0) for n in risk.LEVELS},
+            "findings_by_category": dict(sorted(_summed(tallies, "findings_by_category").items())),
+            "entities": entities,
+            "unrated": dict(sorted(_summed(tallies, "unrated").items())),
+        }
+
+
+def _summed(tallies: list[Tally], key: str) -> Counter[str]:
+    return sum((Counter(t.get(key, {})) for t in tallies), Counter())
+
+
+def redaction(dataset: RegisteredDataset) -> dict[str, str] | None:
+    """The dataset whose registration ran the redact-pii stage, when these bytes descend from its
+    output through stages only (every input of every stage on the way redacted); else None."""
+    registry: DatasetRegistry | None = None
+
+    def walk(node: RegisteredDataset, depth: int) -> str | None:
+        nonlocal registry
+        stage = (node.body.get("stage") or {}).get("name")
+        if stage == REDACT_STAGE:
+            return str(node.ref)
+        if stage is None or not node.parents or depth > 64:
+            return None  # registered from files (or a cycle that cannot be): not known to be redacted
+        registry = registry or DatasetRegistry(node.home)
+        first = None
+        for parent in node.parents:
+            try:
+                registered = registry.get(parent["dataset"])
+            except DatasetNotFound:
+                return None
+            by = walk(registered, depth + 1) if registered.digest == parent["digest"] else None
+            if by is None:
+                return None  # one input not known to be redacted: neither is the output
+            first = first or by
+        return first
+
+    by = walk(dataset, 0)
+    return {"stage": REDACT_STAGE, "dataset": by} if by else None

@@ -37,7 +37,9 @@ def test_shipped_policies_load_and_explain_every_rule(name):
 
 def test_default_policy_covers_every_rule_family():
     rules = load_policy("default").policy.rules()
-    assert set(rules) == set(RULE_IDS)
+    # pii.max-risk is opt-in: default.toml shows it commented out (enabling it would change what
+    # the shipped policy decides, e.g. for reviews approved under pii.max-rate)
+    assert set(rules) == set(RULE_IDS) - {"pii.max-risk"}
     assert load_policy("strict").policy.rules()["freshness.current"].verify_bytes is True
     assert load_policy("research").policy.license.allowed.commercial is None
 

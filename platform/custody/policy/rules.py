@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from custody.pii.risk import LEVEL_NUMBERS
 from custody.policy.schema import (
     DeniedSources,
     FindingsFailed,
@@ -20,6 +21,7 @@ from custody.policy.schema import (
     FreshnessCurrent,
     LicenseAllowed,
     PiiMaxRate,
+    PiiMaxRisk,
     RequiredFields,
     ToxicityMaxRate,
     TrainingApproval,
@@ -225,6 +227,40 @@ def pii_max_rate(rule: PiiMaxRate, ds: dict, doc: dict) -> list[Violation]:
     return out
 
 
+def pii_max_risk(rule: PiiMaxRisk, ds: dict, doc: dict) -> list[Violation]:
+    summary = _summary(ds, "pii")
+    ref, floor = ds["dataset"], LEVEL_NUMBERS[rule.at_or_above]
+    ratings = summary.get("risk")
+    if ratings is None:
+        version = ds["checks"]["pii"]["version"]
+        message = f"the pii result ({version}) has no risk ratings (rerun `custody check {ref} --checks pii`)"
+        return [Violation(None, message, undecidable=True)]
+    redaction = summary.get("redaction")
+    if redaction:  # output of redact-pii (or of stages over it only): its findings count as redacted
+        return []
+    out = []
+    for entity, count in sorted(summary["entity_counts"].items()):
+        if entity in rule.ignore or not count:
+            continue
+        rating = ratings["entities"].get(entity)
+        if rating is None:
+            message = f"{count} {entity} findings have no pii-codex rating, so this policy cannot judge their risk"
+            out.append(Violation(entity, message, undecidable=True))
+            continue
+        if rating["level"] >= floor:
+            records = summary["records_by_entity"].get(entity, 0)
+            out.append(
+                Violation(
+                    entity,
+                    f"{count} {entity} findings in {records} of {summary['records_scanned']} records are rated "
+                    f"{rating['level_name']} by {ratings['source']} ({rating['category']}), at or above "
+                    f"{rule.at_or_above}, and not redacted; required action: " + PII_REMEDIES["redact"].format(ref=ref),
+                    action="redact",
+                )
+            )
+    return out
+
+
 def toxic_rate(summary: dict, threshold: float) -> float | None:
     """The share of records scoring >= threshold, when the summary can tell: exactly at the
     check's own threshold, and from its 10-bin histogram at multiples of 0.1 below 1."""
@@ -315,6 +351,7 @@ DATASET_RULES: dict[str, DatasetRule] = {
     "provenance.denied-sources": denied_sources,
     "license.allowed": license_allowed,
     "pii.max-rate": pii_max_rate,
+    "pii.max-risk": pii_max_risk,
     "toxicity.max-rate": toxicity_max_rate,
     "findings.failed": findings_failed,
     "findings.review": findings_review,

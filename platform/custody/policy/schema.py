@@ -21,6 +21,7 @@ from custody.checks.catalog import CHECKS
 from custody.datasets.card import DatasetCard, SourceKind
 from custody.licenses.categories import CATEGORIES
 from custody.paths import policies_dir
+from custody.pii.risk import LEVELS
 from custody.tomlconfig import load_model, where
 
 SCHEMA_VERSION = 1
@@ -28,6 +29,7 @@ PURPOSES = ("commercial", "research")
 Purpose = Literal["commercial", "research"]
 OnFail = Literal["deny", "review"]
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]  # the license categories, least to most restrictive
+RiskLevelName = Literal[tuple(LEVELS.values())]  # type: ignore[valid-type]  # pii-codex's levels, lowest first
 EntityName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
 
 # Every rule id a policy can define, in evaluation order. `gate.recorded` is the gate's own
@@ -38,6 +40,7 @@ RULE_IDS = (
     "provenance.denied-sources",
     "license.allowed",
     "pii.max-rate",
+    "pii.max-risk",
     "toxicity.max-rate",
     "findings.failed",
     "findings.review",
@@ -158,8 +161,16 @@ class PiiMaxRate(Rule):
         return self
 
 
+class PiiMaxRisk(Rule):
+    """No unredacted finding rated at or above a pii-codex level (see custody.pii.risk)."""
+
+    at_or_above: RiskLevelName  # non-identifiable | semi-identifiable | identifiable
+    ignore: list[EntityName] = Field(default_factory=list)  # entity types this rule leaves to pii.max-rate
+
+
 class PiiRules(_Strict):
     max_rate: PiiMaxRate | None = Field(default=None, alias="max-rate")
+    max_risk: PiiMaxRisk | None = Field(default=None, alias="max-risk")
 
 
 class ToxicityMaxRate(Rule):

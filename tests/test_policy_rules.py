@@ -82,7 +82,7 @@ def test_freshness_denies_a_result_from_an_older_check_version(base, tmp_path):
     decision = evaluate(parse_policy(HEADER + FRESH), gather(home, [mix], "commercial", NOW))
     reason = only(decision)
     assert reason.finding == "mix@1/freshness.current:pii"
-    assert "comes from pii 0.9.0, the current version is 1.0.0" in reason.message
+    assert "comes from pii 0.9.0, the current version is 1.1.0" in reason.message
 
 
 def test_freshness_denies_a_result_for_other_bytes(base, tmp_path):

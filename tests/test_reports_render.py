@@ -56,7 +56,7 @@ def test_dataset_report_has_every_known_field_and_the_evidence(rendered, fmt: st
         "verify-report",
     ):
         assert expected in text, expected
-    assert re.search(r"pii \| 1\.0\.0 \| flag|<td>pii</td><td>1\.0\.0</td><td>flag</td>", text)
+    assert re.search(r"pii \| 1\.1\.0 \| flag|<td>pii</td><td>1\.1\.0</td><td>flag</td>", text)
 
 
 @pytest.mark.parametrize("fmt", ["md", "html"])
@@ -93,7 +93,8 @@ def test_decisions_name_each_policy_by_digest_and_binding(rendered):
 def test_html_is_self_contained_with_svg_charts(rendered):
     built, out = rendered
     html = out[("mix@1", "html")]
-    assert html.count("<svg") == 3  # license mix, PII per entity, toxicity histogram
+    # license mix, PII per entity, PII per risk level and per risk category, toxicity histogram
+    assert html.count("<svg") == 5
     assert "<script src" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     run_html = out[(built.run_id, "html")]
     assert "<polyline" in run_html and "Loss per step" in run_html

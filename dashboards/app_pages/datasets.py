@@ -118,6 +118,34 @@ with c3:
     else:
         st.caption("no toxicity check result")
 
+risk = detail.pii_risk()
+if risk is not None:
+    st.subheader("PII risk (pii-codex)")
+    r = st.columns(3)
+    r[0].metric(
+        "Risk score",
+        f"{risk.score:.2f}" if risk.score is not None else "—",
+        help="pii-codex: the mean over records of each record's mean risk level "
+        "(1 non-identifiable, 2 semi-identifiable, 3 identifiable; 1 for a record without findings)",
+    )
+    widgets.labelled(r[1], "Highest level found", risk.highest or "none")
+    widgets.labelled(r[2], "Redacted", f"yes (redact-pii: {risk.redacted_by})" if risk.redacted_by else "no")
+    d1, d2 = st.columns(2)
+    with d1:
+        st.markdown("**Findings per risk level**")
+        levels = pd.DataFrame({"level": list(risk.by_level), "findings": list(risk.by_level.values())})
+        st.bar_chart(levels, x="level", y="findings", sort=False)
+    with d2:
+        st.markdown("**Findings per category**")
+        if risk.by_category:
+            categories = pd.DataFrame({"category": list(risk.by_category), "findings": list(risk.by_category.values())})
+            st.bar_chart(categories, x="category", y="findings", horizontal=True)
+        else:
+            st.caption("no PII found")
+    if risk.entities:
+        tables.show(risk.entities, key="ds_pii_risk")
+    st.caption(f"ratings from {risk.source}; types and counts only, never values")
+
 st.subheader("Lineage")
 st.graphviz_chart(detail.lineage_dot, width="content")
 if detail.ancestors or detail.descendants:

@@ -136,6 +136,7 @@ def check_blocks(checks: dict[str, dict[str, Any]], level: int = 2) -> list[Bloc
         )
         if pii.get("records_by_entity"):
             blocks.append(("bars", "PII: records per entity type", pii["records_by_entity"]))
+        blocks.extend(pii_risk_blocks(pii))
     tox = checks.get("toxicity", {}).get("summary", {})
     if tox:
         blocks.append(
@@ -148,6 +149,43 @@ def check_blocks(checks: dict[str, dict[str, Any]], level: int = 2) -> list[Bloc
         histogram = tox.get("score_histogram")
         if histogram:
             blocks.append(("hist", "Toxicity: records per score", histogram["edges"], histogram["counts"]))
+    return blocks
+
+
+def pii_risk_blocks(pii: dict[str, Any]) -> list[Block]:
+    """pii-codex's risk score and distributions, when the pii result has them (pii 1.1.0 on)."""
+    ratings = pii.get("risk")
+    if not ratings:
+        return []
+    names = ratings["levels"]
+    highest = ratings.get("max_level")
+    redaction = pii.get("redaction")
+    blocks: list[Block] = [
+        (
+            "p",
+            f"PII risk ({ratings['source']}): score {_num(ratings.get('score_mean'))}, the mean over records of "
+            "each record's mean risk level (1 non-identifiable, 2 semi-identifiable, 3 identifiable; 1 for a "
+            f"record without findings); highest level found: "
+            f"{f'{highest} {names[str(highest)]}' if highest else 'none'}"
+            + (f"; these bytes come from the redact-pii output {redaction['dataset']}." if redaction else "."),
+        ),
+        (
+            "bars",
+            "PII: findings per risk level",
+            {f"{level} {name}": ratings["findings_by_level"].get(level, 0) for level, name in names.items()},
+        ),
+    ]
+    if ratings.get("findings_by_category"):
+        blocks.append(("bars", "PII: findings per risk category", ratings["findings_by_category"]))
+    rows = []
+    for entity, n in pii.get("entity_counts", {}).items():
+        rating = ratings["entities"].get(entity)
+        if rating:
+            rows.append([entity, _num(n), f"{rating['level']} {rating['level_name']}", rating["category"]])
+        else:
+            rows.append([entity, _num(n), "unrated", ""])
+    if rows:
+        blocks.append(("table", ["entity", "findings", "risk level", "category"], rows))
     return blocks
 
 

@@ -150,12 +150,58 @@ class DatasetDetail:
         """Records containing each entity type."""
         return dict(self.summaries.get("pii", {}).get("records_by_entity", {}))
 
+    def pii_risk(self) -> PiiRisk | None:
+        """The pii check's pii-codex risk ratings, when its result has them (pii 1.1.0 and later)."""
+        ratings = self.summaries.get("pii", {}).get("risk")
+        return pii_risk(ratings, self.summaries["pii"]) if ratings else None
+
     def toxicity_histogram(self) -> list[dict[str, Any]]:
         histogram = self.summaries.get("toxicity", {}).get("score_histogram")
         if not histogram:
             return []
         edges, counts = histogram["edges"], histogram["counts"]
         return [{"score": f"{edges[i]:.1f}–{edges[i + 1]:.1f}", "records": n} for i, n in enumerate(counts)]
+
+
+@dataclass(frozen=True)
+class PiiRisk:
+    """pii-codex's view of a dataset's PII findings (levels: 1 non-, 2 semi-, 3 identifiable)."""
+
+    source: str  # pii-codex/VERSION
+    score: float | None  # mean over records of each record's mean level (1 without findings)
+    highest: str | None  # the highest level found, by name
+    by_level: dict[str, int]  # findings per level, lowest first ("2 semi-identifiable": n)
+    by_category: dict[str, int]  # findings per pii-codex category
+    entities: list[dict[str, Any]]  # one row per entity type found: findings, level, category
+    redacted_by: str | None  # the redact-pii output these bytes come from, if any
+
+
+def pii_risk(ratings: dict[str, Any], summary: dict[str, Any]) -> PiiRisk:
+    names = ratings["levels"]
+    counts = summary.get("entity_counts", {})
+    entities = []
+    for entity, n in counts.items():
+        rating = ratings["entities"].get(entity)
+        entities.append(
+            {
+                "entity": entity,
+                "findings": n,
+                "level": f"{rating['level']} {rating['level_name']}" if rating else "unrated",
+                "category": rating["category"] if rating else "",
+                "pii-codex type": rating["codex_type"] if rating else "",
+            }
+        )
+    entities.sort(key=lambda row: (row["level"], row["findings"]), reverse=True)
+    highest = ratings.get("max_level")
+    return PiiRisk(
+        source=ratings["source"],
+        score=ratings.get("score_mean"),
+        highest=f"{highest} {names[str(highest)]}" if highest else None,
+        by_level={f"{level} {name}": ratings["findings_by_level"].get(level, 0) for level, name in names.items()},
+        by_category=dict(ratings["findings_by_category"]),
+        entities=entities,
+        redacted_by=(summary.get("redaction") or {}).get("dataset"),
+    )
 
 
 def dataset_detail(home: Home, ref: str, decisions: list[DecisionInfo] | None = None) -> DatasetDetail:

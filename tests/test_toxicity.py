@@ -245,7 +245,7 @@ def test_settings_from_home_file_and_environment(home, monkeypatch) -> None:
     (home.path / "toxicity.toml").write_text("thresold = 0.3\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown key 'thresold'"):
         ToxicitySettings.load(home)
-    for bad in ({"threshold": 1.5}, {"batch_size": 0}, {"scorer": "perspective"}, {"sha256": "abc"}):
+    for bad in ({"threshold": 1.5}, {"batch_size": 0}, {"scorer": "perspektive"}, {"sha256": "abc"}):
         with pytest.raises(ValueError):
             ToxicitySettings(**bad)
 

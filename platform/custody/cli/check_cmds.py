@@ -105,7 +105,7 @@ def check(
 
 
 def describe_result(name: str, version: str, status: str, records: int, summary: dict) -> str:
-    """`pii 1.0.0: flag — 120 records (108 pass, 12 flag); 1 finding (1 flag)`: the status is the
+    """`pii 1.1.0: flag — 120 records (108 pass, 12 flag); 1 finding (1 flag)`: the status is the
     worst of the record verdicts and the dataset's findings, and the line says which is which."""
     found = summary["findings"]
     severities = Counter(f["severity"] for f in found)

@@ -287,3 +287,15 @@ def test_dataset_page_and_report_show_risk(checked):
     # a pii result from before the ratings shows no risk section
     old = {k: v for k, v in summary.items() if k not in ("risk", "redaction")}
     assert "PII risk" not in json.dumps(check_blocks({"pii": {**checks["pii"], "summary": old}}))
+
+
+def test_the_check_command_says_the_risk_in_one_line(checked):
+    from custody.cli.check_cmds import describe_risk
+
+    home, _, result, _ = checked
+    ratings = result.summary(home)["risk"]
+    names = ratings["levels"]
+    line = describe_risk(ratings)
+    assert line.startswith(f"risk (pii-codex): highest {names[str(ratings['max_level'])]}; mean score ")
+    shown = [f"{n:,} {names[level]}" for level, n in sorted(ratings["findings_by_level"].items(), reverse=True) if n]
+    assert line.endswith("; findings by level: " + ", ".join(shown)) and "{" not in line

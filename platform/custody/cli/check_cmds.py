@@ -85,6 +85,8 @@ def check(
                 summary = result.summary(h)
                 console.print(describe_result(name, result.version, result.status, result.records, summary))
                 console.print(f"  ledger index {result.entry_index}")
+                if name == "pii" and summary.get("risk", {}).get("max_level"):
+                    console.print(f"  {describe_risk(summary['risk'])}")
                 for finding in summary["findings"]:
                     console.print(f"  {finding['severity']}: {finding['id']} — {finding['message']}")
         if as_json:
@@ -111,6 +113,16 @@ def describe_result(name: str, version: str, status: str, records: int, summary:
     severities = Counter(f["severity"] for f in found)
     tail = f"; {plural(len(found), 'finding')} ({counts(severities)})" if found else "; no findings"
     return f"{name} {version}: {status} — {plural(records, 'record')} ({counts(summary['verdicts'])}){tail}"
+
+
+def describe_risk(risk: dict) -> str:
+    """`risk (pii-codex): highest identifiable; mean score 1.62 per record; findings by level:
+    40 identifiable, 12 semi-identifiable` (levels from the highest down)."""
+    levels = risk["levels"]
+    found = {levels[n]: c for n, c in sorted(risk["findings_by_level"].items(), reverse=True) if c}
+    by_level = counts(found, order=tuple(found))
+    mean = "" if risk["score_mean"] is None else f"; mean score {risk['score_mean']:.2f} per record"
+    return f"risk (pii-codex): highest {levels[str(risk['max_level'])]}{mean}; findings by level: {by_level}"
 
 
 def findings(

@@ -75,3 +75,20 @@ def test_roc_auc_on_the_held_out_davidson_part(scorer, shared_data):
     labels = [bench.SETS["davidson"]["toxic"](r) for r in held]
     auc = roc_auc_score(labels, scorer.probabilities([r["text"] for r in held]))
     assert auc >= 0.9
+
+
+def test_the_toxicity_check_runs_custody_linear_when_named(home, tmp_path):
+    """Chosen by name only (auto keeps profanity-check until the evaluation says otherwise); the
+    check records the weights' digest as its model."""
+    from custody.checks.toxicity import ToxicityCheck
+    from custody.pipeline.run_check import run_check
+    from custody.toxicity.scorers import ToxicitySettings, select_scorer
+    from test_check_resume import register_shards
+
+    assert select_scorer(ToxicitySettings(), home).scorer.name != "custody-linear"
+    texts = ["have a lovely day, friend", "you stupid worthless idiot, shut up", "the meeting is at noon"]
+    dataset = register_shards(home, tmp_path / "data", texts, shards=1)
+    result = run_check(home, dataset, ToxicityCheck(settings=ToxicitySettings(scorer="custody-linear")))
+    assert result.body["model_digest"] == SHA256
+    summary = result.summary(home)
+    assert summary["records"] == 3 and "custody-linear" in json.dumps(summary)

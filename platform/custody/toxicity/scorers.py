@@ -40,7 +40,7 @@ from custody.toxicity import perspective
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BATCH_SIZE = 64
-SCORERS = ("auto", "detoxify", "profanity-check", "perspective")
+SCORERS = ("auto", "detoxify", "profanity-check", "perspective", "custody-linear")
 SETTINGS_FILE = "toxicity.toml"  # in the custody home
 MODEL_CACHE = Path("models") / "detoxify"  # under the custody home
 
@@ -589,6 +589,11 @@ def select_scorer(settings: ToxicitySettings | None = None, home: Any | None = N
         return Selection(scorer, note, settings=settings)
     if settings.scorer == "profanity-check":
         return Selection(ProfanityScorer(), "profanity-check (configured)", settings=settings)
+    if settings.scorer == "custody-linear":  # chosen only by name until it wins the evaluation (docs/toxicity.md)
+        from custody.toxicity.linear import LinearScorer
+
+        scorer = LinearScorer()
+        return Selection(scorer, f"custody-linear (configured): weights sha256:{scorer.digest[:16]}", settings=settings)
     if settings.checkpoint:
         try:
             scorer = _detoxify(settings, home)

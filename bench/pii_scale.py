@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _data import write_shards
 from _meta import stamp
 
 HERE = Path(__file__).resolve().parent
@@ -56,12 +57,7 @@ def one_size(shared: Path, copies: int, shards: int, processes: int) -> dict:
     texts = [f"{text} (copy {copy})" for copy in range(copies) for text in base]
     with tempfile.TemporaryDirectory(prefix="custody-bench-pii-scale-") as tmp:
         folder = Path(tmp) / "data"
-        folder.mkdir()
-        per = -(-len(texts) // shards)
-        for s in range(shards):
-            with open(folder / f"part-{s:03d}.jsonl", "w", encoding="utf-8") as out:
-                for i, text in enumerate(texts[s * per : (s + 1) * per]):
-                    out.write(json.dumps({"id": f"doc-{s * per + i:07d}", "text": text}) + "\n")
+        write_shards(folder, texts, shards, width=7)
         home = Home.init(Path(tmp) / "home")
         dataset, _ = DatasetRegistry(home).register(
             [folder], DatasetRef("pii-scale", "1"), parse_card(CARD_TEMPLATE), Fields(id="id")

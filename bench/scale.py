@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _data import write_shards
 from _meta import stamp
 from custody.checks.pii import PiiCheck
 from custody.datasets.card import CARD_TEMPLATE, parse_card
@@ -43,12 +44,7 @@ def build_dataset(home: Home, shared: Path, copies: int, shards: int, folder: Pa
     with open(shared / "pii_presidio_synth" / "data.jsonl", encoding="utf-8") as fh:
         base = [json.loads(line)["text"] for line in fh]
     texts = [f"{text} (copy {copy})" for copy in range(copies) for text in base]
-    folder.mkdir()
-    per = -(-len(texts) // shards)
-    for s in range(shards):
-        with open(folder / f"part-{s:03d}.jsonl", "w", encoding="utf-8") as out:
-            for i, text in enumerate(texts[s * per : (s + 1) * per]):
-                out.write(json.dumps({"id": f"doc-{s * per + i:06d}", "text": text}) + "\n")
+    write_shards(folder, texts, shards)
     card = parse_card(CARD_TEMPLATE)
     dataset, _ = DatasetRegistry(home).register([folder], DatasetRef("scale", "1"), card, Fields(id="id"))
     return dataset, sum(len(t) for t in texts)

@@ -225,6 +225,11 @@ def build_analyzer(
     analyzer.registry.recognizers = [faster_equivalent(r) for r in analyzer.registry.recognizers]
     for recognizer in extra_recognizers() + secret_recognizers():
         analyzer.registry.add_recognizer(recognizer)
+    # Opt-in (custody.pii.recall): only when `entities` names one of RECALL_ENTITIES.
+    from custody.pii.recall import recall_recognizers
+
+    for recognizer in recall_recognizers(entities):
+        analyzer.registry.add_recognizer(recognizer)
     if entities is not None:
         wanted = set(entities)
         analyzer.registry.recognizers = [

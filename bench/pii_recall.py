@@ -1,0 +1,162 @@
+"""Opt-in PII recall (custody.pii.recall) against the pii check's default, on held-out halves.
+
+    python bench/pii_recall.py [--part report|tune] [--shared ../shared/data] [--json FILE]
+
+Each shared gold set is split once, deterministically (indices shuffled with random.Random(SEED),
+first half "tune", second half "report"). Patterns were tuned on the tune half only; the figures
+in docs come from the report half (`--part report`, the default), with the default scanner
+(`ScannerConfig()`, what the pii check runs) and the opt-in one
+(`entities=DEFAULT_ENTITIES + RECALL_ENTITIES`) measured in the same run, one process each.
+
+Scoring is custody.pii.evaluate's (overlap, micro-averaged); the opt-in STREET_ADDRESS
+predictions count as LOCATION, the type the gold's STREET_ADDRESS and GPE map to. Besides the
+per-type rows, the LOCATION gold is split back into its two sources: `address_recall` (gold
+STREET_ADDRESS spans found by a LOCATION prediction) and `gpe_recall` (gold GPE spans found).
+Throughput: characters scanned per CPU second of this process (time.process_time), NER included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _meta import stamp
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SHARED = HERE.parents[0].parent / "shared" / "data"
+SEED = 20240618
+
+
+def split(gold, part: str):
+    """The `part` half of `gold` (tune: first half of a seeded shuffle, report: the rest)."""
+    from custody.pii.evaluate import GoldSet
+
+    order = list(range(len(gold.texts)))
+    random.Random(SEED).shuffle(order)
+    half = len(order) // 2
+    keep = sorted(order[:half] if part == "tune" else order[half:])
+    return GoldSet(
+        gold.name,
+        [gold.texts[i] for i in keep],
+        [gold.gold[i] for i in keep],
+        gold.scored_types,
+        gold.excluded,
+        gold.mapping,
+    ), keep
+
+
+def as_scored(spans) -> list[tuple[str, int, int]]:
+    return [("LOCATION" if s[0] == "STREET_ADDRESS" else s[0], s[1], s[2]) for s in spans]
+
+
+def run(scanner, texts: list[str]) -> tuple[list, float]:
+    start = time.process_time()
+    preds = [as_scored(spans) for spans in scanner.scan(texts)]
+    return preds, time.process_time() - start
+
+
+def subset_recall(path: Path, mapping: dict, keep: list[int], preds: list) -> float:
+    from custody.pii.evaluate import load_gold, score
+
+    full = load_gold(path, mapping)
+    gold = type(full)(
+        full.name, [full.texts[i] for i in keep], [full.gold[i] for i in keep], full.scored_types, full.excluded
+    )
+    return score(gold, [[p for p in doc if p[0] == "LOCATION"] for doc in preds])["per_type"]["LOCATION"]["recall"]
+
+
+def measure(shared: Path, part: str) -> dict[str, Any]:
+    from custody.pii.engine import DEFAULT_ENTITIES, model_digest, select_model
+    from custody.pii.evaluate import load_synth, load_wnut, score
+    from custody.pii.fast import FastScanner, ScannerConfig
+    from custody.pii.recall import RECALL_ENTITIES
+
+    model = select_model()
+    scanners = {
+        "default": FastScanner(ScannerConfig(model=model)),
+        "opt_in": FastScanner(ScannerConfig(model=model, entities=DEFAULT_ENTITIES + RECALL_ENTITIES)),
+    }
+    for scanner in scanners.values():  # warm up (first-call costs out of the timings)
+        list(scanner.scan(["Warm up at 12 Main Street with John Smith."]))
+    out: dict[str, Any] = {
+        "part": part,
+        "seed": SEED,
+        "split": "indices shuffled with random.Random(seed); tune = first half, report = second half",
+        "model": model,
+        "model_digest": model_digest(model),
+        "opt_in_entities": list(DEFAULT_ENTITIES + RECALL_ENTITIES),
+        "datasets": {},
+        "throughput": {},
+    }
+    chars = 0
+    cpu = {name: 0.0 for name in scanners}
+    synth_path = shared / "pii_presidio_synth" / "data.jsonl"
+    for loader in (load_synth, load_wnut):
+        gold, keep = split(loader(shared), part)
+        chars += sum(len(t) for t in gold.texts)
+        entry: dict[str, Any] = {"documents": len(gold.texts)}
+        for name, scanner in scanners.items():
+            preds, seconds = run(scanner, gold.texts)
+            cpu[name] += seconds
+            result = score(gold, preds)
+            figures = {"overall": result["overall"], "per_type": result["per_type"]}
+            if gold.name == "pii_presidio_synth":
+                figures["address_recall"] = subset_recall(synth_path, {"STREET_ADDRESS": "LOCATION"}, keep, preds)
+                figures["gpe_recall"] = subset_recall(synth_path, {"GPE": "LOCATION"}, keep, preds)
+                only = [[p for p in doc if p[3] == "STREET_ADDRESS"] for doc in _raw(scanner, gold.texts)]
+                figures["address_predictions"] = sum(len(d) for d in only)
+                figures["address_precision"] = score(gold, [as_scored(d) for d in only])["per_type"]["LOCATION"][
+                    "precision"
+                ]
+            entry[name] = figures
+        out["datasets"][gold.name] = entry
+    out["throughput"] = {
+        "characters": chars,
+        **{f"{name}_cpu_s": round(s, 2) for name, s in cpu.items()},
+        **{f"{name}_chars_per_cpu_s": round(chars / s) for name, s in cpu.items()},
+        "opt_in_vs_default": round(cpu["default"] / cpu["opt_in"], 3),
+    }
+    return out
+
+
+def _raw(scanner, texts):
+    return [[(s.entity_type, s.start, s.end, s.entity_type) for s in spans] for spans in scanner.scan(texts)]
+
+
+def report(out: dict) -> None:
+    print(f"== opt-in recall, {out['part']} half (model {out['model']})")
+    for name, data in out["datasets"].items():
+        print(f"-- {name}: {data['documents']} docs")
+        for label in ("overall", *data["default"]["per_type"]):
+            rows = []
+            for side in ("default", "opt_in"):
+                t = data[side]["overall"] if label == "overall" else data[side]["per_type"][label]
+                rows.append(f"P {t['precision']:.3f} R {t['recall']:.3f} F1 {t['f1']:.3f}")
+            print(f"   {label:<14} default {rows[0]} | opt-in {rows[1]}")
+        if "address_recall" in data["default"]:
+            for key in ("address_recall", "gpe_recall", "address_precision", "address_predictions"):
+                print(f"   {key:<20} default {data['default'][key]} | opt-in {data['opt_in'][key]}")
+    print(f"   throughput: {json.dumps(out['throughput'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("report", "tune"), default="report")
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    out = measure(args.shared, args.part)
+    report(out)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(stamp(out), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

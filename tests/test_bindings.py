@@ -79,7 +79,8 @@ def test_a_spec_whose_own_policy_is_weaker_than_the_binding_is_denied(home, tmp_
     shown = cli(home, "gate", "mix@1", "--policy", str(tmp_path / "default.toml"))
     assert shown.exit_code == 3
     # Both named by digest; the spec's own is marked as not bound, whatever name it gives itself.
-    assert "policy default (sha256 d0320de0965f, bound to commercial at ledger index" in shown.stdout
+    bound = binding_at(home, "commercial").digest[:12]  # the shipped policies/default.toml
+    assert f"policy default (sha256 {bound}, bound to commercial at ledger index" in shown.stdout
     assert f"policy default (sha256 {weak.digest[:12]}, named by the request, NOT bound" in shown.stdout
     body = json.loads(home.ledger.entry(result.ledger_index).entry)["body"]
     assert [p["role"] for p in body["policies"]] == ["bound", "spec"]

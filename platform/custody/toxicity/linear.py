@@ -13,8 +13,8 @@ entities decoded, URLs, @mentions and "RT" dropped) as JSON, written byte-for-by
 that does not match is refused with one line naming it. How the weights were trained, on which
 sets and under which license decision: `data/custody-linear-v1.md` and docs/toxicity.md.
 
-This module is a detector on the ground floor: it imports nothing from custody but the scorer
-contract's helpers. The trainer (`fit`) is here so that training and scoring share one feature
+This module is a detector on the ground floor: it imports nothing from custody but the model-file
+helpers (weights.py). The trainer (`fit`) is here so that training and scoring share one feature
 function; bench/toxicity_model.py decides what it is trained on.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from custody.toxicity.scorers import ChecksumError, ScorerUnavailable, sha256_bytes
+from custody.toxicity.weights import ChecksumError, ScorerUnavailable, sha256_bytes
 
 NAME = "custody-linear"
 CATEGORY = "toxicity"

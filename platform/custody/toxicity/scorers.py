@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from custody.toxicity import perspective
+from custody.toxicity.weights import ChecksumError, ScorerUnavailable, sha256_bytes
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BATCH_SIZE = 64
@@ -78,16 +79,8 @@ _WEIGHT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors", ".h5", ".msg
 _LOAD_LOCK = threading.Lock()
 
 
-class ScorerUnavailable(RuntimeError):
-    """The requested scorer cannot run here (files missing, offline, package missing)."""
-
-
 class OfflineError(ScorerUnavailable):
     """A released checkpoint could not be downloaded."""
-
-
-class ChecksumError(ValueError):
-    """A checkpoint's SHA-256 is not the configured one; it was not unpickled."""
 
 
 class UnpinnedCheckpoint(ValueError):
@@ -111,10 +104,6 @@ class Scorer(Protocol):
     def describe(self) -> dict[str, Any]:
         """What the scores depend on besides the weights (versions, limits); no text."""
         ...
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_path(path: Path) -> str:

@@ -7,11 +7,13 @@ run it again. Each bench script passes its JSON document through `stamp()` befor
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ def command() -> str:
     return shlex.join([_python(), _relative(sys.argv[0]), *sys.argv[1:]])
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("model name"):
@@ -69,7 +72,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         load = None
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "usable_cpus": usable,
         "memory_gib": _memory_gib(),
@@ -105,3 +108,22 @@ def stamp(document: dict[str, Any]) -> dict[str, Any]:
     if "git" not in document and (version := code_version()) is not None:
         head["git"] = version
     return {**head, **{k: v for k, v in document.items() if k not in head}, "date": document.get("date", head["date"])}
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, time-stamped; stdout stays the script's result."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> float:
+    """1-minute load average: on a 2-core machine anything else running skews every figure."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return -1.0
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """The raw output, stamped with machine, date, command and commit (what docs/figures/ keeps)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamp(result), indent=2) + "\n")

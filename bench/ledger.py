@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _meta import stamp
+from _meta import cpu_model, load_average, log, stamp
 from custody.ledger import entry_types  # noqa: F401  registers the ledger's entry types
 from custody.ledger.entry import Entry, make_entry
 from custody.ledger.log import Ledger
@@ -104,18 +104,6 @@ def micro_figure(metric: str, samples_ns: list[int], target_us: float | None, de
         met=(median < target_us) if target_us else None,
         detail=f"median of {len(samples_ns)}, p99 {p99:,.1f} µs" + (f"; {detail}" if detail else ""),
     )
-
-
-def log(message: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_average() -> float:
-    """1-minute load average: on a 2-core machine anything else running skews every figure."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return -1.0
 
 
 def run_backend(name: str, url: str, args: argparse.Namespace, key_path: Path, budget: float | None) -> dict:
@@ -465,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict = {
         "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_model()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": cpu_model()},
         "git": _git_state(),
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
@@ -515,16 +503,6 @@ def _git_state() -> dict:
     except OSError:
         return {}
     return {"commit": commit, "ledger_sources_modified": dirty[1::2]}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ all 750 documents for ours.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,7 +36,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _meta import stamp
+from _meta import write_json
 from custody.pii.engine import model_digest, select_model
 from custody.pii.evaluate import GoldSet, load_synth, score
 from custody.pii.fast import FastScanner, ParallelScanner, ScannerConfig, default_processes
@@ -252,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.shared, args.stock_docs, args.rounds, args.passes, args.processes, args.model, args.sentences)
     print_report(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(stamp(result), indent=2) + "\n")
+        write_json(args.json, result)
     return 0
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _meta import stamp
+from _meta import write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SHARED = HERE.parents[0].parent / "shared" / "data"
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     out = measure(args.shared, args.part)
     report(out)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(stamp(out), indent=2) + "\n")
+        write_json(args.json, out)
     return 0
 
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _meta import stamp
+from _meta import write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SHARED = HERE.parents[0].parent / "shared" / "data"
@@ -168,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         report(figures)
         out["sections"][name] = figures
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(stamp(out), indent=2) + "\n")
+        write_json(args.json, out)
     return 0
 
 

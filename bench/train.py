@@ -58,7 +58,7 @@ import torch
 
 import custody.train.data as data_module
 import custody.train.loop as loop_module
-from _meta import stamp
+from _meta import load_average, log, write_json
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields, read_records
@@ -182,17 +182,6 @@ def instrument() -> None:
     loop_module.EmissionsMeter = TimedMeter
     loop_module.CheckpointWriter = TimedWriter
     data_module.verified_copy = timed_verified_copy
-
-
-def log(message: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_average() -> float:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return -1.0
 
 
 def model_config(args: argparse.Namespace, vocab: int) -> GPTConfig:
@@ -497,8 +486,7 @@ def main() -> int:
         "target": "overhead <= 3%",
         "met": overhead <= 0.03,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(stamp(report), indent=2) + "\n")
+    write_json(args.out, report)
 
     print(
         f"\nTraining throughput, {params / 1e6:.1f}M-parameter GPT, block {args.block}, batch {args.batch}, "

@@ -14,7 +14,6 @@ processes here (a fresh inductor cache directory), so the first step pays the fu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from _meta import stamp
+from _meta import write_json
 from custody.train.loop import TrainConfig, make_optimizer
 from custody.train.model import GPT, GPTConfig
 
@@ -84,8 +83,7 @@ def main() -> None:
         f"{first:.1f} s (compilation ~{figures['compile_s']:.1f} s); then {figures['compiled_step_s_median']:.3f} s "
         f"a step compiled, {figures['eager_step_s_median']:.3f} s eager"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(stamp({"benchmark": "torch.compile, first step", **figures}), indent=2) + "\n")
+    write_json(args.out, {"benchmark": "torch.compile, first step", **figures})
 
 
 if __name__ == "__main__":

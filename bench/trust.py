@@ -41,7 +41,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from _meta import stamp
+from _meta import cpu_model, load_average, log, stamp
 from custody.checks import entry_types as _check_types  # noqa: F401  registers check.completed/v1
 from custody.home import Home
 from custody.ledger.entry import Entry, make_entry, signed_bytes
@@ -78,18 +78,6 @@ class Figure:
     detail: str = ""
     p99: float | None = None
     samples: int | None = None
-
-
-def log(message: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_average() -> float:
-    """1-minute load average: on a 2-core machine anything else running skews every figure."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return -1.0
 
 
 def quantiles_us(samples_ns: list[int]) -> tuple[float, float]:
@@ -854,7 +842,7 @@ def run(args: argparse.Namespace, text_path: Path) -> int:
     meta: dict = {
         "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_model()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": cpu_model()},
         "git": _git_state(),
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
@@ -946,16 +934,6 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "?"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

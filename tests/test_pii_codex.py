@@ -157,7 +157,6 @@ def test_summary_carries_pii_codex_ratings(checked):
     collection = PIIAnalysisService(analysis_provider="AWS")._build_analysis_result_set(analyses)
     assert isinstance(analyses[0], AnalysisResult)
     assert ratings["score_mean"] == pytest.approx(collection.risk_score_mean, abs=1e-6)
-    assert 1.0 < ratings["score_mean"] <= 3.0
 
     # no raw value in the summary
     text = json.dumps(summary, ensure_ascii=False)

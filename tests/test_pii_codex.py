@@ -22,6 +22,7 @@ from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.pii import risk
 from custody.pii.engine import DEFAULT_ENTITIES
+from custody.pii.recall import RECALL_ENTITIES
 from custody.pipeline.run_check import run_check
 from custody.policy.evaluate import evaluate
 from custody.policy.inputs import gather
@@ -46,6 +47,7 @@ HEADER = 'schema = 1\nname = "t"\n'
         ("IP_ADDRESS", "IP_ADDRESS", 3, "Contact Information"),
         ("IBAN_CODE", "INTERNATIONAL_BANKING_ACCOUNT_NUMBER", 3, "Financial Information"),
         ("LOCATION", "ADDRESS", 2, "Contact Information"),
+        ("STREET_ADDRESS", "ADDRESS", 2, "Contact Information"),  # the opt-in recognizer's entity
         ("URL", "URL", 2, "Community Interaction"),
         ("DATE_TIME", "DATE", 2, "Basic Demographics"),
         ("API_KEY", "SECURITY_ACCESS_CODES", 2, "Secure Identifiers"),
@@ -69,6 +71,7 @@ def test_table_follows_pii_codex():
     assert {level.value: RiskLevelDefinition[level.name].value.lower() for level in RiskLevel} == risk.LEVELS
     # every default entity is rated, and every target is a type pii-codex maps
     assert set(DEFAULT_ENTITIES) <= set(risk.CODEX_TYPES)
+    assert set(RECALL_ENTITIES) <= set(risk.CODEX_TYPES), "the opt-in entities are rated too"
     assert set(risk.CODEX_TYPES.values()) <= set(PII_TYPE_MAPPINGS)
     # presidio names convert as pii-codex's own presidio adapter converts them
     presidio_names = {t.value for t in MSFTPresidioPIIType}

@@ -70,5 +70,9 @@ def setup_distributed() -> Distributed:
 
 
 def shutdown_distributed() -> None:
+    """Leave the group together: a rank that tears gloo down while a peer is still finishing its last
+    send can abort in C++ ("terminate called without an active exception"), so all ranks meet first."""
     if dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()

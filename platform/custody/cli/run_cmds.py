@@ -41,6 +41,7 @@ def run(
     review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
     """
     from custody.pipeline.executors import ExecutorError
+    from custody.runs.classifier import LabelError
     from custody.runs.governed import RunRefused, run_spec
     from custody.runs.spec import SpecError, load_spec
     from custody.stages.base import StageError
@@ -58,7 +59,7 @@ def run(
     with opened(home, database) as h, executor_for(kind, address, workers) as runner:
         try:
             outcome = run_spec(h, loaded, actor=acting(h, key, actor, "run"), say=say, executor=runner)
-        except (StageError, SpecError, ExecutorError) as exc:
+        except (StageError, SpecError, ExecutorError, LabelError) as exc:
             fail(str(exc))
         except RunRefused as exc:
             fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)
@@ -74,9 +75,28 @@ def run(
                     "datasets": [{"ref": str(d.ref), "digest": d.digest} for d in outcome.prepared],
                     "run_id": outcome.run_id,
                     "entries": outcome.entries,
-                    "final_val_loss": result.evals[-1]["val_loss"] if result and result.evals else None,
-                    "model_digest": result.final.digest if result else None,
-                    "emissions": result.emissions.as_json() if result and result.emissions else None,
+                    **_result_json(result),
                 }
             )
     raise typer.Exit(outcome.exit_code)
+
+
+def _result_json(result: object) -> dict:
+    """What training left: a language model's final checkpoint, or a classifier's weights and scores."""
+    from custody.runs.classifier import ClassifierResult
+
+    if result is None:
+        return {"final_val_loss": None, "model_digest": None, "emissions": None}
+    if isinstance(result, ClassifierResult):
+        return {
+            "model_digest": result.digest,
+            "weights": str(result.weights),
+            "model_card": str(result.card),
+            "held_out": result.held_out,
+            "emissions": result.emissions.as_json(),
+        }
+    return {
+        "final_val_loss": result.evals[-1]["val_loss"] if result.evals else None,
+        "model_digest": result.final.digest,
+        "emissions": result.emissions.as_json() if result.emissions else None,
+    }

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +39,8 @@ class Record:
     content_hash: str
     license: str | None = None
     source_url: str | None = None
+    # Other fields a reader was asked for (`Fields.extra`), e.g. a classifier's label; absent: None.
+    extra: dict[str, object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Fields:
     id: str | None = None
     license: str = "license"
     source_url: str = "source_url"
+    extra: tuple[str, ...] = ()  # more fields to carry on each Record, as stored (not validated)
 
 
 def shard_format(path: Path) -> str | None:
@@ -77,7 +80,15 @@ def content_hash(text: str) -> str:
 
 
 def _make_record(
-    path: Path, position: int, text: object, rid: object, license_: object, url: object, fields: Fields, max_bytes: int
+    path: Path,
+    position: int,
+    text: object,
+    rid: object,
+    license_: object,
+    url: object,
+    fields: Fields,
+    max_bytes: int,
+    extra: dict[str, object] | None = None,
 ) -> Record:
     if text is None:
         raise DatasetInputError(path, "is missing", position, fields.text)
@@ -102,7 +113,7 @@ def _make_record(
     for name, value in ((fields.license, license_), (fields.source_url, url)):
         if value is not None and not isinstance(value, str):
             raise DatasetInputError(path, "must be a string", position, name)
-    return Record(position, rid, text, digest, license_ or None, url or None)
+    return Record(position, rid, text, digest, license_ or None, url or None, extra)
 
 
 def _open_text_stream(path: Path, fmt: str, raw: BinaryIO) -> BinaryIO:
@@ -152,6 +163,7 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
                 doc.get(fields.source_url),
                 fields,
                 max_bytes,
+                {name: doc.get(name) for name in fields.extra} if fields.extra else None,
             )
 
 
@@ -164,6 +176,7 @@ def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Itera
     except Exception as exc:  # polars raises many types for unreadable files
         raise DatasetInputError(path, f"not a readable {fmt} file ({str(exc).splitlines()[0]})") from exc
     wanted = [fields.text] + [c for c in (fields.id, fields.license, fields.source_url) if c and c in schema]
+    wanted += [c for c in fields.extra if c in schema and c not in wanted]
     if fields.text not in schema:
         raise DatasetInputError(path, f"column not found (columns: {', '.join(list(schema)[:10])})", field=fields.text)
     if fields.id and fields.id not in schema:
@@ -184,6 +197,9 @@ def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Itera
                     columns[fields.source_url][i] if fields.source_url in columns else None,
                     fields,
                     max_bytes,
+                    {name: columns[name][i] if name in columns else None for name in fields.extra}
+                    if fields.extra
+                    else None,
                 )
     except DatasetInputError:
         raise

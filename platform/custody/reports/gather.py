@@ -150,11 +150,21 @@ def _json_artifact(home: Home, digest: str) -> Any | None:
 # -- runs -----------------------------------------------------------------------------------
 
 
+def _requested(home: Home, name: str, before: int) -> dict[str, Any] | None:
+    """The signed request this run answered: the newest run.requested for its spec name before it started."""
+    found = None
+    for row in entries(home.storage, "run.requested/", f"run:{name}"):
+        if row.idx < before:
+            found = row
+    return cite_signed(found) if found is not None else None
+
+
 def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]:
     subject = f"run:{run_id}"
     started = body(started_row)
     content = _frame(home, "run", subject, run_id)
     content["run"] = {
+        "requested": _requested(home, started["name"], started_row.idx),
         "started": cite(started_row),
         "checkpoints": [cite(row) for row in entries(home.storage, "run.checkpoint/", subject)],
         "finished": _finished(home, run_id, with_metrics=True),

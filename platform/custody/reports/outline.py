@@ -288,8 +288,16 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
     run = content["run"]
     started, finished = run["started"], run["finished"] or {}
     blocks = _header(content, f"Run report: {content['target']}")
+    requested = run.get("requested")
     rows = [
         ["name, kind", f"{started['name']}, {started['kind']}"],
+        [
+            "requested",
+            f"by {requested['actor']}, key {requested.get('signed_with') or 'none'} "
+            f"(ledger index {requested['ledger_index']})"
+            if requested
+            else "no run.requested entry",
+        ],
         ["spec", f"{started['spec_path']} (sha256 {started['spec_digest']})"],
         ["code", started["code_version"]],
         ["device", f"{started['device']} × {started['world_size']}"],
@@ -298,7 +306,13 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
         ["model config sha256", started["model_config_digest"]],
         ["model sha256 (final checkpoint)", finished.get("model_digest", "")],
         ["status", finished.get("status", "no run.finished entry")],
-        ["steps, tokens", f"{_num(finished.get('steps'))}, {_num(finished.get('tokens'))}"],
+        ["steps, tokens", f"{_num(finished.get('steps'))}, {_num(finished.get('tokens'))}"]
+        if "records_trained" not in finished
+        else [
+            "solver iterations; records trained on, held out",
+            f"{_num(finished.get('steps'))}; {_num(finished['records_trained'])}, "
+            f"{_num(finished.get('records_held_out'))}",
+        ],
         ["final train loss", _num(finished.get("final_train_loss"))],
         [
             "final val loss / perplexity",
@@ -330,8 +344,20 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
             emission_rows,
         )
     )
+    if finished.get("held_out"):
+        blocks.append(("h", 2, "Scores on held-out records"))
+        blocks.append(
+            (
+                "table",
+                ["dataset", "records", "positives", "ROC-AUC", "F1 at 0.5"],
+                [
+                    [h["dataset"], _num(h["records"]), _num(h["positives"]), _num(h["roc_auc"]), _num(h["f1"])]
+                    for h in finished["held_out"]
+                ],
+            )
+        )
     metrics = finished.get("metrics")
-    if metrics:
+    if metrics and metrics.get("steps"):
         series = {"train loss": [(s["step"], s["train_loss"]) for s in metrics.get("steps", [])]}
         if metrics.get("evals"):
             series["val loss"] = [(e["step"], e["val_loss"]) for e in metrics["evals"]]

@@ -93,3 +93,31 @@ class RunFinished(EntryBody):
     model_digest: str | None = Field(default=None, pattern=DIGEST)  # the last checkpoint
     metrics_digest: str = Field(pattern=DIGEST)  # JSON artifact: per-step loss, lr, evals
     emissions: Emissions
+
+
+@entry_type("run.started/v2")
+class RunStartedV2(RunStarted):
+    """v1, and kind 'classifier': a model trained on labelled records (runs/classifier.py). For a
+    classifier the tokenizer digest names its feature settings and `parameters` its weight columns."""
+
+    kind: Literal["pretrain", "finetune", "transfer", "classifier"]
+
+
+class HeldOutScores(EntryBody):
+    """A classifier's scores on the records of one dataset it never trained on."""
+
+    dataset: str
+    records: int = Field(ge=0)
+    positives: int = Field(ge=0)
+    roc_auc: float | None = None  # None when the held-out records hold one class only
+    f1: float = Field(ge=0, le=1)
+
+
+@entry_type("run.finished/v2")
+class RunFinishedV2(RunFinished):
+    """v1, plus what a classifier run trained on and its held-out scores (steps: solver iterations;
+    tokens: 0, a classifier reads records)."""
+
+    records_trained: int | None = Field(default=None, ge=0)
+    records_held_out: int | None = Field(default=None, ge=0)
+    held_out: list[HeldOutScores] = Field(default_factory=list)

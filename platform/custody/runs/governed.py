@@ -200,7 +200,7 @@ def run_spec(
     key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
     run = RunContext(spec.name, actor_name(actor), spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e, key)
     gate = run_gate(home, prepared, policy, purpose, run=run, actor=actor)
-    outcome = RunOutcome(loaded, prepared, gate)
+    outcome = RunOutcome(loaded, prepared, gate, entries={"run.requested": requested})
     say(f"gate: {gate.decision.decision} by {gate.describe_policies()}, ledger index {gate.ledger_index}")
     for reason in gate.decision.reasons:
         say(f"  {reason.outcome}: {reason.finding} — {reason.message}")
@@ -209,6 +209,11 @@ def run_spec(
     if gate.decision.decision != "allow" or gate.ledger_index is None:
         return outcome
     require_allow(home, gate.ledger_index, prepared)
+    if spec.kind == "classifier":
+        from custody.runs.classifier import train_classifier
+
+        train_classifier(home, outcome, preparation, actor, say)
+        return outcome
     from custody.runs.training import train_run  # torch is imported only when a run trains
 
     train_run(home, outcome, preparation, actor, say)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from custody.datasets.registry import RegisteredDataset
+from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
+from custody.ledger.entry import canonical_json
 from custody.policy.evaluate import DECISION_EXIT
 from custody.policy.gate import GateResult
 from custody.runs.spec import LoadedSpec, RunSpec
@@ -60,3 +61,48 @@ def new_run_id(spec: RunSpec) -> str:
 
 def run_dir(home: Home, run_id: str) -> Path:
     return home.path / "runs" / run_id
+
+
+def dataset_json(home: Home, dataset: RegisteredDataset) -> dict:
+    """The prepared dataset the loader reads, and the registered dataset it was prepared from."""
+    ancestors, _ = DatasetRegistry(home).lineage(dataset.ref)
+    root = max(ancestors, key=lambda pair: pair[0])[1] if ancestors else None
+    if isinstance(root, dict):  # an ancestor no longer registered: its recorded name and digest
+        return {
+            "ref": str(dataset.ref),
+            "digest": dataset.digest,
+            "source": root["dataset"],
+            "source_digest": root["digest"],
+        }
+    return {
+        "ref": str(dataset.ref),
+        "digest": dataset.digest,
+        "source": str(root.ref) if root else None,
+        "source_digest": root.digest if root else None,
+    }
+
+
+def record_failed(
+    home: Home, outcome: RunOutcome, exc: BaseException, actor: str, entry_type: str = "run.finished/v1"
+) -> None:
+    """A run that stopped still leaves a finished entry: what failed, and what it had used so far."""
+    zero = {"duration_s": 0.0, "energy_kwh": 0.0, "emissions_kg_co2e": 0.0, "water_l": 0.0}
+    spec = outcome.spec.spec
+    body = {
+        "run_id": outcome.run_id,
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}"[:500],
+        "steps": 0,
+        "tokens": 0,
+        "tokens_per_s": 0.0,
+        "metrics_digest": home.store.put_bytes(canonical_json({"steps": [], "evals": []})),
+        "emissions": {
+            **zero,
+            "country_iso_code": spec.carbon.country_iso_code,
+            "pue": spec.carbon.pue,
+            "wue_l_per_kwh": spec.carbon.wue_l_per_kwh,
+            "tracker": "not measured: the run failed",
+        },
+    }
+    index = home.record(entry_type, f"run:{outcome.run_id}", body, actor=actor)
+    outcome.entries["run.finished"] = index

@@ -45,6 +45,7 @@ class PolicySpec(_Strict):
 class DatasetSpec(_Strict):
     ref: str
     stages: list[str] | None = None  # this dataset's preparation; None: [prepare] stages
+    label: str | None = None  # kind = 'classifier': this dataset's label field; None: [classifier] label
 
     @field_validator("ref")
     @classmethod
@@ -120,6 +121,26 @@ class TransferSpec(_Strict):
     add_blocks: int = Field(default=0, ge=0)
 
 
+class ClassifierCard(_Strict):
+    """What people write on the model card; the run adds the data, the ledger entries and the scores."""
+
+    title: str = ""
+    intended_use: str = ""
+    limitations: list[str] = Field(default_factory=list)
+    bias: list[str] = Field(default_factory=list)
+
+
+class ClassifierSpec(_Strict):
+    """kind = 'classifier': custody-linear (custody/toxicity/linear.py) trained on labelled records."""
+
+    model: Literal["custody-linear"] = "custody-linear"
+    label: str = "label"  # the record field holding the label: true/false, 1/0 or "1"/"0"
+    c: float = Field(default=10.0, gt=0)  # inverse regularisation strength
+    # Records whose text SHA-256 falls under this fraction are held out (never trained on) and scored.
+    held_out: float = Field(default=0.2, gt=0, lt=1)
+    card: ClassifierCard = Field(default_factory=ClassifierCard)
+
+
 class CarbonSpec(_Strict):
     country_iso_code: str = Field(default=DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$")
     region: str | None = None
@@ -148,7 +169,7 @@ class RunSpec(_Strict):
     schema_: int = Field(alias="schema")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     description: str = ""
-    kind: Literal["pretrain", "finetune", "transfer"] = "pretrain"
+    kind: Literal["pretrain", "finetune", "transfer", "classifier"] = "pretrain"
     policy: PolicySpec
     datasets: list[DatasetSpec] = Field(min_length=1)
     prepare: PrepareSpec = Field(default_factory=PrepareSpec)
@@ -157,6 +178,7 @@ class RunSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     finetune: FinetuneSpec | None = None
     transfer: TransferSpec | None = None
+    classifier: ClassifierSpec | None = None
     carbon: CarbonSpec = Field(default_factory=CarbonSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
@@ -177,6 +199,7 @@ class RunSpec(_Strict):
             raise ValueError(f"[finetune] is only for kind = 'finetune' (this spec's kind is '{self.kind}')")
         if self.kind != "transfer" and self.transfer is not None:
             raise ValueError(f"[transfer] is only for kind = 'transfer' (this spec's kind is '{self.kind}')")
+        self._classifier()
         refs = [d.ref for d in self.datasets]
         if len(set(refs)) != len(refs):
             raise ValueError("a dataset is listed twice")
@@ -191,6 +214,24 @@ class RunSpec(_Strict):
         if stray:
             raise ValueError(f"[prepare.options] for stage '{stray[0]}', which no dataset's preparation uses")
         return self
+
+    def _classifier(self) -> None:
+        if self.kind == "classifier" and self.classifier is None:
+            raise ValueError("kind = 'classifier' needs a [classifier] table (its label field and settings)")
+        if self.kind != "classifier":
+            if self.classifier is not None:
+                raise ValueError(f"[classifier] is only for kind = 'classifier' (this spec's kind is '{self.kind}')")
+            labelled = [d.ref for d in self.datasets if d.label is not None]
+            if labelled:
+                raise ValueError(f"datasets.label ({labelled[0]}) is only for kind = 'classifier'")
+            return
+        language_model = sorted({"tokenizer", "model", "training"} & self.model_fields_set)
+        if language_model:
+            raise ValueError(f"[{language_model[0]}] is for language-model runs, not kind = 'classifier'")
+
+    def label_for(self, dataset: DatasetSpec) -> str:
+        """The field holding this dataset's label (kind = 'classifier')."""
+        return dataset.label or (self.classifier.label if self.classifier else "label")
 
     def stages_for(self, dataset: DatasetSpec) -> list[str]:
         return self.prepare.stages if dataset.stages is None else dataset.stages

@@ -12,10 +12,18 @@ from typing import Any
 import torch
 
 from custody import __version__
-from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger.entry import canonical_json
-from custody.runs.outcome import RunOutcome, Say, carbon_config, emissions_body, new_run_id, run_dir
+from custody.runs.outcome import (
+    RunOutcome,
+    Say,
+    carbon_config,
+    dataset_json,
+    emissions_body,
+    new_run_id,
+    record_failed,
+    run_dir,
+)
 from custody.runs.spec import RunSpec
 from custody.train.carbon import Emissions
 from custody.train.checkpoint import SavedCheckpoint, load_checkpoint
@@ -127,7 +135,7 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
         "spec_path": str(outcome.spec.path),
         "spec_digest": outcome.spec.digest,
         "decision_index": outcome.gate.ledger_index,
-        "datasets": [_dataset_json(home, d) for d in outcome.prepared],
+        "datasets": [dataset_json(home, d) for d in outcome.prepared],
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
@@ -144,7 +152,7 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
         result = train(model, data, config, out, hooks=hooks, carbon=carbon_config(spec), meta=meta)
     except BaseException as exc:
         if "run.started" in outcome.entries:
-            _finish_failed(home, outcome, subject, exc, actor)
+            record_failed(home, outcome, exc, actor)
         raise
     outcome.result = result
     final = result.final
@@ -176,48 +184,3 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
         f"val loss {body['final_val_loss']:.4f}; {e.energy_kwh * 1000:.3f} Wh, "
         f"{e.emissions_kg_co2e * 1000:.3f} g CO2e, {e.water_l:.4f} L water (ledger index {index})"
     )
-
-
-def _dataset_json(home: Home, dataset: RegisteredDataset) -> dict:
-    """The prepared dataset the loader reads, and the registered dataset it was prepared from."""
-    from custody.datasets.registry import DatasetRegistry
-
-    ancestors, _ = DatasetRegistry(home).lineage(dataset.ref)
-    root = max(ancestors, key=lambda pair: pair[0])[1] if ancestors else None
-    if isinstance(root, dict):  # an ancestor no longer registered: its recorded name and digest
-        return {
-            "ref": str(dataset.ref),
-            "digest": dataset.digest,
-            "source": root["dataset"],
-            "source_digest": root["digest"],
-        }
-    return {
-        "ref": str(dataset.ref),
-        "digest": dataset.digest,
-        "source": str(root.ref) if root else None,
-        "source_digest": root.digest if root else None,
-    }
-
-
-def _finish_failed(home: Home, outcome: RunOutcome, subject: str, exc: BaseException, actor: str) -> None:
-    """A run that stopped still leaves a finished entry: what failed, and what it had used so far."""
-    zero = {"duration_s": 0.0, "energy_kwh": 0.0, "emissions_kg_co2e": 0.0, "water_l": 0.0}
-    spec = outcome.spec.spec
-    body = {
-        "run_id": outcome.run_id,
-        "status": "failed",
-        "error": f"{type(exc).__name__}: {exc}"[:500],
-        "steps": 0,
-        "tokens": 0,
-        "tokens_per_s": 0.0,
-        "metrics_digest": home.store.put_bytes(canonical_json({"steps": [], "evals": []})),
-        "emissions": {
-            **zero,
-            "country_iso_code": spec.carbon.country_iso_code,
-            "pue": spec.carbon.pue,
-            "wue_l_per_kwh": spec.carbon.wue_l_per_kwh,
-            "tracker": "not measured: the run failed",
-        },
-    }
-    index = home.record("run.finished/v1", subject, body, actor=actor)
-    outcome.entries["run.finished"] = index

@@ -112,7 +112,24 @@ def fit(texts: Sequence[str], labels: Sequence[int], c: float = 10.0, features: 
 
     model = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=0)
     model.fit(featurize(texts, features), np.asarray(labels, dtype=np.int64))
-    return {"coef": model.coef_[0].astype(np.float32), "intercept": float(model.intercept_[0]), "C": c}
+    coef = model.coef_[0].astype(np.float32)
+    return {
+        "coef": coef,
+        "intercept": float(model.intercept_[0]),
+        "C": c,
+        "iterations": int(np.max(model.n_iter_)),
+        "nonzero": int(np.count_nonzero(coef)),
+    }
+
+
+def columns(features: dict[str, Any] = FEATURES) -> int:
+    """How many weights the model has (hashed word and character columns)."""
+    return int(features["word"]["n_features"]) + int(features["char"]["n_features"])
+
+
+def versions() -> str:
+    """The libraries that decide what the features and weights are."""
+    return f"scikit-learn {metadata.version('scikit-learn')}, numpy {np.__version__}"
 
 
 def _array_bytes(array: np.ndarray) -> bytes:

@@ -78,10 +78,12 @@ def verified_copy(dataset: RegisteredDataset, shard: ShardInfo) -> Iterator[Path
         os.unlink(name)
 
 
-def verified_records(dataset: RegisteredDataset) -> Iterator[tuple[ShardInfo, Record]]:
-    """Every record of the dataset, each shard parsed from bytes that were verified against the manifest."""
+def verified_records(dataset: RegisteredDataset, extra: tuple[str, ...] = ()) -> Iterator[tuple[ShardInfo, Record]]:
+    """Every record of the dataset, each shard parsed from bytes that were verified against the manifest;
+    `extra` names more fields to carry on each record (a classifier's label)."""
     fields = Fields(
-        **{k: v for k, v in dataset.manifest.fields.items() if k in ("text", "id", "license", "source_url")}
+        **{k: v for k, v in dataset.manifest.fields.items() if k in ("text", "id", "license", "source_url")},
+        extra=extra,
     )
     for shard in dataset.manifest.shards:
         with verified_copy(dataset, shard) as path:

@@ -1,22 +1,28 @@
-"""custody's own toxicity classifier: which sets it may be trained on, training, and evaluation.
+"""custody's own toxicity classifier: trained as a governed custody run, then evaluated.
 
     python bench/toxicity_model.py [--shared ../shared/data] [--write-weights]
                                    [--json docs/figures/toxicity_model.json]
 
-1. Split each labelled dev half in ../shared/data 80/20 (stratified, seed SEED): train / held-out
-   eval. The model never sees an eval part.
-2. Ask custody whether a model custody ships may be trained on each train part: register it in a
-   throwaway home (keys from custody.testing.people.Cast) with a card naming its real license,
-   run the provenance and license checks, and gate it under policies/toxicity-model.toml (bound
-   to purpose `commercial` by the home's admin). A set the gate does not allow is dropped, never
-   waived.
-3. Train custody.toxicity.linear on the allowed train parts (label: toxic or not), and score
-   every eval part with it and with alt-profanity-check in the same run, on one core (BLAS and
-   OpenMP threads set to 1 before numpy loads; one process): ROC-AUC, F1 at 0.5, docs/s.
+1. Register each labelled dev half in ../shared/data (Davidson, ETHOS, the Jigsaw sample) in a
+   fresh home (keys from custody.testing.people.Cast; the admin binds policies/toxicity-model.toml
+   to purpose `commercial`) with a card naming its real license, and label field `toxic`.
+2. Ask custody whether a model custody ships may be trained on each: provenance and license
+   checks, then the gate, one set at a time. A set the gate does not allow is dropped, never
+   waived; the spec (pipelines/custody-linear.toml) must list exactly the allowed sets.
+3. `custody run pipelines/custody-linear.toml`: checks, the gate on exactly those bytes, and the
+   training (custody.runs.classifier), all in the ledger; records whose text SHA-256 falls under
+   the spec's held_out fraction are never trained on. The run's report (JSON) is written and
+   verified offline.
+4. Evaluate on data the model never saw, against alt-profanity-check on the same texts in the
+   same run, on one core (BLAS and OpenMP threads set to 1 before numpy loads): Davidson's
+   held-out records (toxic vs not; hate vs neither), all of ETHOS and all of the Jigsaw sample
+   (both denied, so never trained on). ROC-AUC, F1 at 0.5, docs/s. The offline default rule
+   (custody.toxicity.linear.default_verdict) is applied to the result.
 
-With --write-weights the weights and their model card go to platform/custody/toxicity/data/, and
-only when every set trained on was allowed; otherwise they go to a temporary folder and only the
-digest is reported (`pinned`: whether it equals custody.toxicity.linear.SHA256).
+With --write-weights the weights, model card, run report, verifier key and evaluation go to
+platform/custody/toxicity/data/ (only when the gate's allows equal the spec's datasets); without
+it they stay in a temporary folder and only digests are reported (`pinned`: whether the weights
+equal custody.toxicity.linear.SHA256: training is deterministic).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import random  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -40,19 +46,17 @@ from _meta import stamp  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
 POLICY = REPO / "policies" / "toxicity-model.toml"
-SEED = 20261127
-EVAL_SHARE = 0.2
+SPEC = REPO / "pipelines" / "custody-linear.toml"
 THRESHOLD = 0.5
 GOALS = {"ethos_roc_auc": 0.85, "davidson_roc_auc": 0.95, "docs_per_s_one_core": 5000}
 JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 
-# Each set: its folder, what makes a record toxic, what the split is stratified by, and the card
-# custody registers it with (licenses as each set's README states them).
+# Each set: its folder, what makes a record toxic, and the card custody registers it with
+# (licenses as each set's README states them).
 SETS: dict[str, dict[str, Any]] = {
     "davidson": {
         "folder": "toxicity_davidson_hate_offensive",
         "toxic": lambda r: int(r["label"] in ("hate_speech", "offensive_language")),
-        "stratum": lambda r: r["label"],
         "license": "MIT",
         "sources": [
             (
@@ -67,7 +71,6 @@ SETS: dict[str, dict[str, Any]] = {
     "ethos": {
         "folder": "toxicity_ethos_binary",
         "toxic": lambda r: int(r["label"] == 1),
-        "stratum": lambda r: r["label"],
         "license": "GPL-3.0-only",
         "sources": [
             (
@@ -82,7 +85,6 @@ SETS: dict[str, dict[str, Any]] = {
     "jigsaw": {
         "folder": "toxicity_jigsaw_sample",
         "toxic": lambda r: int(any(r[name] for name in JIGSAW_LABELS)),
-        "stratum": lambda r: int(any(r[name] for name in JIGSAW_LABELS)),
         "license": "CC0-1.0 AND CC-BY-SA-3.0",
         "sources": [
             (
@@ -108,90 +110,87 @@ def _jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def split(rows: list[dict], stratum, seed: int = SEED, share: float = EVAL_SHARE) -> tuple[list[dict], list[dict]]:
-    """(train, eval): per stratum, records sorted by id, shuffled with `seed`, the first `share` to eval."""
-    strata: dict[str, list[dict]] = {}
-    for row in rows:
-        strata.setdefault(str(stratum(row)), []).append(row)
-    train, held = [], []
-    for key in sorted(strata):
-        group = sorted(strata[key], key=lambda r: str(r["id"]))
-        random.Random(f"{seed}:{key}").shuffle(group)
-        cut = round(len(group) * share)
-        held += group[:cut]
-        train += group[cut:]
-    return train, held
+# What each set's README says about how it was collected (the default policy's card fields).
+COLLECTION = {
+    "davidson": ("tweets matching a hate-speech lexicon, labelled by CrowdFlower workers", "2017-01-01", "2017-03-31"),
+    "ethos": ("YouTube and Reddit comments, labelled by Figure Eight workers", "2019-01-01", "2020-06-30"),
+    "jigsaw": ("Wikipedia talk page comments, labelled by crowd raters", "2017-01-01", "2018-03-31"),
+}
 
 
 def card_text(name: str) -> str:
+    """The set's card: everything provenance asks for, as far as the set's own README says it."""
     spec = SETS[name]
     sources = "".join(
         f'\n[[sources]]\nname = "{title}"\nuri = "{uri}"\nkind = "{kind}"\nlicense = "{license}"\n'
+        f'retrieved_at = "2024-09-17"\n'  # when the shared data were split from the source commit
         for title, uri, kind, license in spec["sources"]
     )
+    process, start, end = COLLECTION[name]
     return (
         f'[dataset]\ntitle = "{spec["title"]}"\nmodality = ["text"]\nlanguages = ["en"]\n{sources}\n'
+        f'[collection]\nprocess = "{process}"\n'
+        f'time_frame = {{ start = "{start}", end = "{end}" }}\n\n'
+        '[personal_data]\npresent = "yes"\ncategories = ["user handles", "names of public figures"]\n\n'
         f'[license]\ndeclared = "{spec["license"]}"\n\n'
-        '[use]\nintended = ["training custody\'s toxicity classifier"]\n\n'
-        '[governance]\nowner = "custody maintainers"\n'
+        '[use]\nintended = ["training custody\'s toxicity classifier"]\n'
+        'out_of_scope = ["decisions about the people who wrote or are named in the texts"]\n\n'
+        '[governance]\nowner = "custody maintainers"\nsteward = "custody maintainers"\n'
     )
 
 
-def gate_sets(train: dict[str, list[dict]]) -> dict[str, Any]:
-    """Register each train part in a throwaway home, check it, gate it under POLICY: one decision per set."""
-    from custody.checks.catalog import build_check
+def register_sets(home, rows: dict[str, list[dict]], folder: Path) -> dict[str, Any]:
+    """Each set registered as NAME@1 with fields id, text and toxic (0/1)."""
     from custody.datasets.card import parse_card
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
-    from custody.pipeline.run_check import run_check
-    from custody.policy.bindings import bind
-    from custody.policy.gate import run_gate
-    from custody.policy.schema import load_policy
-    from custody.testing.people import ADMIN, Cast
 
-    loaded = load_policy(str(POLICY))
-    cast = Cast()
-    out: dict[str, Any] = {
-        "policy": {"path": str(POLICY.relative_to(REPO)), "name": loaded.policy.name, "sha256": loaded.digest},
-        "purpose": loaded.policy.purpose,
-        "sets": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="custody-tox-model-") as tmp:
-        home = cast.init_home(Path(tmp) / "home")
-        try:
-            bind(home, loaded.policy.purpose, loaded, cast.person(home, ADMIN))
-            registry = DatasetRegistry(home)
-            for name, rows in train.items():
-                shard = Path(tmp) / f"{name}-train.jsonl"
-                with open(shard, "w", encoding="utf-8") as handle:
-                    for row in rows:
-                        handle.write(json.dumps({"id": str(row["id"]), "text": row["text"]}) + "\n")
-                dataset, _ = registry.register(
-                    [shard], DatasetRef(f"{name}-train", "1"), parse_card(card_text(name)), Fields(id="id")
-                )
-                for check in ("provenance", "license"):
-                    run_check(home, dataset, build_check(check))
-                result = run_gate(home, [dataset], None, loaded.policy.purpose, actor=cast.person(home, ADMIN))
-                out["sets"][name] = {
-                    "dataset": str(dataset.ref),
-                    "records": len(rows),
-                    "declared_license": SETS[name]["license"],
-                    "source_licenses": [source[3] for source in SETS[name]["sources"]],
-                    "decision": result.decision.decision,
-                    "recorded": result.recorded,
-                    "reasons": [
-                        {"rule": r.rule, "outcome": r.outcome, "finding": r.finding, "message": r.message}
-                        for r in result.decision.reasons
-                    ],
-                }
-        finally:
-            home.close()
+    registered = {}
+    for name, records in rows.items():
+        shard = folder / f"{name}.jsonl"
+        with open(shard, "w", encoding="utf-8") as handle:
+            for row in records:
+                handle.write(json.dumps({"id": str(row["id"]), "text": row["text"], "toxic": SETS[name]["toxic"](row)}))
+                handle.write("\n")
+        registered[name], _ = DatasetRegistry(home).register(
+            [shard], DatasetRef(name, "1"), parse_card(card_text(name)), Fields(id="id")
+        )
+    return registered
+
+
+def gate_sets(home, registered: dict[str, Any], admin) -> dict[str, Any]:
+    """Provenance and license checks, then the gate, one set at a time: one decision per set."""
+    from custody.checks.catalog import build_check
+    from custody.pipeline.run_check import run_check
+    from custody.policy.gate import run_gate
+
+    out = {}
+    for name, dataset in registered.items():
+        for check in ("provenance", "license"):
+            run_check(home, dataset, build_check(check))
+        result = run_gate(home, [dataset], None, "commercial", actor=admin)
+        out[name] = {
+            "dataset": str(dataset.ref),
+            "records": dataset.manifest.records,
+            "declared_license": SETS[name]["license"],
+            "source_licenses": [source[3] for source in SETS[name]["sources"]],
+            "decision": result.decision.decision,
+            "ledger_index": result.ledger_index,
+            "reasons": [
+                {"rule": r.rule, "outcome": r.outcome, "finding": r.finding, "message": r.message}
+                for r in result.decision.reasons
+            ],
+        }
     return out
 
 
-def eval_sets(held: dict[str, list[dict]]) -> dict[str, tuple[list[str], list[int], str]]:
-    davidson = held["davidson"]
+def eval_sets(rows: dict[str, list[dict]], held_out: float) -> dict[str, tuple[list[str], list[int], str]]:
+    """What the model never saw: Davidson's held-out records (the run's own rule), all of the denied sets."""
+    from custody.datasets.readers import content_hash
+    from custody.train.data import in_val_split
+
+    davidson = [r for r in rows["davidson"] if in_val_split(content_hash(r["text"]), held_out)]
     not_offensive = [r for r in davidson if r["label"] != "offensive_language"]
     return {
         "davidson": (
@@ -205,13 +204,13 @@ def eval_sets(held: dict[str, list[dict]]) -> dict[str, tuple[list[str], list[in
             "hate_speech vs neither (offensive left out)",
         ),
         "ethos": (
-            [r["text"] for r in held["ethos"]],
-            [SETS["ethos"]["toxic"](r) for r in held["ethos"]],
+            [r["text"] for r in rows["ethos"]],
+            [SETS["ethos"]["toxic"](r) for r in rows["ethos"]],
             "label 1 (isHate >= 0.5)",
         ),
         "jigsaw": (
-            [r["text"] for r in held["jigsaw"]],
-            [SETS["jigsaw"]["toxic"](r) for r in held["jigsaw"]],
+            [r["text"] for r in rows["jigsaw"]],
+            [SETS["jigsaw"]["toxic"](r) for r in rows["jigsaw"]],
             "any of the 6 Jigsaw labels",
         ),
     }
@@ -237,178 +236,185 @@ def metrics(labels: list[int], scores: list[float]) -> dict[str, float | None]:
     }
 
 
-MODEL_CARD = """# custody-linear v1: custody's own toxicity classifier (in progress)
+EVALUATION_SECTION = """
+## Evaluation against alt-profanity-check (data the model never saw)
 
-Weights: `custody-linear-v1.npz`, SHA-256 `{sha256}` (pinned in `custody/toxicity/linear.py`).
-Written by `{command}` on {date}; raw figures in `docs/figures/toxicity_model.json`.
+Measured by `{command}` on {date} ({cpu}), one core, both scorers on the same texts in the same
+run; raw figures in `docs/figures/toxicity_model.json`. ETHOS and the Jigsaw sample were denied
+by the gate, so every record of theirs is unseen; Davidson's are its held-out records.
 
-## Model
+| evaluation set | records | ROC-AUC ours | ROC-AUC profanity-check | docs/s ours | docs/s profanity-check |
+|---|---|---|---|---|---|
+{rows}
 
-Logistic regression (liblinear, C = {c}) over hashed features: word 1-2-grams and character 3-5-grams
-(`char_wb`), 2^20 columns each, no vocabulary; HTML entities decoded, URLs, @mentions and "RT"
-removed first; 1 + log tf, rows L2-normalised. {nonzero:,} non-zero weights. One output:
-`toxicity`, a probability. English only.
+Offline default: **{default}**. The rule (custody.toxicity.linear.default_verdict): custody-linear
+becomes the offline default only when its ROC-AUC is at least profanity-check's on every set above.
+{verdict}
 
-## Data, and the license decision
+## How the license question was decided
 
-Each set's dev half in the shared data was split 80/20 (stratified, seed {seed}); the model saw
-only the 80% train parts of the sets custody's gate allowed under `policies/toxicity-model.toml`
-(purpose commercial: public-domain and permissive licenses only, since the weights ship with
-custody under Apache-2.0). A set the gate did not allow was dropped, not waived.
+Each candidate set was registered with its real license and gated alone under
+`policies/toxicity-model.toml` (purpose commercial: public-domain and permissive only):
 
-| set | licenses | gate | trained on |
+| set | licenses | gate | ledger index |
 |---|---|---|---|
-{set_rows}
+{gate_rows}
 
-## Metrics (held-out 20% eval parts; alt-profanity-check on the same texts, same run)
-
-| eval part | records | ROC-AUC custody-linear | ROC-AUC profanity-check |
-|---|---|---|---|
-{metric_rows}
-
-Throughput on one core: {ours_rate:,.0f} docs/s (profanity-check {peer_rate:,.0f} docs/s) on the Davidson eval tweets.
-
-## Intended use
-
-Scoring text for toxicity (offensive language, slurs, abuse) in custody's toxicity check, as a
-fast offline scorer; a first-pass filter and a review queue, not a final judge.
-
-## Limitations
-
-- Trained on {trained_records:,} English tweets from 2017 only: it learns offensive *words*; hate
-  phrased politely (ETHOS) scores low (ROC-AUC above). It does not replace detoxify where that matters.
-- The Davidson labels are one CrowdFlower majority vote; "offensive" covers casual slurs and
-  swearing, so reclaimed or quoted use of a slur scores as toxic.
-- The MIT license is the Davidson repository's; the tweets are third-party Twitter content.
-- alt-profanity-check's own training data includes Davidson's tweets, so its Davidson figures
-  may include tweets it was trained on.
-
-## Bias
-
-Sap et al. (2019) and Davidson et al. (2019) found that tweets in African-American English are
-far more often labelled, and then predicted, offensive in this set; a model trained on its labels
-inherits that. Identity terms that co-occur with slurs (e.g. "gay", "black") can raise a score on
-their own. Check flagged records per group before using the scores to drop data.
+A denied set was dropped, not waived. Verify this model's record offline with
+`custody verify-report custody-linear-v2.report.json --key "$(cat custody-linear-v2.pub)"`.
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
-    parser.add_argument("--write-weights", action="store_true", help="write the weights into the package")
+    parser.add_argument("--write-weights", action="store_true", help="write the model files into the package")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
-    parser.add_argument("--c", type=float, default=10.0, help="inverse regularisation strength [10]")
     args = parser.parse_args(argv)
 
-    import numpy as np
     from profanity_check import predict_prob
 
+    from _meta import cpu_model
+    from custody.policy.bindings import bind
+    from custody.policy.schema import load_policy
+    from custody.reports.build import build
+    from custody.reports.verify import verify_report
+    from custody.runs.governed import run_spec
+    from custody.runs.spec import load_spec
+    from custody.testing.people import ADMIN, Cast
     from custody.toxicity import linear
 
-    train: dict[str, list[dict]] = {}
-    held: dict[str, list[dict]] = {}
-    for name, spec in SETS.items():
-        train[name], held[name] = split(_jsonl(args.shared / spec["folder"] / "data.jsonl"), spec["stratum"])
-    gate = gate_sets(train)
-    allowed = [name for name, result in gate["sets"].items() if result["decision"] == "allow"]
-    for name, result in gate["sets"].items():
-        why = "; ".join(r["message"] for r in result["reasons"]) or "no rule objected"
-        print(f"  gate {name:<9} {result['declared_license']:<26} {result['decision']:<6} {why}")
-    if not allowed:
-        print("  no training set is allowed: nothing to train", file=sys.stderr)
-        return 1
+    rows = {name: _jsonl(args.shared / spec["folder"] / "data.jsonl") for name, spec in SETS.items()}
+    loaded_spec = load_spec(SPEC)
+    work = Path(tempfile.mkdtemp(prefix="custody-tox-model-"))
+    cast = Cast(work / "keys")
+    home = cast.init_home(work / "home")
+    try:
+        cast.enroll(home, "trainer", "engineer")
+        bind(home, "commercial", load_policy(str(POLICY)), cast.person(home, ADMIN))
+        registered = register_sets(home, rows, work)
+        gate = gate_sets(home, registered, cast.person(home, ADMIN))
+        allowed = [name for name, result in gate.items() if result["decision"] == "allow"]
+        for name, result in gate.items():
+            why = "; ".join(r["message"] for r in result["reasons"]) or "no rule objected"
+            print(f"  gate {name:<9} {result['declared_license']:<26} {result['decision']:<6} {why}")
+        in_spec = sorted(item.ref.split("@")[0] for item in loaded_spec.spec.datasets)
+        if in_spec != sorted(allowed):
+            print(f"  {SPEC.name} lists {in_spec}, the gate allows {sorted(allowed)}: not training", file=sys.stderr)
+            return 1
 
-    texts = [r["text"] for name in allowed for r in train[name]]
-    labels = [SETS[name]["toxic"](r) for name in allowed for r in train[name]]
-    started = time.perf_counter()
-    model = linear.fit(texts, labels, c=args.c)
-    fit_s = time.perf_counter() - started
-    trained_on = [{"set": name, "records": len(train[name]), "license": SETS[name]["license"]} for name in allowed]
-    meta = {"trained_on": trained_on, "C": args.c, "seed": SEED, "eval_share": EVAL_SHARE}
-    target = (
-        linear.WEIGHTS if args.write_weights else Path(tempfile.mkdtemp(prefix="custody-linear-")) / linear.WEIGHTS.name
-    )
-    sha256 = linear.save(target, model["coef"], model["intercept"], meta)
-    scorer = linear.LinearScorer(target, sha256)
+        outcome = run_spec(home, loaded_spec, actor=cast.person(home, "trainer"), say=lambda line: print(f"  {line}"))
+        if outcome.exit_code != 0 or outcome.result is None:
+            print(f"  the run did not train: {outcome.gate.decision.decision}", file=sys.stderr)
+            return 1
+        result = outcome.result
+        report = build(home, outcome.run_id, "json", cast.person(home, "trainer"))
+        verified = verify_report(report.data, home.verifier_key)
+        if not verified.ok:
+            print(f"  the run's report does not verify: {verified.problems}", file=sys.stderr)
+            return 1
+        verifier_key = str(home.verifier_key)
+        entries = dict(outcome.entries)
+    finally:
+        home.close()
 
+    scorer = linear.LinearScorer(result.weights, result.digest)
+    held_out = loaded_spec.spec.classifier.held_out
+    sets: dict[str, Any] = {}
+    for name, (texts, labels, positive) in eval_sets(rows, held_out).items():
+        ours, ours_rate = _timed(scorer.probabilities, texts)
+        peer, peer_rate = _timed(predict_prob, texts)
+        sets[name] = {
+            "records": len(texts),
+            "positives": sum(labels),
+            "positive": positive,
+            "seen_in_training": False,
+            linear.NAME: {**metrics(labels, ours), "docs_per_s": round(ours_rate, 1)},
+            "profanity-check": {**metrics(labels, peer), "docs_per_s": round(peer_rate, 1)},
+        }
+    evaluation = {
+        "weights_sha256": result.digest,
+        "rule": linear.DEFAULT_RULE,
+        "sets": {
+            name: {"records": row["records"], linear.NAME: row[linear.NAME]["roc_auc"],
+                   "profanity-check": row["profanity-check"]["roc_auc"]}
+            for name, row in sets.items()
+        },
+    }  # fmt: skip
+    wins, verdict = linear.default_verdict(evaluation, result.digest)
+    evaluation["default"] = linear.NAME if wins else "profanity-check"
     figures: dict[str, Any] = {
-        "seed": SEED,
-        "eval_share": EVAL_SHARE,
         "threshold": THRESHOLD,
         "goals": GOALS,
+        "policy": {"path": str(POLICY.relative_to(REPO)), "purpose": "commercial"},
+        "spec": {"path": str(SPEC.relative_to(REPO)), "sha256": loaded_spec.digest},
         "gate": gate,
         "allowed": allowed,
+        "run": {
+            "run_id": outcome.run_id,
+            "entries": entries,
+            "held_out_fraction": held_out,
+            "held_out": result.held_out,
+            "report_verified": verified.ok,
+            "report_entries_proved": verified.entries_verified,
+        },
         "model": {
             "name": linear.NAME,
             "features": linear.FEATURES,
-            "C": args.c,
-            "train_records": len(texts),
-            "train_positives": sum(labels),
-            "trained_on": trained_on,
-            "nonzero_weights": int(np.count_nonzero(model["coef"])),
-            "fit_s": round(fit_s, 2),
-            "sha256": sha256,
-            "bytes": target.stat().st_size,
-            "pinned": sha256 == linear.SHA256,
-            "written": str(target.relative_to(REPO)) if args.write_weights else None,
+            "sha256": result.digest,
+            "bytes": result.weights.stat().st_size,
+            "pinned": result.digest == linear.SHA256,
         },
-        "sets": {},
+        "sets": sets,
+        "default": {"scorer": evaluation["default"], "verdict": verdict},
     }
-    for name, (eval_texts, eval_labels, positive) in eval_sets(held).items():
-        ours, ours_rate = _timed(scorer.probabilities, eval_texts)
-        peer, peer_rate = _timed(predict_prob, eval_texts)
-        figures["sets"][name] = {
-            "records": len(eval_texts),
-            "positives": sum(eval_labels),
-            "positive": positive,
-            "trained_on_its_train_part": name.split("-")[0] in allowed,
-            linear.NAME: {**metrics(eval_labels, ours), "docs_per_s": round(ours_rate, 1)},
-            "profanity-check": {**metrics(eval_labels, peer), "docs_per_s": round(peer_rate, 1)},
-        }
-    sets = figures["sets"]
     figures["goals_met"] = {
         "ethos_roc_auc": sets["ethos"][linear.NAME]["roc_auc"] >= GOALS["ethos_roc_auc"],
         "davidson_roc_auc": sets["davidson"][linear.NAME]["roc_auc"] >= GOALS["davidson_roc_auc"],
         "docs_per_s_one_core": sets["davidson"][linear.NAME]["docs_per_s"] >= GOALS["docs_per_s_one_core"],
     }
 
-    print(f"\n  trained on {', '.join(allowed)}: {len(texts):,} records, {fit_s:.1f} s; sha256 {sha256}")
-    print(f"  {'eval part':<14} {'records':>7} {'AUC ours':>9} {'AUC p-c':>8} {'docs/s ours':>12} {'docs/s p-c':>11}")
+    print(f"\n  run {outcome.run_id}: weights sha256 {result.digest} (pinned: {figures['model']['pinned']})")
+    print(f"  {'eval set':<14} {'records':>7} {'AUC ours':>9} {'AUC p-c':>8} {'docs/s ours':>12} {'docs/s p-c':>11}")
     for name, row in sets.items():
         a, b = row[linear.NAME], row["profanity-check"]
         print(
             f"  {name:<14} {row['records']:>7} {a['roc_auc']:>9} {b['roc_auc']:>8} "
             f"{a['docs_per_s']:>12,.0f} {b['docs_per_s']:>11,.0f}"
         )
+    print(f"  offline default: {evaluation['default']} ({verdict})")
     print(f"  goals met: {figures['goals_met']}")
 
     document = stamp(figures)
     if args.write_weights:
-        set_rows = "\n".join(
-            f"| {name} | {r['declared_license']} | {r['decision']}"
-            + (f": {'; '.join(x['message'] for x in r['reasons'])}" if r["reasons"] else "")
-            + f" | {'yes, ' + format(r['records'], ',') + ' records' if name in allowed else 'no'} |"
-            for name, r in gate["sets"].items()
-        )
-        metric_rows = "\n".join(
-            f"| {name} ({row['positive']}) | {row['records']} | {row[linear.NAME]['roc_auc']} | "
-            f"{row['profanity-check']['roc_auc']} |"
-            for name, row in sets.items()
-        )
-        card = MODEL_CARD.format(
-            sha256=sha256,
+        target = linear.WEIGHTS.parent
+        shutil.copyfile(result.weights, linear.WEIGHTS)
+        section = EVALUATION_SECTION.format(
             command=document["command"],
             date=document["date"],
-            c=args.c,
-            nonzero=figures["model"]["nonzero_weights"],
-            seed=SEED,
-            set_rows=set_rows,
-            metric_rows=metric_rows,
-            ours_rate=sets["davidson"][linear.NAME]["docs_per_s"],
-            peer_rate=sets["davidson"]["profanity-check"]["docs_per_s"],
-            trained_records=len(texts),
+            cpu=cpu_model(),
+            rows="\n".join(
+                f"| {name} ({row['positive']}) | {row['records']:,} | {row[linear.NAME]['roc_auc']} | "
+                f"{row['profanity-check']['roc_auc']} | {row[linear.NAME]['docs_per_s']:,.0f} | "
+                f"{row['profanity-check']['docs_per_s']:,.0f} |"
+                for name, row in sets.items()
+            ),
+            default=evaluation["default"],
+            verdict=verdict,
+            gate_rows="\n".join(
+                f"| {name} | {r['declared_license']} | {r['decision']}"
+                + (f": {'; '.join(x['message'] for x in r['reasons'])}" if r["reasons"] else "")
+                + f" | {r['ledger_index']} |"
+                for name, r in gate.items()
+            ),
         )
-        target.with_suffix(".md").write_text(card, encoding="utf-8")
+        card = result.card.read_text(encoding="utf-8") + section
+        linear.CARD.write_text(card, encoding="utf-8")
+        linear.REPORT.write_bytes(report.data)
+        linear.VERIFIER_KEY.write_text(verifier_key + "\n", encoding="utf-8")
+        linear.EVALUATION.write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"  model files written to {target.relative_to(REPO)}")
+    shutil.rmtree(work, ignore_errors=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,20 +1,22 @@
-"""custody-linear, custody's own toxicity classifier: its pinned weights, determinism, quality.
+"""custody-linear, custody's own toxicity classifier: its pinned weights, its record, when it is the default.
 
-The weights ship in custody/toxicity/data/ (trained by bench/toxicity_model.py on the Davidson
-train part only). A copy whose bytes differ is refused with one line naming the file; the
-held-out Davidson eval part (the same seeded split the bench uses) must keep ROC-AUC >= 0.9.
+The weights ship in custody/toxicity/data/ with their card, the report of the governed run that
+trained them (bench/toxicity_model.py runs pipelines/custody-linear.toml) and the key that
+verifies it. A copy whose bytes differ is refused with one line naming the file; the report
+verifies offline and names exactly these weights; the held-out Davidson records (the run's own
+text-digest rule) keep ROC-AUC >= 0.9; `auto` takes custody-linear only when the shipped
+evaluation says it beats profanity-check on every set.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
+import re
 from pathlib import Path
 
 import pytest
 
+from custody.toxicity import linear
 from custody.toxicity.linear import SHA256, WEIGHTS, LinearScorer
 from custody.toxicity.scorers import ChecksumError, Scorer
 
@@ -30,13 +32,13 @@ def test_the_shipped_weights_load_under_their_pinned_digest(scorer):
     assert isinstance(scorer, Scorer)
     assert scorer.digest == SHA256
     assert scorer.describe()["sha256"] == SHA256
-    assert [s["set"] for s in scorer.describe()["trained_on"]] == ["davidson"]
+    assert [s["dataset"] for s in scorer.describe()["trained_on"]] == ["davidson@1"]
 
 
 def test_a_corrupted_copy_is_refused_in_one_line_naming_the_file(tmp_path):
     data = bytearray(WEIGHTS.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    copy = tmp_path / "custody-linear-v1.npz"
+    copy = tmp_path / "custody-linear-v2.npz"
     copy.write_bytes(bytes(data))
     with pytest.raises(ChecksumError) as caught:
         LinearScorer(copy, SHA256)
@@ -55,37 +57,80 @@ def test_scores_are_deterministic_and_order_toxic_above_clean(scorer):
     assert scorer.score_batch([]) == []
 
 
-def test_roc_auc_on_the_held_out_davidson_part(scorer, shared_data):
+def test_roc_auc_on_the_held_out_davidson_records(scorer, shared_data):
     from sklearn.metrics import roc_auc_score
 
-    spec = importlib.util.spec_from_file_location("toxicity_model", REPO / "bench" / "toxicity_model.py")
-    sys.path.insert(0, str(REPO / "bench"))
-    saved = dict(os.environ)  # the bench pins BLAS threads to 1 on import: not for the rest of the tests
-    try:
-        bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-        os.environ.clear()
-        os.environ.update(saved)
+    from custody.datasets.readers import content_hash
+    from custody.train.data import in_val_split
+
+    fraction = scorer.config["held_out"]
     with open(shared_data / "toxicity_davidson_hate_offensive" / "data.jsonl", encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
-    train, held = bench.split(rows, bench.SETS["davidson"]["stratum"])
-    assert not {r["id"] for r in train} & {r["id"] for r in held}
-    labels = [bench.SETS["davidson"]["toxic"](r) for r in held]
-    auc = roc_auc_score(labels, scorer.probabilities([r["text"] for r in held]))
+        held = [r for r in map(json.loads, handle) if in_val_split(content_hash(r["text"]), fraction)]
+    [trained] = scorer.config["trained_on"]
+    assert len(held) + trained["records"] == 12392  # the run trained on exactly the rest
+    auc = roc_auc_score([int(r["toxic"]) for r in held], scorer.probabilities([r["text"] for r in held]))
     assert auc >= 0.9
 
 
+def test_the_shipped_report_verifies_offline_and_names_these_weights():
+    from custody.ledger.verifier import parse_verifier_key
+    from custody.reports.verify import verify_report
+
+    data = linear.REPORT.read_bytes()
+    key = parse_verifier_key(linear.VERIFIER_KEY.read_text(encoding="utf-8").strip())
+    result = verify_report(data, key)
+    assert result.ok, result.problems
+    report = json.loads(data)
+    finished = report["run"]["finished"]
+    assert finished["type"] == "run.finished/v2" and finished["model_digest"] == SHA256
+    assert [d["ref"] for d in report["run"]["started"]["datasets"]] == ["davidson@1"]
+    assert report["decision"]["result"]["decision"] == "allow"
+    # the card cites the same entries the report proves, by index and leaf hash
+    cited = re.findall(r"\| `([a-z.]+/v\d+)` \| (\d+) \| `([0-9a-f]{64})` \|", linear.CARD.read_text(encoding="utf-8"))
+    anchored = {e["index"]: e["leaf_hash"] for e in report["anchors"]["entries"]}
+    assert len(cited) >= 6 and {int(i): leaf for _, i, leaf in cited}.items() <= anchored.items()
+
+    tampered = data.replace(SHA256.encode(), ("0" * 64).encode(), 1)
+    assert not verify_report(tampered, key).ok
+
+
+def test_the_default_switches_only_when_the_evaluation_says_so(monkeypatch, tmp_path):
+    from custody.toxicity.scorers import ToxicitySettings, select_scorer
+
+    shipped = json.loads(linear.EVALUATION.read_text(encoding="utf-8"))
+    wins, why = linear.shipped_verdict()
+    assert wins == (shipped["default"] == "custody-linear")
+    chosen = select_scorer(ToxicitySettings())
+    assert chosen.scorer.name == shipped["default"] and why in chosen.note
+
+    winning = {
+        **shipped,
+        "sets": {n: {**row, "profanity-check": 0.5, "custody-linear": 0.9} for n, row in shipped["sets"].items()},
+    }
+    assert linear.default_verdict(winning) == (
+        True,
+        f"its ROC-AUC is at least profanity-check's on all {len(winning['sets'])} evaluation sets",
+    )
+    assert linear.default_verdict(winning, "f" * 64)[0] is False  # an evaluation of other weights
+    losing = {**winning, "sets": {**winning["sets"], "ethos": {"custody-linear": 0.61, "profanity-check": 0.68}}}
+    assert linear.default_verdict(losing) == (False, "it loses to profanity-check on ethos (ROC-AUC 0.61 < 0.68)")
+
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(winning), encoding="utf-8")
+    monkeypatch.setattr(linear, "EVALUATION", path)
+    chosen = select_scorer(ToxicitySettings())
+    assert chosen.scorer.name == "custody-linear" and "offline default" in chosen.note
+    path.write_text("{not json", encoding="utf-8")
+    assert select_scorer(ToxicitySettings()).scorer.name == "profanity-check"
+
+
 def test_the_toxicity_check_runs_custody_linear_when_named(home, tmp_path):
-    """Chosen by name only (auto keeps profanity-check until the evaluation says otherwise); the
-    check records the weights' digest as its model."""
+    """Chosen by name; the check records the weights' digest as its model."""
     from custody.checks.toxicity import ToxicityCheck
     from custody.pipeline.run_check import run_check
-    from custody.toxicity.scorers import ToxicitySettings, select_scorer
+    from custody.toxicity.scorers import ToxicitySettings
     from test_check_resume import register_shards
 
-    assert select_scorer(ToxicitySettings(), home).scorer.name != "custody-linear"
     texts = ["have a lovely day, friend", "you stupid worthless idiot, shut up", "the meeting is at noon"]
     dataset = register_shards(home, tmp_path / "data", texts, shards=1)
     result = run_check(home, dataset, ToxicityCheck(settings=ToxicitySettings(scorer="custody-linear")))

@@ -6,12 +6,13 @@ the weights are the whole model. Counts are made sublinear (1 + log tf) and each
 is L2-normalised; the score is the logistic of one dot product. Character n-grams catch the
 spellings a word list misses ("f*ck", "b1tch", "niggaz"); word bigrams catch phrases.
 
-The weights are one file, `data/custody-linear-v1.npz`: the non-zero coefficients (column,
+The weights are one file, `data/custody-linear-v2.npz`: the non-zero coefficients (column,
 value), the intercept and the feature settings (which tweet artefacts are removed first: HTML
 entities decoded, URLs, @mentions and "RT" dropped) as JSON, written byte-for-byte deterministically
 (no pickle: loaded with `allow_pickle=False`). Its SHA-256 is pinned here (`SHA256`); a file
 that does not match is refused with one line naming it. How the weights were trained, on which
-sets and under which license decision: `data/custody-linear-v1.md` and docs/toxicity.md.
+sets and under which license decision: `data/custody-linear-v2.md` (its card, written by the
+governed run that trained it, pipelines/custody-linear.toml) and docs/toxicity.md.
 
 This module is a detector on the ground floor: it imports nothing from custody but the model-file
 helpers (weights.py). The trainer (`fit`) is here so that training and scoring share one feature
@@ -36,8 +37,16 @@ from custody.toxicity.weights import ChecksumError, ScorerUnavailable, sha256_by
 
 NAME = "custody-linear"
 CATEGORY = "toxicity"
-WEIGHTS = Path(__file__).resolve().parent / "data" / "custody-linear-v1.npz"
-SHA256 = "0e661270e702e5ae7f582c81c558a28eb519bbb17940a957341cdf54aaa57c0a"
+DATA = Path(__file__).resolve().parent / "data"
+WEIGHTS = DATA / "custody-linear-v2.npz"
+# What ships beside the weights: the model card, the training run's offline-verifiable report and
+# the ledger key that verifies it, and the evaluation the offline default is decided by.
+CARD = DATA / "custody-linear-v2.md"
+REPORT = DATA / "custody-linear-v2.report.json"
+VERIFIER_KEY = DATA / "custody-linear-v2.pub"
+EVALUATION = DATA / "custody-linear-v2.eval.json"
+DEFAULT_RULE = "custody-linear's ROC-AUC is at least profanity-check's on every evaluation set"
+SHA256 = "9963d1a80085805e3bfd118d1be742d857ea2becd5c76d611411b6372179b245"
 FORMAT = "custody-linear/1"
 # The feature settings the shipped weights were trained with (stored in the file too).
 FEATURES: dict[str, Any] = {
@@ -220,3 +229,29 @@ class LinearScorer:
             "trained_on": self.config.get("trained_on", []),
             "versions": {"scikit-learn": metadata.version("scikit-learn"), "numpy": np.__version__},
         }
+
+
+def default_verdict(evaluation: dict[str, Any], weights_sha256: str = SHA256) -> tuple[bool, str]:
+    """Whether custody-linear should be the offline default, by DEFAULT_RULE applied to `evaluation`
+    (the shipped EVALUATION: per set, both scorers' ROC-AUC on data the model never saw), and why."""
+    if evaluation.get("weights_sha256") != weights_sha256:
+        return False, "its evaluation is of other weights"
+    sets = evaluation.get("sets") or {}
+    if not sets:
+        return False, "it has no evaluation"
+    for name, row in sorted(sets.items()):
+        ours, peer = row.get(NAME), row.get("profanity-check")
+        if ours is None or peer is None:
+            return False, f"its evaluation on {name} lacks a ROC-AUC"
+        if ours < peer:
+            return False, f"it loses to profanity-check on {name} (ROC-AUC {ours} < {peer})"
+    return True, f"its ROC-AUC is at least profanity-check's on all {len(sets)} evaluation sets"
+
+
+def shipped_verdict() -> tuple[bool, str]:
+    """default_verdict on the evaluation that ships with the weights (absent or unreadable: no)."""
+    try:
+        evaluation = json.loads(EVALUATION.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return False, f"its evaluation cannot be read ({EVALUATION.name}: {exc})"
+    return default_verdict(evaluation if isinstance(evaluation, dict) else {})

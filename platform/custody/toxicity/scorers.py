@@ -14,7 +14,9 @@ Two scorers, one contract (`Scorer`): a name, the categories it scores, a digest
 
 `released_checkpoint(name, cache_dir)` downloads detoxify's released checkpoints (`original`,
 `unbiased`, `multilingual`, ...) once into a cache folder, hash-checked; `select_scorer` picks
-detoxify when it is configured and available, else profanity-check, and says which ran and why.
+detoxify when it is configured and available, else the offline default, and says which ran and
+why. The offline default is custody's own `custody-linear` (custody.toxicity.linear) only when the
+evaluation shipped with its weights says it beats profanity-check on every set; else profanity-check.
 `scorer = "perspective"` (never chosen by `auto`) sends texts to Google's Perspective API
 (`custody.toxicity.perspective`), with its key from the environment.
 """
@@ -578,7 +580,7 @@ def select_scorer(settings: ToxicitySettings | None = None, home: Any | None = N
         return Selection(scorer, note, settings=settings)
     if settings.scorer == "profanity-check":
         return Selection(ProfanityScorer(), "profanity-check (configured)", settings=settings)
-    if settings.scorer == "custody-linear":  # chosen only by name until it wins the evaluation (docs/toxicity.md)
+    if settings.scorer == "custody-linear":  # by name; `auto` takes it once it wins its evaluation
         from custody.toxicity.linear import LinearScorer
 
         scorer = LinearScorer()
@@ -602,7 +604,20 @@ def select_scorer(settings: ToxicitySettings | None = None, home: Any | None = N
                 f"'original'), hf_config and sha256 in HOME/{SETTINGS_FILE} or CUSTODY_DETOXIFY_*"
             )
         reason = "no detoxify checkpoint is configured"
-    return Selection(ProfanityScorer(), f"profanity-check (fallback: {reason})", fallback=True, settings=settings)
+    return _offline_default(settings, reason)
+
+
+def _offline_default(settings: ToxicitySettings, reason: str) -> Selection:
+    """Without detoxify: custody-linear once its shipped evaluation beats profanity-check, else profanity-check."""
+    from custody.toxicity import linear
+
+    wins, verdict = linear.shipped_verdict()
+    if wins:
+        scorer = linear.LinearScorer()
+        note = f"custody-linear (offline default: {verdict}; {reason}): weights sha256:{scorer.digest[:16]}"
+        return Selection(scorer, note, fallback=True, settings=settings)
+    note = f"profanity-check (fallback: {reason}; not custody-linear: {verdict})"
+    return Selection(ProfanityScorer(), note, fallback=True, settings=settings)
 
 
 def clean_score(value: float) -> float | None:

@@ -41,8 +41,8 @@ def run(
     review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
     """
     from custody.pipeline.executors import ExecutorError
-    from custody.runs.classifier import LabelError
     from custody.runs.governed import RunRefused, run_spec
+    from custody.runs.labelled import LabelError
     from custody.runs.spec import SpecError, load_spec
     from custody.stages.base import StageError
 

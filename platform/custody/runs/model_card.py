@@ -8,14 +8,12 @@ report (`custody report RUN_ID --format json`) can match every line to a proved 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from custody.checks.results import latest_results
 from custody.home import Home
+from custody.runs.labelled import LabelledSet
 from custody.runs.outcome import RunOutcome
-
-if TYPE_CHECKING:
-    from custody.runs.classifier import LabelledSet
 
 
 def _entry(home: Home, index: int, what: str) -> str:

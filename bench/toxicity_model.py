@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "sha256": result.digest,
             "bytes": result.weights.stat().st_size,
             "pinned": result.digest == linear.SHA256,
+            "trained_on": scorer.config["trained_on"],
         },
         "sets": sets,
         "default": {"scorer": evaluation["default"], "verdict": verdict},

@@ -4,7 +4,8 @@ It builds its own home (a temp dir unless --home is given) and generates its own
 needs nothing but the checkout: no network, no shared files. The story: its people get SSH keys
 (an admin, an engineer, a privacy reviewer, an ML lead, the dashboard) and go on the roster; the
 admin binds the commercial purpose to the shipped policy; five sources are registered and
-checked; the gate denies the ones it must (a shadow library, a dump with no license, pages full
+checked (and custody's own toxicity classifier's training record verified offline); the gate
+denies the ones it must (a shadow library, a dump with no license, pages full
 of contact data) with reasons; a run spec prepares the data (PII redacted, toxic lines dropped,
 duplicates removed) and is held for a person's approval; a forged approval (the engineer's key
 claiming to be the ML lead) is refused; the ML lead approves with their own key, and a small GPT
@@ -28,6 +29,7 @@ from rich.console import Console
 
 from custody.demo_corpus import write_demo_sources
 from custody.paths import pipelines_dir
+from custody.toxicity import linear
 from custody.trust.sshkeys import generate_key
 
 console = Console(highlight=False, soft_wrap=True, markup=False)
@@ -118,6 +120,13 @@ def run_demo(home: Path | None = None) -> int:
         _custody("catalog", "checks")
         for name in ("web-pages@1", "forum-dump@1", "shadow-books@1"):
             _custody("check", name, *h)
+        console.print(
+            "# custody's own toxicity classifier ships with the report of the governed run that trained it"
+            " (pipelines/custody-linear.toml):",
+            style="dim",
+        )
+        console.print("# who asked, which data the gate allowed under which license, the weights' digest", style="dim")
+        _custody("verify-report", str(linear.REPORT), "--key", linear.VERIFIER_KEY.read_text(encoding="utf-8").strip())
 
         console.rule("3. the gate: raw sources against the commercial policy", style="bold")
         _custody("gate", "web-pages@1", "forum-dump@1", "shadow-books@1", "--purpose", "commercial", *h, expect=(3,))

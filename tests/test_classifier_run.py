@@ -251,3 +251,11 @@ def test_cli_runs_a_classifier_spec_and_names_a_bad_label_in_one_line(trained, c
     assert done.exit_code == 2
     [line] = done.stderr.strip().splitlines()
     assert "unlabelled@1: unlabelled.jsonl:1: field 'toxic'" in line
+
+
+def test_the_committed_spec_trains_only_what_the_gate_allows_custody_to_ship():
+    loaded = load_spec(REPO / "pipelines" / "custody-linear.toml")
+    spec = loaded.spec
+    assert spec.kind == "classifier" and spec.policy.file == "toxicity-model"
+    assert [(d.ref, spec.label_for(d)) for d in spec.datasets] == [("davidson@1", "toxic")]
+    assert spec.classifier.card.limitations and spec.classifier.card.bias and spec.classifier.card.intended_use

@@ -108,21 +108,39 @@ def _min_national_length(region: str) -> int:
     return min(lengths, default=1)
 
 
+def _one_per_country_code(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """The first region of each country code: the matcher for CA finds exactly the numbers the one
+    for US finds (one numbering plan, +1: a national number parses to the same number in either,
+    and whether it is valid depends on the number, not on the region asked), so presidio's
+    default regions (US ... CA) run the +1 matcher once, not twice."""
+    import phonenumbers
+
+    seen: set[int] = set()
+    kept = []
+    for region in regions:
+        code = phonenumbers.country_code_for_region(region)
+        if code == 0 or code not in seen:
+            kept.append(region)
+            seen.add(code)
+    return tuple(kept)
+
+
 class RegionSkippingPhoneRecognizer(PhoneRecognizer):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.all_regions = tuple(self.supported_regions)
+        self.distinct_regions = _one_per_country_code(self.all_regions)
 
     def regions_for(self, text: str) -> tuple[str, ...]:
         if _PLUS.search(text):
-            return self.all_regions
+            return self.distinct_regions
         longest = 0
         for run in _DIGIT_RUN.finditer(text):
             found = run.group()
             if unicodedata.digit(found[0], None) == 0:
-                return self.all_regions
+                return self.distinct_regions
             longest = max(longest, sum(c.isdigit() for c in found))
-        return tuple(r for r in self.all_regions if longest >= _min_national_length(r))
+        return tuple(r for r in self.distinct_regions if longest >= _min_national_length(r))
 
     def analyze(self, text, entities, nlp_artifacts=None):
         regions = self.regions_for(text)

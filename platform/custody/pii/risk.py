@@ -34,6 +34,7 @@ CODEX_TYPES: dict[str, str] = {
     # NER (presidio's SpacyRecognizer)
     "PERSON": "PERSON",
     "LOCATION": "ADDRESS",  # pii-codex's presidio adapter: LOCATION -> ADDRESS
+    "PERSON_NAME": "PERSON",  # custody's opt-in name recognizer (pii/names.py): a person's name
     "STREET_ADDRESS": "ADDRESS",  # custody's opt-in address recognizer (pii/recall.py): a postal address
     "NRP": "NRP",
     "DATE_TIME": "DATE",  # pii-codex's presidio adapter: DATE_TIME -> DATE

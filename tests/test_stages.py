@@ -109,6 +109,30 @@ def test_redact_pii_replaces_values_and_records_lineage(home, tmp_path, pii_docs
     assert not [e for e in emails if e.encode() in ledger_bytes]
 
 
+def test_redact_pii_takes_the_opt_in_recall_entities(home, tmp_path, pii_docs):
+    """With STREET_ADDRESS and PERSON_NAME asked for, street addresses the default leaves (see
+    above) are redacted too; the entities are part of the stage's recorded config."""
+    from custody.pii.engine import DEFAULT_ENTITIES
+    from custody.pii.recall import RECALL_ENTITIES
+    from custody.stages.catalog import STAGES
+
+    with_address = [d for d in pii_docs if any(s["entity_type"] == "STREET_ADDRESS" for s in d["spans"])]
+    source = register(home, tmp_path, with_address, "addresses")
+    entities = list(DEFAULT_ENTITIES + RECALL_ENTITIES)
+    stage = STAGES.build("redact-pii", home, options={"entities": entities})
+    result = run_stage(home, stage, source, DatasetRef("addresses", "2"))
+    config = json.loads(home.store.read_bytes(result.output.body["stage"]["config_digest"]))
+    assert config["scanner"]["entities"] == entities
+    texts = [record.text for _, record in result.output.records()]
+    addresses = [s["value"] for d in with_address for s in d["spans"] if s["entity_type"] == "STREET_ADDRESS"]
+    kept = [a for a in addresses if any(a in t for t in texts)]
+    assert len(addresses) >= 3 and len(kept) < len(addresses) / 2, kept
+    assert any("<STREET_ADDRESS>" in t for t in texts)
+
+    with pytest.raises(StageError, match="no recognizer for entities"):
+        STAGES.build("redact-pii", home, options={"entities": ["SHOE_SIZE"]})
+
+
 def test_redaction_salt_stays_in_the_home(home, tmp_path, pii_docs):
     source = register(home, tmp_path, pii_docs[:5], "salted")
     run_stage(home, RedactPii(home), source, DatasetRef("salted", "2"))

@@ -224,6 +224,22 @@ def _context_enhancer():
     return ShallowCopyContextEnhancer()
 
 
+@lru_cache(maxsize=1)
+def known_entities() -> frozenset[str]:
+    """Every entity type a scanner can be asked for: presidio's English recognizers (including the
+    NER types), custody's secrets and card recognizers, and the opt-in recall ones."""
+    from presidio_analyzer import RecognizerRegistry
+
+    from custody.pii.recall import RECALL_ENTITIES
+    from custody.pii.recognizers import extra_recognizers
+    from custody.pii.secrets import secret_recognizers
+
+    registry = RecognizerRegistry()
+    registry.load_predefined_recognizers(languages=["en"])
+    recognizers = registry.recognizers + extra_recognizers() + secret_recognizers()
+    return frozenset(e for r in recognizers for e in r.supported_entities) | set(RECALL_ENTITIES)
+
+
 def build_analyzer(
     model: str, entities: tuple[str, ...] | None = DEFAULT_ENTITIES, stock: bool = False
 ) -> AnalyzerEngine:

@@ -57,6 +57,7 @@ from custody.pii.engine import (
     NER_SCORE,
     PiiSpan,
     build_analyzer,
+    known_entities,
     select_model,
     to_spans,
 )
@@ -148,11 +149,10 @@ class FastScanner:
 
     def __post_init__(self) -> None:
         self.config = self.config.resolved()
-        self.analyzer = build_analyzer(self.config.model, self.config.entities)
-        supported = set(self.analyzer.get_supported_entities(language="en"))
-        unknown = sorted(set(self.config.entities) - supported)
+        unknown = sorted(set(self.config.entities) - known_entities())
         if unknown:
-            raise ValueError(f"no recognizer for entities {unknown}; supported: {sorted(supported)}")
+            raise ValueError(f"no recognizer for entities {unknown}; known: {', '.join(sorted(known_entities()))}")
+        self.analyzer = build_analyzer(self.config.model, self.config.entities)
         self.nlp_engine = self.analyzer.nlp_engine
         self.nlp = self.nlp_engine.nlp["en"]
         self.nlp.max_length = max(self.nlp.max_length, self.config.window + 1)

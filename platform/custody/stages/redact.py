@@ -78,7 +78,16 @@ class RedactPii(Stage):
     parallel = True  # per record: shards can run on separate workers
     version = "1.1.0"  # 1.1: letter-only HMAC pseudonyms (hex digests read as card numbers)
 
-    def __init__(self, home: Home, operators: dict[str, str] | None = None, scanner_config: Any = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        operators: dict[str, str] | None = None,
+        scanner_config: Any = None,
+        *,
+        entities: list[str] | None = None,
+    ) -> None:
+        """`entities`: what to find and redact (None: the pii check's defaults); e.g. add the opt-in
+        STREET_ADDRESS and PERSON_NAME (custody.pii.recall) in a spec's [prepare.options.redact-pii]."""
         super().__init__(home)
         self.operators = {**DEFAULT_OPERATORS, **configured_operators(home), **(operators or {})}
         bad = {k: v for k, v in self.operators.items() if v not in OPERATORS}
@@ -87,6 +96,10 @@ class RedactPii(Stage):
             raise ValueError(f"redaction operator for {key} must be one of {', '.join(OPERATORS)}, not {bad[key]!r}")
         from custody.pii.fast import ScannerConfig, get_scanner
 
+        if entities is not None:
+            if not entities:
+                raise ValueError("entities is empty: name at least one entity type to redact")
+            scanner_config = ScannerConfig(entities=tuple(entities))
         self.scanner = get_scanner(scanner_config or ScannerConfig())
         self._salt = redaction_salt(home).hex()
 

@@ -101,6 +101,7 @@ def trained(tmp_path_factory, cast):
     root = tmp_path_factory.mktemp("classifier")
     home = cast.init_home(root / "home")
     cast.enroll(home, "trainer", "engineer")
+    cast.enroll(home, "dashboard", "attestor")
     bind(home, "commercial", load_policy(str(POLICY)), cast.person(home, "admin"))
     davidson = _rows("toxicity_davidson_hate_offensive", 600)
     _register(
@@ -259,3 +260,22 @@ def test_the_committed_spec_trains_only_what_the_gate_allows_custody_to_ship():
     assert spec.kind == "classifier" and spec.policy.file == "toxicity-model"
     assert [(d.ref, spec.label_for(d)) for d in spec.datasets] == [("davidson@1", "toxic")]
     assert spec.classifier.card.limitations and spec.classifier.card.bias and spec.classifier.card.intended_use
+
+
+def test_the_dashboard_shows_a_classifier_runs_held_out_scores(trained, cast, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from custody.views.identity import DASHBOARD_KEY_ENV
+
+    home, _, outcome, _ = trained
+    monkeypatch.setenv(DASHBOARD_KEY_ENV, str(cast.key_file("dashboard")))
+    monkeypatch.setenv("CUSTODY_HOME", str(home.path))
+    at = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/runs.py").run()
+    at.selectbox(key="runs_selected").set_value(outcome.run_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Scores on held-out records" in [h.value for h in at.subheader]
+    frames = [f.value for f in at.dataframe]
+    held = next(f for f in frames if "ROC-AUC" in f.columns)
+    assert list(held["dataset"]) == ["davidson@1"] and float(held["ROC-AUC"][0]) > 0.8

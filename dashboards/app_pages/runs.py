@@ -48,6 +48,24 @@ else:
 st.subheader("Datasets read")
 tables.show(detail.datasets, key="runs_datasets", keep=("dataset",))
 
+held_out = (detail.finished or {}).get("held_out")
+if held_out:  # a classifier run (kind = "classifier"): scores on records it never trained on
+    st.subheader("Scores on held-out records")
+    finished = detail.finished
+    st.caption(
+        f"trained on {plural(finished.get('records_trained') or 0, 'record')}, "
+        f"{plural(finished.get('records_held_out') or 0, 'record')} held out by text digest; "
+        f"weights sha256 {finished.get('model_digest') or '—'}"
+    )
+    tables.show(
+        [
+            {"dataset": h["dataset"], "records": h["records"], "positives": h["positives"],
+             "ROC-AUC": h["roc_auc"], "F1 at 0.5": h["f1"]}
+            for h in held_out
+        ],
+        key="runs_held_out",
+    )  # fmt: skip
+
 st.subheader("Loss")
 curve = detail.loss_curve()
 if curve:
@@ -55,6 +73,8 @@ if curve:
     # cells would leave its line undrawn between them.
     points = pd.DataFrame(curve).melt(id_vars="step", var_name="loss", value_name="value").dropna()
     st.line_chart(points, x="step", y="value", color="loss", y_label="loss")
+elif held_out:
+    st.caption("a classifier run trains in one solver pass: no loss curve")
 else:
     st.caption("no metrics artifact yet (the run has not finished)")
 

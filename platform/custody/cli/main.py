@@ -14,6 +14,7 @@ from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prep
 from custody.cli.catalog_cmds import catalog
 from custody.cli.common import DatabaseOption, HomeOption, command_group, console, fail
 from custody.cli.dashboard_cmds import dashboard
+from custody.cli.find_cmds import find
 from custody.cli.people_cmds import app as people_app
 from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
@@ -38,6 +39,7 @@ app.command("check")(check_cmds.check)
 app.command("findings")(check_cmds.findings)
 app.command("prepare")(prepare_cmds.prepare)
 app.command("catalog")(catalog)
+app.command("find")(find)
 app.add_typer(policy_cmds.gate_app, name="gate")
 app.add_typer(policy_cmds.review_app, name="review")
 app.add_typer(policy_cmds.policy_app, name="policy")

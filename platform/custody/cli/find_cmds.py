@@ -1,0 +1,90 @@
+"""`custody find`: which dataset versions hold a passage or a record, and what was made from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    EXIT_BAD_INPUT,
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    KeyOption,
+    acting,
+    console,
+    fail,
+    opened,
+    print_json,
+)
+
+EXIT_NOT_FOUND = 1  # like grep: the query was fine, nothing holds it
+
+
+def find(
+    text_file: Annotated[
+        Path | None, typer.Option("--text-file", help="a passage (e.g. a page of a book), UTF-8 text")
+    ] = None,
+    record_hash: Annotated[
+        str | None, typer.Option("--record-hash", help="a record's text SHA-256 (the rows' content_hash)")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Find every registered dataset version holding a passage or a record, then what was made from them.
+
+    A passage is matched on runs of shared words (whitespace, case, punctuation and surrounding
+    text may differ) and every hit is confirmed against the record. Indexes missing for a dataset
+    version are built and recorded (dataset.indexed/v1) on the way.
+    Exit codes: 0 found; 1 found nowhere; 2 bad input.
+    """
+    from custody.takedown.find import FindError, find_record_hash, find_text
+
+    if (text_file is None) == (record_hash is None):
+        fail("give one of --text-file FILE or --record-hash SHA256")
+    passage = None
+    if text_file is not None:
+        try:
+            passage = text_file.read_bytes().decode("utf-8")
+        except OSError as exc:
+            fail(f"--text-file {text_file}: cannot read ({exc.strerror})")
+        except UnicodeDecodeError as exc:
+            fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "find")
+        try:
+            found = find_text(h, passage, who) if passage is not None else find_record_hash(h, record_hash, who)
+        except FindError as exc:
+            fail(f"--text-file {text_file}: {exc}" if passage is not None else str(exc), EXIT_BAD_INPUT)
+    if as_json:
+        print_json(found.as_json())
+    else:
+        _print(found)
+    raise typer.Exit(0 if found.hits else EXIT_NOT_FOUND)
+
+
+def _print(found) -> None:
+    if found.indexed_now:
+        console.print(f"indexed now: {', '.join(found.indexed_now)}")
+    if not found.hits:
+        console.print("found in no registered dataset version")
+        return
+    console.print(f"{len(found.hits)} record(s) in {len({h.dataset for h in found.hits})} dataset version(s):")
+    for hit in found.hits:
+        spans = ", ".join(f"{a}-{b}" for a, b in hit.spans)
+        console.print(f"  {hit.dataset}  record {hit.record_id}  characters {spans}")
+    if found.derived:
+        console.print(f"derived from them: {', '.join(found.derived)}")
+    for run in found.runs:
+        checkpoints = len(run["checkpoints"])
+        model = (run["model_digest"] or "none")[:16]
+        console.print(
+            f"run {run['run_id']} ({run['kind']}) read {', '.join(run['read'])}: "
+            f"{checkpoints} checkpoint(s), model sha256 {model}"
+        )

@@ -1,0 +1,157 @@
+"""`custody find`: where is this passage or record, and what was made from it?
+
+Every registered dataset version (sources and derived ones alike) is looked up in its passage
+index (built and recorded on first use); every candidate record is then confirmed against its own
+words, so a reported hit always shares at least MIN_WORDS consecutive words with the passage (or,
+for `--record-hash`, has exactly that text SHA-256). Downstream of the datasets holding a hit: the
+datasets derived from them (through the lineage), the runs that read any of those, and those runs'
+checkpoints and final models.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.home import Home
+from custody.ledger import query
+from custody.takedown.fingerprints import MIN_WORDS, shared_runs, shingle_hashes, winnow, words
+from custody.takedown.index import index_for
+
+RECORD_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FindError(ValueError):
+    """A query that cannot be answered as asked (too short a passage, a malformed hash)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    dataset: str
+    dataset_digest: str
+    record_id: str
+    ordinal: int  # position of the record in the dataset, from 0
+    spans: tuple[tuple[int, int], ...]  # character offsets of the shared text in the record
+
+    def as_json(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "record_id": self.record_id,
+            "ordinal": self.ordinal,
+            "spans": [list(s) for s in self.spans],
+        }
+
+
+@dataclass
+class Found:
+    query: dict
+    hits: list[Hit] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)  # datasets made from a holder, not themselves hits
+    runs: list[dict] = field(default_factory=list)
+    indexed_now: list[str] = field(default_factory=list)  # indexes built by this query
+
+    def as_json(self) -> dict:
+        return {
+            "query": self.query,
+            "hits": [h.as_json() for h in self.hits],
+            "datasets": sorted({h.dataset for h in self.hits}),
+            "derived": self.derived,
+            "runs": self.runs,
+            "indexed_now": self.indexed_now,
+        }
+
+
+def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hit]:
+    """Read the candidate records (shards verified) and keep those `check(text)` confirms."""
+    wanted = {int(o) for o in ordinals}
+    last = max(wanted)
+    hits = []
+    for ordinal, (_, record) in enumerate(dataset.records()):
+        if ordinal in wanted:
+            spans = check(record.text, record.content_hash)
+            if spans is not None:
+                hits.append(Hit(str(dataset.ref), dataset.digest, record.id, ordinal, tuple(spans)))
+        if ordinal >= last:
+            break
+    return hits
+
+
+def _search(home: Home, query_json: dict, candidates, check, actor: str | None) -> Found:
+    found = Found(query_json)
+    registry = DatasetRegistry(home)
+    for dataset in registry.all():
+        index, built = index_for(home, dataset, actor)
+        if built:
+            found.indexed_now.append(str(dataset.ref))
+        ordinals = candidates(index)
+        if len(ordinals):
+            found.hits += _confirm(dataset, ordinals, check)
+    _downstream(home, registry, found)
+    return found
+
+
+def find_text(home: Home, passage: str, actor: str | None = None) -> Found:
+    """Records sharing at least MIN_WORDS consecutive words with `passage`."""
+    passage_words = words(passage).words
+    if len(passage_words) < MIN_WORDS:
+        raise FindError(
+            f"the passage has {len(passage_words)} words; at least {MIN_WORDS} are needed "
+            "(shorter runs of words are shared by unrelated texts too often to mean anything)"
+        )
+    wanted = winnow(shingle_hashes(passage_words))
+
+    def check(text: str, _content_hash: str) -> list[tuple[int, int]] | None:
+        return shared_runs(passage_words, words(text)) or None
+
+    query_json = {"kind": "text", "words": len(passage_words), "min_words": MIN_WORDS}
+    return _search(home, query_json, lambda index: index.records_with(wanted), check, actor)
+
+
+def find_record_hash(home: Home, record_hash: str, actor: str | None = None) -> Found:
+    """Records whose text has this SHA-256 (as `content_hash` in the check rows and manifests)."""
+    record_hash = record_hash.strip().lower().removeprefix("sha256:")
+    if not RECORD_HASH.fullmatch(record_hash):
+        raise FindError(f"--record-hash {record_hash!r} is not a SHA-256 (64 hexadecimal characters)")
+
+    def check(text: str, content_hash: str) -> list[tuple[int, int]] | None:
+        return [(0, len(text))] if content_hash == record_hash else None
+
+    query_json = {"kind": "record-hash", "sha256": record_hash}
+    return _search(home, query_json, lambda index: index.records_hashed(record_hash), check, actor)
+
+
+def _downstream(home: Home, registry: DatasetRegistry, found: Found) -> None:
+    """Datasets derived from the holders, and every run (with its checkpoints) that read any of them."""
+    holders = {h.dataset for h in found.hits}
+    derived: set[str] = set()
+    for ref in holders:
+        _, descendants = registry.lineage(ref)
+        derived.update(str(d.ref) for _, d in descendants)
+    found.derived = sorted(derived - holders)
+    touched = holders | derived
+    for row in query.entries(home.storage, "run.started/"):
+        started = query.body(row)
+        read = [d["ref"] for d in started["datasets"] if d["ref"] in touched or d.get("source") in touched]
+        if not read:
+            continue
+        run_id = started["run_id"]
+        subject = f"run:{run_id}"
+        checkpoints = [
+            query.body(r)["checkpoint_digest"] for r in query.entries(home.storage, "run.checkpoint/", subject)
+        ]
+        finished = query.latest(home.storage, "run.finished/", subject)
+        model = query.body(finished).get("model_digest") if finished is not None else None
+        found.runs.append(
+            {
+                "run_id": run_id,
+                "kind": started["kind"],
+                "read": read,
+                "started_index": row.idx,
+                "checkpoints": checkpoints,
+                "model_digest": model,
+            }
+        )

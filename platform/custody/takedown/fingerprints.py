@@ -1,0 +1,98 @@
+"""Passage fingerprints: winnowed hashes of word n-grams, so a page of a book is found in a record
+whatever its whitespace, case, punctuation or surrounding text.
+
+A text becomes words (NFKC, case-folded, runs of letters and digits; everything else separates),
+each word a 64-bit hash (the first 8 bytes of its BLAKE2b), each run of N consecutive words one
+polynomial hash of theirs, and of every W consecutive n-gram hashes the smallest is kept (winnowing,
+Schleimer, Wilkerson & Aiken 2003). Two texts that share a run of at least W + N - 1 words
+(MIN_WORDS) share at least one kept hash, so a passage that long is always found; shorter shared
+runs may be. Every candidate is confirmed against the record's own words before it is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+NGRAM = 8  # words per shingle: long enough that common phrases ("at the end of the day") rarely match
+WINDOW = 16  # shingles per winnowing window: one kept hash per 16 shingles at most, about 2/17 on average
+MIN_WORDS = NGRAM + WINDOW - 1  # a shared run this long is guaranteed to share a kept hash
+_WORD = re.compile(r"\w+")
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial n-gram hash
+
+
+@dataclass(frozen=True)
+class Words:
+    """A text's words (normalised) and where each starts and ends in the original text."""
+
+    words: list[str]
+    starts: list[int]
+    ends: list[int]
+
+
+def words(text: str) -> Words:
+    """Normalised words with their character offsets in `text` (offsets survive NFKC only where a
+    character keeps its length; they are offsets into the text as given)."""
+    found, starts, ends = [], [], []
+    for match in _WORD.finditer(text):
+        found.append(unicodedata.normalize("NFKC", match.group()).casefold())
+        starts.append(match.start())
+        ends.append(match.end())
+    return Words(found, starts, ends)
+
+
+def _word_hashes(items: list[str]) -> np.ndarray:
+    return np.frombuffer(
+        b"".join(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest() for w in items), dtype="<u8"
+    ).astype(np.uint64)
+
+
+def shingle_hashes(items: list[str], n: int = NGRAM) -> np.ndarray:
+    """One uint64 per run of `n` consecutive words (sum of word hash x BASE^position, mod 2^64)."""
+    if len(items) < n:
+        return np.zeros(0, dtype=np.uint64)
+    hashed = _word_hashes(items)
+    total = np.zeros(len(items) - n + 1, dtype=np.uint64)
+    factor = np.uint64(1)
+    with np.errstate(over="ignore"):  # wrapping arithmetic is the point
+        for k in range(n):
+            total += hashed[k : len(items) - n + 1 + k] * factor
+            factor = factor * _BASE
+    return total
+
+
+def winnow(hashes: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """The kept hashes: the minimum of every `window` consecutive ones (each kept once)."""
+    if len(hashes) == 0:
+        return hashes
+    if len(hashes) <= window:
+        return np.unique(hashes[[int(np.argmin(hashes))]])
+    views = np.lib.stride_tricks.sliding_window_view(hashes, window)
+    return np.unique(views.min(axis=1))
+
+
+def fingerprints(text: str) -> np.ndarray:
+    """A text's kept hashes, sorted and unique."""
+    return winnow(shingle_hashes(words(text).words))
+
+
+def shared_runs(passage: list[str], record: Words, n: int = NGRAM, min_words: int = MIN_WORDS) -> list[tuple[int, int]]:
+    """Character spans of `record` where it shares at least `min_words` consecutive words with
+    `passage` (as n-grams that follow each other): the confirmation a kept-hash hit needs."""
+    wanted = {tuple(passage[i : i + n]) for i in range(len(passage) - n + 1)}
+    spans: list[tuple[int, int]] = []
+    run_start = None
+    count = len(record.words) - n + 1
+    for i in range(max(count, 0) + 1):
+        shared = i < count and tuple(record.words[i : i + n]) in wanted
+        if shared and run_start is None:
+            run_start = i
+        elif not shared and run_start is not None:
+            if i - run_start + n - 1 >= min_words:  # words covered by n-grams run_start .. i-1
+                spans.append((record.starts[run_start], record.ends[i + n - 2]))
+            run_start = None
+    return spans

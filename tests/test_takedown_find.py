@@ -1,0 +1,171 @@
+"""`custody find`: every holder of a passage or record, no false hit, and what was made from them.
+
+A corpus of three datasets (pages of Tiny Shakespeare; an anthology quoting some of them with
+other whitespace, case and surrounding text; unrelated pages) and two levels of derivation of the
+first (dedup-exact, then normalize-unicode), with a recorded run reading the second.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from custody.datasets.card import CARD_TEMPLATE, parse_card
+from custody.datasets.names import DatasetRef
+from custody.datasets.readers import Fields, content_hash
+from custody.datasets.registry import DatasetRegistry
+from custody.pipeline.run_stage import run_stage
+from custody.stages.catalog import STAGES
+from custody.takedown.find import FindError, find_record_hash, find_text
+from custody.takedown.fingerprints import MIN_WORDS, words
+from custody.testing.runs import record_run
+from train_support import speeches, write_jsonl
+
+PAGE_WORDS = 120
+PASSAGE_WORDS = 50
+
+
+def pages(count: int) -> list[str]:
+    """Consecutive speeches joined into pages of about PAGE_WORDS words."""
+    out, page = [], []
+    for speech in speeches(None):
+        page.append(speech)
+        if sum(len(s.split()) for s in page) >= PAGE_WORDS:
+            out.append("\n".join(page))
+            page = []
+            if len(out) == count:
+                break
+    return out
+
+
+def record_id(position: int) -> str:
+    return f"tinyshakespeare-{position:05d}"  # as train_support.write_jsonl numbers them
+
+
+def passage_of(page: str, start: int = 10) -> str:
+    return " ".join(page.split()[start : start + PASSAGE_WORDS])
+
+
+def garble(passage: str, rng: random.Random) -> str:
+    """The same words, other whitespace and case."""
+    return "".join(w.upper() + rng.choice(["  ", "\n", " \t "]) for w in passage.split())
+
+
+def register(home, folder: Path, name: str, texts: list[str]):
+    write_jsonl(folder / name / "part-0.jsonl", texts)
+    dataset, _ = DatasetRegistry(home).register(
+        [folder / name], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id")
+    )
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, cast):
+    root = tmp_path_factory.mktemp("takedown")
+    home = cast.init_home(root / "home")
+    everything = pages(200)
+    books, unrelated, filler = everything[:40], everything[100:140], everything[160:200]
+    rng = random.Random(7)
+    quoted = list(range(0, 40, 4))  # pages the anthology quotes
+    anthology = [
+        f"{filler[i][:300]}\n\n{garble(passage_of(books[q]), rng)}\n\n{filler[i][-200:]}" for i, q in enumerate(quoted)
+    ]
+    datasets = {
+        "books": register(home, root, "books", books),
+        "anthology": register(home, root, "anthology", anthology + filler[20:30]),
+        "other": register(home, root, "other", unrelated),
+    }
+    first = run_stage(home, STAGES.build("dedup-exact", home), datasets["books"], DatasetRef("books", "1+dedup"))
+    second = run_stage(home, STAGES.build("normalize-unicode", home), first.output, DatasetRef("books", "1+norm"))
+    run_index = record_run(home, "tiny-run-0001abcd", 0, [second.output], steps=20, checkpoint_every=10)
+    yield home, root, books, unrelated, quoted, datasets, run_index
+    home.close()
+
+
+def test_every_planted_passage_is_found_in_every_holder(corpus):
+    home, _, books, _, quoted, _, _ = corpus
+    for q in quoted:
+        found = find_text(home, passage_of(books[q]))
+        holders = {h.dataset for h in found.hits}
+        assert holders == {"books@1", "books@1+dedup", "books@1+norm", "anthology@1"}, (q, holders)
+        assert {h.record_id for h in found.hits if h.dataset == "books@1"} == {record_id(q)}
+        for hit in found.hits:  # each hit is confirmed: its span holds the passage's words
+            record = next(r for _, r in DatasetRegistry(home).get(hit.dataset).records() if r.id == hit.record_id)
+            start, end = hit.spans[0]
+            assert words(record.text[start:end]).words == words(passage_of(books[q])).words
+
+
+def test_a_passage_from_an_unquoted_page_is_not_in_the_anthology(corpus):
+    home, _, books, _, quoted, _, _ = corpus
+    page = next(i for i in range(40) if i not in quoted)
+    found = find_text(home, passage_of(books[page]))
+    assert {h.dataset for h in found.hits} == {"books@1", "books@1+dedup", "books@1+norm"}
+
+
+def test_no_false_hit_for_the_same_words_in_another_order(corpus):
+    home, _, books, _, _, _, _ = corpus
+    shuffled = passage_of(books[3]).split()
+    random.Random(1).shuffle(shuffled)
+    assert find_text(home, " ".join(shuffled)).hits == []
+
+
+def test_downstream_runs_and_checkpoints(corpus):
+    home, _, books, _, _, _, run_index = corpus
+    found = find_text(home, passage_of(books[5]))
+    [run] = found.runs
+    assert run["run_id"] == "tiny-run-0001abcd" and run["read"] == ["books@1+norm"]
+    assert run["started_index"] == run_index and len(run["checkpoints"]) == 2 and run["model_digest"]
+
+
+def test_find_by_record_hash(corpus):
+    home, _, _, unrelated, _, _, _ = corpus
+    found = find_record_hash(home, "sha256:" + content_hash(unrelated[2]))
+    assert [(h.dataset, h.record_id) for h in found.hits] == [("other@1", record_id(2))]
+    assert found.derived == [] and found.runs == []
+    assert find_record_hash(home, content_hash("not in any dataset")).hits == []
+    with pytest.raises(FindError, match="not a SHA-256"):
+        find_record_hash(home, "abc")
+
+
+def test_indexes_are_recorded_once_per_dataset_version(corpus):
+    home, _, books, _, _, datasets, _ = corpus
+    assert find_text(home, passage_of(books[7])).indexed_now == []  # built by the first query
+    rows = list(home.storage.entries(0, 100_000, type_prefix="dataset.indexed/"))
+    bodies = [json.loads(r.entry)["body"] for r in rows]
+    assert sorted(b["dataset"] for b in bodies) == sorted(
+        ["books@1", "books@1+dedup", "books@1+norm", "anthology@1", "other@1"]
+    )
+    books_index = next(b for b in bodies if b["dataset"] == "books@1")
+    assert books_index["dataset_digest"] == datasets["books"].digest and home.store.verify(books_index["index_digest"])
+    raw = b"".join(r.entry for r in home.storage.iter_entries())
+    assert passage_of(books[7]).encode() not in raw
+
+
+def test_too_short_a_passage_says_how_long_one_must_be(corpus, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, books, _, _, _, _ = corpus
+    with pytest.raises(FindError, match=f"has 10 words; at least {MIN_WORDS} are needed"):
+        find_text(home, " ".join(books[0].split()[:10]))
+    short = root / "short.txt"
+    short.write_text("to be or not to be", encoding="utf-8")
+    env = {"CUSTODY_KEY": str(cast.key_file("admin"))}
+    done = CliRunner().invoke(app, ["find", "--text-file", str(short), "--home", str(home.path)], env=env)
+    assert done.exit_code == 2
+    [line] = done.stderr.strip().splitlines()
+    assert str(short) in line and f"at least {MIN_WORDS}" in line
+
+    page = root / "page.txt"
+    page.write_text(passage_of(books[9]), encoding="utf-8")
+    done = CliRunner().invoke(app, ["find", "--text-file", str(page), "--json", "--home", str(home.path)], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["datasets"] == ["books@1", "books@1+dedup", "books@1+norm"]
+    nowhere = root / "nowhere.txt"
+    nowhere.write_text(" ".join(f"word{i}" for i in range(60)), encoding="utf-8")
+    done = CliRunner().invoke(app, ["find", "--text-file", str(nowhere), "--home", str(home.path)], env=env)
+    assert done.exit_code == 1 and "found in no registered dataset version" in done.stdout

@@ -54,8 +54,10 @@ def garble(passage: str, rng: random.Random) -> str:
     return "".join(w.upper() + rng.choice(["  ", "\n", " \t "]) for w in passage.split())
 
 
-def register(home, folder: Path, name: str, texts: list[str]):
-    write_jsonl(folder / name / "part-0.jsonl", texts)
+def register(home, folder: Path, name: str, texts: list[str], shards: int = 1):
+    per = -(-len(texts) // shards)
+    for s in range(shards):  # ids run on across shards: a hit's ordinal maps to the right shard
+        write_jsonl(folder / name / f"part-{s}.jsonl", texts[s * per : (s + 1) * per], s * per)
     dataset, _ = DatasetRegistry(home).register(
         [folder / name], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id")
     )
@@ -74,7 +76,7 @@ def corpus(tmp_path_factory, cast):
         f"{filler[i][:300]}\n\n{garble(passage_of(books[q]), rng)}\n\n{filler[i][-200:]}" for i, q in enumerate(quoted)
     ]
     datasets = {
-        "books": register(home, root, "books", books),
+        "books": register(home, root, "books", books, shards=3),
         "anthology": register(home, root, "anthology", anthology + filler[20:30]),
         "other": register(home, root, "other", unrelated),
     }

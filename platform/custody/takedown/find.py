@@ -66,17 +66,23 @@ class Found:
 
 
 def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hit]:
-    """Read the candidate records (shards verified) and keep those `check(text)` confirms."""
-    wanted = {int(o) for o in ordinals}
-    last = max(wanted)
-    hits = []
-    for ordinal, (_, record) in enumerate(dataset.records()):
-        if ordinal in wanted:
-            spans = check(record.text, record.content_hash)
-            if spans is not None:
-                hits.append(Hit(str(dataset.ref), dataset.digest, record.id, ordinal, tuple(spans)))
-        if ordinal >= last:
-            break
+    """Read the shards holding candidate records (each re-hashed against the manifest) and keep
+    the records `check(text, content_hash)` confirms; shards without a candidate are not read."""
+    wanted = sorted({int(o) for o in ordinals})
+    hits, first = [], 0
+    for shard in dataset.manifest.shards:
+        last = first + shard.records
+        inside = [o for o in wanted if first <= o < last]
+        if inside:
+            targets = set(inside)
+            for ordinal, record in enumerate(dataset.shard_records(shard), start=first):
+                if ordinal in targets:
+                    spans = check(record.text, record.content_hash)
+                    if spans is not None:
+                        hits.append(Hit(str(dataset.ref), dataset.digest, record.id, ordinal, tuple(spans)))
+                if ordinal >= inside[-1]:
+                    break
+        first = last
     return hits
 
 

@@ -45,10 +45,24 @@ def words(text: str) -> Words:
     return Words(found, starts, ends)
 
 
+_HASHED: dict[str, int] = {}  # word -> hash: natural text repeats its words, BLAKE2b once each
+_HASHED_MAX = 1 << 20
+
+
+def _word_hash(word: str) -> int:
+    value = _HASHED.get(word)
+    if value is None:
+        if len(_HASHED) >= _HASHED_MAX:
+            _HASHED.clear()
+        value = _HASHED[word] = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+    return value
+
+
 def _word_hashes(items: list[str]) -> np.ndarray:
-    return np.frombuffer(
-        b"".join(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest() for w in items), dtype="<u8"
-    ).astype(np.uint64)
+    values = [_HASHED.get(w) for w in items]  # the common case: every word seen before
+    if None in values:
+        values = [v if v is not None else _word_hash(w) for v, w in zip(values, items, strict=True)]
+    return np.array(values, dtype=np.uint64)
 
 
 def shingle_hashes(items: list[str], n: int = NGRAM) -> np.ndarray:
@@ -75,9 +89,66 @@ def winnow(hashes: np.ndarray, window: int = WINDOW) -> np.ndarray:
     return np.unique(views.min(axis=1))
 
 
+def index_words(text: str) -> list[str]:
+    """The words `words()` finds, without their offsets: normalised once per text (the fast path
+    for indexing; `words()` keeps offsets for the confirmation)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
 def fingerprints(text: str) -> np.ndarray:
     """A text's kept hashes, sorted and unique."""
-    return winnow(shingle_hashes(words(text).words))
+    return winnow(shingle_hashes(index_words(text)))
+
+
+def batch_fingerprints(texts: list[str], n: int = NGRAM, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """(kept hashes, the position in `texts` each belongs to), for many texts at once: the hashes
+    `fingerprints(text)` gives per text (a hash may appear more than once for a text), computed
+    over one array, without per-text numpy calls."""
+    all_words: list[str] = []
+    bounds = [0]
+    for text in texts:
+        all_words += index_words(text)
+        bounds.append(len(all_words))
+    hashed = _word_hashes(all_words)
+    counts = np.diff(np.array(bounds, dtype=np.int64))
+    owner_of_word = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
+    if len(hashed) < n:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32)
+    shingles = np.zeros(len(hashed) - n + 1, dtype=np.uint64)
+    factor = np.uint64(1)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            shingles += hashed[k : len(hashed) - n + 1 + k] * factor
+            factor = factor * _BASE
+    # A shingle belongs to a text when its n words all do.
+    first, last = owner_of_word[: len(shingles)], owner_of_word[n - 1 :]
+    keep = first == last
+    shingles, owners = shingles[keep], first[keep]
+    kept_hashes, kept_owners = [], []
+    if len(shingles) >= window:  # windows of `window` shingles inside one text: their minimum
+        views = np.lib.stride_tricks.sliding_window_view(shingles, window)
+        inside = owners[: len(views)] == owners[window - 1 :]
+        kept_hashes.append(views[inside].min(axis=1))
+        kept_owners.append(owners[: len(views)][inside])
+    # Texts with fewer shingles than a window keep their smallest one.
+    per_text = np.bincount(owners, minlength=len(texts))
+    short = np.flatnonzero((per_text > 0) & (per_text < window))
+    if len(short):
+        starts = np.concatenate([[0], np.cumsum(per_text)[:-1]])
+        kept_hashes.append(_mins(shingles, starts, per_text, short))
+        kept_owners.append(short)
+    if not kept_hashes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32)
+    hashes, owned = np.concatenate(kept_hashes), np.concatenate(kept_owners).astype(np.uint32)
+    # Neighbouring windows mostly share their minimum: drop repeats of the previous pair (a hash may
+    # still repeat within a text further on; lookups do not mind).
+    fresh = np.ones(len(hashes), dtype=bool)
+    fresh[1:] = (hashes[1:] != hashes[:-1]) | (owned[1:] != owned[:-1])
+    return hashes[fresh], owned[fresh]
+
+
+def _mins(shingles: np.ndarray, starts: np.ndarray, per_text: np.ndarray, which: np.ndarray) -> np.ndarray:
+    return np.array([shingles[starts[i] : starts[i] + per_text[i]].min() for i in which], dtype=np.uint64)
 
 
 def shared_runs(passage: list[str], record: Words, n: int = NGRAM, min_words: int = MIN_WORDS) -> list[tuple[int, int]]:

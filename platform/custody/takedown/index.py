@@ -21,10 +21,11 @@ from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger import query
 from custody.takedown import entry_types  # noqa: F401  registers dataset.indexed/v1
-from custody.takedown.fingerprints import NGRAM, WINDOW, fingerprints
+from custody.takedown.fingerprints import NGRAM, WINDOW, batch_fingerprints
 
 FORMAT = "custody-passage-index/1"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+BATCH = 4096  # records fingerprinted together
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,25 @@ def _read(data: bytes) -> PassageIndex:
     return PassageIndex(arrays["hashes.npy"], arrays["ordinals.npy"], meta["ids"], arrays["record_hashes.npy"])
 
 
-def build(dataset: RegisteredDataset) -> PassageIndex:
-    """Fingerprint every record (shards re-hashed against the manifest as they are read)."""
-    hashes, ordinals, ids, record_hashes = [], [], [], []
-    for ordinal, (_, record) in enumerate(dataset.records()):
-        kept = fingerprints(record.text)
+def build(dataset: RegisteredDataset, batch: int = BATCH) -> PassageIndex:
+    """Fingerprint every record (shards re-hashed against the manifest as they are read), `batch`
+    records at a time."""
+    hashes, ordinals, ids, record_hashes, pending = [], [], [], [], []
+
+    def flush() -> None:
+        kept, owners = batch_fingerprints(pending)
         hashes.append(kept)
-        ordinals.append(np.full(len(kept), ordinal, dtype=np.uint32))
+        ordinals.append(owners + np.uint32(len(ids) - len(pending)))
+        pending.clear()
+
+    for _, record in dataset.records():
+        pending.append(record.text)
         ids.append(record.id)
         record_hashes.append(int(record.content_hash[:16], 16))
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
     flat = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
     owners = np.concatenate(ordinals) if ordinals else np.zeros(0, dtype=np.uint32)
     order = np.lexsort((owners, flat))

@@ -9,7 +9,8 @@ denies the ones it must (a shadow library, a dump with no license, pages full
 of contact data) with reasons; a run spec prepares the data (PII redacted, toxic lines dropped,
 duplicates removed) and is held for a person's approval; a forged approval (the engineer's key
 claiming to be the ML lead) is refused; the ML lead approves with their own key, and a small GPT
-trains with energy, carbon and water measured; reports go out, the ledger verifies, and stock
+trains with energy, carbon and water measured; a page of a book is traced to the run and its
+checkpoints (`custody find`); reports go out, the ledger verifies, and stock
 `ssh-keygen` checks who signed the approval.
 """
 
@@ -76,6 +77,14 @@ def _custody(
     if result.returncode != 0:
         console.print(f"(exit {result.returncode}, as expected)", style="dim")
     return result.stdout.strip()
+
+
+def _reflowed_page(books: Path, out: Path) -> Path:
+    """40 words of the first chapter, one or two per line and in capitals, as a reader would paste them."""
+    first = json.loads((sorted(books.glob("*.jsonl"))[0]).read_text(encoding="utf-8").splitlines()[0])
+    words = first["text"].split()[5:45]
+    out.write_text("\n".join(" ".join(words[i : i + 2]).upper() for i in range(0, len(words), 2)), encoding="utf-8")
+    return out
 
 
 def run_demo(home: Path | None = None) -> int:
@@ -157,6 +166,11 @@ def run_demo(home: Path | None = None) -> int:
             f"{run['model_digest'][:16]}, {used['energy_kwh'] * 1000:.3f} Wh, "
             f"{used['emissions_kg_co2e'] * 1000:.3f} g CO2e, {used['water_l']:.4f} L water"
         )
+
+        console.print("# was this book in the model? A page of it, re-flowed and in capitals, is found in", style="dim")
+        console.print("# the source, the data prepared for the run, and the run and its checkpoints", style="dim")
+        page = _reflowed_page(workdir / "sources" / "books", workdir / "page.txt")
+        _custody("find", "--text-file", str(page), *h)
 
         console.rule("5. provenance reports and standard exports, verifiable offline", style="bold")
         reports = workdir / "reports"

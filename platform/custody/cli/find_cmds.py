@@ -70,8 +70,8 @@ def find(
 
 
 def _print(found) -> None:
-    if found.indexed_now:
-        console.print(f"indexed now: {', '.join(found.indexed_now)}")
+    if found.indexed_now:  # the names are in --json
+        console.print(f"indexed now (first search of them): {len(found.indexed_now)} dataset version(s)")
     if not found.hits:
         console.print("found in no registered dataset version")
         return

@@ -171,3 +171,54 @@ def test_too_short_a_passage_says_how_long_one_must_be(corpus, cast):
     nowhere.write_text(" ".join(f"word{i}" for i in range(60)), encoding="utf-8")
     done = CliRunner().invoke(app, ["find", "--text-file", str(nowhere), "--home", str(home.path)], env=env)
     assert done.exit_code == 1 and "found in no registered dataset version" in done.stdout
+
+
+def test_a_takedown_request_keeps_no_passage_and_finds_the_work_again(corpus, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.takedown.requests import RequestError, affected, all_requests, get, request
+
+    home, root, books, _, _, _, _ = corpus
+    passage = garble(passage_of(books[12]), random.Random(3))
+    taken = request(home, "Estate of W. Shakespeare", "copyright", passage=passage, actor=cast.person(home, "admin"))
+    assert taken.id.startswith("td-") and get(home, taken.id).body == taken.body
+    assert taken.body["query"]["words"] == len(words(passage).words) >= PASSAGE_WORDS
+    found = affected(home, taken)
+    assert {h.dataset for h in found.hits} == {"books@1", "books@1+dedup", "books@1+norm", "anthology@1"}
+    # The request kept no copy of what was submitted: not in the ledger, the store or anywhere under
+    # the home (the datasets still hold the work itself until it is removed); nor its words, normalised.
+    submitted, normalised = passage.encode(), " ".join(words(passage).words).encode()
+    files = [p.read_bytes() for p in Path(home.path).rglob("*") if p.is_file()]
+    assert not [f for f in files if submitted in f or normalised in f]
+    assert [r.id for r in all_requests(home)][-1] == taken.id
+
+    by_hash = request(home, "a person", "personal data", record_hash=content_hash(books[20]))
+    assert [(h.dataset, h.record_id) for h in affected(home, by_hash).hits if h.dataset == "books@1"] == [
+        ("books@1", record_id(20))
+    ]
+    for bad, message in (
+        (dict(requested_by=" ", reason="x", record_hash=content_hash("x")), "--by"),
+        (dict(requested_by="a", reason="", record_hash=content_hash("x")), "--reason"),
+        (dict(requested_by="a", reason="x"), "one of"),
+        (dict(requested_by="a", reason="x", record_hash="zz"), "not a SHA-256"),
+    ):
+        with pytest.raises(RequestError, match=message):
+            request(home, **bad)
+    with pytest.raises(RequestError, match="no takedown request td-00000000"):
+        get(home, "td-00000000")
+
+    env = {"CUSTODY_KEY": str(cast.key_file("admin"))}
+    page = root / "request.txt"
+    page.write_text(passage_of(books[16]), encoding="utf-8")
+    args = ["takedown", "request", "--by", "an author", "--reason", "opt-out", "--text-file", str(page)]
+    done = CliRunner().invoke(app, [*args, "--json", "--home", str(home.path)], env=env)
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert shown["affected"]["datasets"] == ["anthology@1", "books@1", "books@1+dedup", "books@1+norm"]
+    done = CliRunner().invoke(app, ["takedown", "show", shown["id"], "--home", str(home.path)], env=env)
+    assert done.exit_code == 0 and "requested by an author" in done.stdout and "books@1: 1 record(s)" in done.stdout
+    done = CliRunner().invoke(app, ["takedown", "list", "--home", str(home.path)], env=env)
+    assert shown["id"] in done.stdout
+    done = CliRunner().invoke(app, ["takedown", "show", "td-nothere", "--home", str(home.path)], env=env)
+    assert done.exit_code == 2 and "not a takedown request id" in done.stderr

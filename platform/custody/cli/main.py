@@ -18,6 +18,7 @@ from custody.cli.find_cmds import find
 from custody.cli.people_cmds import app as people_app
 from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
+from custody.cli.takedown_cmds import app as takedown_app
 from custody.cli.train_cmds import tokenize
 from custody.cli.user_cmds import app as user_app
 from custody.cli.witness_cmds import app as witness_app
@@ -47,6 +48,7 @@ app.command("tokenize")(tokenize)
 app.add_typer(user_app, name="user")
 app.add_typer(people_app, name="people")
 app.add_typer(witness_app, name="witness")
+app.add_typer(takedown_app, name="takedown")
 app.command("run")(run_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)

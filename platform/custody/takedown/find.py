@@ -18,7 +18,7 @@ import numpy as np
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
 from custody.ledger import query
-from custody.takedown.fingerprints import MIN_WORDS, shared_runs, shingle_hashes, winnow, words
+from custody.takedown.fingerprints import MIN_WORDS, NGRAM, shared_runs, shingle_hashes, winnow, words
 from custody.takedown.index import index_for
 
 RECORD_HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -100,20 +100,34 @@ def _search(home: Home, query_json: dict, candidates, check, actor: str | None) 
     return found
 
 
-def find_text(home: Home, passage: str, actor: str | None = None) -> Found:
-    """Records sharing at least MIN_WORDS consecutive words with `passage`."""
+def passage_shingles(passage: str) -> np.ndarray:
+    """The shingle hashes of a passage long enough to be found (FindError otherwise)."""
     passage_words = words(passage).words
     if len(passage_words) < MIN_WORDS:
         raise FindError(
             f"the passage has {len(passage_words)} words; at least {MIN_WORDS} are needed "
             "(shorter runs of words are shared by unrelated texts too often to mean anything)"
         )
-    wanted = winnow(shingle_hashes(passage_words))
+    return shingle_hashes(passage_words)
+
+
+def find_text(home: Home, passage: str, actor: str | None = None) -> Found:
+    """Records sharing at least MIN_WORDS consecutive words with `passage`."""
+    return find_shingles(home, passage_shingles(passage), actor)
+
+
+def find_shingles(home: Home, shingles: np.ndarray, actor: str | None = None) -> Found:
+    """Records sharing at least MIN_WORDS consecutive words with the passage these shingle hashes
+    come from (what a takedown request keeps instead of the passage)."""
+    if len(shingles) < MIN_WORDS - NGRAM + 1:
+        raise FindError(f"{len(shingles)} shingles cover fewer than {MIN_WORDS} words")
+    wanted = winnow(shingles)
+    members = set(shingles.tolist())
 
     def check(text: str, _content_hash: str) -> list[tuple[int, int]] | None:
-        return shared_runs(passage_words, words(text)) or None
+        return shared_runs(members, words(text)) or None
 
-    query_json = {"kind": "text", "words": len(passage_words), "min_words": MIN_WORDS}
+    query_json = {"kind": "text", "words": len(shingles) + NGRAM - 1, "min_words": MIN_WORDS}
     return _search(home, query_json, lambda index: index.records_with(wanted), check, actor)
 
 

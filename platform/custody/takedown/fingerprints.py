@@ -151,19 +151,21 @@ def _mins(shingles: np.ndarray, starts: np.ndarray, per_text: np.ndarray, which:
     return np.array([shingles[starts[i] : starts[i] + per_text[i]].min() for i in which], dtype=np.uint64)
 
 
-def shared_runs(passage: list[str], record: Words, n: int = NGRAM, min_words: int = MIN_WORDS) -> list[tuple[int, int]]:
-    """Character spans of `record` where it shares at least `min_words` consecutive words with
-    `passage` (as n-grams that follow each other): the confirmation a kept-hash hit needs."""
-    wanted = {tuple(passage[i : i + n]) for i in range(len(passage) - n + 1)}
+def shared_runs(
+    passage_shingles: set[int], record: Words, n: int = NGRAM, min_words: int = MIN_WORDS
+) -> list[tuple[int, int]]:
+    """Character spans of `record` where it shares at least `min_words` consecutive words with a
+    passage, given as the set of its shingle hashes (so a takedown request can be confirmed
+    without keeping the passage): runs of consecutive record shingles that are all the passage's."""
+    hashes = shingle_hashes(record.words, n).tolist()
     spans: list[tuple[int, int]] = []
     run_start = None
-    count = len(record.words) - n + 1
-    for i in range(max(count, 0) + 1):
-        shared = i < count and tuple(record.words[i : i + n]) in wanted
+    for i in range(len(hashes) + 1):
+        shared = i < len(hashes) and hashes[i] in passage_shingles
         if shared and run_start is None:
             run_start = i
         elif not shared and run_start is not None:
-            if i - run_start + n - 1 >= min_words:  # words covered by n-grams run_start .. i-1
+            if i - run_start + n - 1 >= min_words:  # words covered by shingles run_start .. i-1
                 spans.append((record.starts[run_start], record.ends[i + n - 2]))
             run_start = None
     return spans

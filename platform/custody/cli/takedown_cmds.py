@@ -1,0 +1,136 @@
+"""`custody takedown request | list | show`: requests to remove a work, recorded before anything changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    KeyOption,
+    acting,
+    command_group,
+    console,
+    fail,
+    opened,
+    print_json,
+)
+
+app = command_group(
+    help="Takedown requests: who asks for which work to be removed, and where it is (docs/takedown.md).",
+    no_args_is_help=True,
+)
+
+
+def _passage(text_file: Path) -> str:
+    try:
+        return text_file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        fail(f"--text-file {text_file}: cannot read ({exc.strerror})")
+    except UnicodeDecodeError as exc:
+        fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
+
+
+def _print_affected(found) -> None:
+    if not found.hits:
+        console.print("  held by no registered dataset version now")
+        return
+    for dataset in sorted({h.dataset for h in found.hits}):
+        records = [h.record_id for h in found.hits if h.dataset == dataset]
+        console.print(
+            f"  {dataset}: {len(records)} record(s) ({', '.join(records[:5])}{' ...' if len(records) > 5 else ''})"
+        )
+    if found.derived:
+        console.print(f"  derived from them: {', '.join(found.derived)}")
+    for run in found.runs:
+        console.print(f"  run {run['run_id']} read {', '.join(run['read'])}: {len(run['checkpoints'])} checkpoint(s)")
+
+
+@app.command("request")
+def request_command(
+    by: Annotated[str, typer.Option("--by", help="who asks: the author, site owner or person concerned")],
+    reason: Annotated[str, typer.Option("--reason", help="why: copyright, opt-out, personal data, ...")],
+    text_file: Annotated[Path | None, typer.Option("--text-file", help="the work: a passage of it, UTF-8")] = None,
+    record_hash: Annotated[str | None, typer.Option("--record-hash", help="the work: a record's text SHA-256")] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Record a takedown request (signed with your key) and show where the work is now.
+
+    The passage itself is never recorded: only the SHA-256 of its words and its shingle hashes.
+    """
+    from custody.takedown.find import FindError
+    from custody.takedown.requests import RequestError, affected, request
+
+    passage = _passage(text_file) if text_file is not None else None
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "takedown")
+        try:
+            taken = request(h, by, reason, passage, record_hash, who)
+        except FindError as exc:
+            fail(f"--text-file {text_file}: {exc}")
+        except RequestError as exc:
+            fail(str(exc))
+        found = affected(h, taken, who)
+    if as_json:
+        print_json({**taken.as_json(), "affected": found.as_json()})
+        return
+    console.print(f"takedown request {taken.id} recorded at ledger index {taken.ledger_index}; the work is now in:")
+    _print_affected(found)
+
+
+@app.command("list")
+def list_command(as_json: JsonOption = False, home: HomeOption = None, database: DatabaseOption = None) -> None:
+    """Every takedown request, oldest first."""
+    from custody.takedown.requests import all_requests
+
+    with opened(home, database) as h:
+        requests = all_requests(h)
+    if as_json:
+        print_json([r.as_json() for r in requests])
+        return
+    if not requests:
+        console.print("no takedown requests")
+    for r in requests:
+        console.print(
+            f"{r.id}  {r.ts[:19]}  by {r.body['requested_by']}  ({r.body['query']['kind']}): {r.body['reason']}"
+        )
+
+
+@app.command("show")
+def show_command(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="a request id, td-xxxxxxxx")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """A request, and where the work is now (indexes missing are built and recorded)."""
+    from custody.takedown.requests import RequestError, affected, get
+
+    with opened(home, database) as h:
+        try:
+            taken = get(h, request_id)
+        except RequestError as exc:
+            fail(str(exc))
+        found = affected(h, taken, acting(h, key, actor, "takedown"))
+    if as_json:
+        print_json({**taken.as_json(), "affected": found.as_json()})
+        return
+    q = taken.body["query"]
+    console.print(
+        f"{taken.id}: requested by {taken.body['requested_by']}, "
+        f"recorded by {taken.actor} at ledger index {taken.ledger_index}"
+    )
+    console.print(f"  reason: {taken.body['reason']}")
+    console.print(f"  work: {q['kind']} sha256 {q['sha256']}" + (f" ({q['words']} words)" if q.get("words") else ""))
+    _print_affected(found)

@@ -222,3 +222,23 @@ def test_a_takedown_request_keeps_no_passage_and_finds_the_work_again(corpus, ca
     assert shown["id"] in done.stdout
     done = CliRunner().invoke(app, ["takedown", "show", "td-nothere", "--home", str(home.path)], env=env)
     assert done.exit_code == 2 and "not a takedown request id" in done.stderr
+
+
+def test_records_at_reads_the_same_records_as_the_reader(corpus, tmp_path):
+    from custody.datasets.registry import IntegrityError
+
+    home = corpus[0]
+    folder = tmp_path / "blanks"
+    folder.mkdir()
+    lines = [json.dumps({"id": f"x{i}", "text": f"text number {i}"}) for i in range(30)]
+    (folder / "part-0.jsonl").write_text("\n\n".join(lines[:15]) + "\n\n   \n" + "\n".join(lines[15:]) + "\n")
+    (folder / "part-1.csv").write_text("id,text\ny0,first\ny1,second\n")
+    dataset, _ = DatasetRegistry(home).register(
+        [folder], DatasetRef("blanks", "1"), parse_card(CARD_TEMPLATE), Fields(id="id"), in_place=True
+    )
+    for shard in dataset.manifest.shards:
+        every = dict(enumerate(dataset.shard_records(shard)))
+        assert dataset.records_at(shard, {0, 3, 16, 29, 99}) == {k: v for k, v in every.items() if k in {0, 3, 16, 29}}
+    (folder / "part-0.jsonl").write_text("changed\n")
+    with pytest.raises(IntegrityError, match=r"part-0\.jsonl does not match its manifest digest"):
+        dataset.records_at(dataset.manifest.shards[0], {0})

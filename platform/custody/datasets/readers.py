@@ -167,6 +167,39 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
             )
 
 
+def jsonl_records_at(path: Path, data: bytes, positions: set[int], fields: Fields = Fields()) -> dict[int, Record]:
+    """The records at these 0-based positions of a plain JSONL shard given as bytes, the others
+    skipped unparsed (position = the record's place among the shard's non-blank lines, as
+    read_records yields them). For looking up a few records of a large shard."""
+    found: dict[int, Record] = {}
+    position = -1
+    last = max(positions, default=-1)
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        position += 1
+        if position in positions:
+            try:
+                doc = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DatasetInputError(path, f"not a JSON record ({exc})", number) from exc
+            if not isinstance(doc, dict):
+                raise DatasetInputError(path, "each line must be a JSON object", number)
+            found[position] = _make_record(
+                path,
+                number,
+                doc.get(fields.text),
+                doc.get(fields.id) if fields.id else None,
+                doc.get(fields.license),
+                doc.get(fields.source_url),
+                fields,
+                1 << 62,
+            )
+        if position >= last:
+            break
+    return found
+
+
 def _read_tabular(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterator[Record]:
     import polars as pl
 

@@ -25,6 +25,7 @@ from custody.datasets.readers import (
     Fields,
     Record,
     is_document,
+    jsonl_records_at,
     read_records,
     shard_format,
 )
@@ -93,11 +94,26 @@ class RegisteredDataset:
             for record in self.shard_records(shard, verify):
                 yield shard, record
 
+    def records_at(self, shard: ShardInfo, positions: set[int]) -> dict[int, Record]:
+        """Some records of one shard by their 0-based position in it, after re-hashing the shard
+        against the manifest: plain JSONL is read once and only those lines parsed."""
+        if shard.format != "jsonl":
+            return {i: r for i, r in enumerate(self.shard_records(shard)) if i in positions}
+        path = self.shard_path(shard)
+        data = path.read_bytes() if path.exists() else None
+        if data is None or hashlib.sha256(data).hexdigest() != shard.digest:
+            raise IntegrityError(
+                f"{self.ref}: shard {shard.name} does not match its manifest digest "
+                f"({'missing' if data is None else 'changed since registration'})"
+            )
+        return jsonl_records_at(path, data, positions, self._fields())
+
+    def _fields(self) -> Fields:
+        return Fields(**{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")})
+
     def shard_records(self, shard: ShardInfo, verify: bool = True) -> Iterator[Record]:
         """The records of one shard, after re-hashing it against the manifest (IntegrityError if changed)."""
-        fields = Fields(
-            **{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")}
-        )
+        fields = self._fields()
         path = self.shard_path(shard)
         if verify and (not path.exists() or sha256_file(path) != shard.digest):
             raise IntegrityError(

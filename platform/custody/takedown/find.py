@@ -66,23 +66,17 @@ class Found:
 
 
 def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hit]:
-    """Read the shards holding candidate records (each re-hashed against the manifest) and keep
-    the records `check(text, content_hash)` confirms; shards without a candidate are not read."""
+    """Read the candidate records (from the shards holding one, each re-hashed against the
+    manifest first) and keep those `check(text, content_hash)` confirms."""
     wanted = sorted({int(o) for o in ordinals})
     hits, first = [], 0
     for shard in dataset.manifest.shards:
-        last = first + shard.records
-        inside = [o for o in wanted if first <= o < last]
-        if inside:
-            targets = set(inside)
-            for ordinal, record in enumerate(dataset.shard_records(shard), start=first):
-                if ordinal in targets:
-                    spans = check(record.text, record.content_hash)
-                    if spans is not None:
-                        hits.append(Hit(str(dataset.ref), dataset.digest, record.id, ordinal, tuple(spans)))
-                if ordinal >= inside[-1]:
-                    break
-        first = last
+        inside = {o - first for o in wanted if first <= o < first + shard.records}
+        for position, record in sorted(dataset.records_at(shard, inside).items()) if inside else []:
+            spans = check(record.text, record.content_hash)
+            if spans is not None:
+                hits.append(Hit(str(dataset.ref), dataset.digest, record.id, first + position, tuple(spans)))
+        first += shard.records
     return hits
 
 

@@ -61,12 +61,13 @@ def _write(index: PassageIndex, meta: dict) -> bytes:
         "meta.npy": np.frombuffer(json.dumps({**meta, "ids": index.record_ids}, sort_keys=True).encode(), np.uint8),
     }
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # Stored, not deflated: the hashes are random and do not compress, and a find reads the whole
+    # index, where inflating it cost more than reading it.
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, _array_bytes(members[name]), compresslevel=6)
+            archive.writestr(info, _array_bytes(members[name]))
     return buffer.getvalue()
 
 

@@ -24,6 +24,16 @@ from custody.cli.common import (
 EXIT_NOT_FOUND = 1  # like grep: the query was fine, nothing holds it
 
 
+def read_passage(text_file: Path) -> str:
+    """A --text-file's text, or a one-line error naming it."""
+    try:
+        return text_file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        fail(f"--text-file {text_file}: cannot read ({exc.strerror})")
+    except UnicodeDecodeError as exc:
+        fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
+
+
 def find(
     text_file: Annotated[
         Path | None, typer.Option("--text-file", help="a passage (e.g. a page of a book), UTF-8 text")
@@ -48,14 +58,7 @@ def find(
 
     if (text_file is None) == (record_hash is None):
         fail("give one of --text-file FILE or --record-hash SHA256")
-    passage = None
-    if text_file is not None:
-        try:
-            passage = text_file.read_bytes().decode("utf-8")
-        except OSError as exc:
-            fail(f"--text-file {text_file}: cannot read ({exc.strerror})")
-        except UnicodeDecodeError as exc:
-            fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
+    passage = read_passage(text_file) if text_file is not None else None
     with opened(home, database) as h:
         who = acting(h, key, actor, "find")
         try:

@@ -20,20 +20,12 @@ from custody.cli.common import (
     opened,
     print_json,
 )
+from custody.cli.find_cmds import read_passage
 
 app = command_group(
     help="Takedown requests: who asks for which work to be removed, and where it is (docs/takedown.md).",
     no_args_is_help=True,
 )
-
-
-def _passage(text_file: Path) -> str:
-    try:
-        return text_file.read_bytes().decode("utf-8")
-    except OSError as exc:
-        fail(f"--text-file {text_file}: cannot read ({exc.strerror})")
-    except UnicodeDecodeError as exc:
-        fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
 
 
 def _print_affected(found) -> None:
@@ -70,7 +62,7 @@ def request_command(
     from custody.takedown.find import FindError
     from custody.takedown.requests import RequestError, affected, request
 
-    passage = _passage(text_file) if text_file is not None else None
+    passage = read_passage(text_file) if text_file is not None else None
     with opened(home, database) as h:
         who = acting(h, key, actor, "takedown")
         try:

@@ -116,6 +116,23 @@ def _make_record(
     return Record(position, rid, text, digest, license_ or None, url or None, extra)
 
 
+def _jsonl_record(path: Path, number: int, doc: object, fields: Fields, max_bytes: int) -> Record:
+    """One JSONL line's parsed object as a Record (an error naming the line if it is not an object)."""
+    if not isinstance(doc, dict):
+        raise DatasetInputError(path, "each line must be a JSON object", number)
+    return _make_record(
+        path,
+        number,
+        doc.get(fields.text),
+        doc.get(fields.id) if fields.id else None,
+        doc.get(fields.license),
+        doc.get(fields.source_url),
+        fields,
+        max_bytes,
+        {name: doc.get(name) for name in fields.extra} if fields.extra else None,
+    )
+
+
 def _open_text_stream(path: Path, fmt: str, raw: BinaryIO) -> BinaryIO:
     if fmt == "jsonl.gz":
         return gzip.GzipFile(fileobj=raw)
@@ -152,19 +169,7 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
                 # json's own message may end in "at" ("Unterminated string starting at"): say it once
                 where = "column" if exc.msg.endswith(" at") else "at column"
                 raise DatasetInputError(path, f"malformed JSON ({exc.msg} {where} {exc.colno})", number) from exc
-            if not isinstance(doc, dict):
-                raise DatasetInputError(path, "each line must be a JSON object", number)
-            yield _make_record(
-                path,
-                number,
-                doc.get(fields.text),
-                doc.get(fields.id) if fields.id else None,
-                doc.get(fields.license),
-                doc.get(fields.source_url),
-                fields,
-                max_bytes,
-                {name: doc.get(name) for name in fields.extra} if fields.extra else None,
-            )
+            yield _jsonl_record(path, number, doc, fields, max_bytes)
 
 
 def jsonl_records_at(path: Path, data: bytes, positions: set[int], fields: Fields = Fields()) -> dict[int, Record]:
@@ -183,18 +188,7 @@ def jsonl_records_at(path: Path, data: bytes, positions: set[int], fields: Field
                 doc = json.loads(line.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise DatasetInputError(path, f"not a JSON record ({exc})", number) from exc
-            if not isinstance(doc, dict):
-                raise DatasetInputError(path, "each line must be a JSON object", number)
-            found[position] = _make_record(
-                path,
-                number,
-                doc.get(fields.text),
-                doc.get(fields.id) if fields.id else None,
-                doc.get(fields.license),
-                doc.get(fields.source_url),
-                fields,
-                1 << 62,
-            )
+            found[position] = _jsonl_record(path, number, doc, fields, 1 << 62)
         if position >= last:
             break
     return found

@@ -224,10 +224,10 @@ def test_a_takedown_request_keeps_no_passage_and_finds_the_work_again(corpus, ca
     assert done.exit_code == 2 and "not a takedown request id" in done.stderr
 
 
-def test_records_at_reads_the_same_records_as_the_reader(corpus, tmp_path):
+def test_records_at_reads_the_same_records_as_the_reader(tmp_path, cast):
     from custody.datasets.registry import IntegrityError
 
-    home = corpus[0]
+    home = cast.init_home(tmp_path / "home")  # its own: a shard is changed below
     folder = tmp_path / "blanks"
     folder.mkdir()
     lines = [json.dumps({"id": f"x{i}", "text": f"text number {i}"}) for i in range(30)]
@@ -242,3 +242,38 @@ def test_records_at_reads_the_same_records_as_the_reader(corpus, tmp_path):
     (folder / "part-0.jsonl").write_text("changed\n")
     with pytest.raises(IntegrityError, match=r"part-0\.jsonl does not match its manifest digest"):
         dataset.records_at(dataset.manifest.shards[0], {0})
+    home.close()
+
+
+def test_find_by_source_url_prefix_and_domain(tmp_path, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.takedown.find import find_source
+
+    home = cast.init_home(tmp_path / "home")
+    urls = [
+        "https://a.example.org/x/1",
+        "https://www.example.org/y",
+        "https://notexample.org/z",
+        "http://EXAMPLE.org/",
+        None,
+    ]
+    folder = tmp_path / "web"
+    folder.mkdir()
+    with open(folder / "part-0.jsonl", "w", encoding="utf-8") as out:
+        for i, url in enumerate(urls):
+            out.write(json.dumps({"id": f"p{i}", "text": f"page {i}", **({"source_url": url} if url else {})}) + "\n")
+    DatasetRegistry(home).register([folder], DatasetRef("web", "1"), parse_card(CARD_TEMPLATE), Fields(id="id"))
+    assert [h.record_id for h in find_source(home, url_prefix="https://a.example.org/x/").hits] == ["p0"]
+    assert [h.record_id for h in find_source(home, domain="Example.org").hits] == ["p0", "p1", "p3"]
+    assert find_source(home, domain="nowhere.example").hits == []
+    for bad in (dict(domain="exa mple"), dict(url_prefix=" "), dict()):
+        with pytest.raises(FindError):
+            find_source(home, **bad)
+    env = {"CUSTODY_KEY": str(cast.key_file("admin"))}
+    done = CliRunner().invoke(app, ["find", "--domain", "example.org", "--json", "--home", str(home.path)], env=env)
+    assert done.exit_code == 0 and json.loads(done.stdout)["query"] == {"kind": "domain", "domain": "example.org"}
+    both = ["find", "--domain", "example.org", "--record-hash", "0" * 64, "--home", str(home.path)]
+    assert CliRunner().invoke(app, both, env=env).exit_code == 2
+    home.close()

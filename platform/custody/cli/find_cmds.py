@@ -41,28 +41,41 @@ def find(
     record_hash: Annotated[
         str | None, typer.Option("--record-hash", help="a record's text SHA-256 (the rows' content_hash)")
     ] = None,
+    url_prefix: Annotated[
+        str | None, typer.Option("--url-prefix", help="records whose source URL starts with this")
+    ] = None,
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="records whose source URL's host is this domain or below it")
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
     key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Find every registered dataset version holding a passage or a record, then what was made from them.
+    """Find every registered dataset version holding a passage, a record or records from a source,
+    then what was made from them.
 
     A passage is matched on runs of shared words (whitespace, case, punctuation and surrounding
     text may differ) and every hit is confirmed against the record. Indexes missing for a dataset
     version are built and recorded (dataset.indexed/v1) on the way.
     Exit codes: 0 found; 1 found nowhere; 2 bad input.
     """
-    from custody.takedown.find import FindError, find_record_hash, find_text
+    from custody.takedown.find import FindError, find_record_hash, find_source, find_text
 
-    if (text_file is None) == (record_hash is None):
-        fail("give one of --text-file FILE or --record-hash SHA256")
+    given = [text_file, record_hash, url_prefix, domain]
+    if sum(g is not None for g in given) != 1:
+        fail("give one of --text-file FILE, --record-hash SHA256, --url-prefix URL or --domain DOMAIN")
     passage = read_passage(text_file) if text_file is not None else None
     with opened(home, database) as h:
         who = acting(h, key, actor, "find")
         try:
-            found = find_text(h, passage, who) if passage is not None else find_record_hash(h, record_hash, who)
+            if passage is not None:
+                found = find_text(h, passage, who)
+            elif record_hash is not None:
+                found = find_record_hash(h, record_hash, who)
+            else:
+                found = find_source(h, url_prefix, domain, who)
         except FindError as exc:
             fail(f"--text-file {text_file}: {exc}" if passage is not None else str(exc), EXIT_BAD_INPUT)
     if as_json:

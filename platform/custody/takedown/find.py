@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from custody.takedown.fingerprints import MIN_WORDS, NGRAM, shared_runs, shingle
 from custody.takedown.index import index_for
 
 RECORD_HASH = re.compile(r"^[0-9a-f]{64}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
 class FindError(ValueError):
@@ -136,6 +138,42 @@ def find_record_hash(home: Home, record_hash: str, actor: str | None = None) -> 
 
     query_json = {"kind": "record-hash", "sha256": record_hash}
     return _search(home, query_json, lambda index: index.records_hashed(record_hash), check, actor)
+
+
+def find_source(
+    home: Home, url_prefix: str | None = None, domain: str | None = None, actor: str | None = None
+) -> Found:
+    """Records whose source URL starts with `url_prefix`, or whose host is `domain` or below it."""
+    if (url_prefix is None) == (domain is None):
+        raise FindError("give one of --url-prefix URL or --domain DOMAIN")
+    if url_prefix is not None:
+        if not url_prefix.strip():
+            raise FindError("--url-prefix is empty")
+        matches = _prefix_matcher(url_prefix.strip())
+        query_json = {"kind": "url-prefix", "url_prefix": url_prefix.strip()}
+    else:
+        host = domain.strip().lower().strip(".")
+        if not DOMAIN.fullmatch(host):
+            raise FindError(f"--domain {domain!r} is not a domain name (e.g. example.org)")
+        matches = _domain_matcher(host)
+        query_json = {"kind": "domain", "domain": host}
+
+    def check(text: str, _content_hash: str) -> list[tuple[int, int]]:
+        return [(0, len(text))]  # the index matched the record's own source URL: the whole record
+
+    return _search(home, query_json, lambda index: index.records_from(matches), check, actor)
+
+
+def _prefix_matcher(prefix: str):
+    return lambda url: url.startswith(prefix)
+
+
+def _domain_matcher(host: str):
+    def matches(url: str) -> bool:
+        found = (urlsplit(url).hostname or "").lower()
+        return found == host or found.endswith("." + host)
+
+    return matches
 
 
 def _downstream(home: Home, registry: DatasetRegistry, found: Found) -> None:

@@ -2,10 +2,11 @@
 
 One file per dataset version (`.npz`, no pickle, written byte-for-byte deterministically):
 the kept hashes sorted, with the ordinal of the record each came from (so a lookup is a binary
-search, not a scan), each record's id and the first 8 bytes of its text SHA-256 (for
-`find --record-hash`). Its digest is recorded in the ledger as `dataset.indexed/v1`, subject the
-dataset, with the fingerprint settings, so an index is reused only for the same bytes and the
-same settings, and anyone can rebuild it and compare.
+search, not a scan), each record's id, the first 8 bytes of its text SHA-256 (for
+`find --record-hash`) and its source URL (for `find --url-prefix` and `--domain`). Its digest is
+recorded in the ledger as `dataset.indexed/v1`, subject the dataset, with the fingerprint settings,
+so an index is reused only for the same bytes and the same settings, and anyone can rebuild it and
+compare.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from custody.ledger import query
 from custody.takedown import entry_types  # noqa: F401  registers dataset.indexed/v1
 from custody.takedown.fingerprints import NGRAM, WINDOW, batch_fingerprints
 
-FORMAT = "custody-passage-index/1"
+FORMAT = "custody-passage-index/2"  # 2: each record's source URL too
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 BATCH = 4096  # records fingerprinted together
 
@@ -34,6 +35,7 @@ class PassageIndex:
     ordinals: np.ndarray  # uint32: the record each hash came from
     record_ids: list[str]  # by ordinal
     record_hashes: np.ndarray  # uint64: first 8 bytes of each record's text SHA-256, by ordinal
+    source_urls: list[str | None]  # each record's source URL (the dataset's source_url field), by ordinal
 
     def records_with(self, wanted: np.ndarray) -> np.ndarray:
         """Ordinals of the records holding any of the `wanted` hashes (sorted, unique)."""
@@ -41,6 +43,10 @@ class PassageIndex:
         right = np.searchsorted(self.hashes, wanted, side="right")
         hits = [self.ordinals[a:b] for a, b in zip(left, right, strict=True) if b > a]
         return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.uint32)
+
+    def records_from(self, matches) -> np.ndarray:
+        """Ordinals of the records whose source URL `matches(url)` says yes to."""
+        return np.array([i for i, url in enumerate(self.source_urls) if url and matches(url)], dtype=np.uint32)
 
     def records_hashed(self, record_hash: str) -> np.ndarray:
         prefix = np.uint64(int(record_hash[:16], 16))
@@ -58,7 +64,9 @@ def _write(index: PassageIndex, meta: dict) -> bytes:
         "hashes.npy": index.hashes,
         "ordinals.npy": index.ordinals,
         "record_hashes.npy": index.record_hashes,
-        "meta.npy": np.frombuffer(json.dumps({**meta, "ids": index.record_ids}, sort_keys=True).encode(), np.uint8),
+        "meta.npy": np.frombuffer(
+            json.dumps({**meta, "ids": index.record_ids, "urls": index.source_urls}, sort_keys=True).encode(), np.uint8
+        ),
     }
     buffer = io.BytesIO()
     # Stored, not deflated: the hashes are random and do not compress, and a find reads the whole
@@ -75,13 +83,15 @@ def _read(data: bytes) -> PassageIndex:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         arrays = {name: np.load(io.BytesIO(archive.read(name)), allow_pickle=False) for name in archive.namelist()}
     meta = json.loads(arrays["meta.npy"].tobytes())
-    return PassageIndex(arrays["hashes.npy"], arrays["ordinals.npy"], meta["ids"], arrays["record_hashes.npy"])
+    return PassageIndex(
+        arrays["hashes.npy"], arrays["ordinals.npy"], meta["ids"], arrays["record_hashes.npy"], meta["urls"]
+    )
 
 
 def build(dataset: RegisteredDataset, batch: int = BATCH) -> PassageIndex:
     """Fingerprint every record (shards re-hashed against the manifest as they are read), `batch`
     records at a time."""
-    hashes, ordinals, ids, record_hashes, pending = [], [], [], [], []
+    hashes, ordinals, ids, record_hashes, urls, pending = [], [], [], [], [], []
 
     def flush() -> None:
         kept, owners = batch_fingerprints(pending)
@@ -92,6 +102,7 @@ def build(dataset: RegisteredDataset, batch: int = BATCH) -> PassageIndex:
     for _, record in dataset.records():
         pending.append(record.text)
         ids.append(record.id)
+        urls.append(record.source_url)
         record_hashes.append(int(record.content_hash[:16], 16))
         if len(pending) >= batch:
             flush()
@@ -100,7 +111,7 @@ def build(dataset: RegisteredDataset, batch: int = BATCH) -> PassageIndex:
     flat = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
     owners = np.concatenate(ordinals) if ordinals else np.zeros(0, dtype=np.uint32)
     order = np.lexsort((owners, flat))
-    return PassageIndex(flat[order], owners[order], ids, np.array(record_hashes, dtype=np.uint64))
+    return PassageIndex(flat[order], owners[order], ids, np.array(record_hashes, dtype=np.uint64), urls)
 
 
 def recorded(home: Home, dataset: RegisteredDataset) -> dict | None:

@@ -24,14 +24,20 @@ from custody.ledger import query
 from custody.takedown import entry_types  # noqa: F401  registers dataset.indexed/v1
 from custody.takedown.fingerprints import NGRAM, WINDOW, batch_fingerprints
 
-FORMAT = "custody-passage-index/2"  # 2: each record's source URL too
+FORMAT = "custody-passage-index/3"  # 2: each record's source URL; 3: 32-bit hash keys
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 BATCH = 4096  # records fingerprinted together
 
 
+def hash_keys(hashes: np.ndarray) -> np.ndarray:
+    """The index keeps the top 32 bits of each 64-bit kept hash: half the size, and the extra
+    candidates (about one in 4 billion per hash and record) are thrown out by the confirmation."""
+    return (hashes >> np.uint64(32)).astype(np.uint32)
+
+
 @dataclass(frozen=True)
 class PassageIndex:
-    hashes: np.ndarray  # uint64, sorted
+    hashes: np.ndarray  # uint32, sorted: the top 32 bits of each kept hash (KEY_SHIFT)
     ordinals: np.ndarray  # uint32: the record each hash came from
     record_ids: list[str]  # by ordinal
     record_hashes: np.ndarray  # uint64: first 8 bytes of each record's text SHA-256, by ordinal
@@ -39,8 +45,9 @@ class PassageIndex:
 
     def records_with(self, wanted: np.ndarray) -> np.ndarray:
         """Ordinals of the records holding any of the `wanted` hashes (sorted, unique)."""
-        left = np.searchsorted(self.hashes, wanted, side="left")
-        right = np.searchsorted(self.hashes, wanted, side="right")
+        keys = hash_keys(wanted)
+        left = np.searchsorted(self.hashes, keys, side="left")
+        right = np.searchsorted(self.hashes, keys, side="right")
         hits = [self.ordinals[a:b] for a, b in zip(left, right, strict=True) if b > a]
         return np.unique(np.concatenate(hits)) if hits else np.zeros(0, dtype=np.uint32)
 
@@ -108,7 +115,7 @@ def build(dataset: RegisteredDataset, batch: int = BATCH) -> PassageIndex:
             flush()
     if pending:
         flush()
-    flat = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    flat = hash_keys(np.concatenate(hashes)) if hashes else np.zeros(0, dtype=np.uint32)
     owners = np.concatenate(ordinals) if ordinals else np.zeros(0, dtype=np.uint32)
     order = np.lexsort((owners, flat))
     return PassageIndex(flat[order], owners[order], ids, np.array(record_hashes, dtype=np.uint64), urls)

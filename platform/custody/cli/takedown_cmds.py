@@ -49,6 +49,10 @@ def request_command(
     reason: Annotated[str, typer.Option("--reason", help="why: copyright, opt-out, personal data, ...")],
     text_file: Annotated[Path | None, typer.Option("--text-file", help="the work: a passage of it, UTF-8")] = None,
     record_hash: Annotated[str | None, typer.Option("--record-hash", help="the work: a record's text SHA-256")] = None,
+    url_prefix: Annotated[
+        str | None, typer.Option("--url-prefix", help="every record whose source URL starts with this")
+    ] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="every record from this host or below it")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -66,7 +70,7 @@ def request_command(
     with opened(home, database) as h:
         who = acting(h, key, actor, "takedown")
         try:
-            taken = request(h, by, reason, passage, record_hash, who)
+            taken = request(h, by, reason, passage, record_hash, who, url_prefix=url_prefix, domain=domain)
         except FindError as exc:
             fail(f"--text-file {text_file}: {exc}")
         except RequestError as exc:
@@ -107,6 +111,7 @@ def show_command(
     actor: ActorOption = None,
 ) -> None:
     """A request, and where the work is now (indexes missing are built and recorded)."""
+    from custody.takedown.apply import applied
     from custody.takedown.requests import RequestError, affected, get
 
     with opened(home, database) as h:
@@ -115,8 +120,10 @@ def show_command(
         except RequestError as exc:
             fail(str(exc))
         found = affected(h, taken, acting(h, key, actor, "takedown"))
+        applied_bodies = applied(h, taken.id)
     if as_json:
-        print_json({**taken.as_json(), "affected": found.as_json()})
+        applications = [{"ledger_index": i, **body} for i, body in applied_bodies]
+        print_json({**taken.as_json(), "applied": applications, "affected": found.as_json()})
         return
     q = taken.body["query"]
     console.print(
@@ -125,4 +132,51 @@ def show_command(
     )
     console.print(f"  reason: {taken.body['reason']}")
     console.print(f"  work: {q['kind']} sha256 {q['sha256']}" + (f" ({q['words']} words)" if q.get("words") else ""))
+    for index, body in applied_bodies:
+        console.print(f"  applied at ledger index {index}:")
+        _print_changes(body)
     _print_affected(found)
+
+
+def _print_changes(body: dict) -> None:
+    for version in body["versions"]:
+        new = version["new"] or "no version (nothing left)"
+        console.print(f"    {version['old']} -> {new} ({version['how']}, {version['removed']} record(s) held the work)")
+    for run in body["tainted_runs"]:
+        why = f"read {', '.join(run['read'])}" if run["read"] else f"started from run {run['inherits_from']}"
+        console.print(f"    run {run['run_id']} tainted ({why})")
+
+
+@app.command("apply")
+def apply_command(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="a request id, td-xxxxxxxx")],
+    include_running: Annotated[
+        bool, typer.Option("--include-running", help="apply even while a run reads affected data (it is tainted)")
+    ] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Remove the work: new versions without it, everything derived from them derived again, runs tainted.
+
+    Signed by you (an approver or admin). Exit 2 when it cannot be applied (already applied, held
+    nowhere, a run in progress, a derived dataset that cannot be derived again): nothing is taken
+    down then. An interrupted apply resumes when run again.
+    """
+    from custody.takedown.apply import ApplyError, apply
+    from custody.takedown.requests import RequestError
+
+    say = (lambda _line: None) if as_json else console.print
+    with opened(home, database) as h:
+        who = acting(h, key, actor)
+        try:
+            done = apply(h, request_id, who, include_running=include_running, say=say)
+        except (ApplyError, RequestError) as exc:
+            fail(str(exc))
+    if as_json:
+        print_json({"ledger_index": done.ledger_index, **done.body})
+        return
+    console.print(f"takedown {done.request.id} applied at ledger index {done.ledger_index}:")
+    _print_changes(done.body)

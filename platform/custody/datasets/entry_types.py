@@ -18,6 +18,9 @@ class Stage(EntryBody):
     name: str
     config_digest: str = Field(pattern=DIGEST)
     decisions_digest: str | None = Field(default=None, pattern=DIGEST)
+    # The options the stage was built with (a JSON artifact), so a takedown can derive it again;
+    # absent in registrations made before it was kept.
+    options_digest: str | None = Field(default=None, pattern=DIGEST)
 
 
 @entry_type("dataset.registered/v1")

@@ -321,6 +321,10 @@ class DatasetRegistry:
             if stage.get("decisions_digest"):
                 body["stage"]["decisions_digest"] = stage["decisions_digest"]
             refs.append(f"sha256:{config_digest}")
+            if stage.get("options") is not None:
+                options_digest = self.home.store.put_bytes(canonical_json(stage["options"]))
+                body["stage"]["options_digest"] = options_digest
+                refs.append(f"sha256:{options_digest}")
         self.home.record("dataset.registered/v1", ref.subject, body, refs=refs, actor=actor)
         self.home.checkpoint()
         return self.get(ref), True
@@ -335,13 +339,20 @@ class DatasetRegistry:
         card: DatasetCard | None = None,
         decisions_digest: str | None = None,
         actor: str | None = None,
+        stage_options: dict | None = None,
     ) -> tuple[RegisteredDataset, bool]:
-        """Register a stage's output (records, or a shard already written) with parents and stage config."""
+        """Register a stage's output (records, or a shard already written) with parents, stage config
+        and the options the stage was built with (None: not known)."""
         if card is None:
             base = parents[0].card
             title = f"{base.dataset.title} ({stage_name})"
             card = base.model_copy(update={"dataset": base.dataset.model_copy(update={"title": title})})
-        stage = {"name": stage_name, "config": stage_config, "decisions_digest": decisions_digest}
+        stage = {
+            "name": stage_name,
+            "config": stage_config,
+            "decisions_digest": decisions_digest,
+            "options": stage_options,
+        }
         if isinstance(records, Path):
             return self.register([records], ref, card, Fields(id="id"), parents=parents, actor=actor, stage=stage)
         with tempfile.TemporaryDirectory(prefix="custody-derive-") as workdir:

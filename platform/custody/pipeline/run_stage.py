@@ -22,7 +22,7 @@ from custody.pipeline.executors.base import Executor
 from custody.pipeline.jobs import StageJob
 from custody.pipeline.record import record_completed
 from custody.stages import entry_types  # noqa: F401  registers stage.completed/v1
-from custody.stages.base import Stage, StageError
+from custody.stages.base import EmptyOutput, Stage, StageError
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,17 @@ def run_stage(
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
         if decisions.counts.get("drop", 0) == sum(decisions.counts.values()):
-            raise StageError(f"stage {stage.name} dropped every record of {source.ref}; nothing to register")
+            raise EmptyOutput(f"stage {stage.name} dropped every record of {source.ref}; nothing to register")
         decisions_digest = home.store.put_file(Path(tmp) / "decisions.parquet")
         derived, _ = registry.register_derived(
-            output, [source], stage.name, config, shard, decisions_digest=decisions_digest, actor=actor
+            output,
+            [source],
+            stage.name,
+            config,
+            shard,
+            decisions_digest=decisions_digest,
+            actor=actor,
+            stage_options=None if options is None else dict(options),
         )
     summary = {
         "stage": stage.name,

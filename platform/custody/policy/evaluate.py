@@ -113,7 +113,7 @@ def _reason(rule_id: str, on_fail: Outcome, subject: str, violation: Violation) 
 def raw_reasons(policy: Policy, doc: dict) -> list[Reason]:
     """Every rule's violations as reasons, before reviews and waivers."""
     reasons: list[Reason] = []
-    for rule_id, rule in policy.rules().items():
+    for rule_id, rule in policy.enforced_rules().items():
         check, for_runs = rule_function(rule_id)
         if for_runs:
             targets = [(f"run:{doc['run']['name']}", doc["run"])] if doc.get("run") else []

@@ -5,8 +5,8 @@ carries its digest. Evaluation reads nothing else, so replay evaluates the store
 again. It holds, per dataset: the registered digest and registrant, the card, the latest result
 of every check (digests, versions and the summary, which has counts and rates, never a raw
 personal value); who registered it, by name and key fingerprint; the versions of the checks
-this custody runs now; the reviews recorded on the subjects, with who signed each and whether
-its signature and role hold; the purpose, the optional run, and `evaluated_at`, the "now" that
+this custody runs now; the takedowns that removed a work from it (`dataset.removed`); the
+reviews recorded on the subjects, with who signed each and whether its signature and role hold; the purpose, the optional run, and `evaluated_at`, the "now" that
 expiry is judged at.
 """
 
@@ -94,6 +94,13 @@ def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = F
     }
     if "license" in checks:
         facts["license_categories"] = _license_categories(checks["license"]["summary"])
+    removed = [
+        {"takedown": body["takedown"], "ledger_index": row.idx, "replaced_by": body.get("replaced_by")}
+        for row in query.entries(home.storage, "dataset.removed/", subject=dataset.ref.subject)
+        if (body := query.body(row))["digest"] == dataset.digest
+    ]
+    if removed:  # only then: documents of datasets no takedown touched keep their exact bytes
+        facts["taken_down"] = removed
     if verify_bytes:
         facts["shard_problems"] = [list(problem) for problem in dataset.verify_shards()]
     return facts

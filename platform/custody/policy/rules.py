@@ -23,6 +23,7 @@ from custody.policy.schema import (
     PiiMaxRate,
     PiiMaxRisk,
     RequiredFields,
+    TakedownApplied,
     ToxicityMaxRate,
     TrainingApproval,
     TrainingBudget,
@@ -344,6 +345,23 @@ def training_approval(rule: TrainingApproval, run: dict, doc: dict) -> list[Viol
     return [Violation(None, f"run {run['name']} needs a person's approval before it starts")]
 
 
+# -- takedowns -------------------------------------------------------------------------------
+
+
+def takedown_applied(rule: TakedownApplied, ds: dict, doc: dict) -> list[Violation]:
+    out = []
+    for removal in ds.get("taken_down", []):
+        instead = f"; train on {removal['replaced_by']}" if removal.get("replaced_by") else ""
+        out.append(
+            Violation(
+                removal["takedown"],
+                f"takedown {removal['takedown']} removed a work from {ds['dataset']} "
+                f"(ledger index {removal['ledger_index']}){instead}",
+            )
+        )
+    return out
+
+
 DatasetRule = Callable[[Any, dict, dict], list[Violation]]
 DATASET_RULES: dict[str, DatasetRule] = {
     "freshness.current": freshness_current,
@@ -355,6 +373,7 @@ DATASET_RULES: dict[str, DatasetRule] = {
     "toxicity.max-rate": toxicity_max_rate,
     "findings.failed": findings_failed,
     "findings.review": findings_review,
+    "takedown.applied": takedown_applied,
 }
 RUN_RULES: dict[str, DatasetRule] = {
     "training.budget": training_budget,

@@ -46,6 +46,7 @@ RULE_IDS = (
     "findings.review",
     "training.budget",
     "training.approval",
+    "takedown.applied",
 )
 GATE_RECORDED = "gate.recorded"
 
@@ -223,6 +224,28 @@ class TrainingRules(_Strict):
     approval: TrainingApproval | None = None
 
 
+# -- takedowns -------------------------------------------------------------------------------
+
+
+class TakedownApplied(Rule):
+    """Data a takedown removed (custody takedown apply) is not trained on again."""
+
+    explanation: str = Field(
+        default="A takedown removed a work from this dataset version and replaced it with a version "
+        "without it; train on the new version. Enforced by every policy (a waiver can lift it).",
+        min_length=1,
+    )
+
+
+class TakedownRules(_Strict):
+    applied: TakedownApplied | None = None
+
+
+# Rules every policy enforces whether it names them or not (`Policy.enforced_rules`): a policy
+# that writes one may change its wording or make it a review, not turn it off.
+BUILT_IN_RULES: dict[str, Rule] = {"takedown.applied": TakedownApplied()}
+
+
 # -- waivers and the policy ------------------------------------------------------------------
 
 
@@ -262,6 +285,7 @@ class Policy(_Strict):
     toxicity: ToxicityRules = ToxicityRules()
     findings: FindingsRules = FindingsRules()
     training: TrainingRules = TrainingRules()
+    takedown: TakedownRules = TakedownRules()
     waivers: list[Waiver] = Field(default_factory=list)
 
     @field_validator("schema_version")
@@ -280,6 +304,15 @@ class Policy(_Strict):
             if rule is not None:
                 defined[rule_id] = rule
         return defined
+
+    def enforced_rules(self) -> dict[str, Rule]:
+        """The rules evaluation applies: those defined here, and the built-in ones it leaves out."""
+        defined = self.rules()
+        return {
+            rule_id: defined.get(rule_id) or BUILT_IN_RULES.get(rule_id)
+            for rule_id in RULE_IDS
+            if rule_id in defined or rule_id in BUILT_IN_RULES
+        }
 
 
 @dataclass(frozen=True)

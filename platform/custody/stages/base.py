@@ -24,6 +24,10 @@ class StageError(ValueError):
     """Unknown stage, bad stage configuration, or an output name already taken."""
 
 
+class EmptyOutput(StageError):
+    """A stage dropped every record: there is nothing to register."""
+
+
 @dataclass(frozen=True)
 class Decision:
     record: Record

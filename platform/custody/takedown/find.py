@@ -37,6 +37,7 @@ class Hit:
     record_id: str
     ordinal: int  # position of the record in the dataset, from 0
     spans: tuple[tuple[int, int], ...]  # character offsets of the shared text in the record
+    content_hash: str = ""  # the record text's SHA-256
 
     def as_json(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class Hit:
             "record_id": self.record_id,
             "ordinal": self.ordinal,
             "spans": [list(s) for s in self.spans],
+            "content_hash": self.content_hash,
         }
 
 
@@ -77,7 +79,11 @@ def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hi
         for position, record in sorted(dataset.records_at(shard, inside).items()) if inside else []:
             spans = check(record.text, record.content_hash)
             if spans is not None:
-                hits.append(Hit(str(dataset.ref), dataset.digest, record.id, first + position, tuple(spans)))
+                hits.append(
+                    Hit(
+                        str(dataset.ref), dataset.digest, record.id, first + position, tuple(spans), record.content_hash
+                    )
+                )
         first += shard.records
     return hits
 
@@ -140,23 +146,29 @@ def find_record_hash(home: Home, record_hash: str, actor: str | None = None) -> 
     return _search(home, query_json, lambda index: index.records_hashed(record_hash), check, actor)
 
 
-def find_source(
-    home: Home, url_prefix: str | None = None, domain: str | None = None, actor: str | None = None
-) -> Found:
-    """Records whose source URL starts with `url_prefix`, or whose host is `domain` or below it."""
+def source_query(url_prefix: str | None = None, domain: str | None = None) -> dict:
+    """The query for records from a URL prefix or a domain, checked (FindError when malformed)."""
     if (url_prefix is None) == (domain is None):
         raise FindError("give one of --url-prefix URL or --domain DOMAIN")
     if url_prefix is not None:
         if not url_prefix.strip():
             raise FindError("--url-prefix is empty")
-        matches = _prefix_matcher(url_prefix.strip())
-        query_json = {"kind": "url-prefix", "url_prefix": url_prefix.strip()}
+        return {"kind": "url-prefix", "url_prefix": url_prefix.strip()}
+    host = domain.strip().lower().strip(".")
+    if not DOMAIN.fullmatch(host):
+        raise FindError(f"--domain {domain!r} is not a domain name (e.g. example.org)")
+    return {"kind": "domain", "domain": host}
+
+
+def find_source(
+    home: Home, url_prefix: str | None = None, domain: str | None = None, actor: str | None = None
+) -> Found:
+    """Records whose source URL starts with `url_prefix`, or whose host is `domain` or below it."""
+    query_json = source_query(url_prefix, domain)
+    if query_json["kind"] == "url-prefix":
+        matches = _prefix_matcher(query_json["url_prefix"])
     else:
-        host = domain.strip().lower().strip(".")
-        if not DOMAIN.fullmatch(host):
-            raise FindError(f"--domain {domain!r} is not a domain name (e.g. example.org)")
-        matches = _domain_matcher(host)
-        query_json = {"kind": "domain", "domain": host}
+        matches = _domain_matcher(query_json["domain"])
 
     def check(text: str, _content_hash: str) -> list[tuple[int, int]]:
         return [(0, len(text))]  # the index matched the record's own source URL: the whole record

@@ -19,7 +19,16 @@ from custody.home import Home
 from custody.ledger import query
 from custody.ledger.entry import canonical_json
 from custody.takedown import entry_types  # noqa: F401  registers takedown.requested/v1
-from custody.takedown.find import RECORD_HASH, FindError, Found, find_record_hash, find_shingles, passage_shingles
+from custody.takedown.find import (
+    RECORD_HASH,
+    FindError,
+    Found,
+    find_record_hash,
+    find_shingles,
+    find_source,
+    passage_shingles,
+    source_query,
+)
 from custody.takedown.fingerprints import words
 
 REQUEST_ID = re.compile(r"^td-[0-9a-f]{8}$")
@@ -52,15 +61,24 @@ def request(
     passage: str | None = None,
     record_hash: str | None = None,
     actor=None,
+    url_prefix: str | None = None,
+    domain: str | None = None,
 ) -> TakedownRequest:
-    """Record a takedown request for a passage or a record (exactly one)."""
+    """Record a takedown request for a passage, a record, or a source (exactly one)."""
     if not requested_by.strip():
         raise RequestError("--by: say who asks (a person, an author, a site owner)")
     if not reason.strip():
         raise RequestError("--reason: say why (copyright, opt-out, personal data, ...)")
-    if (passage is None) == (record_hash is None):
-        raise RequestError("give one of a passage (--text-file) or a record hash (--record-hash)")
-    if passage is not None:
+    if sum(x is not None for x in (passage, record_hash, url_prefix, domain)) != 1:
+        raise RequestError("give one of --text-file, --record-hash, --url-prefix or --domain")
+    if url_prefix is not None or domain is not None:
+        try:
+            the_query = source_query(url_prefix, domain)
+        except FindError as exc:
+            raise RequestError(str(exc)) from None
+        given = the_query.get("url_prefix") or the_query["domain"]
+        the_query["sha256"] = hashlib.sha256(given.encode("utf-8")).hexdigest()
+    elif passage is not None:
         shingles = passage_shingles(passage)  # FindError for a passage too short to be found
         passage_words = words(passage).words
         digest = home.store.put_bytes(canonical_json([format(int(h), "016x") for h in shingles]))
@@ -104,6 +122,8 @@ def affected(home: Home, taken: TakedownRequest, actor=None) -> Found:
     wanted = taken.body["query"]
     if wanted["kind"] == "record-hash":
         return find_record_hash(home, wanted["sha256"], actor)
+    if wanted["kind"] in ("url-prefix", "domain"):
+        return find_source(home, wanted.get("url_prefix"), wanted.get("domain"), actor)
     stored = json.loads(home.store.read_bytes(wanted["shingles_digest"]))
     try:
         return find_shingles(home, np.array([int(h, 16) for h in stored], dtype=np.uint64), actor)

@@ -35,6 +35,10 @@ def person_roles(entry_type: str, subject: str, body: dict[str, Any]) -> frozens
         return frozenset({"reviewer", "approver"})
     if entry_type.startswith("run.requested/"):
         return frozenset({"engineer"})
+    if entry_type.startswith("takedown.requested/"):
+        return ANYONE  # whoever took the request signs it
+    if entry_type.startswith("takedown.applied/"):
+        return frozenset({"approver", "admin"})  # removing data from datasets and tainting runs is a decision
     return None
 
 

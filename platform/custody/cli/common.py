@@ -220,3 +220,19 @@ def opened(home: Path | None, database: str | None):
         fail(str(exc))
     finally:
         opened_home.close()
+
+
+def verifier_key(key: str) -> Any:
+    """The ledger's verifier key from --key: the key itself (as `custody ledger pubkey` prints it) or a file."""
+    from custody.ledger.verifier import VerificationError, parse_verifier_key
+
+    key_text = key
+    if not key.count("+") >= 2 or Path(key).is_file():
+        try:
+            key_text = Path(key).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--key {key!r} is neither a verifier key nor a readable key file ({exc})")
+    try:
+        return parse_verifier_key(key_text)
+    except VerificationError as exc:
+        fail(f"--key: {exc}")

@@ -21,6 +21,7 @@ from custody.cli.common import (
     fail,
     opened,
     print_json,
+    verifier_key,
 )
 from custody.cli.witness_cmds import WitnessKeyOption, witness_keys
 from custody.reports import REPORT_FORMATS
@@ -90,19 +91,9 @@ def verify_report_command(
     Each --witness-key (repeatable) must have cosigned the report's checkpoint (docs/witness.md).
     Exit codes: 0 verified; 1 verification failed (each problem is named); 2 not a report or a bad key.
     """
-    from custody.ledger.verifier import VerificationError, parse_verifier_key
     from custody.reports.verify import ReportInputError, verify_report
 
-    key_text = key
-    if not key.count("+") >= 2 or Path(key).is_file():
-        try:
-            key_text = Path(key).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"--key {key!r} is neither a verifier key nor a readable key file ({exc})")
-    try:
-        verifier = parse_verifier_key(key_text)
-    except VerificationError as exc:
-        fail(f"--key: {exc}")
+    verifier = verifier_key(key)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -12,12 +12,14 @@ from custody.cli.common import (
     ActorOption,
     DatabaseOption,
     HomeOption,
+    JsonOption,
     KeyOption,
     acting,
     command_group,
     console,
     fail,
     opened,
+    print_json,
 )
 from custody.store import ArtifactError
 
@@ -83,3 +85,37 @@ def erase(
         )
         h.store.erase(digest)
         console.print(f"erased {digest}; recorded at index {index}")
+
+
+@app.command()
+def gc(
+    takedown: Annotated[
+        str | None, typer.Option("--takedown", metavar="ID", help="only what this takedown replaced")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be erased; erase nothing")] = False,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Erase the shards of dataset versions a takedown replaced, once no live version names them.
+
+    Each erasure is recorded (`artifact.erased/v1`, signed by you, an admin) before the bytes go;
+    the ledger keeps their digests and still verifies.
+    """
+    from custody.takedown.erase import collect
+    from custody.takedown.erase import gc as collect_garbage
+
+    with opened(home, database) as h:
+        found = collect(h, takedown) if dry_run else collect_garbage(h, acting(h, key, actor), takedown)
+    if as_json:
+        print_json({"dry_run": dry_run, **found.as_json()})
+        return
+    verb = "would erase" if dry_run else "erased"
+    total = sum(e.size for e in found.erased)
+    console.print(f"{verb} {len(found.erased)} shard(s), {total:,} bytes")
+    for item in found.erased:
+        console.print(f"  {item.digest[:16]}…  {', '.join(item.shards)}  ({', '.join(item.takedowns)})")
+    for where in found.outside:
+        console.print(f"  not erased, registered in place outside the home: {where}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from custody.cli.common import (
+    EXIT_VERIFY_FAILED,
     ActorOption,
     DatabaseOption,
     HomeOption,
@@ -16,9 +18,11 @@ from custody.cli.common import (
     acting,
     command_group,
     console,
+    err_console,
     fail,
     opened,
     print_json,
+    verifier_key,
 )
 from custody.cli.find_cmds import read_passage
 
@@ -153,6 +157,9 @@ def apply_command(
     include_running: Annotated[
         bool, typer.Option("--include-running", help="apply even while a run reads affected data (it is tainted)")
     ] = False,
+    erase: Annotated[
+        bool, typer.Option("--erase", help="then erase the replaced shards from the store (`store gc`; admin)")
+    ] = False,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -166,17 +173,100 @@ def apply_command(
     down then. An interrupted apply resumes when run again.
     """
     from custody.takedown.apply import ApplyError, apply
+    from custody.takedown.erase import gc
     from custody.takedown.requests import RequestError
+    from custody.trust.acting import Person, require_roles
 
     say = (lambda _line: None) if as_json else console.print
     with opened(home, database) as h:
         who = acting(h, key, actor)
+        if erase and isinstance(who, Person):
+            require_roles(who, frozenset({"admin"}), "erase from the store (--erase)")
         try:
             done = apply(h, request_id, who, include_running=include_running, say=say)
         except (ApplyError, RequestError) as exc:
             fail(str(exc))
+        erased = gc(h, who, done.request.id) if erase else None
     if as_json:
-        print_json({"ledger_index": done.ledger_index, **done.body})
+        print_json({"ledger_index": done.ledger_index, **done.body, "erased": erased.as_json() if erased else None})
         return
     console.print(f"takedown {done.request.id} applied at ledger index {done.ledger_index}:")
     _print_changes(done.body)
+    if erased is not None:
+        total = sum(e.size for e in erased.erased)
+        console.print(f"erased {len(erased.erased)} shard(s) of the replaced versions ({total:,} bytes)")
+
+
+@app.command("proof")
+def proof_command(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="an applied request, td-xxxxxxxx")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the proof file to write (JSON)")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Write an offline-verifiable proof that the request was applied and the removed records are gone.
+
+    Anyone checks it with `custody takedown verify-proof FILE --key VKEY` (the key from
+    `custody ledger pubkey`): the signed request and application entries, and for each new dataset
+    version a proof that every removed record is absent from its sorted record digests.
+    """
+    from custody.takedown.proof import NotApplied, build_proof
+    from custody.takedown.requests import RequestError
+
+    with opened(home, database) as h:
+        try:
+            doc = build_proof(h, request_id)
+        except (RequestError, NotApplied) as exc:
+            fail(str(exc))
+    try:
+        out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(f"--out {out}: cannot write ({exc.strerror})")
+    proved = sum(len(r["absences"]) for r in doc["removals"])
+    console.print(
+        f"wrote {out}: {proved} removed record(s) proved absent from {len(doc['removals'])} new version(s), "
+        f"entries proved to the checkpoint at size {doc['tree_size']}"
+    )
+
+
+@app.command("verify-proof")
+def verify_proof_command(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="a proof written by `custody takedown proof`")],
+    key: Annotated[str, typer.Option("--key", help="verifier key (as `custody ledger pubkey` prints it) or a file")],
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a proof of removal offline, with nothing but the file and the ledger's verifier key.
+
+    Exit codes: 0 verified; 1 verification failed (the problem is named); 2 not a proof file or a bad key.
+    """
+    from custody.ledger.verifier import MalformedInput, VerificationError
+    from custody.takedown.proof import verify_proof
+
+    verifier = verifier_key(key)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"{path}: cannot read ({exc.strerror})")
+    try:
+        result = verify_proof(data, verifier)
+    except MalformedInput as exc:
+        fail(f"{path}: {exc}")
+    except VerificationError as exc:
+        if as_json:
+            print_json({"file": str(path), "ok": False, "problem": str(exc)})
+        else:
+            err_console.print(f"{path}: NOT verified: {exc}")
+        raise typer.Exit(EXIT_VERIFY_FAILED) from None
+    if as_json:
+        print_json({"file": str(path), "ok": True, **result.as_json()})
+        return
+    console.print(
+        f"{path}: verified: takedown {result.request} (requested by {result.requested_by}: {result.reason}) "
+        f"proved to the checkpoint at size {result.tree_size}"
+    )
+    for application in result.applications:
+        for version in application["versions"]:
+            if version["new"] is None:
+                console.print(f"  {version['old']}: no version replaces it")
+            else:
+                console.print(f"  {version['new']}: {version['absent']} removed record(s) proved absent")

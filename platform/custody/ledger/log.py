@@ -97,6 +97,18 @@ class Ledger:
             raise LedgerRangeError(f"index {index} is not below tree size {size}")
         return merkle.hash_ranges(merkle.inclusion_ranges(index, size), self.storage.fetch_nodes)
 
+    def anchored_entry(self, index: int, size: int) -> dict:
+        """An entry's exact bytes with its inclusion proof to the tree of `size`, for offline
+        verification (`verifier.verify_anchored_entry`)."""
+        row = self.entry(index)
+        return {
+            "index": index,
+            # Verbatim: canonical JSON is UTF-8 text, so the JSON string holds the exact bytes hashed.
+            "entry": row.entry.decode("utf-8"),
+            "leaf_hash": row.leaf_hash.hex(),
+            "proof": [p.hex() for p in self.inclusion_proof(index, size)],
+        }
+
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         size2 = self.size if size2 is None else size2
         self._check_size(size2)

@@ -22,6 +22,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -445,6 +446,39 @@ def verify_proof_bundle(
     verify_inclusion(index, size, leaf_hash(entry), proof, checkpoint.root)
     _require_cosignatures(note, witnesses)
     return VerifiedEntry(index, entry, checkpoint)
+
+
+# --- anchored entries (reports, takedown proofs) ----------------------------------------------
+
+
+def hex_hashes(values: Any, what: str) -> list[bytes]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise VerificationError(f"{what} is not a list of hex hashes")
+    try:
+        return [bytes.fromhex(v) for v in values]
+    except ValueError as exc:
+        raise VerificationError(f"{what} is not hex") from exc
+
+
+def verify_anchored_entry(item: Any, size: int, checkpoint: Checkpoint) -> dict[str, Any]:
+    """The decoded envelope of an anchored entry (`Ledger.anchored_entry`: its exact bytes, leaf
+    hash and inclusion proof), once its bytes, leaf and proof lead to the checkpoint's root."""
+    if not isinstance(item, dict) or not isinstance(item.get("entry"), str):
+        raise VerificationError("has no entry text")
+    raw = item["entry"].encode("utf-8", errors="surrogatepass")
+    if item.get("leaf_hash") != leaf_hash(raw).hex():
+        raise VerificationError("its bytes do not hash to its leaf hash")
+    index = item.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise VerificationError("has no integer index")
+    verify_inclusion(index, size, leaf_hash(raw), hex_hashes(item.get("proof"), "its proof"), checkpoint.root)
+    try:
+        envelope = json.loads(raw)
+    except ValueError as exc:
+        raise VerificationError("is not JSON") from exc
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), dict):
+        raise VerificationError("is not a ledger entry envelope")
+    return envelope
 
 
 # --- hand-over consistency proofs -------------------------------------------------------------

@@ -6,8 +6,8 @@ again. It holds, per dataset: the registered digest and registrant, the card, th
 of every check (digests, versions and the summary, which has counts and rates, never a raw
 personal value); who registered it, by name and key fingerprint; the versions of the checks
 this custody runs now; the takedowns that removed a work from it (`dataset.removed`); the
-reviews recorded on the subjects, with who signed each and whether its signature and role hold; the purpose, the optional run, and `evaluated_at`, the "now" that
-expiry is judged at.
+reviews recorded on the subjects, with who signed each and whether its signature and role hold;
+the purpose, the optional run, and `evaluated_at`, the "now" that expiry is judged at.
 """
 
 from __future__ import annotations

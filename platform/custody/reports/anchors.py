@@ -15,17 +15,6 @@ from custody.reports.claims import claims
 from custody.trust.acting import Acting
 
 
-def _entry(home: Home, index: int, size: int) -> dict[str, Any]:
-    row = home.ledger.entry(index)
-    return {
-        "index": index,
-        # Verbatim: canonical JSON is UTF-8 text, so the JSON string holds the exact bytes hashed.
-        "entry": row.entry.decode("utf-8"),
-        "leaf_hash": row.leaf_hash.hex(),
-        "proof": [p.hex() for p in home.ledger.inclusion_proof(index, size)],
-    }
-
-
 def anchor(home: Home, content: dict[str, Any]) -> dict[str, Any]:
     """Proofs for every entry the content cites, all to one checkpoint signed now."""
     # with the witness cosignatures kept for it, if it was cosigned (`ledger checkpoint --witness`)
@@ -36,7 +25,7 @@ def anchor(home: Home, content: dict[str, Any]) -> dict[str, Any]:
         "origin": checkpoint.origin,
         "tree_size": checkpoint.size,
         "checkpoint": note,
-        "entries": [_entry(home, i, checkpoint.size) for i in indices],
+        "entries": [home.ledger.anchored_entry(i, checkpoint.size) for i in indices],
     }
 
 
@@ -53,7 +42,7 @@ def seal(
     note = home.checkpoint()
     checkpoint = load_note(note)
     return {
-        **_entry(home, index, checkpoint.size),
+        **home.ledger.anchored_entry(index, checkpoint.size),
         "tree_size": checkpoint.size,
         "checkpoint": note,
         # the anchors' tree is a prefix of the seal's: one history, not a fork

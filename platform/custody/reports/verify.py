@@ -14,7 +14,6 @@ proof; a cosignature line by a required witness that does not verify fails the r
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +24,12 @@ from custody.ledger.verifier import (
     CosignerKey,
     VerificationError,
     VerifierKey,
-    leaf_hash,
+    hex_hashes,
     parse_signed_note,
+    verify_anchored_entry,
     verify_checkpoint,
     verify_consistency,
     verify_cosignature,
-    verify_inclusion,
 )
 from custody.reports import REPORT_FORMAT
 from custody.reports.claims import claims, mismatch
@@ -68,36 +67,6 @@ class VerifyResult:
             "sealed_at": self.sealed_at,
             "tree_size": self.tree_size,
         }
-
-
-def _hexes(values: Any, what: str) -> list[bytes]:
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise VerificationError(f"{what} is not a list of hex hashes")
-    try:
-        return [bytes.fromhex(v) for v in values]
-    except ValueError as exc:
-        raise VerificationError(f"{what} is not hex") from exc
-
-
-def _prove(item: dict[str, Any], size: int, checkpoint: Checkpoint) -> dict[str, Any]:
-    """The decoded envelope of an anchored entry, once its bytes, leaf and proof check out."""
-    entry = item.get("entry")
-    if not isinstance(entry, str):
-        raise VerificationError("has no entry text")
-    raw = entry.encode("utf-8", errors="surrogatepass")
-    if item.get("leaf_hash") != leaf_hash(raw).hex():
-        raise VerificationError("its bytes do not hash to its leaf hash")
-    index = item.get("index")
-    if not isinstance(index, int) or isinstance(index, bool):
-        raise VerificationError("has no integer index")
-    verify_inclusion(index, size, leaf_hash(raw), _hexes(item.get("proof"), "its proof"), checkpoint.root)
-    try:
-        envelope = json.loads(raw)
-    except ValueError as exc:
-        raise VerificationError("is not JSON") from exc
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), dict):
-        raise VerificationError("is not a ledger entry envelope")
-    return envelope
 
 
 def _checkpoint(note: Any, key: VerifierKey, size: Any) -> Checkpoint:
@@ -142,7 +111,7 @@ def verify_report(data: bytes, key: VerifierKey, witnesses: Sequence[CosignerKey
         if checkpoint is None:
             continue
         try:
-            verified[index] = _prove(item, checkpoint.size, checkpoint)
+            verified[index] = verify_anchored_entry(item, checkpoint.size, checkpoint)
         except VerificationError as exc:
             problems.append(f"anchored ledger entry {index}: {exc}")
     result.entries_verified = len(verified)
@@ -209,7 +178,7 @@ def _check_seal(doc: dict[str, Any], fmt: str, key: VerifierKey, anchors_cp: Che
         problems.append(f"seal's signed checkpoint: {exc}")
         return
     try:
-        envelope = _prove(seal, checkpoint.size, checkpoint)
+        envelope = verify_anchored_entry(seal, checkpoint.size, checkpoint)
     except VerificationError as exc:
         problems.append(f"seal (ledger entry {seal.get('index')}): {exc}")
         return
@@ -226,7 +195,7 @@ def _check_seal(doc: dict[str, Any], fmt: str, key: VerifierKey, anchors_cp: Che
         problems.append(f"ledger entry {seal['index']} recorded a {recorded.get('format')} report on another subject")
     if anchors_cp is not None:
         try:
-            proof = _hexes(seal.get("consistency"), "the seal's consistency proof")
+            proof = hex_hashes(seal.get("consistency"), "the seal's consistency proof")
             verify_consistency(anchors_cp.size, checkpoint.size, anchors_cp.root, checkpoint.root, proof)
         except VerificationError as exc:
             problems.append(f"the seal's checkpoint does not extend the anchors' checkpoint: {exc}")

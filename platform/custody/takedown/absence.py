@@ -29,6 +29,17 @@ class DigestTree:
             level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             self.levels.append(level)
 
+    @classmethod
+    def unpack(cls, data: bytes) -> DigestTree:
+        """A tree from `packed()` bytes."""
+        if len(data) % 32:
+            raise ValueError("a packed digest list is a multiple of 32 bytes")
+        return cls(data[i : i + 32].hex() for i in range(0, len(data), 32))
+
+    def packed(self) -> bytes:
+        """The sorted digests, 32 bytes each: what the tree is rebuilt from."""
+        return b"".join(bytes.fromhex(d) for d in self.digests)
+
     @property
     def size(self) -> int:
         return len(self.digests)

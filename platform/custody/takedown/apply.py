@@ -35,7 +35,7 @@ from custody.stages.base import EmptyOutput, Stage, StageError
 from custody.stages.catalog import STAGES
 from custody.takedown import entry_types  # noqa: F401  registers takedown.applied/v1 and friends
 from custody.takedown.absence import DigestTree
-from custody.takedown.find import Found
+from custody.takedown.find import Found, removed_versions
 from custody.takedown.removal import STAGE_NAME, RemoveRecords
 from custody.takedown.requests import TakedownRequest, affected, get
 
@@ -68,14 +68,6 @@ class Plan:
     changes: list[Change]
     tainted: list[dict]
     running: list[dict] = field(default_factory=list)
-
-
-def removed_versions(home: Home) -> dict[str, dict]:
-    """Every dataset version a takedown replaced: NAME@VERSION -> its `dataset.removed` body and index."""
-    out = {}
-    for row in query.entries(home.storage, "dataset.removed/"):
-        out[row.subject.removeprefix("dataset:")] = {**query.body(row), "ledger_index": row.idx}
-    return out
 
 
 def applied(home: Home, request_id: str) -> list[tuple[int, dict]]:
@@ -291,7 +283,7 @@ def apply(home: Home, request_id: str, actor=None, include_running: bool = False
     body = {
         "id": taken.id,
         "request_index": taken.ledger_index,
-        "versions": [_version_change(c) for c in the_plan.changes],
+        "versions": [_version_change(home, c) for c in the_plan.changes],
         "tainted_runs": the_plan.tainted,
         "residual_hits": 0,
     }
@@ -312,9 +304,10 @@ def _may_apply(home: Home, actor) -> None:
     require_roles(actor, roles, "apply a takedown")
 
 
-def _version_change(change: Change) -> dict[str, Any]:
+def _version_change(home: Home, change: Change) -> dict[str, Any]:
     records = [r.content_hash for _, r in change.new.records()] if change.new is not None else []
     tree = DigestTree(records)
+    stored = home.store.put_bytes(tree.packed())
     absent = sorted(change.remove)
     for digest in absent:
         tree.absence(digest)  # raises if a removed record were still in the new version
@@ -328,15 +321,17 @@ def _version_change(change: Change) -> dict[str, Any]:
         "absent": absent,
         "records": tree.size,
         "records_root": tree.root(),
+        "digests_artifact": stored,
     }
 
 
 def _record(home: Home, taken: TakedownRequest, body: dict, the_plan: Plan, actor) -> int:
     """The takedown and everything it marks, in one transaction."""
     subject = f"takedown:{taken.id}"
-    refs = [f"ledger:{taken.ledger_index}"] + [
-        f"sha256:{v['new_digest']}" for v in body["versions"] if v["new_digest"] is not None
-    ]
+    refs = [f"ledger:{taken.ledger_index}"]
+    for version in body["versions"]:
+        refs += [f"sha256:{version['digests_artifact']}"]
+        refs += [f"sha256:{version['new_digest']}"] if version["new_digest"] is not None else []
     entries = [home.entry("takedown.applied/v1", subject, body, refs=refs, actor=actor)]
     for version in body["versions"]:
         removed = {"takedown": taken.id, "digest": version["old_digest"], "replaced_by": version["new"]}

@@ -63,6 +63,8 @@ class VersionChange(EntryBody):
     absent: list[str] = Field(default_factory=list)  # their text SHA-256s, proved absent from `new`
     records: int = Field(ge=0)  # distinct record digests of `new`: the leaves of its sorted tree
     records_root: str = Field(pattern=DIGEST)  # root of the sorted-digest Merkle tree (takedown/absence.py)
+    # the sorted digests themselves (32 bytes each, an artifact): proofs outlive the data's erasure
+    digests_artifact: str = Field(pattern=DIGEST)
 
 
 class TaintedRun(EntryBody):

@@ -57,6 +57,9 @@ class Found:
     derived: list[str] = field(default_factory=list)  # datasets made from a holder, not themselves hits
     runs: list[dict] = field(default_factory=list)
     indexed_now: list[str] = field(default_factory=list)  # indexes built by this query
+    # versions a takedown replaced, NAME@VERSION -> {takedown, replaced_by, erased}: hits in them are
+    # still reported while their bytes are in the store; erased ones cannot be read, only listed
+    removed: dict[str, dict] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -66,7 +69,12 @@ class Found:
             "derived": self.derived,
             "runs": self.runs,
             "indexed_now": self.indexed_now,
+            "removed": self.removed,
         }
+
+    def live_hits(self) -> list[Hit]:
+        """Hits in versions no takedown has replaced."""
+        return [h for h in self.hits if h.dataset not in self.removed]
 
 
 def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hit]:
@@ -88,10 +96,33 @@ def _confirm(dataset: RegisteredDataset, ordinals: np.ndarray, check) -> list[Hi
     return hits
 
 
+def removed_versions(home: Home) -> dict[str, dict]:
+    """Every dataset version a takedown replaced: NAME@VERSION -> its `dataset.removed` body and index."""
+    out = {}
+    for row in query.entries(home.storage, "dataset.removed/"):
+        out[row.subject.removeprefix("dataset:")] = {**query.body(row), "ledger_index": row.idx}
+    return out
+
+
+def erased(home: Home, dataset: RegisteredDataset) -> bool:
+    """Whether any of the version's shards has left the store (`custody store gc`)."""
+    return not dataset.body.get("in_place") and not all(home.store.exists(s.digest) for s in dataset.manifest.shards)
+
+
 def _search(home: Home, query_json: dict, candidates, check, actor: str | None) -> Found:
     found = Found(query_json)
     registry = DatasetRegistry(home)
+    gone = removed_versions(home)
     for dataset in registry.all():
+        ref = str(dataset.ref)
+        if ref in gone:
+            found.removed[ref] = {
+                "takedown": gone[ref]["takedown"],
+                "replaced_by": gone[ref]["replaced_by"],
+                "erased": erased(home, dataset),
+            }
+            if found.removed[ref]["erased"]:
+                continue  # nothing left to confirm a candidate against
         index, built = index_for(home, dataset, actor)
         if built:
             found.indexed_now.append(str(dataset.ref))

@@ -295,10 +295,15 @@ def _may_apply(home: Home, actor) -> None:
     """Refuse before deriving anything when the ledger would refuse the decision's entry."""
     if not home.roster().signed:
         return
-    from custody.trust.acting import NotPermitted, Person, require_roles
+    from custody.trust.acting import Attested, NotPermitted, Person, require_roles
     from custody.trust.permissions import person_roles
 
     roles = person_roles("takedown.applied/v1", "", {}) or frozenset()
+    if isinstance(actor, Attested):  # signed in to the dashboard: the roster says what they may do
+        member = home.roster().by_name(actor.person)
+        if member is None or not member.roles & roles:
+            raise NotPermitted(f"{actor.person} may not apply a takedown; needs role approver or admin")
+        return
     if not isinstance(actor, Person):
         raise NotPermitted("applying a takedown is a person's decision: it needs the acting person's key")
     require_roles(actor, roles, "apply a takedown")

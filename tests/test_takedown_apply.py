@@ -53,10 +53,16 @@ def corpus(tmp_path_factory, cast):
     [norm] = run_chain(
         home, dedup.output, ["normalize-unicode"], DatasetRef("books", "1+norm"), {"normalize-unicode": {}}
     )
-    run_index = record_run(home, "tiny-run-0001abcd", 0, [norm.output], steps=20, checkpoint_every=10)
+    from custody.policy.gate import run_gate
+    from custody.policy.schema import load_policy
+
+    gate = run_gate(home, [norm.output], load_policy("default"), purpose="commercial", actor="eve")
+    run_index = record_run(home, "tiny-run-0001abcd", gate.ledger_index, [norm.output], steps=20, checkpoint_every=10)
     finished = home.storage.entries(run_index, 100_000, type_prefix="run.finished/")
     model = json.loads(next(iter(finished)).entry)["body"]["model_digest"]
-    finetune = run_entries(home, "tiny-tune-0002abcd", 0, [datasets["other"]], steps=10, checkpoint_every=5)
+    finetune = run_entries(
+        home, "tiny-tune-0002abcd", gate.ledger_index, [datasets["other"]], steps=10, checkpoint_every=5
+    )
     started = finetune[0]
     finetune[0] = home.entry(
         "run.started/v1", started.subject, {**started.body, "kind": "finetune", "init_checkpoint_digest": model}
@@ -328,3 +334,26 @@ def test_an_apply_interrupted_midway_takes_nothing_down_and_resumes(corpus, cast
     assert again.exit_code == 2 and "already applied" in again.stderr
     shown = CliRunner().invoke(app, ["takedown", "show", taken.id, "--json", "--home", str(home.path)], env=env)
     assert json.loads(shown.stdout)["applied"][0]["id"] == taken.id
+
+
+def test_reports_show_the_takedown_and_verify(corpus, cast, tmp_path):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, _, _, _, _ = corpus
+    env = {"CUSTODY_KEY": str(cast.key_file("admin"))}
+    pubkey = CliRunner().invoke(app, ["ledger", "pubkey", "--home", str(home.path)], env=env).stdout.strip()
+    for target, says in (
+        ("books@1", "taken down; replaced by books@1-td-"),
+        ("tiny-run-0001abcd", "tainted: read books@1+norm"),
+        ("tiny-tune-0002abcd", "tainted: started from run tiny-run-0001abcd"),
+        (f"books@1-{_first_request(home)}", "this version replaces books@1 without 1 record(s) (removed)"),
+    ):
+        out = tmp_path / f"{target}.md"
+        done = CliRunner().invoke(app, ["report", target, "--out", str(out), "--home", str(home.path)], env=env)
+        assert done.exit_code == 0, done.output
+        text = out.read_text(encoding="utf-8")
+        assert "## Takedowns" in text and says in text and "Estate of W. Shakespeare: copyright" in text, target
+        done = CliRunner().invoke(app, ["verify-report", str(out), "--key", pubkey])
+        assert done.exit_code == 0, done.output

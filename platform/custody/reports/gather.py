@@ -115,7 +115,31 @@ def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
         d["dataset"]["name"] + "@" + d["dataset"]["version"] for d in content["lineage"]["descendants"]
     }
     content["runs"] = runs_using(home, names)
+    content["takedowns"] = takedowns_on(home, dataset.ref.subject, "dataset.removed/", made=str(dataset.ref))
     return content
+
+
+def takedowns_on(home: Home, ledger_subject: str, marks: str, made: str | None = None) -> list[dict[str, Any]]:
+    """Each takedown that touched a subject: its mark on it (`dataset.removed`, `run.tainted`), the
+    signed request and application; and, for a dataset version a takedown made, that application."""
+    found = []
+    for row in entries(home.storage, marks, ledger_subject):
+        found.append({"mark": cite(row), **_takedown(home, body(row)["takedown"])})
+    if made is not None:
+        for row in entries(home.storage, "takedown.applied/"):
+            if any(v["new"] == made for v in body(row)["versions"]):
+                found.append({"made": made, **_takedown(home, body(row)["id"], row)})
+    return found
+
+
+def _takedown(home: Home, request_id: str, applied: EntryRow | None = None) -> dict[str, Any]:
+    subject = f"takedown:{request_id}"
+    request = first(home.storage, "takedown.requested/", subject)
+    applied = applied or first(home.storage, "takedown.applied/", subject)
+    return {
+        "request": cite_signed(request) if request is not None else None,
+        "applied": cite_signed(applied) if applied is not None else None,
+    }
 
 
 def runs_using(home: Home, refs: set[str]) -> list[dict[str, Any]]:
@@ -182,4 +206,5 @@ def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]
         )
     content["datasets"] = datasets
     content["reviews"] = reviews_on(home, subject)
+    content["takedowns"] = takedowns_on(home, subject, "run.tainted/")
     return content

@@ -82,7 +82,39 @@ def dataset_blocks(content: dict[str, Any]) -> list[Block]:
         )
     else:
         blocks.append(("p", "No recorded run has read this dataset or a dataset derived from it."))
-    return blocks
+    return blocks + takedown_blocks(content)
+
+
+def takedown_blocks(content: dict[str, Any]) -> list[Block]:
+    """Takedowns that removed a work from this version, made it, or tainted this run. No work text:
+    the request names who asked and why; records appear as counts and digests."""
+    blocks: list[Block] = [("h", 2, "Takedowns")]
+    items = content.get("takedowns", [])
+    if not items:
+        what = "this run" if content["kind"] == "run" else "this dataset version"
+        return [*blocks, ("p", f"No takedown has touched {what}.")]
+    rows = []
+    for item in items:
+        request, applied = item.get("request") or {}, item.get("applied") or {}
+        who, why = request.get("requested_by", "?"), request.get("reason", "?")
+        asked = f"{who}: {why} (ledger index {request.get('ledger_index', '?')})"
+        decided = (
+            f"applied by {applied['actor']} (ledger index {applied['ledger_index']})" if applied else "not applied"
+        )
+        mark = item.get("mark")
+        if "made" in item:
+            old = next(v for v in applied["versions"] if v["new"] == item["made"])
+            effect = f"this version replaces {old['old']} without {old['removed']:,} record(s) ({old['how']})"
+        elif mark is not None and mark.get("type", "").startswith("run.tainted/"):
+            effect = (
+                f"tainted: read {', '.join(mark['read'])}"
+                if mark["read"]
+                else f"tainted: started from run {mark['inherits_from']}"
+            )
+        else:
+            effect = f"taken down; replaced by {mark['replaced_by'] or 'no version (nothing was left)'}"
+        rows.append([(applied or request).get("id", ""), asked, decided, effect])
+    return [*blocks, ("table", ["takedown", "requested by, reason", "decision", "effect here"], rows)]
 
 
 def shard_blocks(reg: dict[str, Any]) -> list[Block]:
@@ -406,7 +438,7 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
             continue
         blocks += check_blocks(item["checks"], level=4)
         blocks += lineage_blocks(item, level=4)
-    return blocks
+    return blocks + takedown_blocks(content)
 
 
 def _records(content: dict[str, Any], ref: str) -> int | None:

@@ -11,7 +11,10 @@ duplicates removed) and is held for a person's approval; a forged approval (the 
 claiming to be the ML lead) is refused; the ML lead approves with their own key, and a small GPT
 trains with energy, carbon and water measured; a page of a book is traced to the run and its
 checkpoints (`custody find`); reports go out, the ledger verifies, and stock
-`ssh-keygen` checks who signed the approval.
+`ssh-keygen` checks who signed the approval; a witness cosigns; and the book's estate asks for
+it to be taken down: the ML lead applies the request through the lineage (new versions, the run
+tainted), the gate denies the old data, the admin erases its bytes, and a proof of removal
+verifies offline.
 """
 
 from __future__ import annotations
@@ -200,6 +203,9 @@ def run_demo(home: Path | None = None) -> int:
         _ssh_keygen_verify(signers, LEAD, signature, body)
         console.rule("7. an independent witness cosigns the log", style="bold")
         handover = _witness_story(workdir, home, key, first)
+
+        console.rule("8. takedown: the book's estate asks for it out, and gets a proof", style="bold")
+        proof_of_removal, request_id = _takedown_story(workdir, page, spec, key, h)
         password = secrets.token_urlsafe(12)
         _custody(
             "user", "add", REVIEWER, "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n", key=ADMIN
@@ -213,12 +219,36 @@ def run_demo(home: Path | None = None) -> int:
     console.print(f"proof:  {proof} (verify with the key {key})")
     console.print(f"hand-over: {handover} (custody ledger verify-consistency, with the log's and the witness's keys)")
     console.print(f"reports: {reports} (one per source dataset; the run as md, html, EU AI Act summary, SPDX 3)")
+    console.print(f"takedown: {proof_of_removal} (request {request_id}; custody takedown verify-proof FILE --key KEY)")
     console.print("next:")
     console.print(
         f"  custody dashboard --home {home} --key {_KEYS[DASHBOARD]}   # sign in as {REVIEWER}, password {password}"
     )
     console.print(f"  custody ledger show --home {home} --limit 200")
     return 0
+
+
+def _takedown_story(workdir: Path, page: Path, spec: Path, key: str, h: tuple[str, str]) -> tuple[Path, str]:
+    """The estate's request, applied through the lineage by the ML lead; the old data denied, the
+    removed bytes erased by the admin, and a proof of removal checked with the ledger's key alone."""
+    console.print("# the request keeps the page's digest and n-gram fingerprint, never its text", style="dim")
+    asked = ("takedown", "request", "--by", "Estate of the author of books@1", "--reason", "copyright")
+    request_id = json.loads(_custody(*asked, "--text-file", str(page), "--json", *h, quiet=True))["id"]
+    _custody("takedown", "show", request_id, *h)
+    console.print("# the ML lead decides: new versions without the book, the run's data derived again,", style="dim")
+    console.print("# the run that trained on it (and its checkpoints) marked tainted", style="dim")
+    _custody("takedown", "apply", request_id, *h, key=LEAD)
+    console.print("# the same spec again: its prepared data is the taken-down version, so the gate denies", style="dim")
+    _custody("run", str(spec), *h, expect=(3,))
+    console.print("# the admin erases the replaced shards; the ledger keeps their digests and verifies", style="dim")
+    _custody("store", "gc", *h, key=ADMIN)
+    _custody("ledger", "verify", *h)
+    _custody("find", "--text-file", str(page), *h, expect=(1,))
+    proof = workdir / f"takedown-{request_id}.json"
+    _custody("takedown", "proof", request_id, "--out", str(proof), *h)
+    console.print("# the estate's lawyer needs only the proof file and the ledger's key:", style="dim")
+    _custody("takedown", "verify-proof", str(proof), "--key", key)
+    return proof, request_id
 
 
 def _approval_index(home: Path) -> int:

@@ -88,13 +88,18 @@ def find(
 def _print(found) -> None:
     if found.indexed_now:  # the names are in --json
         console.print(f"indexed now (first search of them): {len(found.indexed_now)} dataset version(s)")
+    erased = sorted(ref for ref, r in found.removed.items() if r["erased"])
+    if erased:  # their bytes are gone: nothing to confirm a hit against
+        console.print(f"taken down and erased, not searched: {', '.join(erased)}")
     if not found.hits:
         console.print("found in no registered dataset version")
         return
     console.print(f"{len(found.hits)} record(s) in {len({h.dataset for h in found.hits})} dataset version(s):")
     for hit in found.hits:
         spans = ", ".join(f"{a}-{b}" for a, b in hit.spans)
-        console.print(f"  {hit.dataset}  record {hit.record_id}  characters {spans}")
+        removed = found.removed.get(hit.dataset)
+        note = f"  (taken down by {removed['takedown']}, not yet erased)" if removed else ""
+        console.print(f"  {hit.dataset}  record {hit.record_id}  characters {spans}{note}")
     if found.derived:
         console.print(f"derived from them: {', '.join(found.derived)}")
     for run in found.runs:

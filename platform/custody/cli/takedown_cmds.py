@@ -33,13 +33,14 @@ app = command_group(
 
 
 def _print_affected(found) -> None:
-    if not found.hits:
-        console.print("  held by no registered dataset version now")
-        return
+    if not found.live_hits():
+        console.print("  held by no live dataset version now")
     for dataset in sorted({h.dataset for h in found.hits}):
         records = [h.record_id for h in found.hits if h.dataset == dataset]
+        removed = found.removed.get(dataset)
+        note = f" (taken down by {removed['takedown']}; bytes still in the store)" if removed else ""
         console.print(
-            f"  {dataset}: {len(records)} record(s) ({', '.join(records[:5])}{' ...' if len(records) > 5 else ''})"
+            f"  {dataset}: {len(records)} record(s) ({', '.join(records[:5])}{' ...' if len(records) > 5 else ''}){note}"
         )
     if found.derived:
         console.print(f"  derived from them: {', '.join(found.derived)}")

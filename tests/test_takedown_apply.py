@@ -357,3 +357,44 @@ def test_reports_show_the_takedown_and_verify(corpus, cast, tmp_path):
         assert "## Takedowns" in text and says in text and "Estate of W. Shakespeare: copyright" in text, target
         done = CliRunner().invoke(app, ["verify-report", str(out), "--key", pubkey])
         assert done.exit_code == 0, done.output
+
+
+def test_a_field_request_keeps_only_the_values_digest_and_removes_every_record_with_it(corpus, cast, tmp_path):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.datasets.card import CARD_TEMPLATE, parse_card
+    from custody.datasets.readers import Fields
+
+    home, _, books, _, _ = corpus
+    folder = tmp_path / "essays"
+    folder.mkdir()
+    authors = ["Jane Q. Doe", "Someone Else", "jane  q. DOE", "Another Writer"]
+    with open(folder / "part.jsonl", "w", encoding="utf-8") as out:
+        for i, author in enumerate(authors):
+            out.write(json.dumps({"id": f"essay-{i}", "text": books[i], "author": author}) + "\n")
+    DatasetRegistry(home).register([folder], DatasetRef("essays", "1"), parse_card(CARD_TEMPLATE), Fields(id="id"))
+    env = {"CUSTODY_KEY": str(cast.key_file("eve"))}
+    h = ["--home", str(home.path)]
+    done = CliRunner().invoke(app, ["find", "--field", "author=Jane Q. Doe", "--json", *h], env=env)
+    assert done.exit_code == 0, done.output
+    assert [(x["dataset"], x["record_id"]) for x in json.loads(done.stdout)["hits"]] == [
+        ("essays@1", "essay-0"),
+        ("essays@1", "essay-2"),
+    ]
+    for bad in ("author", "text=x", "author="):
+        done = CliRunner().invoke(app, ["find", "--field", bad, *h], env=env)
+        assert done.exit_code == 2 and "--field" in done.stderr, bad
+    asked = ["takedown", "request", "--by", "Jane Q. Doe", "--reason", "personal data", "--field", "author=jane q. doe"]
+    done = CliRunner().invoke(app, [*asked, "--json", *h], env=env)
+    assert done.exit_code == 0, done.output
+    request_id = json.loads(done.stdout)["id"]
+    row = next(
+        iter(home.storage.entries(0, 100_000, type_prefix="takedown.requested/", subject=f"takedown:{request_id}"))
+    )
+    assert b"doe" not in row.entry.lower().replace(b"jane q. doe", b"") and b'"field":"author"' in row.entry
+    done = apply(home, request_id, cast.person(home, APPROVER), say=lambda _: None)
+    [change] = done.body["versions"]
+    assert (change["old"], change["removed"]) == ("essays@1", 2)
+    kept = [r.id for _, r in DatasetRegistry(home).get(change["new"]).records()]
+    assert kept == ["essay-1", "essay-3"]

@@ -47,6 +47,10 @@ def find(
     domain: Annotated[
         str | None, typer.Option("--domain", help="records whose source URL's host is this domain or below it")
     ] = None,
+    field: Annotated[
+        str | None,
+        typer.Option("--field", metavar="KEY=VALUE", help="records whose field KEY (e.g. author) has this value"),
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -61,11 +65,20 @@ def find(
     version are built and recorded (dataset.indexed/v1) on the way.
     Exit codes: 0 found; 1 found nowhere; 2 bad input.
     """
-    from custody.takedown.find import FindError, find_record_hash, find_source, find_text
+    from custody.takedown.find import (
+        FindError,
+        field_query,
+        find_field,
+        find_record_hash,
+        find_source,
+        find_text,
+    )
 
-    given = [text_file, record_hash, url_prefix, domain]
+    given = [text_file, record_hash, url_prefix, domain, field]
     if sum(g is not None for g in given) != 1:
-        fail("give one of --text-file FILE, --record-hash SHA256, --url-prefix URL or --domain DOMAIN")
+        fail(
+            "give one of --text-file FILE, --record-hash SHA256, --url-prefix URL, --domain DOMAIN or --field KEY=VALUE"
+        )
     passage = read_passage(text_file) if text_file is not None else None
     with opened(home, database) as h:
         who = acting(h, key, actor, "find")
@@ -74,6 +87,9 @@ def find(
                 found = find_text(h, passage, who)
             elif record_hash is not None:
                 found = find_record_hash(h, record_hash, who)
+            elif field is not None:
+                wanted = field_query(field)
+                found = find_field(h, wanted["field"], wanted["sha256"], who)
             else:
                 found = find_source(h, url_prefix, domain, who)
         except FindError as exc:

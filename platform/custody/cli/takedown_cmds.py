@@ -39,9 +39,8 @@ def _print_affected(found) -> None:
         records = [h.record_id for h in found.hits if h.dataset == dataset]
         removed = found.removed.get(dataset)
         note = f" (taken down by {removed['takedown']}; bytes still in the store)" if removed else ""
-        console.print(
-            f"  {dataset}: {len(records)} record(s) ({', '.join(records[:5])}{' ...' if len(records) > 5 else ''}){note}"
-        )
+        listed = ", ".join(records[:5]) + (" ..." if len(records) > 5 else "")
+        console.print(f"  {dataset}: {len(records)} record(s) ({listed}){note}")
     if found.derived:
         console.print(f"  derived from them: {', '.join(found.derived)}")
     for run in found.runs:
@@ -58,6 +57,10 @@ def request_command(
         str | None, typer.Option("--url-prefix", help="every record whose source URL starts with this")
     ] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="every record from this host or below it")] = None,
+    field: Annotated[
+        str | None,
+        typer.Option("--field", metavar="KEY=VALUE", help="every record whose field KEY has this value (e.g. author)"),
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -75,7 +78,7 @@ def request_command(
     with opened(home, database) as h:
         who = acting(h, key, actor, "takedown")
         try:
-            taken = request(h, by, reason, passage, record_hash, who, url_prefix=url_prefix, domain=domain)
+            taken = request(h, by, reason, passage, record_hash, who, url_prefix=url_prefix, domain=domain, field=field)
         except FindError as exc:
             fail(f"--text-file {text_file}: {exc}")
         except RequestError as exc:
@@ -136,7 +139,9 @@ def show_command(
         f"recorded by {taken.actor} at ledger index {taken.ledger_index}"
     )
     console.print(f"  reason: {taken.body['reason']}")
-    console.print(f"  work: {q['kind']} sha256 {q['sha256']}" + (f" ({q['words']} words)" if q.get("words") else ""))
+    what = {"url-prefix": q.get("url_prefix"), "domain": q.get("domain"), "field": f"field {q.get('field')}, value"}
+    described = what.get(q["kind"]) or q["kind"]
+    console.print(f"  work: {described} sha256 {q['sha256']}" + (f" ({q['words']} words)" if q.get("words") else ""))
     for index, body in applied_bodies:
         console.print(f"  applied at ledger index {index}:")
         _print_changes(body)

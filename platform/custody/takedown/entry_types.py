@@ -32,9 +32,11 @@ class TakedownQuery(EntryBody):
     of their JSON artifact), a record's text SHA-256, or a source (every record from a URL prefix
     or a domain)."""
 
-    kind: str = Field(pattern=r"^(text|record-hash|url-prefix|domain)$")
-    # the normalised passage's words, the record text, or the URL prefix or domain as given
+    kind: str = Field(pattern=r"^(text|record-hash|url-prefix|domain|field)$")
+    # the normalised passage's words, the record text, the URL prefix or domain as given, or the
+    # field's value (case-folded, spaces collapsed: takedown.find.field_value_digest)
     sha256: str = Field(pattern=DIGEST)
+    field: str | None = Field(default=None, min_length=1, max_length=64)  # the record field, for kind field
     words: int | None = Field(default=None, ge=0)
     shingles_digest: str | None = Field(default=None, pattern=DIGEST)
     url_prefix: str | None = Field(default=None, min_length=1, max_length=2000)

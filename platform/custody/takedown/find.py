@@ -10,6 +10,7 @@ checkpoints and final models.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -109,7 +110,9 @@ def erased(home: Home, dataset: RegisteredDataset) -> bool:
     return not dataset.body.get("in_place") and not all(home.store.exists(s.digest) for s in dataset.manifest.shards)
 
 
-def _search(home: Home, query_json: dict, candidates, check, actor: str | None) -> Found:
+def _search(home: Home, query_json: dict, candidates, check, actor: str | None, scan=None) -> Found:
+    """Every live or not yet erased version's hits: index candidates confirmed by `check`, or,
+    for what no index holds, `scan(dataset)` reading every record."""
     found = Found(query_json)
     registry = DatasetRegistry(home)
     gone = removed_versions(home)
@@ -123,6 +126,9 @@ def _search(home: Home, query_json: dict, candidates, check, actor: str | None) 
             }
             if found.removed[ref]["erased"]:
                 continue  # nothing left to confirm a candidate against
+        if scan is not None:
+            found.hits += scan(dataset)
+            continue
         index, built = index_for(home, dataset, actor)
         if built:
             found.indexed_now.append(str(dataset.ref))
@@ -205,6 +211,51 @@ def find_source(
         return [(0, len(text))]  # the index matched the record's own source URL: the whole record
 
     return _search(home, query_json, lambda index: index.records_from(matches), check, actor)
+
+
+FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+RECORD_CORE = ("text", "id")
+
+
+def field_value_digest(value: object) -> str:
+    """How a field value is compared and recorded: SHA-256 of its text, case-folded, spaces collapsed
+    (so a request about an author or a person keeps no copy of the name)."""
+    text = " ".join(str(value).split()).casefold()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def field_query(assignment: str) -> dict:
+    """`KEY=VALUE` as a query that holds the key and the value's digest (FindError when malformed)."""
+    key, sep, value = assignment.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not FIELD_KEY.fullmatch(key) or key in RECORD_CORE:
+        raise FindError(
+            f"--field {assignment[:80]!r}: expected KEY=VALUE with KEY a record field such as author or source "
+            "(letters, digits, '_', '.', '-'; not text or id: use --text-file or --record-hash)"
+        )
+    if not value:
+        raise FindError(f"--field {key}=: the value is empty")
+    return {"kind": "field", "field": key, "sha256": field_value_digest(value)}
+
+
+def find_field(home: Home, key: str, value_digest: str, actor: str | None = None) -> Found:
+    """Records whose field `key` has the value with this digest (`field_value_digest`). No index
+    holds record fields: every record of every version is read (seconds per GB)."""
+    from custody.train.data import verified_records
+
+    def scan(dataset: RegisteredDataset) -> list[Hit]:
+        hits = []
+        for ordinal, (_, record) in enumerate(verified_records(dataset, extra=(key,))):
+            value = (record.extra or {}).get(key)
+            if value is not None and field_value_digest(value) == value_digest:
+                hit = Hit(
+                    str(dataset.ref), dataset.digest, record.id, ordinal, ((0, len(record.text)),), record.content_hash
+                )
+                hits.append(hit)
+        return hits
+
+    query_json = {"kind": "field", "field": key, "sha256": value_digest}
+    return _search(home, query_json, None, None, actor, scan=scan)
 
 
 def _prefix_matcher(prefix: str):

@@ -23,6 +23,8 @@ from custody.takedown.find import (
     RECORD_HASH,
     FindError,
     Found,
+    field_query,
+    find_field,
     find_record_hash,
     find_shingles,
     find_source,
@@ -63,15 +65,22 @@ def request(
     actor=None,
     url_prefix: str | None = None,
     domain: str | None = None,
+    field: str | None = None,
 ) -> TakedownRequest:
-    """Record a takedown request for a passage, a record, or a source (exactly one)."""
+    """Record a takedown request for a passage, a record, a source or a field value (exactly one;
+    `field` is KEY=VALUE, kept as the key and the value's digest)."""
     if not requested_by.strip():
         raise RequestError("--by: say who asks (a person, an author, a site owner)")
     if not reason.strip():
         raise RequestError("--reason: say why (copyright, opt-out, personal data, ...)")
-    if sum(x is not None for x in (passage, record_hash, url_prefix, domain)) != 1:
-        raise RequestError("give one of --text-file, --record-hash, --url-prefix or --domain")
-    if url_prefix is not None or domain is not None:
+    if sum(x is not None for x in (passage, record_hash, url_prefix, domain, field)) != 1:
+        raise RequestError("give one of --text-file, --record-hash, --url-prefix, --domain or --field")
+    if field is not None:
+        try:
+            the_query = field_query(field)
+        except FindError as exc:
+            raise RequestError(str(exc)) from None
+    elif url_prefix is not None or domain is not None:
         try:
             the_query = source_query(url_prefix, domain)
         except FindError as exc:
@@ -122,6 +131,8 @@ def affected(home: Home, taken: TakedownRequest, actor=None) -> Found:
     wanted = taken.body["query"]
     if wanted["kind"] == "record-hash":
         return find_record_hash(home, wanted["sha256"], actor)
+    if wanted["kind"] == "field":
+        return find_field(home, wanted["field"], wanted["sha256"], actor)
     if wanted["kind"] in ("url-prefix", "domain"):
         return find_source(home, wanted.get("url_prefix"), wanted.get("domain"), actor)
     stored = json.loads(home.store.read_bytes(wanted["shingles_digest"]))

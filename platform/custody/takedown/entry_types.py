@@ -39,6 +39,8 @@ class TakedownQuery(EntryBody):
     field: str | None = Field(default=None, min_length=1, max_length=64)  # the record field, for kind field
     words: int | None = Field(default=None, ge=0)
     shingles_digest: str | None = Field(default=None, pattern=DIGEST)
+    # how the shingle hashes were computed (takedown.fingerprints.FINGERPRINT); absent: custody-fp/1
+    fingerprint: str | None = Field(default=None, max_length=40)
     url_prefix: str | None = Field(default=None, min_length=1, max_length=2000)
     domain: str | None = Field(default=None, min_length=1, max_length=253)
 

@@ -31,7 +31,7 @@ from custody.takedown.find import (
     passage_shingles,
     source_query,
 )
-from custody.takedown.fingerprints import words
+from custody.takedown.fingerprints import FINGERPRINT, words
 
 REQUEST_ID = re.compile(r"^td-[0-9a-f]{8}$")
 
@@ -96,6 +96,7 @@ def request(
             "sha256": hashlib.sha256(" ".join(passage_words).encode("utf-8")).hexdigest(),
             "words": len(passage_words),
             "shingles_digest": digest,
+            "fingerprint": FINGERPRINT,
         }
     else:
         record_hash = record_hash.strip().lower().removeprefix("sha256:")
@@ -135,6 +136,12 @@ def affected(home: Home, taken: TakedownRequest, actor=None) -> Found:
         return find_field(home, wanted["field"], wanted["sha256"], actor)
     if wanted["kind"] in ("url-prefix", "domain"):
         return find_source(home, wanted.get("url_prefix"), wanted.get("domain"), actor)
+    made_with = wanted.get("fingerprint", "custody-fp/1")
+    if made_with != FINGERPRINT:
+        raise RequestError(
+            f"request {taken.id} keeps shingle hashes of fingerprint {made_with}, this custody computes "
+            f"{FINGERPRINT}: record the request again with the passage (--text-file)"
+        )
     stored = json.loads(home.store.read_bytes(wanted["shingles_digest"]))
     try:
         return find_shingles(home, np.array([int(h, 16) for h in stored], dtype=np.uint64), actor)

@@ -7,11 +7,14 @@ the policy the admin bound to the research purpose (its PII and toxicity rules a
 and a completed run. Then, as in the demo: a dataset whose records all take their license from
 the card (the usual case), registered by a person named by email, prepared by a chain of stages
 (whose intermediate output stays recorded but hidden) and only partly checked, so some rules
-have nothing to judge ("not checked"); a run small enough to measure in Wh; and an entry after
-the last signed checkpoint. Its people hold real keys (the session's cast): the admin, alice
-(engineer and reviewer: she registered the data), bob (reviewer), vera (reviewer, with a viewer
-account), erin (an engineer with a reviewer account), rex (a reviewer whose key was revoked),
-the web engineer and the dashboard (attestor).
+have nothing to judge ("not checked"); a run small enough to measure in Wh; two open takedown
+requests (one for a speech, which applies through the stage chain and taints the small run; one
+for a mix record, which cannot be applied: mix-clean@1's stage cannot be built again), with every
+passage index built; and an entry after the last signed checkpoint. Its people hold real keys (the
+session's cast): the admin, alice (engineer and reviewer: she registered the data), bob
+(reviewer), vera (reviewer, with a viewer account), erin (an engineer with a reviewer account),
+rex (a reviewer whose key was revoked), the web engineer, ann (an approver: she may apply a
+takedown) and the dashboard (attestor).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from custody.pipeline.run_check import run_check
 from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.schema import LoadedPolicy
+from custody.takedown.requests import affected, request
 from custody.testing.people import ADMIN, Cast
 from custody.testing.runs import record_run
 from policy_data import REVIEW_POLICY, policy_from
@@ -43,6 +47,7 @@ ENGINEER = "erin"  # a reviewer account, but the roster says engineer: may not a
 REVOKED = "rex"  # a reviewer account whose roster key was revoked
 DASHBOARD = "dashboard"  # the dashboard's own roster identity
 WEB_OWNER = "engineer@example.org"  # registers the card-licensed data, named by email as in the demo
+APPROVER = "ann"  # may apply a takedown (roster role approver)
 PEOPLE = {
     OWNER: ("engineer", "reviewer"),
     REVIEWER: ("reviewer",),
@@ -50,9 +55,17 @@ PEOPLE = {
     ENGINEER: ("engineer",),
     REVOKED: ("reviewer",),
     WEB_OWNER: ("engineer",),
+    APPROVER: ("approver",),
     DASHBOARD: ("attestor",),
 }
-ACCOUNTS = {OWNER: "reviewer", REVIEWER: "reviewer", VIEWER: "viewer", ENGINEER: "reviewer", REVOKED: "reviewer"}
+ACCOUNTS = {
+    OWNER: "reviewer",
+    REVIEWER: "reviewer",
+    VIEWER: "viewer",
+    ENGINEER: "reviewer",
+    REVOKED: "reviewer",
+    APPROVER: "reviewer",
+}
 PASSWORDS = {name: f"{name}-password-12" for name in ACCOUNTS}
 PII_FINDING = "mix@1/pii.max-rate:EMAIL_ADDRESS"
 TOXIC_FINDING = "mix@1/toxicity.max-rate"
@@ -60,6 +73,8 @@ PLAYS, PREPARED = "plays@1", "plays@2"  # card-licensed source and its prepared 
 PLAY_STAGES = ["normalize-unicode", "dedup-exact"]  # plays@2+1-normalize-unicode is intermediate
 PLAY_RECORDS = 24
 SMALL_RUN, SMALL_RUN_KWH = "tiny", 0.000317  # shown as 0.317 Wh
+TAKEN_RECORD = "play-3"  # the speech a takedown request asks to remove (by its text SHA-256)
+PLAY_TAKEDOWN_BY, MIX_TAKEDOWN_BY = "Estate of W. Shakespeare", "the person in mix-0"  # who asks
 
 
 _BASE: dict[str, Path] = {}
@@ -160,10 +175,34 @@ def add_card_licensed(home: Home, root: Path, shared_data: Path, cast: Cast) -> 
     run_check(home, prepared, PiiCheck(processes=1), actor=WEB_OWNER)
     gate = run_gate(home, [prepared], None, "research", actor=cast.person(home, WEB_OWNER))
     record_run(home, SMALL_RUN, gate.ledger_index or 0, [prepared], steps=50, energy_kwh=SMALL_RUN_KWH)
+    add_takedown_requests(home, cast)
     # `custody user add` records the account and signs no checkpoint: the head is one entry past it.
     admin = cast.person(home, ADMIN)
     home.record("user.added/v1", f"user:{WEB_OWNER}", {"name": WEB_OWNER, "role": "viewer"}, actor=admin)
     Accounts(home.path).add(WEB_OWNER, "viewer", f"{WEB_OWNER}-password-12")
+
+
+def takedown_ids(home: Home) -> dict[str, str]:
+    """The base home's takedown request ids (random when recorded) by who asked."""
+    from custody.takedown.requests import all_requests
+
+    return {r.body["requested_by"]: r.id for r in all_requests(home)}
+
+
+def add_takedown_requests(home: Home, cast: Cast) -> None:
+    """Two open requests by record hash, every passage index built (so viewing a request records
+    nothing), and a checkpoint over them."""
+    admin = cast.person(home, ADMIN)
+    registry = DatasetRegistry(home)
+    speech = next(r for _, r in registry.get(PLAYS).records() if r.id == TAKEN_RECORD)
+    mixed = next(r for _, r in registry.get("mix@1").records() if r.id == "mix-0")
+    for by, reason, record in (
+        (PLAY_TAKEDOWN_BY, "copyright", speech),
+        (MIX_TAKEDOWN_BY, "personal data", mixed),
+    ):
+        taken = request(home, by, reason, record_hash=record.content_hash, actor=admin)
+        affected(home, taken, ADMIN)
+    home.checkpoint()
 
 
 def base_home(factory, shared_data: Path, cast: Cast) -> Path:

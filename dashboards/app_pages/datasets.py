@@ -10,7 +10,7 @@ from custody_dash.context import home, key, service
 
 from custody.trust.acting import Attested
 from custody.views.common import when
-from custody.views.datasets import filter_datasets, visible
+from custody.views.datasets import filter_datasets, table_rows, visible
 from custody.views.identity import SignedIn, attested
 from custody.views.provenance import provenance_download
 from custody.wording import data_size, plural
@@ -46,7 +46,7 @@ registrants = f4.multiselect("Registered by", sorted({r.registered_by for r in r
 shown = filter_datasets(rows, text, decisions, categories, registrants)
 hidden = widgets.hidden_note(len(every) - len(rows))
 st.caption(f"{len(shown):,} of {plural(len(rows), 'dataset')}" + (f" · {hidden}" if hidden else ""))
-tables.show([r.as_row() for r in shown], key="ds_table", keep=("dataset",))
+tables.show(table_rows(shown), key="ds_table", keep=("dataset",))
 if not shown:
     st.stop()
 
@@ -54,6 +54,10 @@ ref = st.selectbox("Dataset", [r.ref for r in shown], key="ds_selected")
 detail = data.dataset_detail(home_key, size, ref)
 dataset = detail.dataset
 st.header(f"{ref} — {dataset.card.dataset.title}")
+if detail.taken_down is not None:
+    st.error(detail.taken_down.sentence())
+if detail.erased:
+    st.caption("Its shards were erased from the store (`custody store gc`): the ledger keeps their digests only.")
 report_home = home().path  # the download runs on another thread: it opens its own home
 taker, note = report_taker(signed_in)
 st.download_button(

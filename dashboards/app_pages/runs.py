@@ -7,6 +7,7 @@ import streamlit as st
 from custody_dash import data, shell, tables
 from custody_dash.context import key
 
+from custody.views.runs import table_rows
 from custody.wording import plural
 
 shell.start()
@@ -18,7 +19,7 @@ if not runs:
     st.stop()
 status = st.multiselect("Status", sorted({r.status for r in runs}), key="runs_status")
 shown = [r for r in runs if not status or r.status in status]
-tables.show([r.as_row() for r in shown], key="runs_table", keep=("run",))
+tables.show(table_rows(shown), key="runs_table", keep=("run",))
 if not shown:
     st.stop()
 
@@ -33,6 +34,11 @@ st.caption(
     f"run {run_id} · started at ledger index {detail.started_index} · {started['device']} × {started['world_size']} · "
     f"{plural(started['parameters'], 'parameter')} · code {started['code_version']}"
 )
+for taint in detail.tainted:
+    st.error(
+        f"Tainted by takedown {taint.takedown} (ledger index {taint.index:,}): {taint.why()}. "
+        "Its checkpoints and model hold data that was taken down."
+    )
 
 st.subheader("Gate decision")
 if detail.decision is None:

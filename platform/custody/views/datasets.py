@@ -1,4 +1,8 @@
-"""Datasets: the list with its filters, and one dataset's provenance for its page."""
+"""Datasets: the list with its filters, and one dataset's provenance for its page.
+
+A version a takedown replaced (`dataset.removed/v1`) stays listed, marked with the takedown and
+the version that replaced it: the gate denies it (rule takedown.applied), and its page says so.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from custody.checks.results import CheckResult, latest_results
 from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home
+from custody.takedown.find import erased, removed_versions
+from custody.views.common import without_empty
 from custody.views.decisions import DecisionInfo, all_decisions, latest_by_subject, reviews_of
 from custody.views.license_mix import license_categories, license_mix
 
@@ -36,11 +42,13 @@ class DatasetRow:
     decision_index: int | None
     derived_from: str
     intermediate: bool  # an output a stage chain passed on to its next stage: hidden unless asked for
+    taken_down: TakenDown | None = None  # a takedown replaced it
 
     def as_row(self) -> dict[str, Any]:
         return {
             "dataset": self.ref,
             "title": self.title,
+            "taken down": self.taken_down.short() if self.taken_down else "",
             "decision": self.decision,
             "records": self.records,
             "license": self.declared_license,
@@ -51,6 +59,38 @@ class DatasetRow:
         }
 
 
+@dataclass(frozen=True)
+class TakenDown:
+    """A takedown replaced this version (its `dataset.removed` entry)."""
+
+    takedown: str
+    replaced_by: str | None  # None: nothing was left, no version replaces it
+    index: int  # of the dataset.removed entry
+
+    def short(self) -> str:
+        return f"{self.takedown} → {self.replaced_by or 'nothing left'}"
+
+    def sentence(self) -> str:
+        instead = f"replaced by {self.replaced_by}" if self.replaced_by else "no version replaces it (nothing was left)"
+        return (
+            f"Taken down by {self.takedown} (ledger index {self.index:,}): {instead}. The gate denies this "
+            "version (rule takedown.applied) unless a waiver lifts it."
+        )
+
+
+def taken_down(home: Home) -> dict[str, TakenDown]:
+    """Every version a takedown replaced, NAME@VERSION -> what replaced it."""
+    return {
+        ref: TakenDown(found["takedown"], found["replaced_by"], found["ledger_index"])
+        for ref, found in removed_versions(home).items()
+    }
+
+
+def table_rows(rows: list[DatasetRow]) -> list[dict[str, Any]]:
+    """The list's rows; the "taken down" column only where a version in it was taken down."""
+    return without_empty([row.as_row() for row in rows], "taken down")
+
+
 def _declared(dataset: RegisteredDataset) -> str:
     card = dataset.card.as_json()
     declared = (card.get("license") or {}).get("declared")
@@ -59,6 +99,7 @@ def _declared(dataset: RegisteredDataset) -> str:
 
 def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> list[DatasetRow]:
     latest = latest_by_subject(all_decisions(home) if decisions is None else decisions)
+    gone = taken_down(home)
     rows = []
     for dataset in DatasetRegistry(home).all():
         ref = str(dataset.ref)
@@ -86,6 +127,7 @@ def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> li
                 decision.index if decision else None,
                 ", ".join(p["dataset"] for p in dataset.parents),
                 is_intermediate(dataset.ref),
+                gone.get(ref),
             )
         )
     return rows
@@ -138,6 +180,8 @@ class DatasetDetail:
     lineage_dot: str
     ancestors: list[str]
     descendants: list[str]
+    taken_down: TakenDown | None = None
+    erased: bool = False  # its shards have left the store (`custody store gc`): only digests remain
 
     def license_mix(self) -> dict[str, int]:
         """Records per license expression, those taking the card's license counted under it."""
@@ -225,6 +269,8 @@ def dataset_detail(home: Home, ref: str, decisions: list[DecisionInfo] | None = 
         lineage_dot(dataset, ancestors, descendants),
         [_lineage_name(node) for _, node in ancestors],
         [str(node.ref) for _, node in descendants],
+        taken_down(home).get(str(dataset.ref)),
+        erased(home, dataset),
     )
 
 

@@ -1,25 +1,59 @@
 """Training runs: the list, and one run's gate decision, data, curves, emissions and checkpoints.
 
 A run is the ledger subject `run:<run id>`; its entries follow custody.runs.entry_types. The
-loss curve lives in the metrics artifact the `run.finished` entry names.
+loss curve lives in the metrics artifact the `run.finished` entry names. A run a takedown
+tainted (it read a version the takedown replaced, or started from a tainted run's checkpoint)
+has a `run.tainted/v1` entry per takedown: the list and the run's page say which.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from custody.home import Home
 from custody.ledger.query import body, entries, latest, newest
+from custody.ledger.storage import EntryRow
 from custody.runs import entry_types as _run_types  # noqa: F401  registers the run.* entry types
-from custody.views.common import when
+from custody.takedown import entry_types as _takedown_types  # noqa: F401  registers run.tainted/v1
+from custody.views.common import when, without_empty
 from custody.views.decisions import DecisionInfo, decision_info
 from custody.views.footprint import Footprint, footprint
 from custody.wording import energy, mass
 
 STARTED, CHECKPOINT, FINISHED = "run.started/", "run.checkpoint/", "run.finished/"
+TAINTED = "run.tainted/"
 MAX_CHECKPOINTS = 500  # newest checkpoints a page lists; the count is exact
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A takedown's mark on a run: its checkpoints and model hold data the takedown removed."""
+
+    takedown: str
+    index: int  # of the run.tainted entry
+    ts: str
+    read: tuple[str, ...]  # the replaced versions the run read
+    inherits_from: str | None  # or the tainted run whose checkpoint it started from
+
+    def why(self) -> str:
+        if self.read:
+            return f"it read {', '.join(self.read)}, which the takedown replaced"
+        return f"it started from a checkpoint of run {self.inherits_from}, which the same takedown tainted"
+
+
+def _taint(row: EntryRow) -> Taint:
+    data = body(row)
+    return Taint(data["takedown"], row.idx, row.ts, tuple(data["read"]), data.get("inherits_from"))
+
+
+def taints(home: Home) -> dict[str, list[Taint]]:
+    """Every tainted run's marks, by run id, oldest first (one pass over the run.tainted entries)."""
+    out: dict[str, list[Taint]] = {}
+    for row in entries(home.storage, TAINTED):
+        out.setdefault(row.subject.removeprefix("run:"), []).append(_taint(row))
+    return out
 
 
 @dataclass(frozen=True)
@@ -33,6 +67,7 @@ class RunRow:
     status: str  # running | completed | failed
     energy_kwh: float | None
     co2e_kg: float | None
+    tainted_by: tuple[str, ...] = ()  # the takedowns that tainted it
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -40,12 +75,18 @@ class RunRow:
             "name": self.name,
             "kind": self.kind,
             "status": self.status,
+            "tainted by": ", ".join(self.tainted_by),
             "started": when(self.started),
             "by": self.requested_by,
             "energy": energy(self.energy_kwh) if self.energy_kwh is not None else "",
             "CO2e": mass(self.co2e_kg) if self.co2e_kg is not None else "",
             "index": self.index,
         }
+
+
+def table_rows(rows: list[RunRow]) -> list[dict[str, Any]]:
+    """The list's rows; the "tainted by" column only where a run in it was tainted."""
+    return without_empty([row.as_row() for row in rows], "tainted by")
 
 
 def subject(run_id: str) -> str:
@@ -59,7 +100,7 @@ def _finished(home: Home, run_id: str) -> tuple[int, str, dict[str, Any]] | None
 
 def list_runs(home: Home, limit: int = 200) -> list[RunRow]:
     """The newest runs, newest first."""
-    runs = []
+    runs, marked = [], taints(home)
     for row in newest(home.storage, STARTED, limit):
         data = body(row)
         finished = _finished(home, data["run_id"])
@@ -75,6 +116,7 @@ def list_runs(home: Home, limit: int = 200) -> list[RunRow]:
                 finished[2]["status"] if finished else "running",
                 emissions["energy_kwh"] if emissions else None,
                 emissions["emissions_kg_co2e"] if emissions else None,
+                tuple(dict.fromkeys(t.takedown for t in marked.get(data["run_id"], []))),
             )
         )
     return runs
@@ -91,6 +133,7 @@ class RunDetail:
     finished: dict[str, Any] | None
     finished_index: int | None
     metrics: dict[str, Any]  # {"steps": [...], "evals": [...]}
+    tainted: list[Taint] = field(default_factory=list)  # oldest first
 
     @property
     def datasets(self) -> list[dict[str, Any]]:
@@ -169,4 +212,5 @@ def run_detail(home: Home, run_id: str) -> RunDetail | None:
         finished[2] if finished else None,
         finished[0] if finished else None,
         metrics,
+        [_taint(row) for row in entries(home.storage, TAINTED, subject(run_id))],
     )

@@ -7,7 +7,9 @@ roster key on a home built like the demo's, and headless Chromium
   whose text can be read) and takes a screenshot of each: into $CUSTODY_SCREENSHOTS when set
   (docs/screenshots/ is made this way), else the test's tmp dir;
 - signs in, approves a finding and sees it leave the queue, and the ledger holds the approval
-  signed by the dashboard, attesting the reviewer.
+  signed by the dashboard, attesting the reviewer;
+- signs in as an approver, reads a takedown's plan, confirms it and applies it, and the ledger
+  holds the application signed by the dashboard, attesting the approver.
 
 Needs Debian's `chromium` package (CI installs it). Without it these tests fail, never skip.
 """
@@ -28,10 +30,12 @@ from pathlib import Path
 import pytest
 
 from dashboard_data import (
+    APPROVER,
     DASHBOARD,
     PASSWORDS,
     PII_FINDING,
     PLAY_RECORDS,
+    PLAY_TAKEDOWN_BY,
     PLAYS,
     REVIEWER,
     TOXIC_FINDING,
@@ -181,6 +185,22 @@ def check_runs(page) -> None:
     assert "e-0" not in page.get_by_test_id("stMain").inner_text()  # no 8.8e-06 showers
 
 
+def choose_request(page, requested_by: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text="Request").click()
+    page.get_by_role("option").filter(has_text=requested_by).click()
+    page.evaluate("document.activeElement.blur()")
+    settle(page)
+
+
+def check_takedowns(page) -> None:
+    expect = _expect()
+    expect(page.get_by_text("2 requests: 2 open, 0 applied")).to_be_visible()
+    choose_request(page, PLAY_TAKEDOWN_BY)
+    expect(page.get_by_role("heading", name="Where the work is now")).to_be_visible()
+    expect(page.get_by_text("Sign in (sidebar) as an approver or admin to apply a takedown.")).to_be_visible()
+    expect(page.get_by_role("button", name="Apply takedown")).to_have_count(0)
+
+
 def check_ledger(page) -> None:
     expect = _expect()
     expect(page.get_by_text("1 entry came after it", exact=False)).to_be_visible()
@@ -205,6 +225,7 @@ PAGES = {
     "datasets": ("datasets", check_datasets),
     "review": ("review", check_review),
     "runs": ("runs", check_runs),
+    "takedowns": ("takedowns", check_takedowns),
     "ledger": ("ledger", check_ledger),
     "policies": ("policies", check_policies),
 }
@@ -272,3 +293,41 @@ def test_reviewer_approves_a_finding_in_the_browser(served, tmp_path: Path) -> N
     assert (last.type, last.actor) == ("review.recorded/v1", REVIEWER)
     assert (who.kind, who.via, who.problem) == ("attested", DASHBOARD, None)
     assert json.loads(last.entry)["attest"]["method"] == "password"
+
+
+def test_approver_applies_a_takedown_in_the_browser(served, browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, home = served
+    page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}/takedowns")
+    settle(page)
+    page.get_by_label("User name", exact=True).fill(APPROVER)
+    page.get_by_label("Password", exact=True).fill(PASSWORDS[APPROVER])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {APPROVER} (reviewer)")).to_be_visible()
+    settle(page)
+    choose_request(page, PLAY_TAKEDOWN_BY)
+    plan = "I have read the plan: replace 3 dataset versions and taint 1 run"
+    apply_button = page.get_by_role("button", name="Apply takedown")
+    expect(apply_button).to_be_disabled()  # until the plan is confirmed
+    page.get_by_test_id("stCheckbox").filter(has_text=plan).locator("label").click()
+    expect(apply_button).to_be_enabled()
+    apply_button.click()
+    expect(page.get_by_text("3 dataset versions replaced, 1 run tainted", exact=False)).to_be_visible()
+    expect(page.get_by_text("the takedown is complete", exact=False)).to_be_visible()
+    expect(page.get_by_test_id("stDownloadButton").filter(has_text="Download proof of removal")).to_be_visible()
+    artifacts = Path(os.environ.get("CUSTODY_TEST_ARTIFACTS", tmp_path))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "dashboard-takedown-applied.png"), full_page=True)
+
+    from custody.home import Home
+
+    opened = Home.open(home)
+    try:
+        applied = next(iter(opened.storage.entries(0, opened.ledger.size, type_prefix="takedown.applied/")))
+        who = opened.attribute(applied)
+    finally:
+        opened.close()
+    assert (applied.actor, who.kind, who.via, who.problem) == (APPROVER, "attested", DASHBOARD, None)

@@ -19,29 +19,36 @@ from custody.cli.main import app
 from custody.home import Home
 from custody.policy.bindings import current_bindings
 from custody.policy.reviews import record_review
+from custody.takedown.erase import gc
+from custody.testing.people import ADMIN
 from custody.views.identity import DASHBOARD_KEY_ENV
 from dashboard_data import (
+    APPROVER,
     DASHBOARD,
     ENGINEER,
+    MIX_TAKEDOWN_BY,
     OWNER,
     PASSWORDS,
     PII_FINDING,
     PLAY_RECORDS,
+    PLAY_TAKEDOWN_BY,
     PLAYS,
     PREPARED,
     REVIEWER,
     REVOKED,
     SMALL_RUN,
+    TAKEN_RECORD,
     TOXIC_FINDING,
     VIEWER,
     WEB_OWNER,
     base_home,
     copy_home,
     empty_home,
+    takedown_ids,
 )
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
-PAGES = ["overview", "datasets", "review", "runs", "ledger", "policies"]
+PAGES = ["overview", "datasets", "review", "runs", "takedowns", "ledger", "policies"]
 
 
 @pytest.fixture(scope="module")
@@ -399,6 +406,133 @@ def test_the_ledger_opens_on_a_proof_not_a_warning(
     at.button(key="lg_sign_checkpoint").click().run()
     assert "it covers every entry" in texts(at)
     assert "Download inclusion proof (JSON)" in [b.label for b in at.get("download_button")]
+
+
+def request_ids(path: Path) -> dict[str, str]:
+    home = Home.open(path)
+    try:
+        return takedown_ids(home)
+    finally:
+        home.close()
+
+
+def open_request(at: AppTest, request_id: str) -> AppTest:
+    return at.selectbox(key="td_selected").set_value(request_id).run()
+
+
+def has_apply(at: AppTest) -> bool:
+    return any(b.label == "Apply takedown" for b in at.button)
+
+
+def test_the_takedowns_page_lists_requests_and_where_each_work_is(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "takedowns")
+    assert "2 requests: 2 open, 0 applied" in texts(at)
+    listed = table(at, "request").set_index("requested by")
+    assert set(listed["status"]) == {"open"} and listed.loc[PLAY_TAKEDOWN_BY, "reason"] == "copyright"
+    taken = request_ids(populated_path)[PLAY_TAKEDOWN_BY]
+    open_request(at, taken)
+    assert taken in [h.value for h in at.header]
+    holders = table(at, "state").set_index("dataset")
+    assert set(holders.index) == {PLAYS, PREPARED, f"{PREPARED}+1-normalize-unicode"}
+    assert set(holders["state"]) == {"live"} and set(holders["record ids"]) == {TAKEN_RECORD}
+    hits = table(at, "offsets")
+    assert list(hits.columns) == ["dataset", "record", "position", "offsets", "text sha256"]  # never the text
+    assert table(at, "model sha256")["run"].tolist() == [SMALL_RUN]
+    assert "Sign in (sidebar) as an approver or admin to apply a takedown." in texts(at)
+    assert not has_apply(at) and not at.get("download_button")  # open: no proof yet
+    at.multiselect(key="td_status").set_value(["applied"]).run()  # none is applied yet
+    assert [s.key for s in at.selectbox] == [] and not at.exception
+
+
+def test_a_reviewer_gets_no_apply_button(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "takedowns")
+    sign_in(at, REVIEWER, PASSWORDS[REVIEWER])
+    open_request(at, request_ids(populated_path)[PLAY_TAKEDOWN_BY])
+    assert f"{REVIEWER} (roster roles: reviewer) may not apply a takedown: that takes an approver or admin." in texts(
+        at
+    )
+    assert not has_apply(at) and "I have read the plan" not in texts(at)
+
+
+def test_a_read_only_dashboard_offers_no_apply(populated_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DASHBOARD_KEY_ENV, raising=False)
+    at = open_app(populated_path, monkeypatch, "takedowns")
+    sign_in(at, APPROVER, PASSWORDS[APPROVER])
+    open_request(at, request_ids(populated_path)[PLAY_TAKEDOWN_BY])
+    assert "The dashboard is read-only: it was started without its key" in texts(at)
+    assert not has_apply(at)
+
+
+def test_a_takedown_that_cannot_be_applied_says_why_in_one_line(
+    populated_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(populated_path, monkeypatch, "takedowns")
+    sign_in(at, APPROVER, PASSWORDS[APPROVER])
+    taken = request_ids(populated_path)[MIX_TAKEDOWN_BY]
+    open_request(at, taken)
+    (error,) = [e.value for e in at.error]
+    assert error.startswith(f"Cannot apply {taken}: mix-clean@1: stage drop-toxic built again") and "\n" not in error
+    assert not has_apply(at)
+
+
+def test_an_approver_applies_a_takedown_after_reading_the_plan(
+    writable_path: Path, dashboard_key: Path, monkeypatch: pytest.MonkeyPatch, cast
+) -> None:
+    at = open_app(writable_path, monkeypatch, "takedowns")
+    sign_in(at, APPROVER, PASSWORDS[APPROVER])
+    taken = request_ids(writable_path)[PLAY_TAKEDOWN_BY]
+    open_request(at, taken)
+    plan = table(at, "replace").set_index("replace")
+    assert plan.loc[PLAYS, "with"] == f"{PLAYS}-{taken}" and plan.loc[PLAYS, "how"] == "records removed"
+    assert plan.loc[PREPARED, "how"] == f"derived again from {PREPARED}+1-normalize-unicode's new version"
+    assert table(at, "why").set_index("run").loc[SMALL_RUN, "why"] == f"read {PREPARED}"
+    assert at.button(key="td_apply").disabled  # not before the plan is confirmed
+    (confirm,) = [c for c in at.checkbox if c.label.startswith("I have read the plan")]
+    assert confirm.label == "I have read the plan: replace 3 dataset versions and taint 1 run"
+    confirm.check().run()
+    at.button(key="td_apply").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert f"applied {taken} at ledger index " in texts(at)
+    assert f"by {APPROVER}, attested by {DASHBOARD} (password sign-in): 3 dataset versions replaced, 1 run tainted" in (
+        texts(at)
+    )
+    assert "No live dataset version holds the work: the takedown is complete." in texts(at)
+    assert table(at, "request").set_index("request").loc[taken, "status"] == "applied"
+    assert table(at, "state").set_index("dataset").loc[PLAYS, "state"] == f"taken down by {taken} → {PLAYS}-{taken}"
+    assert "Download proof of removal (JSON)" in [b.label for b in at.get("download_button")]
+    assert any(f"custody takedown verify-proof takedown-{taken}.proof.json --key" in c.value for c in at.code)
+    home = Home.open(writable_path)
+    try:
+        applied = next(iter(home.storage.entries(0, home.ledger.size, type_prefix="takedown.applied/")))
+        who = home.attribute(applied)
+    finally:
+        home.close()
+    assert (applied.actor, who.kind, who.via) == (APPROVER, "attested", DASHBOARD)
+    # Where people look: the run is tainted, the versions taken down.
+    at.switch_page("app_pages/runs.py").run()
+    assert table(at, "tainted by").set_index("run").loc[SMALL_RUN, "tainted by"] == taken
+    at.selectbox(key="runs_selected").set_value(SMALL_RUN).run()
+    assert f"Tainted by takedown {taken} (ledger index " in texts(at)
+    assert f"it read {PREPARED}, which the takedown replaced" in texts(at)
+    at.switch_page("app_pages/datasets.py").run()
+    assert table(at, "taken down").set_index("dataset").loc[PLAYS, "taken down"] == f"{taken} → {PLAYS}-{taken}"
+    at.selectbox(key="ds_selected").set_value(PLAYS).run()
+    assert f"Taken down by {taken} (ledger index " in texts(at)
+    # An admin erases the replaced shards: the version's page still opens, and says so.
+    home = Home.open(writable_path)
+    try:
+        gc(home, cast.person(home, ADMIN), taken)
+    finally:
+        home.close()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Its shards were erased from the store" in texts(at)
+    verified = CliRunner().invoke(app, ["ledger", "verify", "--home", str(writable_path)])
+    assert verified.exit_code == 0, verified.output
 
 
 def test_tables_fit_the_page_and_keep_the_columns_rows_are_found_by() -> None:

@@ -12,9 +12,12 @@ import pytest
 from custody.accounts import Accounts
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
-from custody.ledger.verifier import verify_proof_bundle
+from custody.ledger.verifier import parse_verifier_key, verify_proof_bundle
 from custody.policy import refs as policy_refs
 from custody.policy.reviews import SeparationOfDuties, find_finding, record_review
+from custody.takedown.erase import gc
+from custody.takedown.proof import verify_proof
+from custody.testing.people import ADMIN
 from custody.trust.acting import NotPermitted
 from custody.views import (
     datasets,
@@ -29,23 +32,29 @@ from custody.views import (
     provenance,
     reviews,
     runs,
+    takedowns,
 )
 from dashboard_data import (
+    APPROVER,
     DASHBOARD,
     ENGINEER,
+    MIX_TAKEDOWN_BY,
     OWNER,
     PII_FINDING,
     PLAY_RECORDS,
+    PLAY_TAKEDOWN_BY,
     PLAYS,
     PREPARED,
     REVIEWER,
     REVOKED,
     SMALL_RUN,
+    TAKEN_RECORD,
     TOXIC_FINDING,
     VIEWER,
     WEB_OWNER,
     base_home,
     copy_home,
+    takedown_ids,
 )
 
 INTERMEDIATE = f"{PREPARED}+1-normalize-unicode"
@@ -404,3 +413,141 @@ def test_table_times_read_to_the_second() -> None:
 
     assert when("2026-12-05T17:02:22.558580Z") == "2026-12-05 17:02:22Z"
     assert when("not a time") == "not a time"
+
+
+# -- takedowns ------------------------------------------------------------------------------
+
+
+def test_takedown_requests_where_their_work_is_and_the_plan(populated: Home) -> None:
+    size = populated.ledger.size
+    ids = takedown_ids(populated)
+    mix_request, play_request = takedowns.list_takedowns(populated)  # newest first
+    assert (mix_request.id, play_request.id) == (ids[MIX_TAKEDOWN_BY], ids[PLAY_TAKEDOWN_BY])
+    assert {mix_request.status, play_request.status} == {takedowns.OPEN}
+    row = play_request.as_row()
+    assert (row["status"], row["requested by"], row["reason"], row["applied at"]) == (
+        "open",
+        PLAY_TAKEDOWN_BY,
+        "copyright",
+        "",
+    )
+    assert row["work"].startswith("a record (text sha256 ") and row["recorded by"] == ADMIN
+    where = takedowns.where(populated, play_request.id, DASHBOARD)
+    assert where.live == 3 and where.live_versions() == [PLAYS, PREPARED, INTERMEDIATE]
+    assert [(h["dataset"], h["state"], h["record ids"]) for h in where.holder_rows()] == [
+        (PLAYS, "live", TAKEN_RECORD),
+        (PREPARED, "live", TAKEN_RECORD),
+        (INTERMEDIATE, "live", TAKEN_RECORD),
+    ]
+    speech = next(r for _, r in DatasetRegistry(populated).get(PLAYS).records() if r.id == TAKEN_RECORD)
+    hits = where.hit_rows()
+    assert {h["text sha256"] for h in hits} == {speech.content_hash}
+    assert not any(speech.text in str(value) for h in hits for value in h.values())  # never the text
+    assert [(r["run"], r["read"]) for r in where.run_rows()] == [(SMALL_RUN, PREPARED)]
+    assert "tainted by" not in where.run_rows()[0]  # nothing tainted yet: no empty column
+    plan = takedowns.plan_view(populated, play_request.id, DASHBOARD)
+    assert plan.error is None and plan.summary() == "replace 3 dataset versions and taint 1 run"
+    assert [(v["replace"], v["with"]) for v in plan.versions] == [
+        (PLAYS, f"{PLAYS}-{play_request.id}"),
+        (INTERMEDIATE, f"{INTERMEDIATE}-{play_request.id}"),
+        (PREPARED, f"{PREPARED}-{play_request.id}"),
+    ]
+    assert [t["run"] for t in plan.tainted] == [SMALL_RUN] and plan.running == []
+    assert plan.fingerprint() == takedowns.plan_view(populated, play_request.id).fingerprint()
+    # mix-clean@1 was made by a stage that cannot be built again: the plan says so, in one line.
+    refused = takedowns.plan_view(populated, mix_request.id, DASHBOARD)
+    assert refused.versions == [] and "mix-clean@1: stage drop-toxic built again" in (refused.error or "")
+    assert "\n" not in refused.error
+    assert populated.ledger.size == size  # the indexes were built with the home: reading recorded nothing
+
+
+def test_only_an_approver_applies_a_takedown(writable: Home, service: identity.Service, cast) -> None:
+    size = writable.ledger.size
+    taken = takedown_ids(writable)[PLAY_TAKEDOWN_BY]
+    accounts = Accounts(writable.path)
+    assert takedowns.may_apply(identity.standing(writable, accounts.get(APPROVER)))
+    for name in (REVIEWER, OWNER, VIEWER, REVOKED):
+        assert not takedowns.may_apply(identity.standing(writable, accounts.get(name))), name
+    reviewer = identity.standing(writable, accounts.get(REVIEWER))
+    assert takedowns.why_not_apply(signed_in(writable, REVIEWER), reviewer, service) == (
+        f"{REVIEWER} (roster roles: reviewer) may not apply a takedown: that takes an approver or admin."
+    )
+    with pytest.raises(reviews.NotAllowed, match="sign in as an approver or admin"):
+        takedowns.act(writable, None, service, taken)
+    with pytest.raises(reviews.NotAllowed, match="may not apply a takedown; needs role approver or admin"):
+        takedowns.act(writable, signed_in(writable, REVIEWER), service, taken)
+    with pytest.raises(reviews.NotAllowed, match="viewer"):
+        takedowns.act(writable, signed_in(writable, VIEWER), service, taken)
+    read_only = identity.dashboard_service(writable, cast.key_file(REVIEWER))
+    with pytest.raises(reviews.NotAllowed, match="read-only"):
+        takedowns.act(writable, signed_in(writable, APPROVER), read_only, taken)
+    ann = signed_in(writable, APPROVER)
+    Accounts(writable.path).set_role(APPROVER, "viewer")  # the account as it is now decides
+    with pytest.raises(reviews.NotAllowed, match="viewer"):
+        takedowns.act(writable, ann, service, taken)
+    assert writable.ledger.size == size  # nothing was recorded
+
+
+def test_a_dashboard_takedown_is_attested_and_marks_runs_and_datasets(
+    writable: Home, service: identity.Service, cast
+) -> None:
+    taken = takedown_ids(writable)[PLAY_TAKEDOWN_BY]
+    ann = signed_in(writable, APPROVER)
+    said: list[str] = []
+    done = takedowns.act(writable, ann, service, taken, say=said.append)
+    assert said[0].startswith(f"applying {taken}")
+    row = writable.ledger.entry(done.ledger_index)
+    assert (row.type, row.actor, row.subject) == ("takedown.applied/v1", APPROVER, f"takedown:{taken}")
+    assert json.loads(row.entry)["attest"] == {"via": DASHBOARD, "method": "password", "signed_in_at": ann.at}
+    assert writable.attribute(row).kind == "attested"
+    # The request is applied, and says how and by whom.
+    applied = next(r for r in takedowns.list_takedowns(writable) if r.id == taken)
+    assert applied.status == takedowns.APPLIED and applied.as_row()["applied at"] == str(done.ledger_index)
+    (application,) = applied.applications
+    assert application.signed.startswith(f"attested by {DASHBOARD} (password sign-in at ")
+    assert [(v["replaced"], v["by"], v["how"]) for v in application.version_rows()] == [
+        (PLAYS, f"{PLAYS}-{taken}", "removed"),
+        (INTERMEDIATE, f"{INTERMEDIATE}-{taken}", "re-derived"),
+        (PREPARED, f"{PREPARED}-{taken}", "re-derived"),
+    ]
+    assert [(r["run"], r["why"]) for r in application.run_rows()] == [(SMALL_RUN, f"read {PREPARED}")]
+    where = takedowns.where(writable, taken, APPROVER)
+    assert where.live == 0
+    assert where.state(PLAYS) == f"taken down by {taken} → {PLAYS}-{taken}"
+    assert f"{PLAYS}-{taken} (a replacement)" in where.derived()
+    assert where.run_rows()[0]["tainted by"] == taken
+    assert takedowns.plan_view(writable, taken).error.startswith(f"request {taken} was already applied")
+    # The Runs page marks the run, and says why.
+    by_id = {r.run_id: r for r in runs.list_runs(writable)}
+    assert (by_id[SMALL_RUN].tainted_by, by_id["r1"].tainted_by) == ((taken,), ())
+    assert [r["tainted by"] for r in runs.table_rows(list(by_id.values()))] == [taken, ""]
+    (taint,) = runs.run_detail(writable, SMALL_RUN).tainted
+    assert (taint.takedown, taint.why()) == (taken, f"it read {PREPARED}, which the takedown replaced")
+    # The Datasets page marks the versions taken down, with what replaced them.
+    rows = {r.ref: r for r in datasets.list_datasets(writable)}
+    assert rows[PLAYS].taken_down.short() == f"{taken} → {PLAYS}-{taken}"
+    assert rows["mix@1"].taken_down is None and rows[f"{PLAYS}-{taken}"].taken_down is None
+    listed = {r["dataset"]: r["taken down"] for r in datasets.table_rows(list(rows.values()))}
+    assert (listed[PREPARED], listed["mix@1"]) == (f"{taken} → {PREPARED}-{taken}", "")
+    detail = datasets.dataset_detail(writable, PLAYS)
+    assert detail.taken_down is not None and not detail.erased
+    assert detail.taken_down.sentence().startswith(f"Taken down by {taken} (ledger index ")
+    assert f"replaced by {PLAYS}-{taken}. The gate denies this version" in detail.taken_down.sentence()
+    # The proof of removal verifies offline with the ledger's key alone.
+    proved = verify_proof(takedowns.proof_bytes(writable, taken), parse_verifier_key(writable.config.verifier_key))
+    assert proved.request == taken and proved.requested_by == PLAY_TAKEDOWN_BY
+    assert ledger.verify(writable).ok
+    # Erased by an admin: the replaced version's page still opens, and says its bytes are gone.
+    gc(writable, cast.person(writable, ADMIN), taken)
+    assert datasets.dataset_detail(writable, PLAYS).erased
+
+
+def test_marker_columns_show_only_once_something_is_marked(populated: Home) -> None:
+    assert "taken down" not in datasets.table_rows(datasets.list_datasets(populated))[0]
+    assert "tainted by" not in runs.table_rows(runs.list_runs(populated))[0]
+    assert takedowns.describe_work({"kind": "domain", "domain": "example.org", "sha256": "0" * 64}) == (
+        "every record from example.org or a host below it"
+    )
+    text = {"kind": "text", "sha256": "ab" * 32, "words": 1}
+    assert takedowns.describe_work(text) == "a passage of 1 word (sha256 abababababab)"
+    assert takedowns.one_line(ValueError("two\n  lines")) == "two lines"

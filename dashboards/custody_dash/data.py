@@ -1,4 +1,5 @@
 """Cached reads for the pages. Each takes `(home_key, size)` first, so a longer ledger misses.
+Arguments named with a leading underscore are not part of the key (Streamlit skips hashing them).
 
 `st.cache_resource` (not `cache_data`): answers are shared read-only objects, and some hold
 values that do not pickle; pages must not modify what they get back.
@@ -13,7 +14,8 @@ import streamlit as st
 from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry
 from custody.policy.schema import LoadedPolicy
-from custody.views import datasets, decisions, ledger, overview, policies, reviews, runs
+from custody.trust.acting import Acting
+from custody.views import datasets, decisions, ledger, overview, policies, reviews, runs, takedowns
 from custody_dash.context import home
 
 CACHE = {"show_spinner": False, "max_entries": 64}
@@ -60,6 +62,23 @@ def run_rows(home_key: str, size: int) -> list[runs.RunRow]:
 @st.cache_resource(**CACHE)
 def run_detail(home_key: str, size: int, run_id: str) -> runs.RunDetail | None:
     return runs.run_detail(home(), run_id)
+
+
+@st.cache_resource(**CACHE)
+def takedown_rows(home_key: str, size: int) -> list[takedowns.TakedownRow]:
+    return takedowns.list_takedowns(home())
+
+
+@st.cache_resource(**CACHE)
+def takedown_where(home_key: str, size: int, request_id: str, _actor: Acting | str | None) -> takedowns.Where:
+    """`find` for the request. A passage index it builds is recorded, so the next size misses once
+    (and finds every index built); `_actor` is whom such an entry names, not part of the key."""
+    return takedowns.where(home(), request_id, _actor)
+
+
+@st.cache_resource(**CACHE)
+def takedown_plan(home_key: str, size: int, request_id: str, _actor: Acting | str | None) -> takedowns.PlanView:
+    return takedowns.plan_view(home(), request_id, _actor)
 
 
 @st.cache_resource(**CACHE)

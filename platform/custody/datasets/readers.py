@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import BinaryIO
 DEFAULT_MAX_RECORD_BYTES = 32 << 20
 TABULAR_BATCH = 10_000
 DOC_NAMES = ("license", "licence", "copying", "readme", "notice")
+RESERVATION_FOLDER = "reservations"
+RESERVATION_FILES = ("robots.txt", "tdmrep.json")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?$", re.I)
 
 
 class DatasetInputError(ValueError):
@@ -73,6 +77,23 @@ def shard_format(path: Path) -> str | None:
 def is_document(path: Path) -> bool:
     """LICENSE, COPYING, README and NOTICE files travel with the data as documents, not records."""
     return path.name.lower().split(".")[0] in DOC_NAMES
+
+
+def in_reservation_folder(name: str) -> bool:
+    """True for a file under `reservations/HOST/` of a dataset folder (HOST a host name, e.g.
+    example.org or example.org:8080): a site's reservation snapshots, kept with the data as
+    documents (docs/optout.md). Other files under `reservations/` are data as usual."""
+    parts = name.split("/")
+    return len(parts) >= 3 and parts[0] == RESERVATION_FOLDER and bool(_HOST.fullmatch(parts[1]))
+
+
+def reservation_host(name: str) -> str | None:
+    """`reservations/HOST/robots.txt` or `reservations/HOST/tdmrep.json` -> HOST in lower case;
+    None for any other document name."""
+    parts = name.split("/")
+    if len(parts) == 3 and in_reservation_folder(name) and parts[2] in RESERVATION_FILES:
+        return parts[1].lower()
+    return None
 
 
 def content_hash(text: str) -> str:

@@ -24,9 +24,11 @@ from custody.datasets.readers import (
     DatasetInputError,
     Fields,
     Record,
+    in_reservation_folder,
     is_document,
     jsonl_records_at,
     read_records,
+    reservation_host,
     shard_format,
 )
 from custody.home import Home
@@ -146,6 +148,10 @@ def _collect_inputs(paths: Iterable[Path]) -> tuple[list[tuple[str, Path, str]],
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise DatasetInputError(duplicate, "two inputs have the same name; register them from distinct folders")
+    snapshots = [(reservation_host(n), n.rsplit("/", 1)[1], path) for n, path in docs if reservation_host(n)]
+    for i, (host, kind, path) in enumerate(snapshots):
+        if any((host, kind) == (other, other_kind) for other, other_kind, _ in snapshots[:i]):
+            raise DatasetInputError(path, f"a second {kind} for host {host} (host folders are compared without case)")
     if not shards:
         raise DatasetInputError(
             ", ".join(str(p) for p in paths), "no data files (JSONL, JSONL.gz/.zst, Parquet, CSV, .txt)"
@@ -154,6 +160,14 @@ def _collect_inputs(paths: Iterable[Path]) -> tuple[list[tuple[str, Path, str]],
 
 
 def _classify(path: Path, name: str, shards: list, docs: list) -> None:
+    if in_reservation_folder(name):
+        if reservation_host(name) is None:
+            raise DatasetInputError(
+                path, "a reservation snapshot folder (reservations/HOST/) holds only robots.txt and tdmrep.json"
+            )
+        _check_snapshot(path)
+        docs.append((name, path))
+        return
     if is_document(path):
         docs.append((name, path))
         return
@@ -163,6 +177,28 @@ def _classify(path: Path, name: str, shards: list, docs: list) -> None:
     if path.stat().st_size == 0:
         raise DatasetInputError(path, "empty file")
     shards.append((name, path, fmt))
+
+
+def _check_snapshot(path: Path) -> None:
+    """A site's robots.txt or tdmrep.json as a crawl kept it: UTF-8, and tdmrep.json an array of
+    rules each with a location (the evaluator, custody.optout, reads the rest leniently)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}") from None
+    if path.name != "tdmrep.json":
+        return
+    try:
+        rules = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetInputError(path, f"malformed JSON ({exc.msg})", exc.lineno) from None
+    if not isinstance(rules, list):
+        raise DatasetInputError(path, "a tdmrep.json is a JSON array of rules")
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            raise DatasetInputError(path, "must be a JSON object", field=f"[{i}]")
+        if not isinstance(rule.get("location"), str) or not rule["location"].strip():
+            raise DatasetInputError(path, "is missing or not a string", field=f"[{i}].location")
 
 
 class DatasetRegistry:
@@ -315,6 +351,9 @@ class DatasetRegistry:
             "parents": [{"dataset": str(p.ref), "digest": p.digest} for p in parents or []],
         }
         refs = [f"sha256:{manifest.digest}", f"sha256:{card_digest}"]
+        # The reservation snapshots a crawl kept (robots.txt, tdmrep.json), named by digest in the
+        # entry itself: evidence of what the sites said when the data was registered.
+        refs += list(dict.fromkeys(f"sha256:{d.digest}" for d in doc_infos if reservation_host(d.name)))
         if stage is not None:
             config_digest = self.home.store.put_bytes(canonical_json(stage["config"]))
             body["stage"] = {"name": stage["name"], "config_digest": config_digest}

@@ -15,6 +15,7 @@ from custody.cli.catalog_cmds import catalog
 from custody.cli.common import DatabaseOption, HomeOption, command_group, console, fail
 from custody.cli.dashboard_cmds import dashboard
 from custody.cli.find_cmds import find
+from custody.cli.optout_cmds import app as optout_app
 from custody.cli.people_cmds import app as people_app
 from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
@@ -49,6 +50,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(people_app, name="people")
 app.add_typer(witness_app, name="witness")
 app.add_typer(takedown_app, name="takedown")
+app.add_typer(optout_app, name="optout")
 app.command("run")(run_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)

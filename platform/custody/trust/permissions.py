@@ -39,6 +39,10 @@ def person_roles(entry_type: str, subject: str, body: dict[str, Any]) -> frozens
         return ANYONE  # whoever took the request signs it
     if entry_type.startswith("takedown.applied/"):
         return frozenset({"approver", "admin"})  # removing data from datasets and tainting runs is a decision
+    if entry_type.startswith("optout.imported/"):
+        # Whoever received an opt-out registry imports it; an import that withdraws entries lifts
+        # opt-outs, a decision for an approver or an admin.
+        return frozenset({"approver", "admin"}) if body.get("withdrawn") else ANYONE
     return None
 
 

@@ -53,7 +53,7 @@ def test_dataset_list_hides_intermediate_outputs_unless_asked(chained):
 def test_check_output_reads_in_words(chained):
     result = cli(chained, "check", "forum@2", "--checks", "provenance,toxicity")
     assert result.exit_code == 0, result.output
-    assert "provenance 1.0.0: pass — 12 records (12 pass); no findings" in result.stdout
+    assert "provenance 1.1.0: pass — 12 records (12 pass); no findings" in result.stdout
     assert "{'" not in result.stdout and not result.stdout.startswith("\n")
 
 

@@ -403,7 +403,7 @@ def test_check_completed_entry_and_artifacts(home, tmp_path: Path, speeches: lis
     assert entry["type"] == "check.completed/v1" and entry["subject"] == "dataset:plays@1"
     assert entry["actor"] == "auditor"
     body = entry["body"]
-    assert body["check"] == "provenance" and body["version"] == ProvenanceCheck.version == "1.0.0"
+    assert body["check"] == "provenance" and body["version"] == ProvenanceCheck.version == "1.1.0"
     assert body["dataset"] == "plays@1" and body["dataset_digest"] == ds.digest
     assert body["config_digest"] == result.config_digest
     assert body["result_digest"] == result.result_digest and body["summary_digest"] == result.summary_digest
@@ -485,7 +485,7 @@ def test_policies_directory_changes_the_cli_check(home, engineer_key: Path, tmp_
 def test_check_and_findings_cli(home, engineer_key: Path, tmp_path: Path, jigsaw: list[dict]) -> None:
     register(home, tmp_path, jigsaw_rows(jigsaw, {4: "https://libgen.rs/x"}))
     text = cli("check", "comments@1", "--checks", "provenance", "--home", home.path).stdout
-    assert "provenance 1.0.0: fail" in text and "records.denied_source:library-genesis" in text
+    assert "provenance 1.1.0: fail" in text and "records.denied_source:library-genesis" in text
     out = json.loads(cli("check", "comments@1", "--checks", "provenance", "--json", "--home", home.path).stdout)
     assert len(out) == 1 and out[0]["check"] == "provenance" and out[0]["records"] == 154
     assert out[0]["summary"]["verdicts"] == {"fail": 1, "pass": 153}

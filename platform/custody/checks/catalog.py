@@ -23,7 +23,7 @@ CHECKS = Registry(
         Entry(
             "provenance",
             "custody.checks.provenance:ProvenanceCheck",
-            "the dataset card is complete and its sources allowed",
+            "the dataset card is complete, its sources allowed, no record reserved from AI training or opted out",
         ),
         Entry(
             "license", "custody.checks.license:LicenseCheck", "each record's license, detected and categorized by SPDX"

@@ -23,6 +23,7 @@ from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger import query
 from custody.ledger.entry import canonical_json
+from custody.optout import registry as optout_registry
 from custody.policy.evaluate import format_instant
 
 INPUT_FORMAT = "custody.gate-input/1"
@@ -101,6 +102,11 @@ def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = F
     ]
     if removed:  # only then: documents of datasets no takedown touched keep their exact bytes
         facts["taken_down"] = removed
+    registries = optout_registry.current(home)
+    if registries.imports:  # only then, as above: the opt-out registries in force, which a
+        # provenance result must have read (rule provenance.reserved)
+        newest = max(i.ledger_index for i in registries.imports)
+        facts["opt_out_registry"] = {"digest": registries.digest, "ledger_index": newest}
     if verify_bytes:
         facts["shard_problems"] = [list(problem) for problem in dataset.verify_shards()]
     return facts

@@ -23,11 +23,13 @@ from custody.policy.schema import (
     PiiMaxRate,
     PiiMaxRisk,
     RequiredFields,
+    Reserved,
     TakedownApplied,
     ToxicityMaxRate,
     TrainingApproval,
     TrainingBudget,
 )
+from custody.wording import plural
 
 PII_REMEDIES = {
     "redact": "redact it (`custody prepare {ref} --stages redact-pii`)",
@@ -152,6 +154,43 @@ def denied_sources(rule: DeniedSources, ds: dict, doc: dict) -> list[Violation]:
             why = f"this policy denies {kind} sources"
         if why:
             out.append(Violation(f"source:{name}", f"card source '{name}' is denied: {why}"))
+    return out
+
+
+def _are(count: int) -> str:
+    return f"{plural(count, 'record')} {'is' if count == 1 else 'are'}"
+
+
+def reserved(rule: Reserved, ds: dict, doc: dict) -> list[Violation]:
+    """Records a site reserved (per signal the rule names) or a registry in force lists."""
+    summary, ref = _summary(ds, "provenance"), ds["dataset"]
+    if "reservations" not in summary or "opt_out" not in summary:
+        version = ds["checks"]["provenance"]["version"]
+        message = (
+            f"the provenance result ({version}) predates reservations and opt-outs "
+            f"(rerun `custody check {ref} --checks provenance`)"
+        )
+        return [Violation(None, message, undecidable=True)]
+    remedy = f"required action: leave them out (`custody findings {ref} --check provenance` lists them)"
+    out = []
+    by_signal = summary["reservations"]["by_signal"]
+    for signal in rule.signals:
+        if by_signal.get(signal):
+            message = f"{_are(by_signal[signal])} reserved from AI training by {signal}; {remedy}"
+            out.append(Violation(f"reserved:{signal}", message, action="drop"))
+    if not rule.opt_outs:
+        return out
+    in_force = ds.get("opt_out_registry", {}).get("digest")
+    if summary["opt_out"].get("digest") != in_force:
+        index = ds.get("opt_out_registry", {}).get("ledger_index", "?")
+        message = (
+            f"the opt-out registries changed since the provenance result (the newest import is at ledger index "
+            f"{index}): rerun `custody check {ref} --checks provenance`"
+        )
+        out.append(Violation("opt-out:registry", message, undecidable=True))
+    for registry, count in sorted(summary["opt_out"]["by_registry"].items()):
+        message = f"{_are(count)} on the opt-out registry '{registry}'; {remedy}"
+        out.append(Violation(f"opted-out:{registry}", message, action="drop"))
     return out
 
 
@@ -367,6 +406,7 @@ DATASET_RULES: dict[str, DatasetRule] = {
     "freshness.current": freshness_current,
     "provenance.required-fields": required_fields,
     "provenance.denied-sources": denied_sources,
+    "provenance.reserved": reserved,
     "license.allowed": license_allowed,
     "pii.max-rate": pii_max_rate,
     "pii.max-risk": pii_max_risk,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from custody.checks.catalog import CHECKS
 from custody.datasets.card import DatasetCard, SourceKind
 from custody.licenses.categories import CATEGORIES
+from custody.optout.signals import SIGNALS
 from custody.paths import policies_dir
 from custody.pii.risk import LEVELS
 from custody.tomlconfig import load_model, where
@@ -38,6 +39,7 @@ RULE_IDS = (
     "freshness.current",
     "provenance.required-fields",
     "provenance.denied-sources",
+    "provenance.reserved",
     "license.allowed",
     "pii.max-rate",
     "pii.max-risk",
@@ -121,9 +123,18 @@ class DeniedSources(Rule):
     kinds: list[SourceKind] = Field(default_factory=list)  # card source kinds (scraped, user, ...)
 
 
+class Reserved(Rule):
+    """No record a site reserved from AI training, nor one an imported opt-out registry lists
+    (the provenance check's counts; docs/optout.md)."""
+
+    signals: list[Literal[SIGNALS]] = Field(default_factory=lambda: list(SIGNALS))  # type: ignore[valid-type]
+    opt_outs: bool = True  # records on the opt-out registries in force (`custody optout import`)
+
+
 class ProvenanceRules(_Strict):
     required_fields: RequiredFields | None = Field(default=None, alias="required-fields")
     denied_sources: DeniedSources | None = Field(default=None, alias="denied-sources")
+    reserved: Reserved | None = None
 
 
 # -- license ---------------------------------------------------------------------------------

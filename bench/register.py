@@ -9,6 +9,8 @@ and measures, on the same files:
     through Python's hashlib (OpenSSL), a second reference;
   * `custody dataset register` copying into the content-addressed store (the default);
   * `custody dataset register --in-place` (hash where the data lies, nothing copied);
+both with `--no-index`: registration builds the passage index for `custody find` by default, which
+bench/takedown.py measures on its own (index build MB/s); here only the registration proper;
 each as wall time and MiB/s, with the ratio of custody's MiB/s to sha256sum's. Registration runs
 as a separate `custody` process (the CLI, exactly as a user runs it) in a fresh home, under
 `/usr/bin/time -v` when it exists, so its peak RSS is that process's alone; without it, the child
@@ -273,6 +275,7 @@ def bench_size(workdir: Path, gb: float, shard_mb: int, env: dict) -> tuple[list
                 "--json",
                 "--home",
                 str(home),
+                "--no-index",  # the passage index has its own benchmark (bench/takedown.py)
                 *extra,
             ]
         )

@@ -66,6 +66,10 @@ def register(
         bool, typer.Option("--in-place", help="keep data where it is; re-verify digests on use")
     ] = False,
     max_record_bytes: Annotated[int, typer.Option(min=1, help="largest record accepted")] = DEFAULT_MAX_RECORD_BYTES,
+    index: Annotated[
+        bool,
+        typer.Option("--index/--no-index", help="build its passage index for `custody find` now (else on first find)"),
+    ] = True,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -73,7 +77,8 @@ def register(
     actor: ActorOption = None,
 ) -> None:
     """Register a dataset: hash and count every shard, store it, and record it in the ledger, signed
-    with your key (role engineer): the registrant may not approve its findings."""
+    with your key (role engineer): the registrant may not approve its findings. Its passage index
+    (docs/takedown.md) is built and recorded too, unless --no-index."""
     with opened(home, database) as h:
         registrant = acting(h, key, actor, "register")
         ref = DatasetRef(check_name(name), check_version(version))
@@ -97,14 +102,25 @@ def register(
                 actor=registrant,
                 progress=lambda n: bar.advance(task, n),
             )
+        indexed = None
+        if index and created:  # an identical registration again changes nothing
+            from custody.takedown.index import index_for, recorded
+
+            index_for(h, dataset, registrant)
+            indexed = recorded(h, dataset)
         if as_json:
-            print_json({**summary(dataset), "created": created})
+            print_json({**summary(dataset), "created": created, "indexed": indexed})
         elif created:
             console.print(
                 f"registered {ref}: {plural(dataset.manifest.records, 'record')} in "
                 f"{plural(len(dataset.manifest.shards), 'shard')}, {data_size(dataset.manifest.bytes)}, "
                 f"digest {dataset.digest} (ledger index {dataset.index})"
             )
+            if indexed is not None:
+                console.print(
+                    f"passage index (what find searches): {indexed['fingerprints']:,} fingerprints, "
+                    f"{data_size(indexed['bytes'])}"
+                )
         else:
             console.print(
                 f"{ref} is already registered with identical content (ledger index {dataset.index}); nothing to do"

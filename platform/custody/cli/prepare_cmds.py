@@ -52,8 +52,13 @@ def prepare(
     database: DatabaseOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
+    index: Annotated[
+        bool,
+        typer.Option("--index/--no-index", help="build each output's passage index for `custody find` now"),
+    ] = True,
 ) -> None:
-    """Apply stages to a dataset; each stage registers a derived dataset with per-record decisions.
+    """Apply stages to a dataset; each stage registers a derived dataset with per-record decisions
+    (and its passage index for `custody find`, unless --no-index).
 
     With --executor ray, per-record stages process the input's shards on Ray workers; stages that
     compare records (dedup-exact, dedup-near) run in this process. The output is the same either way.
@@ -68,6 +73,10 @@ def prepare(
         fail(str(exc))
 
     def show(result: StageResult) -> None:
+        if index:
+            from custody.takedown.index import index_for
+
+            index_for(result.output.home, result.output, requester)
         if as_json:
             return
         console.print(

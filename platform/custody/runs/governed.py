@@ -32,6 +32,7 @@ from custody.runs import entry_types  # noqa: F401  registers run.started/checkp
 from custody.runs.outcome import RunOutcome, Say, carbon_config
 from custody.runs.spec import LoadedSpec, RunSpec
 from custody.stages.catalog import STAGES
+from custody.takedown.index import index_for
 from custody.train.carbon import track_emissions
 from custody.trust.acting import Acting, Person
 
@@ -110,6 +111,7 @@ def prepare(
                 f"prepare {r.stage}: {r.output.ref} kept {r.counts['keep']}, modified {r.counts['modify']}, "
                 f"dropped {r.counts['drop']} (ledger index {r.entry_index})"
             )
+            index_for(home, r.output, actor)  # `custody find` reaches the prepared data at once
         prepared.append(results[-1].output)
     return prepared
 

@@ -398,3 +398,21 @@ def test_a_field_request_keeps_only_the_values_digest_and_removes_every_record_w
     assert (change["old"], change["removed"]) == ("essays@1", 2)
     kept = [r.id for _, r in DatasetRegistry(home).get(change["new"]).records()]
     assert kept == ["essay-1", "essay-3"]
+
+
+def test_the_gate_denies_a_run_starting_from_a_tainted_checkpoint(corpus, cast):
+    from custody.policy.gate import run_gate
+    from custody.policy.inputs import RunContext
+    from custody.policy.schema import load_policy
+
+    home, _, _, _, datasets = corpus
+    finished = home.storage.entries(0, 100_000, type_prefix="run.finished/", subject="run:tiny-run-0001abcd")
+    model = json.loads(next(iter(finished)).entry)["body"]["model_digest"]
+    eve, policy = cast.person(home, "eve"), load_policy("default")
+    tainted = RunContext("next-tune", "eve", start_checkpoint=model)
+    result = run_gate(home, [datasets["other"]], policy, purpose="commercial", run=tainted, actor=eve)
+    [reason] = [r for r in result.decision.reasons if r.rule == "takedown.tainted-start"]
+    assert reason.subject == "run:next-tune" and "of run tiny-run-0001abcd, tainted by takedown td-" in reason.message
+    clean = RunContext("next-tune", "eve", start_checkpoint="0" * 64)
+    result = run_gate(home, [datasets["other"]], policy, purpose="commercial", run=clean, actor=eve)
+    assert not [r for r in result.decision.reasons if r.rule == "takedown.tainted-start"]

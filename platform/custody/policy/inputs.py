@@ -32,13 +32,15 @@ REVIEW_TYPE_PREFIX = "review."
 
 @dataclass(frozen=True)
 class RunContext:
-    """A training run asking to start: its name, who asks, and its energy and carbon estimates."""
+    """A training run asking to start: its name, who asks, its energy and carbon estimates, and the
+    checkpoint it starts from (fine-tuning, transfer)."""
 
     name: str
     requested_by: str
     estimated_kwh: float | None = None
     estimated_kg_co2e: float | None = None
     requested_key: str | None = None  # fingerprint of the requester's key: duties compare keys
+    start_checkpoint: str | None = None  # sha256 of the checkpoint a fine-tune or transfer starts from
 
     @property
     def subject(self) -> str:
@@ -52,7 +54,25 @@ class RunContext:
             doc["estimated_kwh"] = self.estimated_kwh
         if self.estimated_kg_co2e is not None:
             doc["estimated_kg_co2e"] = self.estimated_kg_co2e
+        if self.start_checkpoint is not None:
+            doc["start_checkpoint"] = self.start_checkpoint
         return doc
+
+
+def start_taints(home: Home, checkpoint: str) -> list[dict[str, Any]]:
+    """The takedowns that tainted the run which wrote `checkpoint` (as a checkpoint or its model)."""
+    writers = set()
+    for row in query.entries(home.storage, "run.checkpoint/"):
+        if query.body(row)["checkpoint_digest"] == checkpoint:
+            writers.add(row.subject)
+    for row in query.entries(home.storage, "run.finished/"):
+        if query.body(row).get("model_digest") == checkpoint:
+            writers.add(row.subject)
+    return [
+        {"takedown": query.body(row)["takedown"], "run_id": subject.removeprefix("run:"), "ledger_index": row.idx}
+        for subject in sorted(writers)
+        for row in query.entries(home.storage, "run.tainted/", subject=subject)
+    ]
 
 
 def current_check_versions() -> dict[str, str]:
@@ -154,8 +174,17 @@ def gather(
         "check_versions": current_check_versions(),
         "datasets": [dataset_facts(home, d, verify_bytes) for d in datasets],
         "reviews": reviews_on(home, subjects),
-        "run": run.as_json() if run else None,
+        "run": _run_facts(home, run) if run else None,
     }
+
+
+def _run_facts(home: Home, run: RunContext) -> dict[str, Any]:
+    facts = run.as_json()
+    if run.start_checkpoint is not None:
+        taints = start_taints(home, run.start_checkpoint)
+        if taints:
+            facts["start_tainted"] = taints
+    return facts
 
 
 def document_bytes(doc: dict[str, Any]) -> bytes:

@@ -25,6 +25,7 @@ from custody.policy.schema import (
     RequiredFields,
     Reserved,
     TakedownApplied,
+    TakedownTaintedStart,
     ToxicityMaxRate,
     TrainingApproval,
     TrainingBudget,
@@ -401,6 +402,17 @@ def takedown_applied(rule: TakedownApplied, ds: dict, doc: dict) -> list[Violati
     return out
 
 
+def takedown_tainted_start(rule: TakedownTaintedStart, run: dict, doc: dict) -> list[Violation]:
+    return [
+        Violation(
+            taint["takedown"],
+            f"run {run['name']} starts from checkpoint {run['start_checkpoint'][:16]}… of run {taint['run_id']}, "
+            f"tainted by takedown {taint['takedown']} (ledger index {taint['ledger_index']})",
+        )
+        for taint in run.get("start_tainted", [])
+    ]
+
+
 DatasetRule = Callable[[Any, dict, dict], list[Violation]]
 DATASET_RULES: dict[str, DatasetRule] = {
     "freshness.current": freshness_current,
@@ -418,6 +430,7 @@ DATASET_RULES: dict[str, DatasetRule] = {
 RUN_RULES: dict[str, DatasetRule] = {
     "training.budget": training_budget,
     "training.approval": training_approval,
+    "takedown.tainted-start": takedown_tainted_start,
 }
 
 

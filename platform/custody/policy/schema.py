@@ -49,6 +49,7 @@ RULE_IDS = (
     "training.budget",
     "training.approval",
     "takedown.applied",
+    "takedown.tainted-start",
 )
 GATE_RECORDED = "gate.recorded"
 
@@ -248,13 +249,28 @@ class TakedownApplied(Rule):
     )
 
 
+class TakedownTaintedStart(Rule):
+    """A run does not start from a checkpoint of a run trained on data a takedown removed."""
+
+    explanation: str = Field(
+        default="The checkpoint this run starts from was written by a run a takedown tainted (it trained "
+        "on data since removed): start from a checkpoint of a run on the new versions. Enforced by every "
+        "policy (a waiver can lift it).",
+        min_length=1,
+    )
+
+
 class TakedownRules(_Strict):
     applied: TakedownApplied | None = None
+    tainted_start: TakedownTaintedStart | None = Field(default=None, alias="tainted-start")
 
 
 # Rules every policy enforces whether it names them or not (`Policy.enforced_rules`): a policy
 # that writes one may change its wording or make it a review, not turn it off.
-BUILT_IN_RULES: dict[str, Rule] = {"takedown.applied": TakedownApplied()}
+BUILT_IN_RULES: dict[str, Rule] = {
+    "takedown.applied": TakedownApplied(),
+    "takedown.tainted-start": TakedownTaintedStart(),
+}
 
 
 # -- waivers and the policy ------------------------------------------------------------------

@@ -200,7 +200,15 @@ def run_spec(
             executor.close()
     preparation = meter.result
     key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
-    run = RunContext(spec.name, actor_name(actor), spec.carbon.estimated_kwh, spec.carbon.estimated_kg_co2e, key)
+    start = spec.finetune or spec.transfer
+    run = RunContext(
+        spec.name,
+        actor_name(actor),
+        spec.carbon.estimated_kwh,
+        spec.carbon.estimated_kg_co2e,
+        key,
+        start.checkpoint.removeprefix("sha256:") if start is not None else None,
+    )
     gate = run_gate(home, prepared, policy, purpose, run=run, actor=actor)
     outcome = RunOutcome(loaded, prepared, gate, entries={"run.requested": requested})
     say(f"gate: {gate.decision.decision} by {gate.describe_policies()}, ledger index {gate.ledger_index}")

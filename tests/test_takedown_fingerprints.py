@@ -56,6 +56,7 @@ def test_a_batch_gives_each_text_its_own_fingerprints():
     vocabulary = ["alpha", "beta", "gamma", "délta", "eps", "zeta", "eta", "theta"]
     batch = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 90))) for _ in range(300)] + texts(50)
     kept, owners = batch_fingerprints(batch)
+    assert (np.diff(owners.astype(np.int64)) >= 0).all()  # in text order: the index counts keys per record
     for i, text in enumerate(batch):
         assert set(kept[owners == i].tolist()) == set(fingerprints(text.replace("\x00", " ")).tolist()), i
 
@@ -97,4 +98,31 @@ def test_the_jsonl_fast_path_indexes_what_the_reader_reads(tmp_path, cast):
     for name in ("keys", "counts", "record_hashes", "url_ordinals"):
         assert (getattr(fast, name) == getattr(slow, name)).all(), name
     assert fast.urls == slow.urls and fast.records == len(rows)
+    home.close()
+
+
+def test_long_records_between_short_ones_are_found(tmp_path, cast):
+    """Short records (fewer shingles than a window) keep one hash each, computed apart from the
+    long ones: the index must still give every key to its own record."""
+    import json
+
+    from custody.datasets.card import CARD_TEMPLATE, parse_card
+    from custody.datasets.names import DatasetRef
+    from custody.datasets.readers import Fields
+    from custody.datasets.registry import DatasetRegistry
+    from custody.takedown.find import find_text
+
+    rng = random.Random(5)
+    vocabulary = [f"w{i}" for i in range(5000)]
+    records = [" ".join(rng.choice(vocabulary) for _ in range(12 if i % 2 else 70)) for i in range(200)]
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    with open(folder / "part.jsonl", "w", encoding="utf-8") as out:
+        for i, text in enumerate(records):
+            out.write(json.dumps({"id": f"m{i}", "text": text}) + "\n")
+    home = cast.init_home(tmp_path / "home")
+    DatasetRegistry(home).register([folder], DatasetRef("mixed", "1"), parse_card(CARD_TEMPLATE), Fields(id="id"))
+    for i in range(0, 200, 20):
+        found = find_text(home, " ".join(records[i].split()[10:50]).upper())
+        assert [h.record_id for h in found.hits] == [f"m{i}"], i
     home.close()

@@ -192,7 +192,7 @@ def fingerprints(text: str) -> np.ndarray:
 
 
 def batch_fingerprints(texts: list[str], n: int = NGRAM, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """(kept hashes, the position in `texts` each belongs to), for many texts at once: the hashes
+    """(kept hashes, the position in `texts` each belongs to, in text order), for many texts at once: the hashes
     `fingerprints(text)` gives per text (a hash may appear more than once for a text), computed
     over one array, without per-text or per-word Python work."""
     joined = unicodedata.normalize("NFKC", "\x00".join(texts)).casefold()
@@ -226,6 +226,9 @@ def batch_fingerprints(texts: list[str], n: int = NGRAM, window: int = WINDOW) -
     if not kept_hashes:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32)
     hashes, owned = np.concatenate(kept_hashes), np.concatenate(kept_owners).astype(np.uint32)
+    if len(kept_hashes) > 1:  # the short texts' minima came last: back into text order
+        order = np.argsort(owned, kind="stable")
+        hashes, owned = hashes[order], owned[order]
     # Neighbouring windows mostly share their minimum: drop repeats of the previous pair (a hash may
     # still repeat within a text further on; lookups do not mind).
     fresh = np.ones(len(hashes), dtype=bool)

@@ -179,11 +179,10 @@ def build(dataset: RegisteredDataset, batch_chars: int = BATCH_CHARS) -> Passage
     ordinal = 0
     for shard in dataset.manifest.shards:
         for texts, sources in _shard_rows(dataset, shard):
-            record_hashes += [int.from_bytes(hashlib.sha256(t.encode("utf-8")).digest()[:4], "big") for t in texts]
-            for position, url in enumerate(sources):
-                if url:
-                    url_ordinals.append(ordinal + position)
-                    urls.append(url)
+            digests = b"".join([hashlib.sha256(t.encode("utf-8")).digest()[:4] for t in texts])
+            record_hashes.append(np.frombuffer(digests, dtype=">u4").astype(np.uint32))
+            url_ordinals += itertools.compress(range(ordinal, ordinal + len(texts)), sources)
+            urls += filter(None, sources)
             ordinal += len(texts)
             ends = list(itertools.accumulate(map(len, texts)))
             first = 0
@@ -198,7 +197,7 @@ def build(dataset: RegisteredDataset, batch_chars: int = BATCH_CHARS) -> Passage
     return PassageIndex(
         np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint32),
         per_record.astype(np.uint32 if wide else np.uint16),
-        np.array(record_hashes, dtype=np.uint32),
+        np.concatenate(record_hashes) if record_hashes else np.zeros(0, dtype=np.uint32),
         np.array(url_ordinals, dtype=np.uint32),
         urls,
     )

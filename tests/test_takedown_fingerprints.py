@@ -126,3 +126,21 @@ def test_long_records_between_short_ones_are_found(tmp_path, cast):
         found = find_text(home, " ".join(records[i].split()[10:50]).upper())
         assert [h.record_id for h in found.hits] == [f"m{i}"], i
     home.close()
+
+
+def test_the_compiled_loop_and_the_array_version_agree():
+    from custody.takedown.fingerprints import batch_fingerprints_arrays
+
+    rng = random.Random(3)
+    vocabulary = ["alpha", "beta", "gamma", "délta", "eps", "zeta", "eta", "theta", "ï", "x_1"]
+    for trial in range(30):
+        batch = [
+            " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 120))) + rng.choice(["", "—", " ‘q’ "])
+            for _ in range(rng.randint(1, 60))
+        ]
+        if trial % 3 == 0:  # all ASCII: the one-byte path
+            batch = [t.encode("ascii", "ignore").decode() for t in batch]
+        if trial % 5 == 0:
+            batch.append("a\x00b " * 20)
+        compiled, arrays = batch_fingerprints(batch), batch_fingerprints_arrays(batch)
+        assert (compiled[0] == arrays[0]).all() and (compiled[1] == arrays[1]).all(), trial

@@ -206,6 +206,16 @@ def run_demo(home: Path | None = None) -> int:
 
         console.rule("8. takedown: the book's estate asks for it out, and gets a proof", style="bold")
         proof_of_removal, request_id = _takedown_story(workdir, page, spec, key, h)
+        console.print("# a site owner's opt-out arrives through a registry (docs/optout.md): custody says", style="dim")
+        console.print(
+            "# which registered datasets it now touches; the provenance check flags those records", style="dim"
+        )
+        optouts = workdir / "optouts.csv"
+        optouts.write_text(
+            "kind,value,source,date\ndomain,git.example.org,site owner's form,2026-11-30\n", encoding="utf-8"
+        )
+        _custody("optout", "import", str(optouts), "--registry", "site-owners", *h)
+        _custody("optout", "list", *h)
         password = secrets.token_urlsafe(12)
         _custody(
             "user", "add", REVIEWER, "--role", "reviewer", "--password-stdin", *h, stdin=password + "\n", key=ADMIN

@@ -137,9 +137,14 @@ def affected(
     home: Home, new: Matcher, old: Matcher | None = None, author_field: str = AUTHOR_FIELD
 ) -> tuple[list[dict], list[dict]]:
     """(affected, unread): every registered dataset version with records `new` matches, how many,
-    how many `old` did not match, and per kind of entry; and the versions that could not be read."""
+    how many `old` did not match, and per kind of entry; and the versions that could not be read.
+    Versions a takedown replaced (`dataset.removed`) are left out."""
     found, unread = [], []
+    # Versions a takedown replaced are not live (the gate denies them, their bytes may be erased).
+    replaced = {row.subject.removeprefix("dataset:") for row in query.entries(home.storage, "dataset.removed/")}
     for dataset in DatasetRegistry(home).all():
+        if str(dataset.ref) in replaced:
+            continue
         records, fresh, kinds = 0, 0, Counter()
         problem = None
         for shard in dataset.manifest.shards:

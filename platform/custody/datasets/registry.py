@@ -101,6 +101,10 @@ class RegisteredDataset:
         against the manifest: plain JSONL is read once and only those lines parsed."""
         if shard.format != "jsonl":
             return {i: r for i, r in enumerate(self.shard_records(shard)) if i in positions}
+        return jsonl_records_at(self.shard_path(shard), self.verified_bytes(shard), positions, self._fields())
+
+    def verified_bytes(self, shard: ShardInfo) -> bytes:
+        """The shard's bytes, read once and checked against the manifest (IntegrityError if not)."""
         path = self.shard_path(shard)
         data = path.read_bytes() if path.exists() else None
         if data is None or hashlib.sha256(data).hexdigest() != shard.digest:
@@ -108,7 +112,7 @@ class RegisteredDataset:
                 f"{self.ref}: shard {shard.name} does not match its manifest digest "
                 f"({'missing' if data is None else 'changed since registration'})"
             )
-        return jsonl_records_at(path, data, positions, self._fields())
+        return data
 
     def _fields(self) -> Fields:
         return Fields(**{k: v for k, v in self.manifest.fields.items() if k in ("text", "id", "license", "source_url")})

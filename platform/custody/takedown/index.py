@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from custody.datasets.manifest import ShardInfo
-from custody.datasets.registry import IntegrityError, RegisteredDataset
+from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger import query
 from custody.takedown import entry_types  # noqa: F401  registers dataset.indexed/v1
@@ -125,13 +125,7 @@ def _shard_rows(dataset: RegisteredDataset, shard: ShardInfo) -> Iterator[tuple[
     first. Plain JSONL, the common case, is parsed here line by line from the verified bytes; any
     other format, or a shard this fast path does not read exactly, goes through the dataset's reader."""
     if shard.format == "jsonl":
-        path = dataset.shard_path(shard)
-        data = path.read_bytes() if path.exists() else None
-        if data is None or hashlib.sha256(data).hexdigest() != shard.digest:
-            raise IntegrityError(
-                f"{dataset.ref}: shard {shard.name} does not match its manifest digest "
-                f"({'missing' if data is None else 'changed since registration'})"
-            )
+        data = dataset.verified_bytes(shard)
         parsed = _parse_jsonl(data, dataset.manifest.fields)
         del data
         if parsed is not None and len(parsed[0]) == shard.records:

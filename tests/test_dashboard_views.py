@@ -34,6 +34,7 @@ from custody.views import (
     runs,
     takedowns,
 )
+from custody.views.identity import NotAllowed
 from dashboard_data import (
     APPROVER,
     DASHBOARD,
@@ -258,11 +259,11 @@ def test_roster_roles_decide_what_a_signed_in_person_may_do(writable: Home, serv
     assert may(REVIEWER) == ["approve", "reject"]  # a reviewer may not waive: that takes an approver
     assert may(OWNER) == ["reject"]  # separation of duties, by key
     assert may(VIEWER) == [] and may(ENGINEER) == [] and may(REVOKED) == []
-    with pytest.raises(reviews.NotAllowed, match="sign in"):
+    with pytest.raises(NotAllowed, match="sign in"):
         reviews.act(writable, None, service, PII_FINDING, "approve", "fine")
-    with pytest.raises(reviews.NotAllowed, match="viewer"):
+    with pytest.raises(NotAllowed, match="viewer"):
         reviews.act(writable, signed_in(writable, VIEWER), service, PII_FINDING, "approve", "fine")
-    with pytest.raises(reviews.NotAllowed, match="not an active member of this home's roster"):
+    with pytest.raises(NotAllowed, match="not an active member of this home's roster"):
         reviews.act(writable, signed_in(writable, REVOKED), service, PII_FINDING, "approve", "fine")
     with pytest.raises(NotPermitted, match=f"{ENGINEER} \\(engineer\\) may not approve"):
         reviews.act(writable, signed_in(writable, ENGINEER), service, PII_FINDING, "approve", "fine")
@@ -273,14 +274,14 @@ def test_roster_roles_decide_what_a_signed_in_person_may_do(writable: Home, serv
 
 def test_a_read_only_dashboard_records_nothing(writable: Home, cast) -> None:
     read_only = identity.dashboard_service(writable, cast.key_file(REVIEWER))
-    with pytest.raises(reviews.NotAllowed, match="read-only: its key belongs to bob"):
+    with pytest.raises(NotAllowed, match="read-only: its key belongs to bob"):
         reviews.act(writable, signed_in(writable, REVIEWER), read_only, PII_FINDING, "approve", "fine")
 
 
 def test_a_role_taken_away_after_sign_in_stops_acting(writable: Home, service: identity.Service) -> None:
     bob = signed_in(writable, REVIEWER)
     Accounts(writable.path).set_role(REVIEWER, "viewer")
-    with pytest.raises(reviews.NotAllowed):
+    with pytest.raises(NotAllowed):
         reviews.act(writable, bob, service, PII_FINDING, "approve", "fine")
 
 
@@ -472,18 +473,18 @@ def test_only_an_approver_applies_a_takedown(writable: Home, service: identity.S
     assert takedowns.why_not_apply(signed_in(writable, REVIEWER), reviewer, service) == (
         f"{REVIEWER} (roster roles: reviewer) may not apply a takedown: that takes an approver or admin."
     )
-    with pytest.raises(reviews.NotAllowed, match="sign in as an approver or admin"):
+    with pytest.raises(NotAllowed, match="sign in as an approver or admin"):
         takedowns.act(writable, None, service, taken)
-    with pytest.raises(reviews.NotAllowed, match="may not apply a takedown; needs role approver or admin"):
+    with pytest.raises(NotAllowed, match="may not apply a takedown; needs role approver or admin"):
         takedowns.act(writable, signed_in(writable, REVIEWER), service, taken)
-    with pytest.raises(reviews.NotAllowed, match="viewer"):
+    with pytest.raises(NotAllowed, match="viewer"):
         takedowns.act(writable, signed_in(writable, VIEWER), service, taken)
     read_only = identity.dashboard_service(writable, cast.key_file(REVIEWER))
-    with pytest.raises(reviews.NotAllowed, match="read-only"):
+    with pytest.raises(NotAllowed, match="read-only"):
         takedowns.act(writable, signed_in(writable, APPROVER), read_only, taken)
     ann = signed_in(writable, APPROVER)
     Accounts(writable.path).set_role(APPROVER, "viewer")  # the account as it is now decides
-    with pytest.raises(reviews.NotAllowed, match="viewer"):
+    with pytest.raises(NotAllowed, match="viewer"):
         takedowns.act(writable, ann, service, taken)
     assert writable.ledger.size == size  # nothing was recorded
 

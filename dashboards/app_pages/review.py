@@ -12,8 +12,8 @@ from custody_dash.context import home, key, service
 from custody.home import HomeError
 from custody.policy.reviews import ReviewError
 from custody.trust.acting import NotPermitted
-from custody.views.identity import SignedIn, Standing, standing
-from custody.views.reviews import NotAllowed, QueueItem, act, allowed_actions
+from custody.views.identity import NotAllowed, SignedIn, Standing, standing
+from custody.views.reviews import QueueItem, act, allowed_actions
 
 FLASH = "custody_review_flash"
 RECENT = 50

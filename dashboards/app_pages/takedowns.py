@@ -12,8 +12,7 @@ from custody.takedown.apply import ApplyError
 from custody.takedown.requests import RequestError
 from custody.trust.acting import NotPermitted
 from custody.views.common import when
-from custody.views.identity import SignedIn, standing
-from custody.views.reviews import NotAllowed
+from custody.views.identity import NotAllowed, SignedIn, standing
 from custody.views.takedowns import (
     APPLIED,
     OPEN,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custody.accounts import Account
+from custody.accounts import Account, Accounts
 from custody.home import Home
 from custody.ledger.entry import utc_now
 from custody.trust.acting import Attested, NotPermitted, Person, person_for_key
@@ -101,6 +101,26 @@ class Standing:
 
     def describe(self) -> str:
         return ", ".join(sorted(self.roles)) or "no role"
+
+
+class NotAllowed(PermissionError):
+    """The signed-in person (or nobody) may not act through this dashboard."""
+
+
+def acting_standing(home: Home, signed_in: SignedIn | None, service: Service, signed_out: str) -> Standing:
+    """The signed-in person's standing now, or NotAllowed saying why they cannot act (`signed_out`
+    when nobody is signed in). The account is read again: its role now, not as it was at sign-in."""
+    if signed_in is None:
+        raise NotAllowed(signed_out)
+    if not service.can_attest:
+        raise NotAllowed(f"the dashboard is read-only: {service.why_read_only}")
+    current = Accounts(home.path).get(signed_in.name)
+    if current is None:
+        raise NotAllowed(f"account {signed_in.name!r} no longer exists")
+    who = standing(home, current)
+    if who.problem:
+        raise NotAllowed(who.problem)
+    return who
 
 
 def standing(home: Home, account: Account) -> Standing:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from custody.accounts import Accounts
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetNotFound, DatasetRegistry, RegisteredDataset
 from custody.home import Home
@@ -33,16 +32,12 @@ from custody.policy.reviews import (
     record_review,
 )
 from custody.trust.permissions import person_roles
-from custody.views.identity import Service, SignedIn, Standing, attested, standing
+from custody.views.identity import Service, SignedIn, Standing, acting_standing, attested
 from custody.wording import plural
 
 MAX_TEXT = 1200  # characters of a record shown as evidence
 RULE_CHECKS = {"pii.max-rate": "pii", "toxicity.max-rate": "toxicity", "license.allowed": "license"}
 NOBODY = Owner("", None)
-
-
-class NotAllowed(PermissionError):
-    """The signed-in person (or nobody) may not act on findings through this dashboard."""
 
 
 @dataclass(frozen=True)
@@ -113,16 +108,7 @@ def act(
 
     The account is read again (its role now, not as it was at sign-in), and the person's roster
     roles must permit the action: the dashboard account's role can only narrow them."""
-    if signed_in is None:
-        raise NotAllowed("sign in to act on findings")
-    if not service.can_attest:
-        raise NotAllowed(f"the dashboard is read-only: {service.why_read_only}")
-    current = Accounts(home.path).get(signed_in.name)
-    if current is None:
-        raise NotAllowed(f"account {signed_in.name!r} no longer exists")
-    who = standing(home, current)
-    if who.problem:
-        raise NotAllowed(who.problem)
+    acting_standing(home, signed_in, service, "sign in to act on findings")
     return record_review(home, finding, action, reason, reviewer=attested(signed_in, service), expires=expires)
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from custody.accounts import Accounts
 from custody.home import Home
 from custody.ledger.query import body, entries
 from custody.takedown.apply import Applied, ApplyError, Say, apply, plan
@@ -28,8 +27,7 @@ from custody.takedown.requests import RequestError, TakedownRequest, affected, a
 from custody.trust.acting import Acting
 from custody.trust.permissions import ROLES, person_roles
 from custody.views.common import when, without_empty
-from custody.views.identity import Service, SignedIn, Standing, attested, standing
-from custody.views.reviews import NotAllowed
+from custody.views.identity import NotAllowed, Service, SignedIn, Standing, acting_standing, attested
 from custody.views.runs import taints
 from custody.views.signatures import signed_by
 from custody.wording import plural
@@ -316,16 +314,7 @@ def act(
     The account is read again (its role now, not as it was at sign-in), and the person's roster
     roles must include approver or admin. Raises NotAllowed, NotPermitted, ApplyError or
     RequestError; nothing is taken down then."""
-    if signed_in is None:
-        raise NotAllowed(f"sign in as an {NEEDS} to apply a takedown")
-    if not service.can_attest:
-        raise NotAllowed(f"the dashboard is read-only: {service.why_read_only}")
-    current = Accounts(home.path).get(signed_in.name)
-    if current is None:
-        raise NotAllowed(f"account {signed_in.name!r} no longer exists")
-    who = standing(home, current)
-    if who.problem:
-        raise NotAllowed(who.problem)
+    who = acting_standing(home, signed_in, service, f"sign in as an {NEEDS} to apply a takedown")
     if not may_apply(who):
         raise NotAllowed(f"{who.name} (roster roles: {who.describe()}) may not apply a takedown; needs role {NEEDS}")
     return apply(home, request_id, attested(signed_in, service), include_running=include_running, say=say)

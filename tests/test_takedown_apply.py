@@ -416,3 +416,21 @@ def test_the_gate_denies_a_run_starting_from_a_tainted_checkpoint(corpus, cast):
     clean = RunContext("next-tune", "eve", start_checkpoint="0" * 64)
     result = run_gate(home, [datasets["other"]], policy, purpose="commercial", run=clean, actor=eve)
     assert not [r for r in result.decision.reasons if r.rule == "takedown.tainted-start"]
+
+
+def test_gc_for_an_unknown_or_unapplied_takedown_is_refused(corpus, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, _, books, _, _ = corpus
+    env = {"CUSTODY_KEY": str(cast.key_file("admin"))}
+    size = home.ledger.size
+    unknown = (("td-00000000", "no takedown request td-00000000"), ("nonsense", "not a takedown request id"))
+    for takedown, says in unknown:
+        done = CliRunner().invoke(app, ["store", "gc", "--takedown", takedown, "--home", str(home.path)], env=env)
+        assert done.exit_code == 2 and says in done.stderr, done.output
+    pending = _request(home, cast, passage_of(books[27]))
+    done = CliRunner().invoke(app, ["store", "gc", "--takedown", pending.id, "--home", str(home.path)], env=env)
+    assert done.exit_code == 2 and "has not been applied" in done.stderr
+    assert home.ledger.size == size + 1  # only the request itself was recorded

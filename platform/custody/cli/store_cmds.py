@@ -108,6 +108,16 @@ def gc(
     from custody.takedown.erase import gc as collect_garbage
 
     with opened(home, database) as h:
+        if takedown is not None:
+            from custody.takedown.apply import applied
+            from custody.takedown.requests import RequestError, get
+
+            try:
+                get(h, takedown)
+            except RequestError as exc:
+                fail(f"--takedown: {exc}")
+            if not applied(h, takedown):
+                fail(f"--takedown: request {takedown} has not been applied: nothing of it to erase")
         found = collect(h, takedown) if dry_run else collect_garbage(h, acting(h, key, actor), takedown)
     if as_json:
         print_json({"dry_run": dry_run, **found.as_json()})

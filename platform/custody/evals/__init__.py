@@ -1,0 +1,1 @@
+"""Evaluating models on registered, annotated datasets (`custody eval`), recorded in the ledger."""

@@ -1,0 +1,30 @@
+"""Ledger entry schema for evaluations: `eval.completed/v1`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from custody.ledger.entry import EntryBody, entry_type
+from custody.runs.entry_types import Emissions
+
+DIGEST = r"^[0-9a-f]{64}$"
+
+
+@entry_type("eval.completed/v1")
+class EvalCompleted(EntryBody):
+    """A model scored on an evaluation dataset: exactly these weights on exactly these records.
+
+    Subject `model:SHA256` (the checkpoint or model digest), so every evaluation of one set of
+    weights is found together (a release rule asks for one)."""
+
+    model_digest: str = Field(pattern=DIGEST)
+    run_id: str | None = None  # the run that wrote the weights, when the ledger knows it
+    evalset: str  # NAME@VERSION
+    evalset_digest: str = Field(pattern=DIGEST)
+    task: Literal["loss", "multiple-choice", "classification"]
+    records: int = Field(ge=1)
+    # slice -> metric -> value; the slice "all" covers every record
+    metrics: dict[str, dict[str, float | int | None]]
+    emissions: Emissions

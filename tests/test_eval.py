@@ -1,0 +1,197 @@
+"""`custody eval`: each task shape scored against values computed by hand (token by token, with a
+growing context) on a tiny governed run's model; `eval.completed` recorded for exactly those
+weights; bad evaluation sets refused in one line with nothing recorded."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from custody.datasets.card import CARD_TEMPLATE, parse_card
+from custody.datasets.names import DatasetRef
+from custody.datasets.readers import Fields
+from custody.datasets.registry import DatasetRegistry
+from custody.evals.run_eval import EvalError, evaluate, evaluations_of, resolve
+from custody.runs.governed import run_spec
+from custody.runs.spec import load_spec
+from custody.train.checkpoint import load_checkpoint
+from custody.train.tokenizer import load_tokenizer
+from run_data import POLICY, SPEC, people_home, write
+from train_support import register_shakespeare
+
+LOSS_SET = [
+    {"id": "l0", "text": "To be, or not to be", "slice": "verse"},
+    {"id": "l1", "text": "First Citizen: Before we proceed", "slice": "prose"},
+    {"id": "l2", "text": "What light through yonder window", "slice": "verse"},
+]
+MC_SET = [
+    {"id": "m0", "text": "First Citizen:", "choices": [" Before we proceed", " zzqx qqq"], "answer": 0, "slice": "a"},
+    {"id": "m1", "text": "All:", "choices": [" Speak, speak.", " xqz zq"], "answer": 0, "slice": "a"},
+    {"id": "m2", "text": "You are all resolved", "choices": [" qzx", " rather to die"], "answer": 1, "slice": "b"},
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cast):
+    root = tmp_path_factory.mktemp("eval")
+    home = people_home(cast, root / "home")
+    register_shakespeare(home, root, limit=400, shards=2)
+    policy = write(root / "policy.toml", POLICY.format(approval=""))
+    spec = write(root / "pretrain.toml", SPEC.format(name="tiny", kind="pretrain", policy=policy, extra=""))
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
+    yield home, root, outcome
+    home.close()
+
+
+def register(home, root, name: str, rows: list[dict]):
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    (folder / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    dataset, _ = DatasetRegistry(home).register(
+        [folder], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id")
+    )
+    return dataset
+
+
+def model_and_tokenizer(home, digest: str):
+    checkpoint = load_checkpoint(home.store.path_for(digest), digest)
+    tokenizer_digest = checkpoint.state["meta"]["tokenizer_digest"]
+    return checkpoint.build_model().eval(), load_tokenizer(home.store.path_for(tokenizer_digest), tokenizer_digest)
+
+
+def next_token_log_probs(model, ids: list[int]) -> list[float]:
+    """log P(ids[t+1] | ids[:t+1]) one position at a time: a separate path from the batched one."""
+    out = []
+    with torch.no_grad():
+        for t in range(len(ids) - 1):
+            logits, _ = model(torch.tensor([ids[: t + 1]]))
+            out.append(float(F.log_softmax(logits[0, -1], dim=-1)[ids[t + 1]]))
+    return out
+
+
+def test_loss_per_slice_matches_a_hand_computation(trained):
+    home, root, outcome = trained
+    dataset = register(home, root, "loss-set", LOSS_SET)
+    index, body = evaluate(home, outcome.run_id, dataset, actor="trainer")
+    model, tokenizer = model_and_tokenizer(home, body["model_digest"])
+    expected = {}
+    for row in LOSS_SET:
+        ids = [tokenizer.eot_id, *tokenizer.encode(row["text"])]
+        assert len(ids) <= model.config.block_size + 1  # one window: the hand computation is exact
+        for name in ("all", row["slice"]):
+            nll, tokens = expected.get(name, (0.0, 0))
+            expected[name] = (nll - sum(next_token_log_probs(model, ids)), tokens + len(ids) - 1)
+    assert body["task"] == "loss" and set(body["metrics"]) == {"all", "prose", "verse"}
+    for name, (nll, tokens) in expected.items():
+        got = body["metrics"][name]
+        assert got["tokens"] == tokens
+        assert got["nll"] == pytest.approx(nll / tokens, abs=1e-5)
+        assert got["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
+    assert body["metrics"]["verse"]["records"] == 2
+    assert evaluations_of(home, body["model_digest"])[-1] == (index, body)
+    assert body["emissions"]["energy_kwh"] >= 0 and body["run_id"] == outcome.run_id
+
+
+def test_multiple_choice_matches_a_hand_computation(trained):
+    home, root, _ = trained
+    dataset = register(home, root, "mc-set", MC_SET)
+    checkpoint = json.loads(next(iter(home.storage.entries(0, 100_000, type_prefix="run.checkpoint/"))).entry)["body"][
+        "checkpoint_digest"
+    ]
+    _, body = evaluate(home, f"sha256:{checkpoint}", dataset, actor="trainer")
+    assert body["model_digest"] == checkpoint and body["task"] == "multiple-choice"
+    model, tokenizer = model_and_tokenizer_at(home, resolve(home, f"sha256:{checkpoint}"))
+    right = {"all": 0, "a": 0, "b": 0}
+    right_norm = dict(right)
+    for row in MC_SET:
+        context = [tokenizer.eot_id, *tokenizer.encode(row["text"])]
+        scores = []
+        for choice in row["choices"]:
+            continuation = tokenizer.encode(choice)
+            scores.append(sum(next_token_log_probs(model, context + continuation)[-len(continuation) :]))
+        normalised = [s / len(c) for s, c in zip(scores, row["choices"], strict=True)]
+        for name in ("all", row["slice"]):
+            right[name] += scores.index(max(scores)) == row["answer"]
+            right_norm[name] += normalised.index(max(normalised)) == row["answer"]
+    for name, n in (("all", 3), ("a", 2), ("b", 1)):
+        assert body["metrics"][name] == {
+            "records": n,
+            "accuracy": round(right[name] / n, 6),
+            "accuracy_norm": round(right_norm[name] / n, 6),
+        }
+
+
+def model_and_tokenizer_at(home, weights):
+    checkpoint = load_checkpoint(weights.path, weights.digest)
+    tokenizer_digest = checkpoint.state["meta"]["tokenizer_digest"]
+    return checkpoint.build_model().eval(), load_tokenizer(home.store.path_for(tokenizer_digest), tokenizer_digest)
+
+
+@pytest.mark.parametrize(
+    ("rows", "task", "message"),
+    [
+        ([{"id": "x", "text": "a", "choices": ["a", "b"], "answer": 2}], "auto", "'answer': 2 is out of range"),
+        ([{"id": "x", "text": "a", "choices": ["a"], "answer": 0}], "auto", "'choices' must be a list of at least two"),
+        ([{"id": "x", "text": "a", "choices": ["a", "b"], "answer": "0"}], "auto", "'answer' must be the index"),
+        ([{"id": "x", "text": "a"}], "classification", "'label' is missing"),
+        ([{"id": "x", "text": "a", "label": 3}], "auto", "'label' must be 0 or 1"),
+        ([{"id": "x", "text": "a", "label": 1}], "auto", "has no classification head"),
+        ([{"id": "x", "text": "a", "slice": ""}], "auto", "'slice' must be a non-empty string"),
+    ],
+)
+def test_bad_evaluation_sets_are_refused_and_nothing_is_recorded(trained, rows, task, message):
+    home, root, outcome = trained
+    name = f"bad-{abs(hash(json.dumps(rows) + task)) % 10**8}"
+    dataset = register(home, root, name, rows)
+    size = home.ledger.size
+    with pytest.raises(EvalError, match=message):
+        evaluate(home, outcome.run_id, dataset, task=task, actor="trainer")
+    assert home.ledger.size == size
+
+
+def test_unknown_weights_and_changed_bytes_are_refused(trained):
+    home, root, outcome = trained
+    dataset = register(home, root, "loss-set-2", LOSS_SET)
+    with pytest.raises(EvalError, match="no recorded run wrote"):
+        evaluate(home, "sha256:" + "0" * 64, dataset)
+    with pytest.raises(EvalError, match="neither a finished run"):
+        evaluate(home, "no-such-run", dataset)
+    weights = resolve(home, outcome.run_id)
+    original = weights.path.read_bytes()
+    weights.path.chmod(0o644)
+    weights.path.write_bytes(original + b"tampered")
+    try:
+        with pytest.raises(EvalError, match="refusing to load it"):
+            evaluate(home, outcome.run_id, dataset)
+    finally:
+        weights.path.write_bytes(original)
+
+
+def test_the_cli_prints_the_table_and_exits_2_on_bad_input(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, outcome = trained
+    register(home, root, "cli-set", LOSS_SET)
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    h = ["--home", str(home.path)]
+    done = CliRunner().invoke(app, ["eval", outcome.run_id, "cli-set@1", *h], env=env)
+    assert done.exit_code == 0, done.output
+    assert "loss evaluation of sha256" in done.stdout and "perplexity" in done.stdout and "verse" in done.stdout
+    done = CliRunner().invoke(app, ["eval", outcome.run_id, "cli-set@1", "--json", *h], env=env)
+    assert json.loads(done.stdout)["metrics"]["all"]["records"] == 3
+    size = home.ledger.size
+    for args, says in (
+        ([outcome.run_id, "nope@1"], "not registered"),
+        ([outcome.run_id, "cli-set@1", "--task", "classification"], "'label' is missing"),
+        (["sha256:" + "1" * 64, "cli-set@1"], "no recorded run wrote"),
+    ):
+        done = CliRunner().invoke(app, ["eval", *args, *h], env=env)
+        assert done.exit_code == 2 and says in done.stderr, done.output
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert home.ledger.size == size

@@ -195,3 +195,45 @@ def test_the_cli_prints_the_table_and_exits_2_on_bad_input(trained, cast):
         assert done.exit_code == 2 and says in done.stderr, done.output
         assert len(done.stderr.strip().splitlines()) == 1
     assert home.ledger.size == size
+
+
+RELEASE_POLICY = """\
+schema = 1
+name = "release-bar"
+purpose = "research"
+
+[release.evaluation]
+explanation = "released only with a good enough loss on the held-out set"
+require = [{{ evalset = "{evalset}", metric = "perplexity", at_most = {bound} }}]
+"""
+
+
+def test_a_release_needs_its_evaluation_within_the_bound(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, outcome = trained
+    dataset = register(home, root, "release-set", LOSS_SET)
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    h = ["--home", str(home.path)]
+
+    def release(evalset: str, bound: float):
+        policy = write(root / f"bar-{evalset}-{bound}.toml", RELEASE_POLICY.format(evalset=evalset, bound=bound))
+        done = CliRunner().invoke(app, ["release", outcome.run_id, "--policy", str(policy), "--json", *h], env=env)
+        return done.exit_code, json.loads(done.stdout)
+
+    code, result = release("release-set", 1e9)
+    assert code == 3 and result["released_at"] is None
+    [reason] = [r for r in result["reasons"] if r["rule"] == "release.evaluation"]
+    assert "no evaluation on release-set is recorded" in reason["message"] and "custody eval" in reason["message"]
+    _, body = evaluate(home, outcome.run_id, dataset, actor="trainer")
+    perplexity = body["metrics"]["all"]["perplexity"]
+    code, result = release("release-set", perplexity / 2)
+    assert code == 3 and f"is {perplexity}; a release needs at most" in json.dumps(result["reasons"])
+    code, result = release("release-set", perplexity * 2)
+    assert code == 0, result["reasons"]
+    released = json.loads(home.ledger.entry(result["released_at"]).entry)
+    assert released["type"] == "model.released/v1" and released["subject"] == f"model:{body['model_digest']}"
+    assert released["body"]["decision_index"] == result["ledger_index"]
+    assert evaluations_of(home, body["model_digest"])[-1][0] in released["body"]["evaluations"]

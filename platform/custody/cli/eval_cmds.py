@@ -76,3 +76,50 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def release_command(
+    target: Annotated[
+        str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
+    ],
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="the purpose to release for [default: the run's own]")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="a policy file or shipped name (can only add reasons to the bound one)"),
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Release a model: the gate judges its training data as it stands now and its recorded
+    evaluations (rule release.evaluation); an allow is recorded as `model.released`.
+
+    Exit codes as `custody gate`: 0 released; 3 denied; 4 needs review; 2 bad input.
+    """
+    from custody.evals.release import release
+    from custody.evals.run_eval import EvalError
+    from custody.policy.schema import PolicyError, load_policy
+
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "release")
+        try:
+            loaded = load_policy(policy) if policy is not None else None
+            done = release(h, target, who, purpose, loaded)
+        except (EvalError, PolicyError, ValueError) as exc:
+            fail(str(exc))
+    decision = done.gate.decision
+    if as_json:
+        print_json({"released_at": done.ledger_index, "model_digest": done.weights.digest, **done.gate.as_json()})
+    else:
+        verdict = f"released at ledger index {done.ledger_index}" if done.ledger_index is not None else "not released"
+        console.print(
+            f"{decision.decision}: model sha256 {done.weights.digest[:16]}… ({verdict}; decision at ledger index "
+            f"{done.gate.ledger_index}, {done.gate.describe_policies()})"
+        )
+        for reason in decision.reasons:
+            console.print(f"  {reason.outcome}  {reason.finding}: {reason.message}")
+    raise typer.Exit(decision.exit_code)

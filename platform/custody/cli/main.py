@@ -14,7 +14,7 @@ from custody.cli import check_cmds, dataset_cmds, ledger_cmds, policy_cmds, prep
 from custody.cli.catalog_cmds import catalog
 from custody.cli.common import DatabaseOption, HomeOption, command_group, console, fail
 from custody.cli.dashboard_cmds import dashboard
-from custody.cli.eval_cmds import eval_command
+from custody.cli.eval_cmds import eval_command, release_command
 from custody.cli.find_cmds import find
 from custody.cli.optout_cmds import app as optout_app
 from custody.cli.people_cmds import app as people_app
@@ -54,6 +54,7 @@ app.add_typer(takedown_app, name="takedown")
 app.add_typer(optout_app, name="optout")
 app.command("run")(run_command)
 app.command("eval")(eval_command)
+app.command("release")(release_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
 app.command("verify-report")(verify_report_command)

@@ -28,3 +28,13 @@ class EvalCompleted(EntryBody):
     # slice -> metric -> value; the slice "all" covers every record
     metrics: dict[str, dict[str, float | int | None]]
     emissions: Emissions
+
+
+@entry_type("model.released/v1")
+class ModelReleased(EntryBody):
+    """Recorded weights promoted for use, after the gate allowed it (subject `model:SHA256`)."""
+
+    model_digest: str = Field(pattern=DIGEST)
+    run_id: str | None = None
+    decision_index: int = Field(ge=0)  # the policy.decision that allowed the release
+    evaluations: list[int]  # the eval.completed entries the decision saw

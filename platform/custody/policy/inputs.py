@@ -41,6 +41,7 @@ class RunContext:
     estimated_kg_co2e: float | None = None
     requested_key: str | None = None  # fingerprint of the requester's key: duties compare keys
     start_checkpoint: str | None = None  # sha256 of the checkpoint a fine-tune or transfer starts from
+    release: dict[str, Any] | None = None  # for `custody release`: the weights and their evaluations
 
     @property
     def subject(self) -> str:
@@ -56,6 +57,8 @@ class RunContext:
             doc["estimated_kg_co2e"] = self.estimated_kg_co2e
         if self.start_checkpoint is not None:
             doc["start_checkpoint"] = self.start_checkpoint
+        if self.release is not None:
+            doc["release"] = self.release
         return doc
 
 

@@ -22,6 +22,7 @@ from custody.policy.schema import (
     LicenseAllowed,
     PiiMaxRate,
     PiiMaxRisk,
+    ReleaseEvaluation,
     RequiredFields,
     Reserved,
     TakedownApplied,
@@ -364,6 +365,8 @@ def findings_review(rule: FindingsReview, ds: dict, doc: dict) -> list[Violation
 
 
 def training_budget(rule: TrainingBudget, run: dict, doc: dict) -> list[Violation]:
+    if run.get("release") is not None:
+        return []  # a release trains nothing
     out = []
     for key, limit, unit in (
         ("estimated_kwh", rule.max_kwh, "kWh"),
@@ -382,6 +385,8 @@ def training_budget(rule: TrainingBudget, run: dict, doc: dict) -> list[Violatio
 
 
 def training_approval(rule: TrainingApproval, run: dict, doc: dict) -> list[Violation]:
+    if run.get("release") is not None:
+        return []  # a release trains nothing: release.evaluation judges it
     return [Violation(None, f"run {run['name']} needs a person's approval before it starts")]
 
 
@@ -399,6 +404,42 @@ def takedown_applied(rule: TakedownApplied, ds: dict, doc: dict) -> list[Violati
                 f"(ledger index {removal['ledger_index']}){instead}",
             )
         )
+    return out
+
+
+def release_evaluation(rule: ReleaseEvaluation, run: dict, doc: dict) -> list[Violation]:
+    """Each requirement met by the newest matching evaluation recorded for exactly these weights."""
+    release = run.get("release")
+    if release is None:
+        return []  # a training run, not a release
+    out = []
+    weights = release["run_id"] or f"sha256:{release['model_digest']}"
+    for need in rule.require:
+        bound = f"at least {need.at_least}" if need.at_least is not None else f"at most {need.at_most}"
+        qualifier = f"{need.evalset}:{need.metric}"
+        matching = [
+            e
+            for e in release["evaluations"]
+            if e["evalset"] == need.evalset or e["evalset"].split("@")[0] == need.evalset
+        ]
+        if not matching:
+            out.append(
+                Violation(
+                    qualifier,
+                    f"no evaluation on {need.evalset} is recorded for model sha256 {release['model_digest'][:16]}… "
+                    f"(run `custody eval {weights} {need.evalset}@VERSION`)",
+                )
+            )
+            continue
+        newest = max(matching, key=lambda e: e["ledger_index"])
+        value = newest["metrics"].get(need.slice, {}).get(need.metric)
+        where = f"{need.metric} on {newest['evalset']} (slice {need.slice}, ledger index {newest['ledger_index']})"
+        if not isinstance(value, int | float):
+            out.append(Violation(qualifier, f"{where} was not measured", undecidable=True))
+        elif (need.at_least is not None and value < need.at_least) or (
+            need.at_most is not None and value > need.at_most
+        ):
+            out.append(Violation(qualifier, f"{where} is {value}; a release needs {bound}"))
     return out
 
 
@@ -431,6 +472,7 @@ RUN_RULES: dict[str, DatasetRule] = {
     "training.budget": training_budget,
     "training.approval": training_approval,
     "takedown.tainted-start": takedown_tainted_start,
+    "release.evaluation": release_evaluation,
 }
 
 

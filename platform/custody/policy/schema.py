@@ -50,6 +50,7 @@ RULE_IDS = (
     "training.approval",
     "takedown.applied",
     "takedown.tainted-start",
+    "release.evaluation",
 )
 GATE_RECORDED = "gate.recorded"
 
@@ -265,6 +266,35 @@ class TakedownRules(_Strict):
     tainted_start: TakedownTaintedStart | None = Field(default=None, alias="tainted-start")
 
 
+# -- releases --------------------------------------------------------------------------------
+
+
+class Requirement(_Strict):
+    """One evaluation a release needs: a metric of an evaluation set, in a slice, within a bound."""
+
+    evalset: str = Field(min_length=1)  # NAME (any version) or NAME@VERSION
+    metric: str = Field(min_length=1)  # accuracy, accuracy_norm, f1, roc_auc, nll, perplexity, ...
+    slice: str = "all"
+    at_least: float | None = None
+    at_most: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Requirement:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("give exactly one of 'at_least' (accuracy, F1) or 'at_most' (loss, perplexity)")
+        return self
+
+
+class ReleaseEvaluation(Rule):
+    """`custody release`: the weights' recorded evaluations meet every requirement."""
+
+    require: list[Requirement] = Field(min_length=1)
+
+
+class ReleaseRules(_Strict):
+    evaluation: ReleaseEvaluation | None = None
+
+
 # Rules every policy enforces whether it names them or not (`Policy.enforced_rules`): a policy
 # that writes one may change its wording or make it a review, not turn it off.
 BUILT_IN_RULES: dict[str, Rule] = {
@@ -313,6 +343,7 @@ class Policy(_Strict):
     findings: FindingsRules = FindingsRules()
     training: TrainingRules = TrainingRules()
     takedown: TakedownRules = TakedownRules()
+    release: ReleaseRules = ReleaseRules()
     waivers: list[Waiver] = Field(default_factory=list)
 
     @field_validator("schema_version")

@@ -85,13 +85,13 @@ def test_loss_per_slice_matches_a_hand_computation(trained):
         for name in ("all", row["slice"]):
             nll, tokens = expected.get(name, (0.0, 0))
             expected[name] = (nll - sum(next_token_log_probs(model, ids)), tokens + len(ids) - 1)
-    assert body["task"] == "loss" and set(body["metrics"]) == {"all", "prose", "verse"}
+    assert body["task"] == "loss" and set(body["results"]) == {"all", "prose", "verse"}
     for name, (nll, tokens) in expected.items():
-        got = body["metrics"][name]
+        got = body["results"][name]
         assert got["tokens"] == tokens
         assert got["nll"] == pytest.approx(nll / tokens, abs=1e-5)
         assert got["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
-    assert body["metrics"]["verse"]["records"] == 2
+    assert body["results"]["verse"]["records"] == 2
     assert evaluations_of(home, body["model_digest"])[-1] == (index, body)
     assert body["emissions"]["energy_kwh"] >= 0 and body["run_id"] == outcome.run_id
 
@@ -118,7 +118,7 @@ def test_multiple_choice_matches_a_hand_computation(trained):
             right[name] += scores.index(max(scores)) == row["answer"]
             right_norm[name] += normalised.index(max(normalised)) == row["answer"]
     for name, n in (("all", 3), ("a", 2), ("b", 1)):
-        assert body["metrics"][name] == {
+        assert body["results"][name] == {
             "records": n,
             "accuracy": round(right[name] / n, 6),
             "accuracy_norm": round(right_norm[name] / n, 6),
@@ -184,7 +184,7 @@ def test_the_cli_prints_the_table_and_exits_2_on_bad_input(trained, cast):
     assert done.exit_code == 0, done.output
     assert "loss evaluation of sha256" in done.stdout and "perplexity" in done.stdout and "verse" in done.stdout
     done = CliRunner().invoke(app, ["eval", outcome.run_id, "cli-set@1", "--json", *h], env=env)
-    assert json.loads(done.stdout)["metrics"]["all"]["records"] == 3
+    assert json.loads(done.stdout)["results"]["all"]["records"] == 3
     size = home.ledger.size
     for args, says in (
         ([outcome.run_id, "nope@1"], "not registered"),
@@ -228,7 +228,7 @@ def test_a_release_needs_its_evaluation_within_the_bound(trained, cast):
     [reason] = [r for r in result["reasons"] if r["rule"] == "release.evaluation"]
     assert "no evaluation on release-set is recorded" in reason["message"] and "custody eval" in reason["message"]
     _, body = evaluate(home, outcome.run_id, dataset, actor="trainer")
-    perplexity = body["metrics"]["all"]["perplexity"]
+    perplexity = body["results"]["all"]["perplexity"]
     code, result = release("release-set", perplexity / 2)
     assert code == 3 and f"is {perplexity}; a release needs at most" in json.dumps(result["reasons"])
     code, result = release("release-set", perplexity * 2)
@@ -237,3 +237,76 @@ def test_a_release_needs_its_evaluation_within_the_bound(trained, cast):
     assert released["type"] == "model.released/v1" and released["subject"] == f"model:{body['model_digest']}"
     assert released["body"]["decision_index"] == result["ledger_index"]
     assert evaluations_of(home, body["model_digest"])[-1][0] in released["body"]["evaluations"]
+
+
+def test_contamination_is_found_when_an_evaluation_set_was_trained_on_and_not_otherwise(trained):
+    from custody.evals.contamination import measure
+    from custody.evals.run_eval import load_records
+    from train_support import speeches
+
+    home, root, _ = trained
+    long_ones = [s for s in speeches(400) if len(s.split()) >= 40]
+    leaked = [{"id": f"in{i}", "text": " ".join(long_ones[i * 7].split()[5:25]).upper()} for i in range(5)]
+    clean = [
+        {"id": f"out{i}", "text": f"entirely new words number {i} that no play of shakespeare holds anywhere here"}
+        for i in range(5)
+    ]
+    short = [{"id": "short", "text": "to be or not"}]
+    mixed = register(home, root, "mixed-eval", leaked[:2] + clean + short)
+    fresh = register(home, root, "fresh-eval", clean)
+    training = [DatasetRegistry(home).get("shakespeare@1")]
+    sets = [(d, load_records(d, "loss")[1]) for d in (mixed, fresh)]
+    first, second = measure(sets, training)
+    assert sorted(first.contaminated) == ["in0", "in1"] and first.judged == 7 and first.records == 8
+    assert second.contaminated == [] and second.as_json()["share"] == 0.0
+
+
+def test_a_release_is_denied_when_its_evaluation_set_leaked(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from train_support import speeches
+
+    home, root, outcome = trained
+    long_ones = [s for s in speeches(400) if len(s.split()) >= 40]
+    leaked = [{"id": f"leak{i}", "text": " ".join(long_ones[i * 11].split()[:25])} for i in range(4)]
+    dataset = register(home, root, "leaky-set", leaked)
+    evaluate(home, outcome.run_id, dataset, actor="trainer")
+    text = RELEASE_POLICY.format(evalset="leaky-set", bound=1e9) + CONTAMINATION
+    policy = write(root / "bar-leaky.toml", text)
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    args = ["release", outcome.run_id, "--policy", str(policy), "--json", "--home", str(home.path)]
+    done = CliRunner().invoke(app, args, env=env)
+    assert done.exit_code == 3, done.output
+    [reason] = [r for r in json.loads(done.stdout)["reasons"] if r["rule"] == "release.contamination"]
+    assert reason["finding"].endswith("release.contamination:leaky-set@1")
+    assert "4 of 4 records of leaky-set@1 share a run of 13 words" in reason["message"]
+    measured = [
+        json.loads(r.entry)["body"] for r in home.storage.entries(0, 100_000, type_prefix="eval.contamination/")
+    ]
+    assert {m["evalset"]: m["contaminated"] for m in measured}["leaky-set@1"] == 4
+
+
+CONTAMINATION = """
+[release.contamination]
+explanation = "evaluation data must not be in the training data"
+max_share = 0.0
+"""
+
+
+def test_the_run_report_shows_evaluations_and_overlap_and_verifies(trained, cast, tmp_path):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, _, outcome = trained
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    out = tmp_path / "run.md"
+    done = CliRunner().invoke(app, ["report", outcome.run_id, "--out", str(out), "--home", str(home.path)], env=env)
+    assert done.exit_code == 0, done.output
+    text = out.read_text(encoding="utf-8")
+    assert "## Evaluations of the final model" in text and "loss-set@1" in text and "perplexity" in text
+    assert "## Evaluation data in the training data" in text and "leaky-set@1" in text and "100.00%" in text
+    pubkey = CliRunner().invoke(app, ["ledger", "pubkey", "--home", str(home.path)], env=env).stdout.strip()
+    done = CliRunner().invoke(app, ["verify-report", str(out), "--key", pubkey])
+    assert done.exit_code == 0, done.output

@@ -61,9 +61,9 @@ def eval_command(
         f"({'run ' + body['run_id'] if body['run_id'] else 'no run'}) on {body['evalset']}: "
         f"recorded at ledger index {index}"
     )
-    names = [m for m in METRIC_ORDER if any(m in values for values in body["metrics"].values())]
+    names = [m for m in METRIC_ORDER if any(m in values for values in body["results"].values())]
     console.print("  " + "  ".join(f"{h:>13}" for h in ["slice", *names]))
-    for slice_name, values in body["metrics"].items():
+    for slice_name, values in body["results"].items():
         cells = [_cell(values.get(m)) for m in names]
         console.print("  " + "  ".join(f"{c:>13}" for c in [slice_name, *cells]))
     used = body["emissions"]

@@ -26,7 +26,7 @@ class EvalCompleted(EntryBody):
     task: Literal["loss", "multiple-choice", "classification"]
     records: int = Field(ge=1)
     # slice -> metric -> value; the slice "all" covers every record
-    metrics: dict[str, dict[str, float | int | None]]
+    results: dict[str, dict[str, float | int | None]]
     emissions: Emissions
 
 
@@ -38,3 +38,25 @@ class ModelReleased(EntryBody):
     run_id: str | None = None
     decision_index: int = Field(ge=0)  # the policy.decision that allowed the release
     evaluations: list[int]  # the eval.completed entries the decision saw
+
+
+class TrainingSet(EntryBody):
+    dataset: str
+    digest: str = Field(pattern=DIGEST)
+
+
+@entry_type("eval.contamination/v1")
+class EvalContamination(EntryBody):
+    """How much of an evaluation set a run's training data holds (shared runs of `ngram` words).
+    Subject `run:RUN_ID`; the run report shows it."""
+
+    run_id: str
+    model_digest: str = Field(pattern=DIGEST)
+    evalset: str
+    evalset_digest: str = Field(pattern=DIGEST)
+    training: list[TrainingSet]
+    ngram: int = Field(ge=1)
+    records: int = Field(ge=0)
+    judged: int = Field(ge=0)
+    contaminated: int = Field(ge=0)
+    share: float = Field(ge=0, le=1)

@@ -177,7 +177,7 @@ def evaluate(
         "evalset_digest": dataset.digest,
         "task": task,
         "records": len(records),
-        "metrics": metrics,
+        "results": metrics,
         "emissions": emissions_body(meter.result),
     }
     refs = [f"sha256:{weights.digest}", f"sha256:{dataset.digest}", f"ledger:{dataset.index}"]

@@ -22,6 +22,7 @@ from custody.policy.schema import (
     LicenseAllowed,
     PiiMaxRate,
     PiiMaxRisk,
+    ReleaseContamination,
     ReleaseEvaluation,
     RequiredFields,
     Reserved,
@@ -432,7 +433,7 @@ def release_evaluation(rule: ReleaseEvaluation, run: dict, doc: dict) -> list[Vi
             )
             continue
         newest = max(matching, key=lambda e: e["ledger_index"])
-        value = newest["metrics"].get(need.slice, {}).get(need.metric)
+        value = newest["results"].get(need.slice, {}).get(need.metric)
         where = f"{need.metric} on {newest['evalset']} (slice {need.slice}, ledger index {newest['ledger_index']})"
         if not isinstance(value, int | float):
             out.append(Violation(qualifier, f"{where} was not measured", undecidable=True))
@@ -441,6 +442,22 @@ def release_evaluation(rule: ReleaseEvaluation, run: dict, doc: dict) -> list[Vi
         ):
             out.append(Violation(qualifier, f"{where} is {value}; a release needs {bound}"))
     return out
+
+
+def release_contamination(rule: ReleaseContamination, run: dict, doc: dict) -> list[Violation]:
+    release = run.get("release")
+    if release is None:
+        return []
+    return [
+        Violation(
+            c["evalset"],
+            f"{c['contaminated']} of {c['judged']} records of {c['evalset']} share a run of {c['ngram']} words with "
+            f"the training data ({c['share']:.2%}, at most {rule.max_share:.2%} allowed; "
+            f"ledger index {c['ledger_index']})",
+        )
+        for c in release.get("contamination", [])
+        if c["share"] > rule.max_share
+    ]
 
 
 def takedown_tainted_start(rule: TakedownTaintedStart, run: dict, doc: dict) -> list[Violation]:
@@ -473,6 +490,7 @@ RUN_RULES: dict[str, DatasetRule] = {
     "training.approval": training_approval,
     "takedown.tainted-start": takedown_tainted_start,
     "release.evaluation": release_evaluation,
+    "release.contamination": release_contamination,
 }
 
 

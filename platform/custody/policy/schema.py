@@ -51,6 +51,7 @@ RULE_IDS = (
     "takedown.applied",
     "takedown.tainted-start",
     "release.evaluation",
+    "release.contamination",
 )
 GATE_RECORDED = "gate.recorded"
 
@@ -291,8 +292,16 @@ class ReleaseEvaluation(Rule):
     require: list[Requirement] = Field(min_length=1)
 
 
+class ReleaseContamination(Rule):
+    """`custody release`: at most `max_share` of each evaluation set's judged records share a run of
+    13 words with the training data (evals/contamination.py)."""
+
+    max_share: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class ReleaseRules(_Strict):
     evaluation: ReleaseEvaluation | None = None
+    contamination: ReleaseContamination | None = None
 
 
 # Rules every policy enforces whether it names them or not (`Policy.enforced_rules`): a policy

@@ -207,4 +207,9 @@ def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]
     content["datasets"] = datasets
     content["reviews"] = reviews_on(home, subject)
     content["takedowns"] = takedowns_on(home, subject, "run.tainted/")
+    model = (content["run"]["finished"] or {}).get("model_digest")
+    content["evaluations"] = (
+        [cite(row) for row in entries(home.storage, "eval.completed/", f"model:{model}")] if model else []
+    )
+    content["contamination"] = [cite(row) for row in entries(home.storage, "eval.contamination/", subject)]
     return content

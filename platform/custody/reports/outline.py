@@ -438,7 +438,32 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
             continue
         blocks += check_blocks(item["checks"], level=4)
         blocks += lineage_blocks(item, level=4)
-    return blocks + takedown_blocks(content)
+    return blocks + evaluation_blocks(content) + takedown_blocks(content)
+
+
+def evaluation_blocks(content: dict[str, Any]) -> list[Block]:
+    """The final model's recorded evaluations, and how much of each evaluation set the training data holds."""
+    blocks: list[Block] = [("h", 2, "Evaluations of the final model")]
+    rows = [
+        [e["evalset"], e["task"], name, ", ".join(f"{k} {_num(v)}" for k, v in values.items()), e["ledger_index"]]
+        for e in content.get("evaluations", [])
+        for name, values in e["results"].items()
+    ]
+    if rows:
+        blocks.append(("table", ["evaluation set", "task", "slice", "metrics", "ledger index"], rows))
+    else:
+        blocks.append(("p", "No evaluation of the final model is recorded (`custody eval RUN EVALSET@VERSION`)."))
+    blocks.append(("h", 2, "Evaluation data in the training data"))
+    overlap = [
+        [c["evalset"], c["ngram"], _num(c["judged"]), _num(c["contaminated"]), f"{c['share']:.2%}", c["ledger_index"]]
+        for c in content.get("contamination", [])
+    ]
+    if overlap:
+        headers = ["evaluation set", "n-gram (words)", "records judged", "sharing an n-gram", "share", "ledger index"]
+        blocks.append(("table", headers, overlap))
+    else:
+        blocks.append(("p", "No overlap was measured for this run (`custody release` measures it)."))
+    return blocks
 
 
 def _records(content: dict[str, Any], ref: str) -> int | None:

@@ -77,7 +77,7 @@ def _ascii_word_bytes() -> bytes:
     return bytes(int(flag) for flag in _is_word()[:128]) + bytes(128)
 
 
-def _nul_positions(text: str) -> np.ndarray:
+def nul_positions(text: str) -> np.ndarray:
     """Positions (in code points) of the NUL characters of `text`."""
     if text.isascii():
         return np.flatnonzero(np.frombuffer(text.encode("ascii"), dtype=np.uint8) == 0)
@@ -146,10 +146,10 @@ def shingle_hashes(items: list[str], n: int = NGRAM) -> np.ndarray:
     """One uint64 per run of `n` consecutive words (sum of word hash x BASE^position, mod 2^64)."""
     if len(items) < n:
         return np.zeros(0, dtype=np.uint64)
-    return _shingles(_word_hashes(items), n)
+    return ngram_hashes(_word_hashes(items), n)
 
 
-def _shingles(hashed: np.ndarray, n: int) -> np.ndarray:
+def ngram_hashes(hashed: np.ndarray, n: int) -> np.ndarray:
     total = np.zeros(len(hashed) - n + 1, dtype=np.uint64)
     factor = np.uint64(1)
     with np.errstate(over="ignore"):  # wrapping arithmetic is the point
@@ -191,11 +191,11 @@ def fingerprints(text: str) -> np.ndarray:
     return winnow(shingle_hashes(index_words(text)))
 
 
-def _joined(texts: list[str]) -> str:
+def joined_texts(texts: list[str]) -> str:
     """The texts normalised and joined by NUL (a NUL inside a text becomes a space: it separates
     words there anyway)."""
     joined = unicodedata.normalize("NFKC", "\x00".join(texts)).casefold()
-    if len(_nul_positions(joined)) != len(texts) - 1:  # NUL stays NUL under NFKC and casefold
+    if len(nul_positions(joined)) != len(texts) - 1:  # NUL stays NUL under NFKC and casefold
         joined = "\x00".join(unicodedata.normalize("NFKC", t.replace("\x00", " ")).casefold() for t in texts)
     return joined
 
@@ -208,7 +208,7 @@ def batch_fingerprints(texts: list[str], n: int = NGRAM, window: int = WINDOW) -
         from custody.takedown.kernel import fingerprint_codes
     except ImportError:  # numba missing: the same result, about twice the time
         return batch_fingerprints_arrays(texts, n, window)
-    joined = _joined(texts)
+    joined = joined_texts(texts)
     if joined.isascii():
         codes, is_word, char_hash = (
             np.frombuffer(joined.encode("ascii"), dtype=np.uint8),
@@ -223,13 +223,13 @@ def batch_fingerprints(texts: list[str], n: int = NGRAM, window: int = WINDOW) -
 
 def batch_fingerprints_arrays(texts: list[str], n: int = NGRAM, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """`batch_fingerprints` in numpy array operations alone (no Python work per word or text)."""
-    joined = _joined(texts)
-    boundaries = _nul_positions(joined)
+    joined = joined_texts(texts)
+    boundaries = nul_positions(joined)
     hashed, starts = word_runs(joined)
     owner_of_word = np.searchsorted(boundaries, starts)
     if len(hashed) < n:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32)
-    shingles = _shingles(hashed, n)
+    shingles = ngram_hashes(hashed, n)
     # A shingle belongs to a text when its n words all do.
     first, last = owner_of_word[: len(shingles)], owner_of_word[n - 1 :]
     keep = first == last

@@ -1,0 +1,112 @@
+"""Contamination: did an evaluation set leak into the training data?
+
+An evaluation record is contaminated when it shares a run of at least N = 13 consecutive words
+with any training record (the n-gram length of the GPT-3 paper's analysis; Brown et al. 2020,
+appendix C), words normalised as `custody find` normalises them (NFKC, case-folded, runs of `\\w`).
+Every 13-gram of the evaluation set is hashed (64 bits, the fingerprints' word and shingle
+hashes); the training data is read once, verified against its manifests, and its 13-grams looked
+up in that set. A record shorter than 13 words cannot be judged this way and is counted apart
+(`unjudged`). For a multiple-choice record the prompt is checked, and the right answer after it.
+
+A 64-bit hash match is not re-checked word by word: a false match needs two different 13-word
+runs with the same hash, about one in 10^19 per pair looked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from custody.datasets.registry import RegisteredDataset
+from custody.evals.tasks import EvalRecord
+from custody.takedown.fingerprints import joined_texts, ngram_hashes, nul_positions, shingle_hashes, word_runs, words
+from custody.train.data import verified_records
+
+NGRAM = 13
+BATCH_CHARS = 1 << 20
+
+
+@dataclass
+class Overlap:
+    evalset: str
+    evalset_digest: str
+    records: int
+    judged: int
+    contaminated: list[str] = field(default_factory=list)  # ids of contaminated evaluation records
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "evalset": self.evalset,
+            "evalset_digest": self.evalset_digest,
+            "records": self.records,
+            "judged": self.judged,
+            "unjudged": self.records - self.judged,
+            "contaminated": len(self.contaminated),
+            "share": round(len(self.contaminated) / self.judged, 6) if self.judged else 0.0,
+            "contaminated_ids": sorted(self.contaminated)[:50],
+        }
+
+
+def checked_text(record: EvalRecord) -> str:
+    """What of an evaluation record could have leaked: the text, and a right answer after it."""
+    if record.choices is not None and record.answer is not None:
+        return f"{record.text} {record.choices[record.answer]}"
+    return record.text
+
+
+def _training_ngrams(datasets: Sequence[RegisteredDataset], n: int) -> Iterable[np.ndarray]:
+    """The n-gram hashes of every training record, a batch at a time (none spans two records)."""
+    pending: list[str] = []
+    size = 0
+    for dataset in datasets:
+        for _, record in verified_records(dataset):
+            pending.append(record.text)
+            size += len(record.text)
+            if size >= BATCH_CHARS:
+                yield _batch_ngrams(pending, n)
+                pending, size = [], 0
+    if pending:
+        yield _batch_ngrams(pending, n)
+
+
+def _batch_ngrams(texts: list[str], n: int) -> np.ndarray:
+    joined = joined_texts(texts)
+    hashed, starts = word_runs(joined)
+    if len(hashed) < n:
+        return np.zeros(0, dtype=np.uint64)
+    owner = np.searchsorted(nul_positions(joined), starts)
+    grams = ngram_hashes(hashed, n)
+    return grams[owner[: len(grams)] == owner[n - 1 :]]
+
+
+def measure(
+    evalsets: Sequence[tuple[RegisteredDataset, Sequence[EvalRecord]]],
+    training: Sequence[RegisteredDataset],
+    n: int = NGRAM,
+) -> list[Overlap]:
+    """The overlap of each evaluation set with the training datasets, reading the training data once."""
+    owners: dict[int, set[tuple[int, str]]] = {}
+    results = []
+    for position, (dataset, records) in enumerate(evalsets):
+        judged = 0
+        for record in records:
+            grams = shingle_hashes(words(checked_text(record)).words, n)
+            if len(grams) == 0:
+                continue
+            judged += 1
+            for gram in grams.tolist():
+                owners.setdefault(gram, set()).add((position, record.id))
+        results.append(Overlap(str(dataset.ref), dataset.digest, len(records), judged))
+    if not owners:
+        return results
+    wanted = np.fromiter(owners, dtype=np.uint64, count=len(owners))
+    found: set[tuple[int, str]] = set()
+    for grams in _training_ngrams(training, n):
+        for gram in grams[np.isin(grams, wanted)].tolist():
+            found |= owners[gram]
+    for position, record_id in found:
+        results[position].contaminated.append(record_id)
+    return results

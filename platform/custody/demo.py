@@ -9,7 +9,8 @@ denies the ones it must (a shadow library, a dump with no license, pages full
 of contact data) with reasons; a run spec prepares the data (PII redacted, toxic lines dropped,
 duplicates removed) and is held for a person's approval; a forged approval (the engineer's key
 claiming to be the ML lead) is refused; the ML lead approves with their own key, and a small GPT
-trains with energy, carbon and water measured; a page of a book is traced to the run and its
+trains with energy, carbon and water measured; a held-out set scores it and the gate releases
+it; a page of a book is traced to the run and its
 checkpoints (`custody find`); reports go out, the ledger verifies, and stock
 `ssh-keygen` checks who signed the approval; a witness cosigns; and the book's estate asks for
 it to be taken down: the ML lead applies the request through the lineage (new versions, the run
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from custody.demo_corpus import write_demo_sources
+from custody.demo_corpus import write_demo_evalset, write_demo_sources
 from custody.paths import pipelines_dir
 from custody.toxicity import linear
 from custody.trust.sshkeys import generate_key
@@ -170,6 +171,21 @@ def run_demo(home: Path | None = None) -> int:
             f"{used['emissions_kg_co2e'] * 1000:.3f} g CO2e, {used['water_l']:.4f} L water"
         )
 
+        console.print(
+            "# an annotated held-out set, registered like any dataset, scores the model per slice;", style="dim"
+        )
+        console.print(
+            "# the release goes through the gate: the training data as it stands now, and whether", style="dim"
+        )
+        console.print("# the held-out set leaked into training (13-word overlap)", style="dim")
+        held_out = write_demo_evalset(workdir / "eval")
+        _custody(
+            "dataset", "register", str(held_out.folder), "--name", "held-out", "--version", "1",
+            "--card", str(held_out.card), "--id-field", "id", *h,
+        )  # fmt: skip
+        _custody("eval", run["run_id"], "held-out@1", *h)
+        _custody("release", run["run_id"], *h, key=LEAD)
+
         console.print("# was this book in the model? A page of it, re-flowed and in capitals, is found in", style="dim")
         console.print("# the source, the data prepared for the run, and the run and its checkpoints", style="dim")
         page = _reflowed_page(workdir / "sources" / "books", workdir / "page.txt")
@@ -205,7 +221,7 @@ def run_demo(home: Path | None = None) -> int:
         handover = _witness_story(workdir, home, key, first)
 
         console.rule("8. takedown: the book's estate asks for it out, and gets a proof", style="bold")
-        proof_of_removal, request_id = _takedown_story(workdir, page, spec, key, h)
+        proof_of_removal, request_id = _takedown_story(workdir, page, spec, key, h, run["run_id"])
         console.print("# a site owner's opt-out arrives through a registry (docs/optout.md): custody says", style="dim")
         console.print(
             "# which registered datasets it now touches; the provenance check flags those records", style="dim"
@@ -238,7 +254,9 @@ def run_demo(home: Path | None = None) -> int:
     return 0
 
 
-def _takedown_story(workdir: Path, page: Path, spec: Path, key: str, h: tuple[str, str]) -> tuple[Path, str]:
+def _takedown_story(
+    workdir: Path, page: Path, spec: Path, key: str, h: tuple[str, str], run_id: str
+) -> tuple[Path, str]:
     """The estate's request, applied through the lineage by the ML lead; the old data denied, the
     removed bytes erased by the admin, and a proof of removal checked with the ledger's key alone."""
     console.print("# the request keeps the page's digest and n-gram fingerprint, never its text", style="dim")
@@ -250,6 +268,8 @@ def _takedown_story(workdir: Path, page: Path, spec: Path, key: str, h: tuple[st
     _custody("takedown", "apply", request_id, *h, key=LEAD)
     console.print("# the same spec again: its prepared data is the taken-down version, so the gate denies", style="dim")
     _custody("run", str(spec), *h, expect=(3,))
+    console.print("# nor can the model trained on it be released again", style="dim")
+    _custody("release", run_id, *h, key=LEAD, expect=(3,))
     console.print("# the admin erases the replaced shards; the ledger keeps their digests and verifies", style="dim")
     _custody("store", "gc", *h, key=ADMIN)
     _custody("ledger", "verify", *h)

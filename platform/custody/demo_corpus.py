@@ -254,3 +254,33 @@ def write_demo_sources(root: Path, seed: int = 2026) -> list[DemoSource]:
         card_path.write_text(_card(*card), encoding="utf-8")
         sources.append(DemoSource(name, folder, card_path, count))
     return sources
+
+
+def _held_out(fake: Faker, rng: random.Random, n: int) -> Iterator[dict]:
+    """Story chapters and news paragraphs like the training sources', none of them trained on:
+    an annotated evaluation set with two slices."""
+    books, pages = _books(fake, rng, n // 2), _web_pages(fake, rng, n - n // 2)
+    for i, row in enumerate(books):
+        yield {"id": f"eval-story-{i:03d}", "text": row["text"], "slice": "stories"}
+    for i, row in enumerate(pages):
+        yield {"id": f"eval-news-{i:03d}", "text": row["text"], "slice": "news"}
+
+
+def write_demo_evalset(root: Path, seed: int = 7331) -> DemoSource:
+    """A held-out evaluation set (next-token loss per slice) with its card."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    folder = root / "held-out"
+    count = _write_shards(folder, _held_out(fake, random.Random(seed), 40), 40)
+    card = (
+        "Demo held-out evaluation set",
+        "Story chapters and news paragraphs written for evaluation, never trained on.",
+        "demo evaluation team",
+        "https://eval.example.org/held-out",
+        "public",
+        "CC0-1.0",
+        "no",
+    )
+    card_path = root / "held-out.card.toml"
+    card_path.write_text(_card(*card), encoding="utf-8")
+    return DemoSource("held-out", folder, card_path, count)

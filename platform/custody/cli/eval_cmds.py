@@ -113,13 +113,25 @@ def release_command(
             fail(str(exc))
     decision = done.gate.decision
     if as_json:
-        print_json({"released_at": done.ledger_index, "model_digest": done.weights.digest, **done.gate.as_json()})
+        print_json(
+            {
+                "released_at": done.ledger_index,
+                "model_digest": done.weights.digest,
+                "contamination": done.contamination,
+                **done.gate.as_json(),
+            }
+        )
     else:
         verdict = f"released at ledger index {done.ledger_index}" if done.ledger_index is not None else "not released"
         console.print(
             f"{decision.decision}: model sha256 {done.weights.digest[:16]}… ({verdict}; decision at ledger index "
             f"{done.gate.ledger_index}, {done.gate.describe_policies()})"
         )
+        for c in done.contamination:
+            console.print(
+                f"  {c['evalset']}: {c['contaminated']} of {c['judged']} judged records share a run of "
+                f"{c['ngram']} words with the training data (ledger index {c['ledger_index']})"
+            )
         for reason in decision.reasons:
             console.print(f"  {reason.outcome}  {reason.finding}: {reason.message}")
     raise typer.Exit(decision.exit_code)

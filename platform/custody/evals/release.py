@@ -30,6 +30,7 @@ class Release:
     weights: Weights
     gate: GateResult
     ledger_index: int | None  # the model.released entry, when allowed
+    contamination: list[dict[str, Any]]  # the overlap measured now, per evaluation set
 
 
 def contamination(
@@ -128,4 +129,4 @@ def release(
         }
         refs = [f"ledger:{gate.ledger_index}"] + [f"ledger:{i}" for i in body["evaluations"]]
         index = home.record("model.released/v1", f"model:{weights.digest}", body, refs=refs, actor=actor)
-    return Release(weights, gate, index)
+    return Release(weights, gate, index, context.release["contamination"])

@@ -279,3 +279,32 @@ def test_the_dashboard_shows_a_classifier_runs_held_out_scores(trained, cast, mo
     frames = [f.value for f in at.dataframe]
     held = next(f for f in frames if "ROC-AUC" in f.columns)
     assert list(held["dataset"]) == ["davidson@1"] and float(held["ROC-AUC"][0]) > 0.8
+
+
+def test_custody_eval_scores_a_classifier_run_on_a_labelled_set(trained):
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from custody.evals.run_eval import EvalError, evaluate, resolve
+    from custody.toxicity.linear import LinearScorer
+
+    home, _, outcome, _ = trained
+    ethos = DatasetRegistry(home).get("ethos@1")
+    _, body = evaluate(home, outcome.run_id, ethos, actor="trainer")
+    assert body["task"] == "classification" and body["records"] == 120
+    weights = resolve(home, outcome.run_id)
+    rows = [r for _, r in ethos.records()]
+    labels = [
+        int(json.loads(line)["label"])
+        for line in (Path(ethos.shard_path(ethos.manifest.shards[0]))).read_text().splitlines()
+    ]
+    probabilities = LinearScorer(weights.path, weights.digest).probabilities([r.text for r in rows])
+    predicted = [int(p >= 0.5) for p in probabilities]
+    assert body["results"]["all"] == {
+        "records": 120,
+        "positives": sum(labels),
+        "accuracy": round(sum(a == b for a, b in zip(labels, predicted, strict=True)) / 120, 6),
+        "f1": round(float(f1_score(labels, predicted, zero_division=0)), 6),
+        "roc_auc": round(float(roc_auc_score(labels, probabilities)), 6) if 0 < sum(labels) < 120 else None,
+    }
+    with pytest.raises(EvalError, match="trained a classifier: it answers classification sets, not loss"):
+        evaluate(home, outcome.run_id, ethos, task="loss")

@@ -8,7 +8,8 @@ vocabulary, as bench/takedown.py) and registers them in a fresh home, then measu
 
 - **contamination**: `custody.evals.contamination.measure` of an evaluation set of 400 records
   (200 of them 20-word spans copied from training records, case changed; 200 fresh) against the
-  training data, CPU seconds per GB of training text; beside it the floor any check must pay,
+  training data (every 13-gram hashed by the passage index's compiled loop), CPU seconds per GB
+  of training text; beside it the floor any check must pay,
   reading every training record (shards re-hashed against the manifest) and nothing else. The
   planted records must all be found and no fresh one.
 - **evaluation**: `custody.evals.tasks.lm_loss` over 200 records with a small GPT (4 layers,
@@ -90,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(PLANTED)
             ]
             fresh = [EvalRecord(f"f{i}", " ".join(f"unseen{i}x{j}" for j in range(20)), "fresh") for i in range(FRESH)]
-            from custody.takedown.fingerprints import word_runs
+            from custody.takedown.fingerprints import batch_fingerprints
 
-            word_runs("tables built once per process, not part of a check")
+            batch_fingerprints(["compiled and tables built once per installation, not part of a check"] * 2, 13, 1)
             started = time.process_time()
             [overlap] = measure([(training, planted + fresh)], [training])
             contamination_s = time.process_time() - started

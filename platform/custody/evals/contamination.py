@@ -22,7 +22,7 @@ import numpy as np
 
 from custody.datasets.registry import RegisteredDataset
 from custody.evals.tasks import EvalRecord
-from custody.takedown.fingerprints import joined_texts, ngram_hashes, nul_positions, shingle_hashes, word_runs, words
+from custody.takedown.fingerprints import batch_fingerprints, shingle_hashes, words
 from custody.train.data import verified_records
 
 NGRAM = 13
@@ -73,13 +73,9 @@ def _training_ngrams(datasets: Sequence[RegisteredDataset], n: int) -> Iterable[
 
 
 def _batch_ngrams(texts: list[str], n: int) -> np.ndarray:
-    joined = joined_texts(texts)
-    hashed, starts = word_runs(joined)
-    if len(hashed) < n:
-        return np.zeros(0, dtype=np.uint64)
-    owner = np.searchsorted(nul_positions(joined), starts)
-    grams = ngram_hashes(hashed, n)
-    return grams[owner[: len(grams)] == owner[n - 1 :]]
+    """Every n-gram hash of the texts: the passage fingerprints with a winnowing window of one (each
+    n-gram its own minimum), computed by the same compiled loop."""
+    return batch_fingerprints(texts, n, 1)[0]
 
 
 def measure(

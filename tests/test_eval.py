@@ -310,3 +310,28 @@ def test_the_run_report_shows_evaluations_and_overlap_and_verifies(trained, cast
     pubkey = CliRunner().invoke(app, ["ledger", "pubkey", "--home", str(home.path)], env=env).stdout.strip()
     done = CliRunner().invoke(app, ["verify-report", str(out), "--key", pubkey])
     assert done.exit_code == 0, done.output
+
+
+def test_a_run_spec_lists_evaluations_run_on_the_final_model(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, _ = trained
+    register(home, root, "spec-set", LOSS_SET)
+    policy = write(root / "policy-spec.toml", POLICY.format(approval=""))
+    extra = '\n[[evaluations]]\nevalset = "spec-set@1"\n'
+    spec = write(root / "with-evals.toml", SPEC.format(name="tiny-evals", kind="pretrain", policy=policy, extra=extra))
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    done = CliRunner().invoke(app, ["run", str(spec), "--json", "--home", str(home.path)], env=env)
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    [evaluation] = result["evaluations"]
+    assert evaluation["evalset"] == "spec-set@1" and evaluation["results"]["all"]["records"] == 3
+    assert evaluations_of(home, result["model_digest"])[-1][0] == evaluation["ledger_index"]
+    bad = write(
+        root / "bad-evals.toml",
+        SPEC.format(name="x", kind="pretrain", policy=policy, extra='\n[[evaluations]]\nevalset = "no at sign"\n'),
+    )
+    done = CliRunner().invoke(app, ["run", str(bad), "--home", str(home.path)], env=env)
+    assert done.exit_code == 2 and "evaluations" in done.stderr

@@ -57,12 +57,14 @@ def run(
     address = ray_address or (wanted.address if kind == "ray" else None)
     workers = wanted.workers if kind == "ray" else None
     with opened(home, database) as h, executor_for(kind, address, workers) as runner:
+        who = acting(h, key, actor, "run")
         try:
-            outcome = run_spec(h, loaded, actor=acting(h, key, actor, "run"), say=say, executor=runner)
+            outcome = run_spec(h, loaded, actor=who, say=say, executor=runner)
         except (StageError, SpecError, ExecutorError, LabelError) as exc:
             fail(str(exc))
         except RunRefused as exc:
             fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)
+        evaluations = _evaluate(h, loaded.spec, outcome, who, say) if outcome.result is not None else []
         if as_json:
             result = outcome.result
             print_json(
@@ -75,10 +77,37 @@ def run(
                     "datasets": [{"ref": str(d.ref), "digest": d.digest} for d in outcome.prepared],
                     "run_id": outcome.run_id,
                     "entries": outcome.entries,
+                    "evaluations": evaluations,
                     **_result_json(result),
                 }
             )
     raise typer.Exit(outcome.exit_code)
+
+
+def _evaluate(home, spec, outcome, who, say) -> list[dict]:
+    """The spec's evaluations of the final model, each recorded as eval.completed."""
+    from custody.datasets.names import parse_ref
+    from custody.datasets.registry import DatasetNotFound, DatasetRegistry
+    from custody.evals.run_eval import EvalError, evaluate
+
+    done = []
+    for wanted in spec.evaluations:
+        try:
+            dataset = DatasetRegistry(home).get(parse_ref(wanted.evalset))
+            index, body = evaluate(home, outcome.run_id, dataset, wanted.task, who)
+        except (DatasetNotFound, EvalError) as exc:
+            fail(f"run {outcome.run_id} trained and is recorded, but its evaluation on {wanted.evalset} failed: {exc}")
+        say(f"evaluated on {body['evalset']} ({body['task']}): {_headline(body)} (ledger index {index})")
+        done.append(
+            {"ledger_index": index, "evalset": body["evalset"], "task": body["task"], "results": body["results"]}
+        )
+    return done
+
+
+def _headline(body: dict) -> str:
+    everything = body["results"]["all"]
+    shown = [f"{k} {v}" for k, v in everything.items() if k in ("perplexity", "accuracy", "f1", "roc_auc")]
+    return ", ".join(shown) or f"{everything.get('records')} records"
 
 
 def _result_json(result: object) -> dict:

@@ -165,6 +165,22 @@ class ExecutorSpec(_Strict):
         return self
 
 
+class EvaluationSpec(_Strict):
+    """An evaluation `custody run` runs on the final model when training ends (docs/evaluation.md)."""
+
+    evalset: str  # NAME@VERSION of a registered evaluation dataset
+    task: Literal["auto", "loss", "multiple-choice", "classification"] = "auto"
+
+    @field_validator("evalset")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        try:
+            parse_ref(value)
+        except DatasetRefError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class RunSpec(_Strict):
     schema_: int = Field(alias="schema")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -181,6 +197,7 @@ class RunSpec(_Strict):
     classifier: ClassifierSpec | None = None
     carbon: CarbonSpec = Field(default_factory=CarbonSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    evaluations: list[EvaluationSpec] = Field(default_factory=list)
 
     @field_validator("schema_")
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from custody.datasets.names import DatasetRefError, parse_ref
 from custody.tomlconfig import load_model
@@ -42,19 +42,21 @@ class PolicySpec(_Strict):
         return self
 
 
+def _valid_ref(value: str) -> str:
+    try:
+        parse_ref(value)
+    except DatasetRefError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+DatasetRefText = Annotated[str, AfterValidator(_valid_ref)]  # NAME@VERSION, checked
+
+
 class DatasetSpec(_Strict):
-    ref: str
+    ref: DatasetRefText
     stages: list[str] | None = None  # this dataset's preparation; None: [prepare] stages
     label: str | None = None  # kind = 'classifier': this dataset's label field; None: [classifier] label
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, value: str) -> str:
-        try:
-            parse_ref(value)
-        except DatasetRefError as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
 
 class PrepareSpec(_Strict):
@@ -168,17 +170,8 @@ class ExecutorSpec(_Strict):
 class EvaluationSpec(_Strict):
     """An evaluation `custody run` runs on the final model when training ends (docs/evaluation.md)."""
 
-    evalset: str  # NAME@VERSION of a registered evaluation dataset
+    evalset: DatasetRefText  # a registered evaluation dataset
     task: Literal["auto", "loss", "multiple-choice", "classification"] = "auto"
-
-    @field_validator("evalset")
-    @classmethod
-    def _ref(cls, value: str) -> str:
-        try:
-            parse_ref(value)
-        except DatasetRefError as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
 
 class RunSpec(_Strict):

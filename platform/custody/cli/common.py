@@ -222,6 +222,11 @@ def opened(home: Path | None, database: str | None):
         opened_home.close()
 
 
+VerifierKeyOption = Annotated[
+    str, typer.Option("--key", help="verifier key (as `custody ledger pubkey` prints it) or a file")
+]
+
+
 def verifier_key(key: str) -> Any:
     """The ledger's verifier key from --key: the key itself (as `custody ledger pubkey` prints it) or a file."""
     from custody.ledger.verifier import VerificationError, parse_verifier_key

@@ -19,13 +19,17 @@ from custody.cli.common import (
     print_json,
 )
 
+WeightsArgument = Annotated[
+    str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
+]
+WeightsArgument = Annotated[
+    str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
+]
 METRIC_ORDER = ("records", "tokens", "nll", "perplexity", "accuracy", "accuracy_norm", "positives", "f1", "roc_auc")
 
 
 def eval_command(
-    target: Annotated[
-        str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
-    ],
+    target: WeightsArgument,
     evalset: Annotated[str, typer.Argument(metavar="EVALSET@VERSION", help="a registered evaluation dataset")],
     task: Annotated[
         str, typer.Option("--task", help="auto (from the fields), loss, multiple-choice or classification")
@@ -79,9 +83,7 @@ def _cell(value: object) -> str:
 
 
 def release_command(
-    target: Annotated[
-        str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
-    ],
+    target: WeightsArgument,
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="the purpose to release for [default: the run's own]")
     ] = None,

@@ -34,23 +34,29 @@ def read_passage(text_file: Path) -> str:
         fail(f"--text-file {text_file}: not UTF-8 (byte {exc.start})")
 
 
+# The ways to name a work, shared by `custody find` and `custody takedown request`.
+TextFileOption = Annotated[
+    Path | None, typer.Option("--text-file", help="a passage (e.g. a page of a book), UTF-8 text")
+]
+RecordHashOption = Annotated[
+    str | None, typer.Option("--record-hash", help="a record's text SHA-256 (the rows' content_hash)")
+]
+UrlPrefixOption = Annotated[str | None, typer.Option("--url-prefix", help="records whose source URL starts with this")]
+DomainOption = Annotated[
+    str | None, typer.Option("--domain", help="records whose source URL's host is this domain or below it")
+]
+FieldOption = Annotated[
+    str | None,
+    typer.Option("--field", metavar="KEY=VALUE", help="records whose field KEY (e.g. author) has this value"),
+]
+
+
 def find(
-    text_file: Annotated[
-        Path | None, typer.Option("--text-file", help="a passage (e.g. a page of a book), UTF-8 text")
-    ] = None,
-    record_hash: Annotated[
-        str | None, typer.Option("--record-hash", help="a record's text SHA-256 (the rows' content_hash)")
-    ] = None,
-    url_prefix: Annotated[
-        str | None, typer.Option("--url-prefix", help="records whose source URL starts with this")
-    ] = None,
-    domain: Annotated[
-        str | None, typer.Option("--domain", help="records whose source URL's host is this domain or below it")
-    ] = None,
-    field: Annotated[
-        str | None,
-        typer.Option("--field", metavar="KEY=VALUE", help="records whose field KEY (e.g. author) has this value"),
-    ] = None,
+    text_file: TextFileOption = None,
+    record_hash: RecordHashOption = None,
+    url_prefix: UrlPrefixOption = None,
+    domain: DomainOption = None,
+    field: FieldOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,

@@ -15,6 +15,7 @@ from custody.cli.common import (
     HomeOption,
     JsonOption,
     KeyOption,
+    VerifierKeyOption,
     acting,
     console,
     err_console,
@@ -82,7 +83,7 @@ def report(
 
 def verify_report_command(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="a report written by `custody report`")],
-    key: Annotated[str, typer.Option("--key", help="verifier key (as `custody ledger pubkey` prints it) or a file")],
+    key: VerifierKeyOption,
     witness_key: WitnessKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:

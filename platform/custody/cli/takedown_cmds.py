@@ -15,6 +15,7 @@ from custody.cli.common import (
     HomeOption,
     JsonOption,
     KeyOption,
+    VerifierKeyOption,
     acting,
     command_group,
     console,
@@ -24,7 +25,14 @@ from custody.cli.common import (
     print_json,
     verifier_key,
 )
-from custody.cli.find_cmds import read_passage
+from custody.cli.find_cmds import (
+    DomainOption,
+    FieldOption,
+    RecordHashOption,
+    TextFileOption,
+    UrlPrefixOption,
+    read_passage,
+)
 
 app = command_group(
     help="Takedown requests: who asks for which work to be removed, and where it is (docs/takedown.md).",
@@ -51,16 +59,11 @@ def _print_affected(found) -> None:
 def request_command(
     by: Annotated[str, typer.Option("--by", help="who asks: the author, site owner or person concerned")],
     reason: Annotated[str, typer.Option("--reason", help="why: copyright, opt-out, personal data, ...")],
-    text_file: Annotated[Path | None, typer.Option("--text-file", help="the work: a passage of it, UTF-8")] = None,
-    record_hash: Annotated[str | None, typer.Option("--record-hash", help="the work: a record's text SHA-256")] = None,
-    url_prefix: Annotated[
-        str | None, typer.Option("--url-prefix", help="every record whose source URL starts with this")
-    ] = None,
-    domain: Annotated[str | None, typer.Option("--domain", help="every record from this host or below it")] = None,
-    field: Annotated[
-        str | None,
-        typer.Option("--field", metavar="KEY=VALUE", help="every record whose field KEY has this value (e.g. author)"),
-    ] = None,
+    text_file: TextFileOption = None,
+    record_hash: RecordHashOption = None,
+    url_prefix: UrlPrefixOption = None,
+    domain: DomainOption = None,
+    field: FieldOption = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -238,7 +241,7 @@ def proof_command(
 @app.command("verify-proof")
 def verify_proof_command(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="a proof written by `custody takedown proof`")],
-    key: Annotated[str, typer.Option("--key", help="verifier key (as `custody ledger pubkey` prints it) or a file")],
+    key: VerifierKeyOption,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a proof of removal offline, with nothing but the file and the ledger's verifier key.

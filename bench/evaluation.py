@@ -6,7 +6,7 @@ training text beside a plain read of the same records.
 Generates `--train-mb` MB of training records (Zipf-distributed words from a 50,000-word
 vocabulary, as bench/takedown.py) and registers them in a fresh home, then measures in one process:
 
-- **contamination**: `custody.evals.contamination.measure` of an evaluation set of 400 records
+- **contamination**: `custody.evalsets.contamination.measure` of an evaluation set of 400 records
   (200 of them 20-word spans copied from training records, case changed; 200 fresh) against the
   training data (every 13-gram hashed by the passage index's compiled loop), CPU seconds per GB
   of training text; beside it the floor any check must pay,
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     from custody.datasets.names import DatasetRef
     from custody.datasets.readers import Fields
     from custody.datasets.registry import DatasetRegistry
-    from custody.evals.contamination import measure
     from custody.evals.tasks import EvalRecord, lm_loss, multiple_choice
+    from custody.evalsets.contamination import measure
     from custody.home import Home
     from custody.train.data import verified_records
     from custody.train.model import GPT, GPTConfig

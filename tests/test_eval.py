@@ -240,8 +240,8 @@ def test_a_release_needs_its_evaluation_within_the_bound(trained, cast):
 
 
 def test_contamination_is_found_when_an_evaluation_set_was_trained_on_and_not_otherwise(trained):
-    from custody.evals.contamination import measure
-    from custody.evals.run_eval import load_records
+    from custody.evalsets.contamination import measure
+    from custody.evalsets.records import load_records
     from train_support import speeches
 
     home, root, _ = trained

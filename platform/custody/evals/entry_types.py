@@ -1,4 +1,5 @@
-"""Ledger entry schema for evaluations: `eval.completed/v1`."""
+"""Ledger entry schemas for evaluations: `eval.completed/v1`, `model.released/v1`, and the
+release-only `eval.contamination/v1`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from custody.evalsets.entry_types import TrainingSet
 from custody.ledger.entry import EntryBody, entry_type
 from custody.runs.entry_types import Emissions
 
@@ -40,15 +42,12 @@ class ModelReleased(EntryBody):
     evaluations: list[int]  # the eval.completed entries the decision saw
 
 
-class TrainingSet(EntryBody):
-    dataset: str
-    digest: str = Field(pattern=DIGEST)
-
-
 @entry_type("eval.contamination/v1")
 class EvalContamination(EntryBody):
-    """How much of an evaluation set a run's training data holds (shared runs of `ngram` words).
-    Subject `run:RUN_ID`; the run report shows it."""
+    """How much of an evaluation set a run's training data holds (shared runs of `ngram` words),
+    measured at release. Subject `run:RUN_ID`; the run report shows it. Superseded by
+    `eval.contamination/v2` (evalsets/entry_types.py), which is measured before training too;
+    kept so that older ledgers still verify and read."""
 
     run_id: str
     model_digest: str = Field(pattern=DIGEST)

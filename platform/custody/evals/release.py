@@ -16,8 +16,9 @@ from typing import Any
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.evals import entry_types  # noqa: F401  registers eval.completed/v1 and model.released/v1
-from custody.evals.contamination import NGRAM, measure
-from custody.evals.run_eval import EvalError, Weights, evaluations_of, load_records, resolve
+from custody.evals.run_eval import EvalError, Weights, evaluations_of, resolve
+from custody.evalsets import contamination as overlap
+from custody.evalsets.records import load_records
 from custody.home import Home, actor_name
 from custody.ledger import query
 from custody.policy.gate import GateResult, run_gate
@@ -36,8 +37,8 @@ class Release:
 def contamination(
     home: Home, weights: Weights, training: list[RegisteredDataset], actor: Any = None
 ) -> list[dict[str, Any]]:
-    """Measure, and record as `eval.contamination/v1`, the overlap of every evaluation set these
-    weights were evaluated on with the training data of the run that wrote them."""
+    """Measure, and record as `eval.contamination/v2` (stage `release`), the overlap of every
+    evaluation set these weights were evaluated on with the training data of the run that wrote them."""
     registry = DatasetRegistry(home)
     latest: dict[str, dict] = {}
     for _, body in evaluations_of(home, weights.digest):
@@ -48,31 +49,23 @@ def contamination(
         if dataset is None or dataset.digest != body["evalset_digest"]:
             continue  # an evaluation set no longer registered with those bytes cannot be read again
         sets.append((dataset, load_records(dataset, body["task"])[1]))
-    out = []
-    for overlap in measure(sets, training):
-        summary = overlap.as_json()
-        entry = {
-            "run_id": weights.run_id,
-            "model_digest": weights.digest,
-            "evalset": overlap.evalset,
-            "evalset_digest": overlap.evalset_digest,
-            "training": [{"dataset": str(d.ref), "digest": d.digest} for d in training],
-            "ngram": NGRAM,
-            **{k: summary[k] for k in ("records", "judged", "contaminated", "share")},
-        }
-        index = home.record("eval.contamination/v1", f"run:{weights.run_id}", entry, actor=actor_name(actor))
-        out.append({"ledger_index": index, **entry})
-    return out
+    return overlap.record(
+        home,
+        sets,
+        training,
+        f"run:{weights.run_id}",
+        "release",
+        actor=actor_name(actor),
+        run_id=weights.run_id,
+        model_digest=weights.digest,
+    )
 
 
 def release_facts(home: Home, weights: Weights, training: list[RegisteredDataset], actor: Any = None) -> dict[str, Any]:
     """What the release rules read: the weights, every evaluation recorded for them, and how much of
     each evaluation set the training data holds (measured now)."""
     return {
-        "contamination": [
-            {k: c[k] for k in ("ledger_index", "evalset", "evalset_digest", "ngram", "judged", "contaminated", "share")}
-            for c in contamination(home, weights, training, actor)
-        ],
+        "contamination": overlap.facts(contamination(home, weights, training, actor)),
         "model_digest": weights.digest,
         "run_id": weights.run_id,
         "evaluations": [

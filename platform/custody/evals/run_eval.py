@@ -3,10 +3,10 @@ annotated dataset and record `eval.completed/v1`.
 
 The weights are named by a run id (its final model) or a checkpoint's digest (`sha256:...`, any
 checkpoint a run recorded); they are loaded only when their bytes hash to that digest. The
-evaluation set is read from its verified shards; its task shape is chosen from its fields (or
-`--task`): `choices` and `answer` make a multiple-choice set, `label` a classification set, plain
-text a next-token loss set; `slice` (optional) names the labelled slice of each record. Every
-record is checked before anything is scored, and an evaluation that fails records nothing.
+evaluation set is read from its verified shards and checked by task shape (`evalsets/records.py`:
+`choices` and `answer` make a multiple-choice set, `label` a classification set, plain text a
+next-token loss set, or `--task`). Every record is checked before anything is scored, and an
+evaluation that fails records nothing.
 """
 
 from __future__ import annotations
@@ -19,20 +19,14 @@ from typing import Any
 
 from custody.datasets.registry import RegisteredDataset
 from custody.evals import entry_types  # noqa: F401  registers eval.completed/v1
-from custody.evals.tasks import ALL, EvalRecord, classification, lm_loss, multiple_choice
+from custody.evals.tasks import classification, lm_loss, multiple_choice
+from custody.evalsets.records import EvalError, EvalRecord, load_records
 from custody.home import Home
 from custody.ledger import query
 from custody.runs.outcome import emissions_body, run_dir
 from custody.train.carbon import CarbonConfig, track_emissions
-from custody.train.data import verified_records
 
-TASKS = ("auto", "loss", "multiple-choice", "classification")
-FIELDS = ("choices", "answer", "label", "slice")
 DIGEST = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
-
-
-class EvalError(ValueError):
-    """An evaluation that cannot run as asked; the message names the field. Nothing is recorded."""
 
 
 @dataclass(frozen=True)
@@ -81,54 +75,6 @@ def _weights_file(home: Home, digest: str, run_id: str | None) -> Path:
             if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
                 return path
     raise EvalError(f"the weights sha256 {digest} are neither in the artifact store nor in the run's folder")
-
-
-def load_records(dataset: RegisteredDataset, task: str) -> tuple[str, list[EvalRecord]]:
-    """(task, records), every record checked against the task's fields."""
-    if task not in TASKS:
-        raise EvalError(f"--task {task!r}: one of {', '.join(TASKS)}")
-    raw = [record for _, record in verified_records(dataset, extra=FIELDS)]
-    fields = [record.extra or {} for record in raw]
-    if task == "auto":
-        if any(f.get("choices") is not None for f in fields):
-            task = "multiple-choice"
-        elif any(f.get("label") is not None for f in fields):
-            task = "classification"
-        else:
-            task = "loss"
-    records = [_checked(dataset, task, record.id, record.text, f) for record, f in zip(raw, fields, strict=True)]
-    if not records:
-        raise EvalError(f"{dataset.ref}: no records")
-    return task, records
-
-
-def _checked(dataset: RegisteredDataset, task: str, rid: str, text: str, fields: dict[str, Any]) -> EvalRecord:
-    where = f"{dataset.ref}: record {rid}"
-    slice_ = fields.get("slice")
-    if slice_ is not None and (not isinstance(slice_, str) or not slice_.strip()):
-        raise EvalError(f"{where}: field 'slice' must be a non-empty string")
-    slice_name = slice_.strip() if slice_ else ALL
-    if task == "multiple-choice":
-        choices, answer = fields.get("choices"), fields.get("answer")
-        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-            raise EvalError(f"{where}: field 'choices' must be a list of at least two non-empty strings")
-        if not isinstance(answer, int) or isinstance(answer, bool):
-            raise EvalError(
-                f"{where}: field 'answer' must be the index of the right choice (an integer), not {answer!r}"
-            )
-        if not 0 <= answer < len(choices):
-            raise EvalError(
-                f"{where}: field 'answer': {answer} is out of range ({len(choices)} choices: 0 to {len(choices) - 1})"
-            )
-        return EvalRecord(rid, text, slice_name, tuple(choices), answer)
-    if task == "classification":
-        label = fields.get("label")
-        if label is None:
-            raise EvalError(f"{where}: field 'label' is missing: a classification set labels every record")
-        if label not in (0, 1) or isinstance(label, float):
-            raise EvalError(f"{where}: field 'label' must be 0 or 1, not {label!r}")
-        return EvalRecord(rid, text, slice_name, label=int(label))
-    return EvalRecord(rid, text, slice_name)
 
 
 def score(home: Home, weights: Weights, task: str, records: list[EvalRecord]) -> dict[str, dict[str, Any]]:

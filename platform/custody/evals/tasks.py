@@ -18,20 +18,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-ALL = "all"
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    id: str
-    text: str  # the prompt, for multiple-choice
-    slice: str
-    choices: tuple[str, ...] | None = None
-    answer: int | None = None
-    label: int | None = None
+from custody.evalsets.records import ALL, EvalRecord
 
 
 def _slices(records: Iterable[EvalRecord]) -> list[str]:

@@ -10,6 +10,11 @@ up in that set. A record shorter than 13 words cannot be judged this way and is 
 
 A 64-bit hash match is not re-checked word by word: a false match needs two different 13-word
 runs with the same hash, about one in 10^19 per pair looked up.
+
+One measurement serves both moments it is taken: `custody run`, before the gate, for the evaluation
+sets the run spec lists (the gate's `training.contamination` rule judges it), and `custody release`
+for the sets the weights were evaluated on (`release.contamination`). Each is recorded as
+`eval.contamination/v2` with its `stage` (`record`).
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from typing import Any
 import numpy as np
 
 from custody.datasets.registry import RegisteredDataset
-from custody.evals.tasks import EvalRecord
+from custody.evalsets import entry_types  # noqa: F401  registers eval.contamination/v2
+from custody.evalsets.records import EvalRecord
+from custody.home import Home
 from custody.takedown.fingerprints import batch_fingerprints, shingle_hashes, words
-from custody.train.data import verified_records
 
 NGRAM = 13
 BATCH_CHARS = 1 << 20
+ENTRY_TYPE = "eval.contamination/v2"
+# What a gate rule reads of each measurement (training.contamination, release.contamination).
+FACTS = ("ledger_index", "evalset", "evalset_digest", "ngram", "judged", "contaminated", "share")
 
 
 @dataclass
@@ -59,6 +68,8 @@ def checked_text(record: EvalRecord) -> str:
 
 def _training_ngrams(datasets: Sequence[RegisteredDataset], n: int) -> Iterable[np.ndarray]:
     """The n-gram hashes of every training record, a batch at a time (none spans two records)."""
+    from custody.train.data import verified_records  # torch: imported only when data is read
+
     pending: list[str] = []
     size = 0
     for dataset in datasets:
@@ -106,3 +117,47 @@ def measure(
     for position, record_id in found:
         results[position].contaminated.append(record_id)
     return results
+
+
+def record(
+    home: Home,
+    evalsets: Sequence[tuple[RegisteredDataset, Sequence[EvalRecord]]],
+    training: Sequence[RegisteredDataset],
+    subject: str,
+    stage: str,
+    actor: Any = None,
+    **about: Any,
+) -> list[dict[str, Any]]:
+    """Measure the overlap of each evaluation set with the training datasets and record each as
+    `eval.contamination/v2` under `subject`; `about` names the run, the weights (release) or the
+    request (before training). Returns each entry's body with its ledger index."""
+    out = []
+    for overlap in measure(evalsets, training):
+        summary = overlap.as_json()
+        body = {
+            "stage": stage,
+            **about,
+            "evalset": overlap.evalset,
+            "evalset_digest": overlap.evalset_digest,
+            "training": [{"dataset": str(d.ref), "digest": d.digest} for d in training],
+            "ngram": NGRAM,
+            **{k: summary[k] for k in ("records", "judged", "contaminated", "share")},
+        }
+        refs = [f"sha256:{overlap.evalset_digest}", *(f"sha256:{d.digest}" for d in training)]
+        index = home.record(ENTRY_TYPE, subject, body, refs=refs, actor=actor)
+        out.append({"ledger_index": index, **body})
+    return out
+
+
+def facts(recorded: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the gate's input document holds of each recorded measurement."""
+    return [{k: c[k] for k in FACTS} for c in recorded]
+
+
+def describe(c: dict[str, Any]) -> str:
+    """One line about one measurement, as `custody run` prints it."""
+    return (
+        f"contamination of {c['evalset']}: {c['contaminated']} of {c['judged']} judged records share a run of "
+        f"{c['ngram']} words with the training data ({c['share']:.2%}; {c['records'] - c['judged']} too short "
+        f"to judge; ledger index {c['ledger_index']})"
+    )

@@ -226,6 +226,7 @@ def _refs(doc: dict, policies: list[PolicyInForce], input_digest: str) -> list[s
     indices |= {r["ledger_index"] for ds in doc["datasets"] for r in ds["checks"].values()}
     indices |= {r["ledger_index"] for r in doc["reviews"]}
     indices |= {p.binding_index for p in policies if p.binding_index is not None}
+    indices |= {c["ledger_index"] for c in (doc.get("run") or {}).get("contamination", [])}  # measured before it
     digests = list(dict.fromkeys(f"sha256:{p.loaded.digest}" for p in policies))
     return [*digests, f"sha256:{input_digest}"] + [f"ledger:{i}" for i in sorted(indices)]
 

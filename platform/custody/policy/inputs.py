@@ -32,8 +32,9 @@ REVIEW_TYPE_PREFIX = "review."
 
 @dataclass(frozen=True)
 class RunContext:
-    """A training run asking to start: its name, who asks, its energy and carbon estimates, and the
-    checkpoint it starts from (fine-tuning, transfer)."""
+    """A training run asking to start: its name, who asks, its energy and carbon estimates, the
+    checkpoint it starts from (fine-tuning, transfer), and how much of each evaluation set its
+    training data holds."""
 
     name: str
     requested_by: str
@@ -42,6 +43,9 @@ class RunContext:
     requested_key: str | None = None  # fingerprint of the requester's key: duties compare keys
     start_checkpoint: str | None = None  # sha256 of the checkpoint a fine-tune or transfer starts from
     release: dict[str, Any] | None = None  # for `custody release`: the weights and their evaluations
+    # for `custody run` with evaluation sets: each set's overlap with the prepared training data,
+    # measured before the gate (`eval.contamination/v2`, evalsets/contamination.py `facts`)
+    contamination: list[dict[str, Any]] | None = None
 
     @property
     def subject(self) -> str:
@@ -59,6 +63,8 @@ class RunContext:
             doc["start_checkpoint"] = self.start_checkpoint
         if self.release is not None:
             doc["release"] = self.release
+        if self.contamination is not None:  # only then: runs without evaluation sets keep their bytes
+            doc["contamination"] = self.contamination
         return doc
 
 

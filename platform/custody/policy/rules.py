@@ -31,6 +31,7 @@ from custody.policy.schema import (
     ToxicityMaxRate,
     TrainingApproval,
     TrainingBudget,
+    TrainingContamination,
 )
 from custody.wording import plural
 
@@ -444,20 +445,31 @@ def release_evaluation(rule: ReleaseEvaluation, run: dict, doc: dict) -> list[Vi
     return out
 
 
-def release_contamination(rule: ReleaseContamination, run: dict, doc: dict) -> list[Violation]:
-    release = run.get("release")
-    if release is None:
-        return []
+def _leaked(measured: list[dict], max_share: float, training: str) -> list[Violation]:
+    """One violation per evaluation set whose share of judged records found in `training` is above the limit."""
     return [
         Violation(
             c["evalset"],
             f"{c['contaminated']} of {c['judged']} records of {c['evalset']} share a run of {c['ngram']} words with "
-            f"the training data ({c['share']:.2%}, at most {rule.max_share:.2%} allowed; "
-            f"ledger index {c['ledger_index']})",
+            f"{training} ({c['share']:.2%}, at most {max_share:.2%} allowed; ledger index {c['ledger_index']})",
         )
-        for c in release.get("contamination", [])
-        if c["share"] > rule.max_share
+        for c in measured
+        if c["share"] > max_share
     ]
+
+
+def release_contamination(rule: ReleaseContamination, run: dict, doc: dict) -> list[Violation]:
+    release = run.get("release")
+    if release is None:
+        return []
+    return _leaked(release.get("contamination", []), rule.max_share, "the training data")
+
+
+def training_contamination(rule: TrainingContamination, run: dict, doc: dict) -> list[Violation]:
+    """The evaluation sets a run spec lists, measured against its prepared data before the gate."""
+    if run.get("release") is not None:
+        return []  # a release: release.contamination judges it
+    return _leaked(run.get("contamination", []), rule.max_share, f"the data run {run['name']} would train on")
 
 
 def takedown_tainted_start(rule: TakedownTaintedStart, run: dict, doc: dict) -> list[Violation]:
@@ -488,6 +500,7 @@ DATASET_RULES: dict[str, DatasetRule] = {
 RUN_RULES: dict[str, DatasetRule] = {
     "training.budget": training_budget,
     "training.approval": training_approval,
+    "training.contamination": training_contamination,
     "takedown.tainted-start": takedown_tainted_start,
     "release.evaluation": release_evaluation,
     "release.contamination": release_contamination,

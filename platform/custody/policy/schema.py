@@ -48,6 +48,7 @@ RULE_IDS = (
     "findings.review",
     "training.budget",
     "training.approval",
+    "training.contamination",
     "takedown.applied",
     "takedown.tainted-start",
     "release.evaluation",
@@ -233,9 +234,18 @@ class TrainingApproval(Rule):
     on_fail: Literal["review"] = "review"  # only a person's approval satisfies it
 
 
+class TrainingContamination(Rule):
+    """`custody run`: at most `max_share` of the judged records of each evaluation set the run spec
+    lists share a run of 13 words with the run's prepared training data, measured before the gate
+    (evalsets/contamination.py)."""
+
+    max_share: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class TrainingRules(_Strict):
     budget: TrainingBudget | None = None
     approval: TrainingApproval | None = None
+    contamination: TrainingContamination | None = None
 
 
 # -- takedowns -------------------------------------------------------------------------------
@@ -294,7 +304,7 @@ class ReleaseEvaluation(Rule):
 
 class ReleaseContamination(Rule):
     """`custody release`: at most `max_share` of each evaluation set's judged records share a run of
-    13 words with the training data (evals/contamination.py)."""
+    13 words with the training data (evalsets/contamination.py)."""
 
     max_share: float = Field(default=0.0, ge=0.0, le=1.0)
 

@@ -43,8 +43,10 @@ def run(
     from custody.pipeline.executors import ExecutorError
     from custody.runs.governed import RunRefused, run_spec
     from custody.runs.labelled import LabelError
+    from custody.runs.preference_data import PreferenceDataError
     from custody.runs.spec import SpecError, load_spec
     from custody.stages.base import StageError
+    from custody.train.checkpoint import CheckpointError
 
     try:
         loaded = load_spec(spec_path)
@@ -60,7 +62,7 @@ def run(
         who = acting(h, key, actor, "run")
         try:
             outcome = run_spec(h, loaded, actor=who, say=say, executor=runner)
-        except (StageError, SpecError, ExecutorError, LabelError) as exc:
+        except (StageError, SpecError, ExecutorError, LabelError, PreferenceDataError, CheckpointError) as exc:
             fail(str(exc))
         except RunRefused as exc:
             fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)
@@ -122,6 +124,15 @@ def _result_json(result: object) -> dict:
             "weights": str(result.weights),
             "model_card": str(result.card),
             "held_out": result.held_out,
+            "emissions": result.emissions.as_json(),
+        }
+    from custody.runs.preference_runs import PreferenceResult  # torch: only once a model trained
+
+    if isinstance(result, PreferenceResult):
+        return {
+            "model_digest": result.digest,
+            "weights": str(result.path),
+            "preference": result.outcome,
             "emissions": result.emissions.as_json(),
         }
     return {

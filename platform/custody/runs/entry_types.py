@@ -121,3 +121,39 @@ class RunFinishedV2(RunFinished):
     records_trained: int | None = Field(default=None, ge=0)
     records_held_out: int | None = Field(default=None, ge=0)
     held_out: list[HeldOutScores] = Field(default_factory=list)
+
+
+@entry_type("run.started/v3")
+class RunStartedV3(RunStartedV2):
+    """v2, and the kinds that learn from human preferences (runs/preference_runs.py): 'reward' (a
+    reward model transferred from `init_checkpoint_digest`) and 'dpo' (a policy optimized from it,
+    its completions scored by `reward_model_digest`)."""
+
+    kind: Literal["pretrain", "finetune", "transfer", "classifier", "reward", "dpo"]
+    reward_model_digest: str | None = Field(default=None, pattern=DIGEST)
+
+
+class PreferenceOutcome(EntryBody):
+    """What a reward-model or DPO run measured on preference pairs and prompts it never trained on."""
+
+    method: Literal["bradley-terry", "dpo"]
+    pairs_trained: int = Field(ge=1)
+    pairs_held_out: int = Field(ge=0)
+    reviewers: list[str]  # roster names of the people whose judgements the pairs carry
+    held_out_accuracy: float | None = Field(default=None, ge=0, le=1)  # reward: r(chosen) > r(rejected)
+    reference_digest: str | None = Field(default=None, pattern=DIGEST)  # dpo: the frozen reference
+    reward_model_digest: str | None = Field(default=None, pattern=DIGEST)
+    beta: float | None = None
+    eval_prompts: int | None = Field(default=None, ge=0)
+    reward_before: float | None = None  # mean reward of the reference's completions
+    reward_after: float | None = None  # mean reward of the policy's completions
+    kl: float | None = None  # nats per completion, policy against reference, on its own samples
+    max_kl: float | None = None
+    stopped: str | None = None  # why training ended before its steps, when it did
+
+
+@entry_type("run.finished/v3")
+class RunFinishedV3(RunFinishedV2):
+    """v2, plus what a preference run measured (`preference`)."""
+
+    preference: PreferenceOutcome | None = None

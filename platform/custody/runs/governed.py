@@ -3,7 +3,9 @@
 1. Prepare every dataset of the spec (its stages; outputs are derived datasets with lineage,
    named `NAME@VERSION+for-SPEC`; rerunning a spec reuses an output whose lineage shows the same
    source, stages and settings, and a changed spec gets `...+for-SPEC.2`).
-2. Run the checks on every prepared dataset whose latest results are stale or missing.
+2. Run the checks on every prepared dataset whose latest results are stale or missing, and
+   measure how much of each evaluation set the spec lists the prepared data holds (shared runs
+   of 13 words, `eval.contamination/v2`, stage `before-training`).
 3. Ask the gate (the policy an admin bound to the spec's purpose, plus the spec's own policy,
    which can only add reasons, with the run's energy estimates): the decision is
    in the ledger before anything trains. Anything but allow stops here (exit 3 or 4).
@@ -19,6 +21,8 @@ from custody.checks.catalog import CHECKS
 from custody.checks.results import latest_results
 from custody.datasets.names import MAX_VERSION, DatasetRef, is_intermediate, parse_ref
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
+from custody.evalsets import contamination as overlap
+from custody.evalsets.records import evaluation_sets
 from custody.home import Home, actor_name
 from custody.ledger import query
 from custody.ledger.entry import json_digest
@@ -183,6 +187,9 @@ def run_spec(
     spec = loaded.spec
     policy = load_policy(spec.policy.file) if spec.policy.file else None
     purpose = spec.policy.purpose or policy.policy.purpose  # the spec requires one of the two
+    # The evaluation sets the spec lists, read and checked first: one not registered or with a bad
+    # record is refused before anything is recorded.
+    evalsets = evaluation_sets(home, [(e.evalset, e.task) for e in spec.evaluations])
     home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
     requested = request_run(home, loaded, purpose, actor)
     say(f"run {spec.name} requested by {actor_name(actor)} (ledger index {requested})")
@@ -195,19 +202,25 @@ def run_spec(
                 say(f"executor: {executor.describe()}")
             prepared = prepare(home, spec, actor, say, executor)
             check(home, prepared, actor, say, executor)
+            # How much of each evaluation set the prepared data holds, for the gate to judge.
+            measured = overlap.record(
+                home, evalsets, prepared, f"run:{spec.name}", "before-training", actor, request_index=requested
+            )
+            for c in measured:
+                say(overlap.describe(c))
     finally:
         if own:
             executor.close()
     preparation = meter.result
     key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
-    start = spec.finetune or spec.transfer
     run = RunContext(
         spec.name,
         actor_name(actor),
         spec.carbon.estimated_kwh,
         spec.carbon.estimated_kg_co2e,
         key,
-        start.checkpoint.removeprefix("sha256:") if start is not None else None,
+        spec.start_checkpoint,
+        contamination=overlap.facts(measured) if evalsets else None,
     )
     gate = run_gate(home, prepared, policy, purpose, run=run, actor=actor)
     outcome = RunOutcome(loaded, prepared, gate, entries={"run.requested": requested})
@@ -223,6 +236,11 @@ def run_spec(
         from custody.runs.classifier import train_classifier
 
         train_classifier(home, outcome, preparation, actor, say)
+        return outcome
+    if spec.kind in ("reward", "dpo"):
+        from custody.runs.preference_runs import train_preferences
+
+        train_preferences(home, outcome, preparation, actor, say)
         return outcome
     from custody.runs.training import train_run  # torch is imported only when a run trains
 

@@ -143,6 +143,35 @@ class ClassifierSpec(_Strict):
     card: ClassifierCard = Field(default_factory=ClassifierCard)
 
 
+class RewardSpec(_Strict):
+    """kind = 'reward': a reward model transferred from a policy checkpoint (docs/rlhf.md).
+
+    The checkpoint's blocks are frozen (all of them unless `freeze_blocks` names some), `add_blocks`
+    new blocks go on top, and a new scalar head replaces the language-model head; the loss is
+    Bradley-Terry on the preference datasets' pairs."""
+
+    checkpoint: str = Field(pattern=DIGEST_REF)  # the policy model the reward model starts from
+    freeze_blocks: list[int] | Literal["all"] = "all"
+    freeze_embeddings: bool = True
+    add_blocks: int = Field(default=1, ge=0)
+    held_out: float = Field(default=0.2, gt=0, lt=1)  # pairs never trained on, for the accuracy
+
+
+class DPOSpec(_Strict):
+    """kind = 'dpo': direct preference optimization of a policy against a frozen reference (docs/rlhf.md)."""
+
+    checkpoint: str = Field(pattern=DIGEST_REF)  # the reference policy, where the policy starts
+    reward_model: str = Field(pattern=DIGEST_REF)  # a reward run's model: scores held-out completions
+    beta: float = Field(default=0.1, gt=0)
+    # Nats per completion: an evaluation beyond it stops training with the last weights within it.
+    max_kl: float = Field(default=5.0, gt=0)
+    held_out: float = Field(default=0.2, gt=0, lt=1)
+    eval_prompts: int = Field(default=16, ge=1)  # held-out prompts sampled at each evaluation
+    samples_per_prompt: int = Field(default=4, ge=1)
+    max_new_tokens: int = Field(default=24, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+
+
 class CarbonSpec(_Strict):
     country_iso_code: str = Field(default=DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$")
     region: str | None = None
@@ -178,7 +207,7 @@ class RunSpec(_Strict):
     schema_: int = Field(alias="schema")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     description: str = ""
-    kind: Literal["pretrain", "finetune", "transfer", "classifier"] = "pretrain"
+    kind: Literal["pretrain", "finetune", "transfer", "classifier", "reward", "dpo"] = "pretrain"
     policy: PolicySpec
     datasets: list[DatasetSpec] = Field(min_length=1)
     prepare: PrepareSpec = Field(default_factory=PrepareSpec)
@@ -188,6 +217,8 @@ class RunSpec(_Strict):
     finetune: FinetuneSpec | None = None
     transfer: TransferSpec | None = None
     classifier: ClassifierSpec | None = None
+    reward: RewardSpec | None = None
+    dpo: DPOSpec | None = None
     carbon: CarbonSpec = Field(default_factory=CarbonSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     evaluations: list[EvaluationSpec] = Field(default_factory=list)
@@ -209,6 +240,11 @@ class RunSpec(_Strict):
             raise ValueError(f"[finetune] is only for kind = 'finetune' (this spec's kind is '{self.kind}')")
         if self.kind != "transfer" and self.transfer is not None:
             raise ValueError(f"[transfer] is only for kind = 'transfer' (this spec's kind is '{self.kind}')")
+        for kind in ("reward", "dpo"):
+            if self.kind == kind and getattr(self, kind) is None:
+                raise ValueError(f"kind = '{kind}' needs a [{kind}] table with the checkpoint to start from")
+            if self.kind != kind and getattr(self, kind) is not None:
+                raise ValueError(f"[{kind}] is only for kind = '{kind}' (this spec's kind is '{self.kind}')")
         self._classifier()
         refs = [d.ref for d in self.datasets]
         if len(set(refs)) != len(refs):
@@ -242,6 +278,12 @@ class RunSpec(_Strict):
     def label_for(self, dataset: DatasetSpec) -> str:
         """The field holding this dataset's label (kind = 'classifier')."""
         return dataset.label or (self.classifier.label if self.classifier else "label")
+
+    @property
+    def start_checkpoint(self) -> str | None:
+        """The sha256 of the checkpoint the run starts from (fine-tune, transfer, reward, DPO)."""
+        start = self.finetune or self.transfer or self.reward or self.dpo
+        return start.checkpoint.removeprefix("sha256:") if start is not None else None
 
     def stages_for(self, dataset: DatasetSpec) -> list[str]:
         return self.prepare.stages if dataset.stages is None else dataset.stages

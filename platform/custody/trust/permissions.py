@@ -35,6 +35,8 @@ def person_roles(entry_type: str, subject: str, body: dict[str, Any]) -> frozens
         return frozenset({"reviewer", "approver"})
     if entry_type.startswith("run.requested/"):
         return frozenset({"engineer"})
+    if entry_type.startswith("prefs.judged/"):
+        return frozenset({"reviewer", "approver"})  # a judgement is the reviewer's own, signed by them
     if entry_type.startswith("takedown.requested/"):
         return ANYONE  # whoever took the request signs it
     if entry_type.startswith("takedown.applied/"):

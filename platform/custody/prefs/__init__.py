@@ -1,0 +1,1 @@
+"""Human preferences: pairs sampled from recorded weights, signed judgements, preference datasets."""

@@ -128,8 +128,16 @@ def preference_rows(count: int, reviewers: list[str], seed: int = 0) -> list[dic
     return rows
 
 
-def run(home, root, cast, name: str, kind: str, dataset: str, body: str, who: str = "trainer"):
-    policy = write(root / "policy.toml", POLICY.format(approval=""))
+PREFERENCES_RULE = """
+[training.preferences]
+explanation = "whoever judged the pairs does not request the run"
+min_reviewers = 1
+separate_requester = true
+"""
+
+
+def run(home, root, cast, name: str, kind: str, dataset: str, body: str, who: str = "trainer", rules: str = ""):
+    policy = write(root / f"{name}-policy.toml", POLICY.format(approval=rules))
     spec = write(root / f"{name}.toml", SPEC_HEAD.format(name=name, kind=kind, policy=policy, dataset=dataset) + body)
     return run_spec(home, load_spec(spec), actor=cast.person(home, who), say=lambda _: None)
 
@@ -257,3 +265,16 @@ def test_bad_preference_data_and_checkpoints_are_refused_before_training(world, 
         run(home, root, cast, "ghost-reward", "reward", "likes@1", REWARD.format(checkpoint="0" * 64))
     names = {query.body(r)["name"] for r in query.entries(home.storage, "run.started/")}
     assert not names & {"stranger-reward", "bad-dpo", "ghost-reward"}
+
+
+def test_policy_refuses_a_run_requested_by_someone_who_judged_its_pairs(world, cast):
+    home, root, base, _ = world
+    register(home, root, "own-likes", preference_rows(24, ["trainer"]))  # trainer approves, so reviews
+    body = REWARD.format(checkpoint=base.result.final.digest)
+    mine = run(home, root, cast, "own-reward", "reward", "own-likes@1", body, rules=PREFERENCES_RULE)
+    assert mine.gate.decision.decision == "deny" and mine.run_id is None
+    reasons = [r for r in mine.gate.decision.reasons if "training.preferences" in r.finding]
+    assert reasons and "requested by trainer, who judged preference pairs" in reasons[0].message
+    # The same rule lets a run through when the requester judged none of the pairs.
+    theirs = run(home, root, cast, "their-reward", "reward", "likes@1", body, rules=PREFERENCES_RULE)
+    assert theirs.gate.decision.decision == "allow" and theirs.result.outcome["reviewers"] == ["ravi", "rita"]

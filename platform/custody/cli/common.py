@@ -88,6 +88,11 @@ def command_group(**settings: Any) -> typer.Typer:
     return typer.Typer(rich_markup_mode=None, **settings)
 
 
+# Recorded weights, as `custody eval`, `release` and `prefs` name them.
+WeightsArgument = Annotated[
+    str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
+]
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a one-line error and exit; nothing has been written at this point."""
     err_console.print("error:", style="bold red", end=" ")
@@ -167,6 +172,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from custody.datasets.names import DatasetRefError
     from custody.datasets.readers import DatasetInputError
     from custody.datasets.registry import DatasetNotFound, RegistrationConflict
+    from custody.evalsets.records import EvalError
     from custody.home import HomeError
     from custody.ledger.entry import EntryError
     from custody.ledger.log import LedgerRangeError
@@ -193,6 +199,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
         SourceListError,
         CheckError,
         AccountError,
+        EvalError,
     )
 
 

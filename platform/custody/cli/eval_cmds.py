@@ -12,6 +12,7 @@ from custody.cli.common import (
     HomeOption,
     JsonOption,
     KeyOption,
+    WeightsArgument,
     acting,
     console,
     fail,
@@ -19,12 +20,6 @@ from custody.cli.common import (
     print_json,
 )
 
-WeightsArgument = Annotated[
-    str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
-]
-WeightsArgument = Annotated[
-    str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
-]
 METRIC_ORDER = ("records", "tokens", "nll", "perplexity", "accuracy", "accuracy_norm", "positives", "f1", "roc_auc")
 
 

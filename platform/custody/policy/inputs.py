@@ -46,6 +46,9 @@ class RunContext:
     # for `custody run` with evaluation sets: each set's overlap with the prepared training data,
     # measured before the gate (`eval.contamination/v2`, evalsets/contamination.py `facts`)
     contamination: list[dict[str, Any]] | None = None
+    # for reward-model and DPO runs: the roster names and key fingerprints of the people whose
+    # judgements the preference data carries (runs/preference_data.py)
+    preference_reviewers: dict[str, str] | None = None
 
     @property
     def subject(self) -> str:
@@ -65,6 +68,8 @@ class RunContext:
             doc["release"] = self.release
         if self.contamination is not None:  # only then: runs without evaluation sets keep their bytes
             doc["contamination"] = self.contamination
+        if self.preference_reviewers is not None:
+            doc["preference_reviewers"] = self.preference_reviewers
         return doc
 
 

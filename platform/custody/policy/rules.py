@@ -32,6 +32,7 @@ from custody.policy.schema import (
     TrainingApproval,
     TrainingBudget,
     TrainingContamination,
+    TrainingPreferences,
 )
 from custody.wording import plural
 
@@ -472,6 +473,36 @@ def training_contamination(rule: TrainingContamination, run: dict, doc: dict) ->
     return _leaked(run.get("contamination", []), rule.max_share, f"the data run {run['name']} would train on")
 
 
+def training_preferences(rule: TrainingPreferences, run: dict, doc: dict) -> list[Violation]:
+    """Who judged the preference data of a reward-model or DPO run, against who requests it."""
+    reviewers = run.get("preference_reviewers")
+    if reviewers is None:
+        return []  # not a run that learns from preferences
+    out = []
+    if len(reviewers) < rule.min_reviewers:
+        out.append(
+            Violation(
+                "reviewers",
+                f"the preference data of run {run['name']} carries judgements of {len(reviewers)} "
+                f"{'person' if len(reviewers) == 1 else 'people'} ({', '.join(sorted(reviewers))}); "
+                f"at least {rule.min_reviewers} needed",
+            )
+        )
+    if rule.separate_requester:
+        own = sorted(
+            name for name, key in reviewers.items() if name == run["requested_by"] or key == run.get("requested_key")
+        )
+        if own:
+            out.append(
+                Violation(
+                    "requester",
+                    f"run {run['name']} is requested by {run['requested_by']}, who judged preference pairs "
+                    f"in its data (as {', '.join(own)}); another person must request it",
+                )
+            )
+    return out
+
+
 def takedown_tainted_start(rule: TakedownTaintedStart, run: dict, doc: dict) -> list[Violation]:
     return [
         Violation(
@@ -501,6 +532,7 @@ RUN_RULES: dict[str, DatasetRule] = {
     "training.budget": training_budget,
     "training.approval": training_approval,
     "training.contamination": training_contamination,
+    "training.preferences": training_preferences,
     "takedown.tainted-start": takedown_tainted_start,
     "release.evaluation": release_evaluation,
     "release.contamination": release_contamination,

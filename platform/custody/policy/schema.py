@@ -49,6 +49,7 @@ RULE_IDS = (
     "training.budget",
     "training.approval",
     "training.contamination",
+    "training.preferences",
     "takedown.applied",
     "takedown.tainted-start",
     "release.evaluation",
@@ -242,10 +243,20 @@ class TrainingContamination(Rule):
     max_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+class TrainingPreferences(Rule):
+    """Reward-model and DPO runs (docs/rlhf.md): the preference data carries the judgements of at
+    least `min_reviewers` different people, and (with `separate_requester`) none of them is the
+    person who requests the run: whoever shapes a model's reward does not also launch its training."""
+
+    min_reviewers: int = Field(default=1, ge=1)
+    separate_requester: bool = True
+
+
 class TrainingRules(_Strict):
     budget: TrainingBudget | None = None
     approval: TrainingApproval | None = None
     contamination: TrainingContamination | None = None
+    preferences: TrainingPreferences | None = None
 
 
 # -- takedowns -------------------------------------------------------------------------------

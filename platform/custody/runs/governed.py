@@ -34,6 +34,7 @@ from custody.policy.inputs import RunContext
 from custody.policy.schema import load_policy
 from custody.runs import entry_types  # noqa: F401  registers run.started/checkpoint/finished
 from custody.runs.outcome import RunOutcome, Say, carbon_config
+from custody.runs.preference_data import preference_reviewers
 from custody.runs.spec import LoadedSpec, RunSpec
 from custody.stages.catalog import STAGES
 from custody.takedown.index import index_for
@@ -164,6 +165,14 @@ def require_allow(home: Home, decision_index: int, datasets: list[RegisteredData
     return body
 
 
+def _preference_reviewers(home: Home, spec: RunSpec, prepared: list[RegisteredDataset]) -> dict[str, str] | None:
+    """Who judged the preference data of a reward-model or DPO run; bad records stop it before the gate."""
+    settings = spec.reward or spec.dpo
+    if settings is None:
+        return None
+    return preference_reviewers(prepared, settings.held_out, home.roster())
+
+
 def request_run(home: Home, loaded: LoadedSpec, purpose: str, actor: Acting | str | None) -> int:
     """Record the person's signed request for this run: who asked is a key, not a name."""
     spec = loaded.spec
@@ -221,6 +230,7 @@ def run_spec(
         key,
         spec.start_checkpoint,
         contamination=overlap.facts(measured) if evalsets else None,
+        preference_reviewers=_preference_reviewers(home, spec, prepared),
     )
     gate = run_gate(home, prepared, policy, purpose, run=run, actor=actor)
     outcome = RunOutcome(loaded, prepared, gate, entries={"run.requested": requested})

@@ -85,3 +85,11 @@ def preference_set(dataset: RegisteredDataset, held_out: float, roster: Roster |
     if not found.train:
         raise PreferenceDataError(f"{dataset.ref}: no preference pairs left to train on after holding out {held_out}")
     return found
+
+
+def preference_reviewers(datasets: list[RegisteredDataset], held_out: float, roster: Roster) -> dict[str, str]:
+    """Every reviewer the datasets' records name (checked against the roster), for the gate."""
+    found: dict[str, str] = {}
+    for dataset in datasets:
+        found.update(preference_set(dataset, held_out, roster if roster.signed else None).reviewers)
+    return found

@@ -1,0 +1,222 @@
+"""`custody prefs sample | show | judge | list | export`: human preferences for RLHF (docs/rlhf.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    ActorOption,
+    DatabaseOption,
+    HomeOption,
+    JsonOption,
+    KeyOption,
+    WeightsArgument,
+    acting,
+    command_group,
+    console,
+    fail,
+    opened,
+    print_json,
+)
+
+app = command_group(
+    help="Human preferences: pairs sampled from recorded weights, signed judgements, preference datasets.",
+    no_args_is_help=True,
+)
+PromptsArgument = Annotated[str, typer.Argument(metavar="PROMPTS@VERSION", help="a registered prompt set")]
+PairArgument = Annotated[int, typer.Argument(metavar="PAIR", help="the ledger index of a sampled pair")]
+
+
+def _prompts(home, ref: str):
+    from custody.datasets.names import parse_ref
+    from custody.datasets.registry import DatasetRegistry
+
+    return DatasetRegistry(home).get(parse_ref(ref))
+
+
+@app.command("sample")
+def sample(
+    target: WeightsArgument,
+    prompts: PromptsArgument,
+    pairs: Annotated[int, typer.Option("--pairs", help="how many prompts to sample a pair for")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="sampling seed (the same seed gives the same pairs)")] = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, max=512)] = 24,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.01)] = 1.0,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Sample two completions of each prompt not yet sampled for these weights; record `prefs.pair`.
+
+    Exit 0 recorded; 2 bad input (unknown weights or prompt set, changed bytes, not a language model).
+    """
+    from custody.prefs.collect import PreferenceError, sample_pairs
+
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "prefs")
+        try:
+            made = sample_pairs(h, target, _prompts(h, prompts), pairs, who, seed, max_new_tokens, temperature)
+        except PreferenceError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json([{"pair": p.index, "digest": p.digest, "prompt_id": p.prompt_id} for p in made])
+        return
+    for p in made:
+        console.print(f"pair {p.index}: prompt {p.prompt_id} of {p.prompts}, sha256 {p.digest[:16]}")
+    console.print(f"{len(made)} pairs from sha256 {made[0].model_digest[:16]}; judge them with `custody prefs show`")
+
+
+@app.command("show")
+def show(
+    pair: PairArgument,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Print a pair's prompt and its two completions, and who judged it so far."""
+    from custody.prefs.collect import PreferenceError, judgements_of, pair_at
+
+    with opened(home, database) as h:
+        try:
+            found = pair_at(h, pair)
+        except PreferenceError as exc:
+            fail(str(exc))
+        judged = judgements_of(h, found.digest)
+    if as_json:
+        print_json(
+            {
+                "pair": found.index,
+                "model_digest": found.model_digest,
+                "prompt": found.prompt,
+                "a": found.a,
+                "b": found.b,
+                "judgements": [{"ledger_index": i, "by": who, **body} for i, who, body, _ in judged],
+            }
+        )
+        return
+    console.print(f"pair {found.index} from model sha256 {found.model_digest[:16]} ({found.prompts})", highlight=False)
+    console.print(f"prompt: {found.prompt}", markup=False, highlight=False)
+    console.print(f"a: {found.a}", markup=False, highlight=False)
+    console.print(f"b: {found.b}", markup=False, highlight=False)
+    for index, who, body, _ in judged:
+        flags = f", harmful: {', '.join(body['harmful'])}" if body["harmful"] else ""
+        console.print(f"judged {body['choice']} by {who}{flags} (ledger index {index})", highlight=False)
+
+
+@app.command("judge")
+def judge_command(
+    pair: PairArgument,
+    choice: Annotated[str, typer.Option("--choice", help="a or b (the better completion), or tie")],
+    harmful: Annotated[
+        list[str] | None, typer.Option("--harmful", help="flag completion a or b as harmful (repeatable)")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Record your judgement of a pair, signed with your key (a reviewer's or an approver's).
+
+    Exit 0 recorded; 2 bad input (no such pair, a choice other than a, b or tie, judged already,
+    a key without a reviewing role): nothing recorded.
+    """
+    from custody.prefs.collect import PreferenceError, judge
+
+    with opened(home, database) as h:
+        who = acting(h, key, actor)
+        try:
+            index = judge(h, pair, choice, harmful or [], who)
+        except PreferenceError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json({"ledger_index": index, "pair": pair, "choice": choice, "harmful": sorted(set(harmful or []))})
+        return
+    console.print(f"pair {pair}: {choice} recorded at ledger index {index}")
+
+
+@app.command("list")
+def list_command(
+    target: Annotated[
+        str | None, typer.Argument(metavar="[RUN_OR_CHECKPOINT]", help="only pairs from these weights")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Sampled pairs and their judgements (choices a/b/tie and harmful flags)."""
+    from custody.evals.run_eval import EvalError, resolve
+    from custody.prefs.collect import judgements_of, pairs_of
+
+    with opened(home, database) as h:
+        try:
+            digest = resolve(h, target).digest if target else None
+        except EvalError as exc:
+            fail(str(exc))
+        rows = []
+        for p in pairs_of(h, digest):
+            judged = judgements_of(h, p.digest)
+            rows.append(
+                {
+                    "pair": p.index,
+                    "model_digest": p.model_digest,
+                    "prompts": p.prompts,
+                    "prompt_id": p.prompt_id,
+                    "judgements": [
+                        {"by": who, "choice": body["choice"], "harmful": body["harmful"]} for _, who, body, _ in judged
+                    ],
+                }
+            )
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        votes = (
+            ", ".join(f"{j['by']} {j['choice']}{'!' if j['harmful'] else ''}" for j in row["judgements"]) or "unjudged"
+        )
+        console.print(
+            f"pair {row['pair']}: {row['prompts']} {row['prompt_id']} from {row['model_digest'][:16]}: {votes}"
+        )
+    console.print(f"{len(rows)} pairs")
+
+
+@app.command("export")
+def export_command(
+    target: WeightsArgument,
+    prompts: PromptsArgument,
+    name: Annotated[str, typer.Option("--name", metavar="NAME@VERSION", help="the preference dataset to register")],
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Register the judged pairs as a preference dataset (prompt, chosen, rejected, reviewers, time)
+    with the prompt set as its parent, and record `prefs.exported` naming the weights and judgements.
+
+    Exit 0 registered; 2 bad input (unknown weights, prompt set or name; no pair decided).
+    """
+    from custody.datasets.names import parse_ref
+    from custody.evals.run_eval import EvalError, resolve
+    from custody.prefs.collect import PreferenceError
+    from custody.prefs.export import export
+
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "prefs")
+        try:
+            weights = resolve(h, target)
+            dataset, index, body = export(h, weights.digest, _prompts(h, prompts), parse_ref(name), who)
+        except (EvalError, PreferenceError) as exc:
+            fail(str(exc))
+    if as_json:
+        print_json({"ledger_index": index, **body})
+        return
+    dropped = ", ".join(f"{k} {v}" for k, v in body["dropped"].items() if v) or "none"
+    console.print(
+        f"{dataset.ref}: {body['pairs']} preference pairs judged by {', '.join(body['reviewers'])} "
+        f"(dropped: {dropped}); registered at ledger index {dataset.index}, export recorded at {index}"
+    )

@@ -236,6 +236,10 @@ def test_reward_model_ranks_held_out_preferences_far_better_than_chance(world):
     finished = query.body(query.latest(home.storage, "run.finished/", f"run:{reward.run_id}"))
     assert finished["preference"]["held_out_accuracy"] == p["held_out_accuracy"]
     assert finished["model_digest"] == reward.result.digest
+    from custody.evals.run_eval import EvalError, evaluate
+
+    with pytest.raises(EvalError, match="trained a reward model"):
+        evaluate(home, reward.run_id, DatasetRegistry(home).get("prompts@1"), actor="trainer")
 
 
 def test_dpo_raises_the_reward_on_held_out_prompts_within_the_kl_bound(world, cast):
@@ -278,3 +282,44 @@ def test_policy_refuses_a_run_requested_by_someone_who_judged_its_pairs(world, c
     # The same rule lets a run through when the requester judged none of the pairs.
     theirs = run(home, root, cast, "their-reward", "reward", "likes@1", body, rules=PREFERENCES_RULE)
     assert theirs.gate.decision.decision == "allow" and theirs.result.outcome["reviewers"] == ["ravi", "rita"]
+
+
+def test_the_cli_samples_shows_judges_and_exports_and_exits_2_on_bad_input(world, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, base, _ = world
+    register(home, root, "cli-prompts", [{"id": f"k{i}", "text": prompt(t)} for i, t in enumerate(TOPICS[:3])])
+    h = ["--home", str(home.path)]
+    as_ = {name: {"CUSTODY_KEY": str(cast.key_file(name))} for name in ("trainer", "rita", "registrar")}
+    done = CliRunner().invoke(
+        app, ["prefs", "sample", base.run_id, "cli-prompts@1", "--pairs", "3", "--json", *h], env=as_["trainer"]
+    )
+    assert done.exit_code == 0, done.output
+    pairs = [p["pair"] for p in json.loads(done.stdout)]
+    shown = CliRunner().invoke(app, ["prefs", "show", str(pairs[0]), "--json", *h])
+    assert json.loads(shown.stdout)["prompt"] == prompt(TOPICS[0])
+    for pair in pairs:
+        done = CliRunner().invoke(app, ["prefs", "judge", str(pair), "--choice", "a", *h], env=as_["rita"])
+        assert done.exit_code == 0 and "recorded at ledger index" in done.stdout, done.output
+    size = home.ledger.size
+    for args, env, says in (
+        (["judge", str(pairs[0]), "--choice", "c"], "rita", "one of a, b or tie"),
+        (["judge", str(pairs[0]), "--choice", "b"], "rita", "already judged"),
+        (["judge", str(pairs[0]), "--choice", "b"], "registrar", "reviewer"),
+        (["judge", "1", "--choice", "a"], "rita", "not a sampled preference pair"),
+        (["judge", str(pairs[1]), "--choice", "a", "--harmful", "c"], "rita", "a or b"),
+        (["sample", base.run_id, "nope@1"], "trainer", "not registered"),
+        (["export", base.run_id, "cli-prompts@1", "--name", "bad name"], "trainer", "bad name"),
+    ):
+        done = CliRunner().invoke(app, ["prefs", *args, *h], env=as_[env])
+        assert done.exit_code == 2 and says in done.stderr, (args, done.output)
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert home.ledger.size == size
+    done = CliRunner().invoke(
+        app, ["prefs", "export", base.run_id, "cli-prompts@1", "--name", "cli-prefs@1", *h], env=as_["trainer"]
+    )
+    assert done.exit_code == 0 and "3 preference pairs judged by rita" in done.stdout, done.output
+    listed = json.loads(CliRunner().invoke(app, ["prefs", "list", base.run_id, "--json", *h]).stdout)
+    assert sum(1 for row in listed if row["prompts"] == "cli-prompts@1" and row["judgements"]) == 3

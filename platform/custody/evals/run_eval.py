@@ -86,6 +86,8 @@ def score(home: Home, weights: Weights, task: str, records: list[EvalRecord]) ->
 
         scorer = LinearScorer(weights.path, weights.digest)
         return classification(lambda texts: scorer.probabilities(texts).tolist(), records)
+    if weights.kind == "reward":
+        raise EvalError(f"run {weights.run_id} trained a reward model: it scores preference pairs, not {task} sets")
     if task == "classification":
         raise EvalError(f"run {weights.run_id} trained a language model: it has no classification head")
     from custody.train.checkpoint import CheckpointError, load_checkpoint

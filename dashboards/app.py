@@ -27,6 +27,7 @@ PAGES = [
     st.Page(HERE / "app_pages" / "datasets.py", title="Datasets", icon=":material/dataset:"),
     st.Page(HERE / "app_pages" / "review.py", title="Review queue", icon=":material/rule:"),
     st.Page(HERE / "app_pages" / "runs.py", title="Runs", icon=":material/model_training:"),
+    st.Page(HERE / "app_pages" / "preferences.py", title="Preferences", icon=":material/thumbs_up_down:"),
     st.Page(HERE / "app_pages" / "takedowns.py", title="Takedowns", icon=":material/gavel:"),
     st.Page(HERE / "app_pages" / "ledger.py", title="Ledger", icon=":material/receipt_long:"),
     st.Page(HERE / "app_pages" / "policies.py", title="Policies", icon=":material/policy:"),

@@ -72,6 +72,18 @@ if held_out:  # a classifier run (kind = "classifier"): scores on records it nev
         key="runs_held_out",
     )  # fmt: skip
 
+preference = detail.preference
+if preference:  # a reward or DPO run (kind = "reward" | "dpo"): measured on what it never trained on
+    st.subheader("Preferences")
+    measures = detail.preference_measures()
+    for column, (label, value, why) in zip(st.columns(len(measures)), measures, strict=True):
+        column.metric(label, value, help=why)
+    named = [f"{label} sha256 {digest}" for label, digest in detail.preference_digests()]
+    reviewers = ", ".join(preference["reviewers"]) or "nobody named"
+    st.caption(f"judged by {reviewers} (roster names) · " + " · ".join(named))
+    if preference.get("stopped"):
+        st.warning(f"Stopped before its last step: {preference['stopped']}")
+
 st.subheader("Loss")
 curve = detail.loss_curve()
 if curve:

@@ -15,7 +15,7 @@ from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry
 from custody.policy.schema import LoadedPolicy
 from custody.trust.acting import Acting
-from custody.views import datasets, decisions, ledger, overview, policies, reviews, runs, takedowns
+from custody.views import datasets, decisions, ledger, overview, policies, preferences, reviews, runs, takedowns
 from custody_dash.context import home
 
 CACHE = {"show_spinner": False, "max_entries": 64}
@@ -79,6 +79,21 @@ def takedown_where(home_key: str, size: int, request_id: str, _actor: Acting | s
 @st.cache_resource(**CACHE)
 def takedown_plan(home_key: str, size: int, request_id: str, _actor: Acting | str | None) -> takedowns.PlanView:
     return takedowns.plan_view(home(), request_id, _actor)
+
+
+@st.cache_resource(**CACHE)
+def preference_pairs(home_key: str, size: int) -> list[preferences.PairRow]:
+    return preferences.list_pairs(home())
+
+
+@st.cache_resource(**CACHE)
+def preference_models(home_key: str, size: int) -> list[preferences.Model]:
+    return preferences.models(home())
+
+
+@st.cache_resource(**CACHE)
+def prompt_sets(home_key: str, size: int) -> list[str]:
+    return preferences.prompt_sets(home())
 
 
 @st.cache_resource(**CACHE)

@@ -9,6 +9,7 @@ has a `run.tainted/v1` entry per takedown: the list and the run's page say which
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ class RunRow:
     energy_kwh: float | None
     co2e_kg: float | None
     tainted_by: tuple[str, ...] = ()  # the takedowns that tainted it
+    preference: str = ""  # a reward or DPO run's measures in one line (preference_summary)
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class RunRow:
             "kind": self.kind,
             "status": self.status,
             "tainted by": ", ".join(self.tainted_by),
+            "preferences": self.preference,
             "started": when(self.started),
             "by": self.requested_by,
             "energy": energy(self.energy_kwh) if self.energy_kwh is not None else "",
@@ -85,8 +88,37 @@ class RunRow:
 
 
 def table_rows(rows: list[RunRow]) -> list[dict[str, Any]]:
-    """The list's rows; the "tainted by" column only where a run in it was tainted."""
-    return without_empty([row.as_row() for row in rows], "tainted by")
+    """The list's rows; the "tainted by" column only where a run in it was tainted, "preferences"
+    only where one learnt from human preferences."""
+    return without_empty(without_empty([row.as_row() for row in rows], "tainted by"), "preferences")
+
+
+def _g(value: float) -> str:
+    """Three significant digits, never in e-notation (a KL of 0.0000123 reads as such)."""
+    if value == 0 or abs(value) >= 1e-4:
+        return f"{value:.3g}"
+    return f"{value:.{2 - math.floor(math.log10(abs(value)))}f}"
+
+
+def kl_bound(p: dict[str, Any]) -> str:
+    """`0.0123 (bound 10)`: the KL a DPO run measured against its reference, and the bound it kept to."""
+    if p.get("kl") is None:
+        return ""
+    return _g(p["kl"]) + (f" (bound {p['max_kl']:g})" if p.get("max_kl") is not None else "")
+
+
+def preference_summary(p: dict[str, Any] | None) -> str:
+    """A reward or DPO run's measures in one line (run.finished/v3 `preference`): a reward model's
+    ranking accuracy on held-out pairs; a policy's mean reward before → after and its KL (bound)."""
+    if not p:
+        return ""
+    if p.get("method") == "bradley-terry":
+        if p.get("held_out_accuracy") is None:
+            return "no held-out pairs"
+        return f"held-out accuracy {p['held_out_accuracy']:.1%} on {p['pairs_held_out']:,} pairs"
+    if p.get("reward_before") is None or p.get("reward_after") is None:
+        return ""
+    return f"reward {_g(p['reward_before'])} → {_g(p['reward_after'])}, KL {kl_bound(p)}"
 
 
 def subject(run_id: str) -> str:
@@ -117,6 +149,7 @@ def list_runs(home: Home, limit: int = 200) -> list[RunRow]:
                 emissions["energy_kwh"] if emissions else None,
                 emissions["emissions_kg_co2e"] if emissions else None,
                 tuple(dict.fromkeys(t.takedown for t in marked.get(data["run_id"], []))),
+                preference_summary(finished[2].get("preference")) if finished else "",
             )
         )
     return runs
@@ -149,6 +182,49 @@ class RunDetail:
 
     def emissions(self) -> dict[str, Any] | None:
         return self.finished["emissions"] if self.finished else None
+
+    @property
+    def preference(self) -> dict[str, Any] | None:
+        """What a reward or DPO run measured (run.finished/v3), or None for every other run."""
+        return (self.finished or {}).get("preference")
+
+    def preference_digests(self) -> list[tuple[str, str]]:
+        """(what, sha256) of the weights a preference run rests on and wrote: a reward model started
+        from a recorded model; DPO from its frozen reference, scored by a reward model."""
+        if not self.preference:
+            return []
+        p, started = self.preference, self.started
+        start = p.get("reference_digest") or started.get("init_checkpoint_digest")
+        found = [("reference" if p["method"] == "dpo" else "started from", start)]
+        found.append(("reward model", p.get("reward_model_digest") or started.get("reward_model_digest")))
+        found.append(("weights", (self.finished or {}).get("model_digest")))
+        return [(label, digest) for label, digest in found if digest]
+
+    def preference_measures(self) -> list[tuple[str, str, str]]:
+        """(label, value, help) for the run page's metrics: a reward model's held-out ranking
+        accuracy; a DPO policy's reward before → after and KL against its reference (bound)."""
+        p = self.preference
+        if not p:
+            return []
+        pairs = (
+            "Pairs trained / held out",
+            f"{p['pairs_trained']:,} / {p['pairs_held_out']:,}",
+            "held out by text digest, as every custody run splits",
+        )
+        if p["method"] == "bradley-terry":
+            accuracy = p.get("held_out_accuracy")
+            shown = f"{accuracy:.1%}" if accuracy is not None else "—"
+            why = "share of held-out pairs whose chosen completion the reward model scores above the rejected one"
+            return [("Held-out ranking accuracy", shown, why), pairs]
+        before, after = p.get("reward_before"), p.get("reward_after")
+        reward = f"{_g(before)} → {_g(after)}" if before is not None and after is not None else "—"
+        prompts = p.get("eval_prompts") or 0
+        return [
+            ("Reward before → after", reward, f"mean reward of completions of {prompts:,} held-out prompts"),
+            ("KL (bound)", kl_bound(p) or "—", "nats per completion, policy against reference, on its own samples"),
+            ("β", f"{p['beta']:g}" if p.get("beta") is not None else "—", "the DPO temperature"),
+            pairs,
+        ]
 
     def footprint(self) -> Footprint | None:
         """Energy, CO2e, water and time in readable units, with the equivalents that mean something."""

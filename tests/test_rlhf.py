@@ -300,12 +300,23 @@ def test_the_cli_samples_shows_judges_and_exports_and_exits_2_on_bad_input(world
     pairs = [p["pair"] for p in json.loads(done.stdout)]
     shown = CliRunner().invoke(app, ["prefs", "show", str(pairs[0]), "--json", *h])
     assert json.loads(shown.stdout)["prompt"] == prompt(TOPICS[0])
-    for pair in pairs:
-        done = CliRunner().invoke(app, ["prefs", "judge", str(pair), "--choice", "a", *h], env=as_["rita"])
-        assert done.exit_code == 0 and "recorded at ledger index" in done.stdout, done.output
+    queue = json.loads(CliRunner().invoke(app, ["prefs", "pending", "--json", *h], env=as_["rita"]).stdout)
+    assert set(pairs) <= {p["pair"] for p in queue}
+    bad = write(root / "bad-judgements.jsonl", f'{{"pair": {pairs[0]}, "choice": "a"}}\n{{"pair": "x"}}\n')
+    size = home.ledger.size
+    done = CliRunner().invoke(app, ["prefs", "judge", "--file", str(bad), *h], env=as_["rita"])
+    assert done.exit_code == 2 and "bad-judgements.jsonl:2: field 'pair'" in done.stderr, done.output
+    assert home.ledger.size == size  # all or none
+    good = write(root / "judgements.jsonl", "".join(f'{{"pair": {p}, "choice": "a"}}\n' for p in pairs))
+    done = CliRunner().invoke(app, ["prefs", "judge", "--file", str(good), *h], env=as_["rita"])
+    assert done.exit_code == 0 and "3 judgements from" in done.stdout, done.output
+    assert json.loads(CliRunner().invoke(app, ["prefs", "pending", "--json", *h], env=as_["rita"]).stdout) == [
+        p for p in queue if p["pair"] not in pairs
+    ]
     size = home.ledger.size
     for args, env, says in (
         (["judge", str(pairs[0]), "--choice", "c"], "rita", "one of a, b or tie"),
+        (["judge", str(pairs[0])], "rita", "give PAIR with --choice"),
         (["judge", str(pairs[0]), "--choice", "b"], "rita", "already judged"),
         (["judge", str(pairs[0]), "--choice", "b"], "registrar", "reviewer"),
         (["judge", "1", "--choice", "a"], "rita", "not a sampled preference pair"),

@@ -1,7 +1,9 @@
-"""`custody prefs sample | show | judge | list | export`: human preferences for RLHF (docs/rlhf.md)."""
+"""`custody prefs sample | show | pending | judge | list | export`: human preferences for RLHF (docs/rlhf.md)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -109,10 +111,14 @@ def show(
 
 @app.command("judge")
 def judge_command(
-    pair: PairArgument,
-    choice: Annotated[str, typer.Option("--choice", help="a or b (the better completion), or tie")],
+    pair: Annotated[int | None, typer.Argument(metavar="[PAIR]", help="the ledger index of a sampled pair")] = None,
+    choice: Annotated[str | None, typer.Option("--choice", help="a or b (the better completion), or tie")] = None,
     harmful: Annotated[
         list[str] | None, typer.Option("--harmful", help="flag completion a or b as harmful (repeatable)")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help='JSONL of {"pair": N, "choice": "a", "harmful": []}, e.g. from a labelling tool'),
     ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -120,23 +126,91 @@ def judge_command(
     key: KeyOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """Record your judgement of a pair, signed with your key (a reviewer's or an approver's).
+    """Record your judgement of a pair (or a file of them, all or none), signed with your key (a
+    reviewer's or an approver's).
 
     Exit 0 recorded; 2 bad input (no such pair, a choice other than a, b or tie, judged already,
-    a key without a reviewing role): nothing recorded.
+    a key without a reviewing role, a bad line in --file): nothing recorded.
     """
-    from custody.prefs.collect import PreferenceError, judge
+    from custody.prefs.collect import Judgement, PreferenceError, judge_all
+
+    if (file is None) == (pair is None) or (pair is not None and choice is None):
+        fail("give PAIR with --choice, or --file with your judgements")
+    with opened(home, database) as h:
+        who = acting(h, key, actor)
+        try:
+            if file is not None:
+                indices = judge_all(h, _judgements(file), who, where=str(file))
+            else:
+                indices = judge_all(h, [Judgement(pair, choice, tuple(harmful or []))], who)
+        except PreferenceError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json({"ledger_indices": indices})
+        return
+    if file is None:
+        console.print(f"pair {pair}: {choice} recorded at ledger index {indices[0]}")
+    else:
+        console.print(f"{len(indices)} judgements from {file} recorded at ledger indices {indices[0]}-{indices[-1]}")
+
+
+def _judgements(path: Path) -> list:
+    """The lines of a judgements file; the first bad one is named with its line and field."""
+    from custody.cli.common import read_text_file
+    from custody.prefs.collect import Judgement, PreferenceError
+
+    found = []
+    for number, line in enumerate(read_text_file(path, "judgements file").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PreferenceError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("pair"), int) or isinstance(row.get("pair"), bool):
+            raise PreferenceError(f"{path}:{number}: field 'pair' must be a pair's ledger index (an integer)")
+        harmful = row.get("harmful", [])
+        if not isinstance(harmful, list):
+            raise PreferenceError(f"{path}:{number}: field 'harmful' must be a list of a and b")
+        found.append(Judgement(row["pair"], str(row.get("choice")), tuple(str(h) for h in harmful)))
+    if not found:
+        raise PreferenceError(f"{path}: no judgements")
+    return found
+
+
+@app.command("pending")
+def pending(
+    target: Annotated[
+        str | None, typer.Argument(metavar="[RUN_OR_CHECKPOINT]", help="only pairs from these weights")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """The pairs you (the key's holder) have not judged yet, with their texts: your review queue."""
+    from custody.evals.run_eval import EvalError, resolve
+    from custody.home import actor_name
+    from custody.prefs.collect import pending_for
 
     with opened(home, database) as h:
         who = acting(h, key, actor)
         try:
-            index = judge(h, pair, choice, harmful or [], who)
-        except PreferenceError as exc:
+            digest = resolve(h, target).digest if target else None
+        except EvalError as exc:
             fail(str(exc))
+        queue = pending_for(h, actor_name(who), digest)
     if as_json:
-        print_json({"ledger_index": index, "pair": pair, "choice": choice, "harmful": sorted(set(harmful or []))})
+        print_json(
+            [{"pair": p.index, "model_digest": p.model_digest, "prompt": p.prompt, "a": p.a, "b": p.b} for p in queue]
+        )
         return
-    console.print(f"pair {pair}: {choice} recorded at ledger index {index}")
+    for p in queue:
+        console.print(f"pair {p.index}: {p.prompt}", markup=False, highlight=False)
+        console.print(f"  a: {p.a}", markup=False, highlight=False)
+        console.print(f"  b: {p.b}", markup=False, highlight=False)
+    console.print(f"{len(queue)} pairs to judge")
 
 
 @app.command("list")

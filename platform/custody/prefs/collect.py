@@ -148,17 +148,49 @@ def pending_for(home: Home, person: str, model_digest: str | None = None) -> lis
     ]
 
 
-def judge(home: Home, pair_index: int, choice: str, harmful: list[str], actor: Any) -> int:
-    """Record one person's judgement of a pair; returns its ledger index."""
-    if choice not in CHOICES:
-        raise PreferenceError(f"--choice {choice!r}: one of a, b or tie")
-    bad = [h for h in harmful if h not in ("a", "b")]
+@dataclass(frozen=True)
+class Judgement:
+    pair: int  # the prefs.pair entry's ledger index
+    choice: str
+    harmful: tuple[str, ...] = ()
+
+
+def _checked(home: Home, judgement: Judgement, person: str, where: str) -> dict[str, Any]:
+    if judgement.choice not in CHOICES:
+        raise PreferenceError(f"{where}choice {judgement.choice!r}: one of a, b or tie")
+    bad = [h for h in judgement.harmful if h not in ("a", "b")]
     if bad:
-        raise PreferenceError(f"--harmful {bad[0]!r}: a or b (the completion to flag)")
-    pair = pair_at(home, pair_index)
-    person = actor_name(actor)
+        raise PreferenceError(f"{where}harmful {bad[0]!r}: a or b (the completion to flag)")
+    pair = pair_at(home, judgement.pair)
     for index, who, _, _ in judgements_of(home, pair.digest):
         if who == person:
-            raise PreferenceError(f"{person} already judged pair {pair_index} (ledger index {index})")
-    body = {"pair_index": pair_index, "pair_digest": pair.digest, "choice": choice, "harmful": sorted(set(harmful))}
-    return home.record("prefs.judged/v1", f"pair:{pair.digest}", body, refs=[f"ledger:{pair_index}"], actor=actor)
+            raise PreferenceError(f"{where}{person} already judged pair {judgement.pair} (ledger index {index})")
+    return {
+        "pair_index": judgement.pair,
+        "pair_digest": pair.digest,
+        "choice": judgement.choice,
+        "harmful": sorted(set(judgement.harmful)),
+    }
+
+
+def judge_all(home: Home, judgements: list[Judgement], actor: Any, where: str = "--") -> list[int]:
+    """Record one person's judgements, all or none: every one is checked before the first is
+    recorded (a pair judged twice in the same list counts as judged already)."""
+    person = actor_name(actor)
+    bodies, seen = [], set()
+    for number, judgement in enumerate(judgements, 1):
+        at = where if where == "--" else f"{where}:{number}: "
+        if judgement.pair in seen:
+            raise PreferenceError(f"{at}{person} judges pair {judgement.pair} twice")
+        seen.add(judgement.pair)
+        bodies.append(_checked(home, judgement, person, at))
+    entries = [
+        home.entry("prefs.judged/v1", f"pair:{b['pair_digest']}", b, refs=[f"ledger:{b['pair_index']}"], actor=actor)
+        for b in bodies
+    ]
+    return home.append(entries) if entries else []
+
+
+def judge(home: Home, pair_index: int, choice: str, harmful: list[str], actor: Any) -> int:
+    """Record one person's judgement of a pair; returns its ledger index."""
+    return judge_all(home, [Judgement(pair_index, choice, tuple(harmful))], actor)[0]

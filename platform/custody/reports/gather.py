@@ -211,5 +211,19 @@ def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]
     content["evaluations"] = (
         [cite(row) for row in entries(home.storage, "eval.completed/", f"model:{model}")] if model else []
     )
-    content["contamination"] = [cite(row) for row in entries(home.storage, "eval.contamination/", subject)]
+    content["contamination"] = _before_training(home, started["name"], content["run"]["requested"]) + [
+        cite(row) for row in entries(home.storage, "eval.contamination/", subject)
+    ]
     return content
+
+
+def _before_training(home: Home, name: str, requested: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The overlap `custody run` measured before the gate, for the request this run answered
+    (subject `run:SPEC_NAME`, as the request: the run had no id yet)."""
+    if requested is None:
+        return []
+    return [
+        cite(row)
+        for row in entries(home.storage, "eval.contamination/", f"run:{name}")
+        if body(row).get("request_index") == requested["ledger_index"]
+    ]

@@ -441,6 +441,9 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
     return blocks + evaluation_blocks(content) + takedown_blocks(content)
 
 
+MEASURED = {"before-training": "before training", "release": "at release"}  # eval.contamination/v2 stage
+
+
 def evaluation_blocks(content: dict[str, Any]) -> list[Block]:
     """The final model's recorded evaluations, and how much of each evaluation set the training data holds."""
     blocks: list[Block] = [("h", 2, "Evaluations of the final model")]
@@ -455,14 +458,36 @@ def evaluation_blocks(content: dict[str, Any]) -> list[Block]:
         blocks.append(("p", "No evaluation of the final model is recorded (`custody eval RUN EVALSET@VERSION`)."))
     blocks.append(("h", 2, "Evaluation data in the training data"))
     overlap = [
-        [c["evalset"], c["ngram"], _num(c["judged"]), _num(c["contaminated"]), f"{c['share']:.2%}", c["ledger_index"]]
+        [
+            c["evalset"],
+            MEASURED[c.get("stage", "release")],  # eval.contamination/v1 was measured at release only
+            c["ngram"],
+            _num(c["judged"]),
+            _num(c["contaminated"]),
+            f"{c['share']:.2%}",
+            c["ledger_index"],
+        ]
         for c in content.get("contamination", [])
     ]
     if overlap:
-        headers = ["evaluation set", "n-gram (words)", "records judged", "sharing an n-gram", "share", "ledger index"]
+        headers = [
+            "evaluation set",
+            "measured",
+            "n-gram (words)",
+            "records judged",
+            "sharing an n-gram",
+            "share",
+            "ledger index",
+        ]
         blocks.append(("table", headers, overlap))
     else:
-        blocks.append(("p", "No overlap was measured for this run (`custody release` measures it)."))
+        blocks.append(
+            (
+                "p",
+                "No overlap was measured for this run (`custody run` measures it before training for the "
+                "evaluation sets its spec lists, `custody release` at release).",
+            )
+        )
     return blocks
 
 

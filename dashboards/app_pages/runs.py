@@ -83,6 +83,9 @@ if preference:  # a reward or DPO run (kind = "reward" | "dpo"): measured on wha
     st.caption(f"judged by {reviewers} (roster names) · " + " · ".join(named))
     if preference.get("stopped"):
         st.warning(f"Stopped before its last step: {preference['stopped']}")
+    scored = detail.preference_curve()
+    if scored:
+        st.line_chart(pd.DataFrame(scored), x="step", y="value", color="series", y_label="per evaluation")
 
 st.subheader("Loss")
 curve = detail.loss_curve()

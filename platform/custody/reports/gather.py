@@ -116,7 +116,14 @@ def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
     }
     content["runs"] = runs_using(home, names)
     content["takedowns"] = takedowns_on(home, dataset.ref.subject, "dataset.removed/", made=str(dataset.ref))
+    content["preferences"] = exported_preferences(home, dataset.ref.subject)
     return content
+
+
+def exported_preferences(home: Home, ledger_subject: str) -> list[dict[str, Any]]:
+    """The `prefs.exported` entry of a preference dataset `custody prefs export` made: the weights
+    its pairs were sampled from, the prompts, and every judgement its records rest on."""
+    return [cite(row) for row in entries(home.storage, "prefs.exported/", ledger_subject)]
 
 
 def takedowns_on(home: Home, ledger_subject: str, marks: str, made: str | None = None) -> list[dict[str, Any]]:
@@ -183,6 +190,41 @@ def _requested(home: Home, name: str, before: int) -> dict[str, Any] | None:
     return cite_signed(found) if found is not None else None
 
 
+PREFERENCE_KINDS = ("reward", "dpo")  # runs that learn from human preferences (run.finished/v3 `preference`)
+
+
+def preference_sources(home: Home, started: dict[str, Any]) -> dict[str, Any]:
+    """What a reward or DPO run rests on besides its datasets: each preference dataset's export
+    from judgements (if `custody prefs export` made it), and the entry that recorded each model it
+    started from or was scored by (the run.finished naming the digest, else the run.checkpoint)."""
+    exports = []
+    for item in started["datasets"]:
+        try:
+            subject = parse_ref(item["ref"]).subject
+        except DatasetRefError:
+            continue
+        exports.append({"ref": item["ref"], "exported": exported_preferences(home, subject)})
+    wanted = {
+        role: digest
+        for role, digest in (
+            ("reference" if started["kind"] == "dpo" else "started from", started.get("init_checkpoint_digest")),
+            ("reward model", started.get("reward_model_digest")),
+        )
+        if digest
+    }
+    written: dict[str, EntryRow] = {}
+    for entry_type, field in (("run.finished/", "model_digest"), ("run.checkpoint/", "checkpoint_digest")):
+        for row in entries(home.storage, entry_type):
+            digest = body(row).get(field)
+            if digest in wanted.values() and digest not in written:
+                written[digest] = row
+    models = [
+        {"role": role, "digest": digest, "written_by": cite(written[digest]) if digest in written else None}
+        for role, digest in wanted.items()
+    ]
+    return {"datasets": exports, "models": models}
+
+
 def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]:
     subject = f"run:{run_id}"
     started = body(started_row)
@@ -211,6 +253,8 @@ def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]
     content["evaluations"] = (
         [cite(row) for row in entries(home.storage, "eval.completed/", f"model:{model}")] if model else []
     )
+    if started["kind"] in PREFERENCE_KINDS:
+        content["preferences"] = preference_sources(home, started)
     content["contamination"] = _before_training(home, started["name"], content["run"]["requested"]) + [
         cite(row) for row in entries(home.storage, "eval.contamination/", subject)
     ]

@@ -62,6 +62,7 @@ def dataset_blocks(content: dict[str, Any]) -> list[Block]:
     blocks += check_blocks(content["checks"])
     blocks += decision_blocks(content["decisions"], content["reviews"])
     blocks += lineage_blocks(content["lineage"])
+    blocks += export_blocks(content.get("preferences", []))
     blocks.append(("h", 2, "Runs that used it"))
     if content["runs"]:
         blocks.append(
@@ -115,6 +116,114 @@ def takedown_blocks(content: dict[str, Any]) -> list[Block]:
             effect = f"taken down; replaced by {mark['replaced_by'] or 'no version (nothing was left)'}"
         rows.append([(applied or request).get("id", ""), asked, decided, effect])
     return [*blocks, ("table", ["takedown", "requested by, reason", "decision", "effect here"], rows)]
+
+
+def _dropped(dropped: dict[str, int]) -> str:
+    named = {"ties": "tied or split", "harmful_both": "both harmful", "unjudged": "unjudged"}
+    return ", ".join(f"{named.get(k, k)} {_num(v)}" for k, v in dropped.items() if v) or "none"
+
+
+def export_blocks(exports: list[dict[str, Any]], title: str = "Preferences", level: int = 2) -> list[Block]:
+    """How `custody prefs export` made a preference dataset: from which weights and prompts, and how
+    many people's judgements (each `prefs.judged` entry is listed by index in the cited export)."""
+    if not exports:
+        return []
+    rows = [
+        [
+            e["model_digest"],
+            e.get("run_id") or "",
+            f"{e['prompts']} (sha256 {_short(e['prompts_digest'])})",
+            _num(e["pairs"]),
+            _num(len(e["judgements"])),
+            ", ".join(e["reviewers"]),
+            _dropped(e["dropped"]),
+            e["ledger_index"],
+        ]
+        for e in exports
+    ]
+    headers = ["sampled from model sha256", "run", "prompts", "pairs", "judgements", "reviewers", "pairs dropped"]
+    return [
+        ("h", level, title),
+        (
+            "p",
+            "Exported from people's judgements of pairs of completions sampled from recorded weights "
+            "(`custody prefs export`); the cited entry lists every judgement it rests on by ledger index.",
+        ),
+        ("table", [*headers, "ledger index"], rows),
+    ]
+
+
+def preference_blocks(content: dict[str, Any]) -> list[Block]:
+    """A reward or DPO run: what it measured on pairs and prompts it never trained on (its cited
+    run.finished), who judged its pairs, the preference datasets, and the models it rests on."""
+    sources = content.get("preferences")
+    finished = content["run"]["finished"] or {}
+    measured = finished.get("preference")
+    if sources is None and not measured:
+        return []
+    blocks: list[Block] = [("h", 2, "Preferences")]
+    if measured:
+        index = finished["ledger_index"]
+        rows = [["method", measured["method"], index]]
+        rows.append(
+            [
+                "pairs trained on, held out",
+                f"{_num(measured['pairs_trained'])}, {_num(measured['pairs_held_out'])}",
+                index,
+            ]
+        )
+        rows.append(["reviewers (roster names)", ", ".join(measured["reviewers"]) or "none named", index])
+        if measured["method"] == "bradley-terry":
+            accuracy = measured.get("held_out_accuracy")
+            rows.append(
+                [
+                    "held-out ranking accuracy (chosen scored above rejected)",
+                    f"{accuracy:.2%}" if accuracy is not None else "no held-out pairs",
+                    index,
+                ]
+            )
+        else:
+            rows += [
+                ["beta", _num(measured.get("beta")), index],
+                ["held-out prompts scored", _num(measured.get("eval_prompts")), index],
+                [
+                    "mean reward before → after",
+                    f"{_num(measured.get('reward_before'))} → {_num(measured.get('reward_after'))}",
+                    index,
+                ],
+                [
+                    "KL to the reference (nats per completion), bound",
+                    f"{_num(measured.get('kl'))}, {_num(measured.get('max_kl'))}",
+                    index,
+                ],
+            ]
+            if measured.get("stopped"):
+                rows.append(["stopped early", measured["stopped"], index])
+        blocks.append(("table", ["measure", "value", "ledger index"], rows))
+    else:
+        blocks.append(("p", "No measures recorded: the run has not finished."))
+    models = (sources or {}).get("models", [])
+    weights = [
+        [
+            m["role"],
+            m["digest"],
+            (m["written_by"] or {}).get("run_id", "not recorded in this ledger"),
+            (m["written_by"] or {}).get("ledger_index", ""),
+        ]
+        for m in models
+    ]
+    if finished.get("model_digest"):
+        weights.append(["this run's weights", finished["model_digest"], finished["run_id"], finished["ledger_index"]])
+    if weights:
+        blocks.append(("table", ["weights", "sha256", "written by run", "ledger index"], weights))
+    for item in (sources or {}).get("datasets", []):
+        if item["exported"]:
+            blocks += export_blocks(item["exported"], title=item["ref"], level=3)
+        else:
+            blocks.append(
+                ("p", f"{item['ref']}: registered directly, not exported from judgements recorded in this ledger.")
+            )
+    return blocks
 
 
 def shard_blocks(reg: dict[str, Any]) -> list[Block]:
@@ -388,12 +497,19 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
                 ],
             )
         )
+    blocks += preference_blocks(content)
     metrics = finished.get("metrics")
     if metrics and metrics.get("steps"):
         series = {"train loss": [(s["step"], s["train_loss"]) for s in metrics.get("steps", [])]}
-        if metrics.get("evals"):
-            series["val loss"] = [(e["step"], e["val_loss"]) for e in metrics["evals"]]
+        validated = [e for e in metrics.get("evals", []) if e.get("val_loss") is not None]
+        if validated:  # a preference run's evaluations measure accuracy, or reward and KL, instead
+            series["val loss"] = [(e["step"], e["val_loss"]) for e in validated]
         blocks.append(("line", "Loss per step", series))
+        scored = [e for e in metrics.get("evals", []) if e.get("reward") is not None]
+        if scored:
+            curves = {"mean reward": [(e["step"], e["reward"]) for e in scored]}
+            curves["KL to the reference"] = [(e["step"], e["kl"]) for e in scored if e.get("kl") is not None]
+            blocks.append(("line", "DPO: mean reward and KL on held-out prompts per evaluation", curves))
     if run["checkpoints"]:
         blocks.append(("h", 2, "Checkpoints"))
         blocks.append(

@@ -39,7 +39,7 @@ def render(content: dict[str, Any]) -> tuple[str, str]:
             rows = [[f"{edges[i]:.1f}–{edges[i + 1]:.1f}", f"{n:,}"] for i, n in enumerate(counts)]
             lines += [f"**{cell(block[1])}**", "", *_table(["score", "records"], rows)]
         elif kind == "line":
-            lines += _loss_table(block[1], block[2])
+            lines += _line_table(block[1], block[2])
     lines += ["<details>", "<summary>Report document (machine-readable; checked by custody verify-report)</summary>"]
     head = "\n".join(lines) + "\n" + MD_START
     return head, MD_END + "\n</details>\n"
@@ -53,12 +53,14 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return [*out, ""]
 
 
-def _loss_table(title: str, series: dict[str, list[tuple[float, float]]]) -> list[str]:
-    """Markdown has no charts: every eval step and a thinned train curve."""
-    train = series.get("train loss", [])
-    evals = dict(series.get("val loss", []))
-    stride = max(len(train) // 20, 1)
-    steps = sorted({x for x, _ in train[::stride]} | {train[-1][0]} | set(evals)) if train else sorted(evals)
-    by_step = dict(train)
-    rows = [[s, f"{by_step[s]:.4f}" if s in by_step else "", f"{evals[s]:.4f}" if s in evals else ""] for s in steps]
-    return [f"**{cell(title)}**", "", *_table(["step", "train loss", "val loss"], rows)]
+def _line_table(title: str, series: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """Markdown has no charts: a table by step. The first series (a training loss, one point a step)
+    is thinned to about 20 rows; every point of the others (evaluations) is kept."""
+    names = list(series)
+    first = series[names[0]] if names else []
+    steps = {x for x, _ in first[:: max(len(first) // 20, 1)]} | ({first[-1][0]} if first else set())
+    for name in names[1:]:
+        steps |= {x for x, _ in series[name]}
+    by_step = {name: dict(values) for name, values in series.items()}
+    rows = [[s, *(f"{by_step[n][s]:.4f}" if s in by_step[n] else "" for n in names)] for s in sorted(steps)]
+    return [f"**{cell(title)}**", "", *_table(["step", *names], rows)]

@@ -231,6 +231,17 @@ class RunDetail:
         e = self.emissions()
         return footprint(e) if e else None
 
+    def preference_curve(self) -> list[dict[str, Any]]:
+        """A DPO run's evaluations, one row each: the step, the policy's mean reward on held-out
+        prompts and its KL to the reference (long form: series, value)."""
+        return [
+            {"step": e["step"], "series": name, "value": e[field]}
+            for e in self.metrics.get("evals", [])
+            if e.get("reward") is not None
+            for name, field in (("mean reward", "reward"), ("KL to the reference", "kl"))
+            if e.get(field) is not None
+        ]
+
     def loss_curve(self) -> list[dict[str, Any]]:
         """One row per step: train loss, and validation loss where an eval ran at that step."""
         evals = {e["step"]: e.get("val_loss") for e in self.metrics.get("evals", [])}

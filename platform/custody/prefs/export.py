@@ -21,6 +21,7 @@ from custody.datasets.card import DatasetCard
 from custody.datasets.names import DatasetRef
 from custody.datasets.registry import DatasetRegistry, RegisteredDataset
 from custody.home import Home, actor_name
+from custody.ledger import query
 from custody.prefs.collect import Pair, PreferenceError, judgements_of, pairs_of
 
 STAGE = "prefs-export"
@@ -103,7 +104,7 @@ def export(
         )
     reviewers = sorted({name for r in records for name in r["reviewers"]})
     config = {"model_digest": model_digest, "prompts": str(prompts.ref), "judgements": used}
-    dataset, _ = DatasetRegistry(home).register_derived(
+    dataset, created = DatasetRegistry(home).register_derived(
         ref,
         [prompts],
         STAGE,
@@ -112,6 +113,10 @@ def export(
         card=_card(prompts, model_digest, reviewers),
         actor=actor_name(actor),
     )
+    if not created:  # the same judgements exported again under the same name: nothing new to record
+        row = query.latest(home.storage, "prefs.exported/", ref.subject)
+        if row is not None and query.body(row)["dataset_digest"] == dataset.digest:
+            return dataset, row.idx, query.body(row)
     body = {
         "dataset": str(dataset.ref),
         "dataset_digest": dataset.digest,

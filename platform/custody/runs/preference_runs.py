@@ -253,6 +253,7 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
     reviewers = sorted({name for s in sets for name in s.reviewers})
     config = _train_config(spec)
     reward_model, reward_digest = None, None
+    torch.manual_seed(config.seed)  # new blocks and the scalar head start from the spec's seed
     if spec.kind == "dpo":
         reward_digest = settings.reward_model.removeprefix("sha256:")
         reward_run_of(home, reward_digest)
@@ -272,7 +273,6 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
             f"{outcome.spec.path}: no held-out pairs to sample prompts from; raise [dpo] held_out"
         )
     device = device_for(config.device)
-    torch.manual_seed(config.seed)
     model.to(device)
     started = {
         "run_id": outcome.run_id,

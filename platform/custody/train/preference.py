@@ -9,8 +9,9 @@ sequence cannot change any score of the sequence itself.
   the hidden state at a sequence's last token; the loss is -log σ(r(chosen) - r(rejected)).
 - **DPO** (Rafailov et al. 2023): the policy's and the frozen reference's log-likelihoods of both
   completions; the loss is -log σ(β·[(log π_c - log π_ref,c) - (log π_r - log π_ref,r)]).
-- **KL to the reference** is estimated on completions the policy samples itself: the mean over
-  sequences of Σ_t log π(y_t) - log π_ref(y_t) (the k1 estimator, unbiased; nats per completion).
+- **KL to the reference** is estimated on completions the policy samples itself: per token the
+  k3 estimator (ρ - 1) - log ρ, ρ = π_ref/π (unbiased and never negative), summed over each
+  completion and averaged (nats per completion).
 
 Batches are a pure function of (seed, step), as in the core loop, so a run is reproducible.
 """
@@ -71,10 +72,10 @@ def _padded(sequences: Sequence[Sequence[int]], device: torch.device) -> tuple[t
     return ids.to(device), lengths.to(device)
 
 
-def completion_logprobs(
+def token_logprobs(
     model: GPT, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]
-) -> torch.Tensor:
-    """Σ log p(completion token | everything before it), one value per (prompt, completion)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(token | everything before it) at every position, and the mask of completion tokens."""
     device = model.transformer.wte.weight.device
     ids, _ = _padded([[*p, *c] for p, c in zip(prompts, completions, strict=True)], device)
     logits, _ = model(ids)
@@ -82,7 +83,14 @@ def completion_logprobs(
     positions = torch.arange(1, ids.size(1), device=device).unsqueeze(0)  # the target token's index
     starts = torch.tensor([len(p) for p in prompts], device=device).unsqueeze(1)
     ends = starts + torch.tensor([len(c) for c in completions], device=device).unsqueeze(1)
-    mask = (positions >= starts) & (positions < ends)
+    return logp, (positions >= starts) & (positions < ends)
+
+
+def completion_logprobs(
+    model: GPT, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Σ log p(completion token | everything before it), one value per (prompt, completion)."""
+    logp, mask = token_logprobs(model, prompts, completions)
     return (logp * mask).sum(dim=-1)
 
 
@@ -143,12 +151,17 @@ def sample_completions(
 def kl_to_reference(
     policy: GPT, reference: GPT, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]
 ) -> float:
-    """Mean over sequences the policy sampled of Σ_t log π(y_t) - log π_ref(y_t), in nats."""
+    """KL(policy ‖ reference) in nats per completion, on completions the policy sampled: per token
+    the k3 estimator (ρ - 1) - log ρ with ρ = π_ref(y_t) / π(y_t), summed over the completion and
+    averaged over completions. Unbiased like log π - log π_ref, but never negative, so a few
+    samples cannot report a KL below zero (Schulman, "Approximating KL divergence", 2020)."""
     policy.eval()
     reference.eval()
-    mine = completion_logprobs(policy, prompts, completions)
-    theirs = completion_logprobs(reference, prompts, completions)
-    return float((mine - theirs).mean())
+    mine, mask = token_logprobs(policy, prompts, completions)
+    theirs, _ = token_logprobs(reference, prompts, completions)
+    log_ratio = (theirs - mine).clamp(max=20.0)  # exp() of a larger ratio only overflows
+    k3 = (torch.exp(log_ratio) - 1 - log_ratio) * mask
+    return float(k3.sum(dim=-1).mean())
 
 
 @dataclass

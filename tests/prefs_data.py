@@ -125,20 +125,35 @@ def prompt(topic: str) -> str:
     return f"Q: about {topic} ? A:"
 
 
-def _register(home, root: Path, name: str, rows: list[dict]) -> None:
+def register(home, root: Path, name: str, rows: list[dict]):
+    """Rows as a one-shard JSONL dataset NAME@1 with the template card."""
     folder = root / name
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    DatasetRegistry(home).register([folder], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id"))
+    dataset, _ = DatasetRegistry(home).register(
+        [folder], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id")
+    )
+    return dataset
 
 
-def _likes(count: int) -> list[dict]:
-    rng = random.Random(0)
+def preference_rows(
+    count: int, reviewers: list[str], topics=TOPICS, helpful=HELPFUL, curt=CURT, seed: int = 0
+) -> list[dict]:
+    """The known answer: the helpful reply is chosen over the curt one."""
+    rng = random.Random(seed)
     rows = []
     for i in range(count):
-        p, c, r = prompt(rng.choice(TOPICS)), f" {rng.choice(HELPFUL)}", f" {rng.choice(CURT)}"
-        rows.append({"id": f"p{i}", "text": f"{p}\n\n{c}\n\n{r}", "prompt": p, "chosen": c, "rejected": r,
-                     "reviewers": [REVIEWER, JUDGE]})  # fmt: skip
+        p, c, r = prompt(rng.choice(topics)), f" {rng.choice(helpful)}", f" {rng.choice(curt)}"
+        rows.append(
+            {
+                "id": f"p{i}",
+                "text": f"{p}\n\n{c}\n\n{r}",
+                "prompt": p,
+                "chosen": c,
+                "rejected": r,
+                "reviewers": reviewers,
+            }
+        )
     return rows
 
 
@@ -163,9 +178,9 @@ def build(root: Path, cast: Cast) -> PrefsHome:
             {"id": f"c{i}", "text": f"{prompt(rng.choice(TOPICS))} {rng.choice(HELPFUL if i % 2 else CURT)}"}
             for i in range(200)
         ]
-        _register(home, root, "chat", corpus)
-        _register(home, root, "prompts", [{"id": f"q{i}", "text": prompt(t)} for i, t in enumerate(TOPICS)])
-        _register(home, root, "likes", _likes(32))
+        register(home, root, "chat", corpus)
+        register(home, root, "prompts", [{"id": f"q{i}", "text": prompt(t)} for i, t in enumerate(TOPICS)])
+        register(home, root, "likes", preference_rows(32, [REVIEWER, JUDGE]))
         base = _run(home, root, cast, "chat-base", "pretrain", "chat@1", PRETRAIN)
         base_digest = base.result.final.digest
         reward = _run(home, root, cast, "chat-reward", "reward", "likes@1", REWARD.format(checkpoint=base_digest))

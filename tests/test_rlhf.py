@@ -12,9 +12,7 @@ import random
 
 import pytest
 
-from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
-from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.ledger import query
 from custody.prefs.collect import PreferenceError, judge, pair_at, sample_pairs
@@ -24,23 +22,12 @@ from custody.runs.preference_data import PreferenceDataError
 from custody.runs.spec import load_spec
 from custody.train.checkpoint import CheckpointError
 from custody.trust.acting import NotPermitted
+from prefs_data import SPEC_HEAD, preference_rows, prompt, register
 from run_data import POLICY, people_home, write
 
 TOPICS = ["the weather", "my order", "the train", "the meeting", "the garden", "the report", "my bill", "the music"]
 HELPFUL = ["glad to help, here it is .", "thank you, happy to help .", "of course, glad to explain ."]
 CURT = ["not my problem .", "go away, ask later .", "no idea, not my job ."]
-
-SPEC_HEAD = """\
-schema = 1
-name = "{name}"
-kind = "{kind}"
-
-[policy]
-file = "{policy}"
-
-[[datasets]]
-ref = "{dataset}"
-"""
 
 PRETRAIN = """
 [tokenizer]
@@ -95,39 +82,6 @@ eval_interval = 10
 """
 
 
-def prompt(topic: str) -> str:
-    return f"Q: about {topic} ? A:"
-
-
-def register(home, root, name: str, rows: list[dict]):
-    folder = root / name
-    folder.mkdir(exist_ok=True)
-    (folder / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    dataset, _ = DatasetRegistry(home).register(
-        [folder], DatasetRef(name, "1"), parse_card(CARD_TEMPLATE), Fields(id="id")
-    )
-    return dataset
-
-
-def preference_rows(count: int, reviewers: list[str], seed: int = 0) -> list[dict]:
-    """The known answer: the helpful reply is chosen over the curt one."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(count):
-        p, c, r = prompt(rng.choice(TOPICS)), f" {rng.choice(HELPFUL)}", f" {rng.choice(CURT)}"
-        rows.append(
-            {
-                "id": f"p{i}",
-                "text": f"{p}\n\n{c}\n\n{r}",
-                "prompt": p,
-                "chosen": c,
-                "rejected": r,
-                "reviewers": reviewers,
-            }
-        )
-    return rows
-
-
 PREFERENCES_RULE = """
 [training.preferences]
 explanation = "whoever judged the pairs does not request the run"
@@ -157,7 +111,7 @@ def world(tmp_path_factory, cast):
     register(home, root, "prompts", [{"id": f"q{i}", "text": prompt(t)} for i, t in enumerate(TOPICS)])
     base = run(home, root, cast, "chat-base", "pretrain", "chat@1", PRETRAIN)
     assert base.exit_code == 0
-    register(home, root, "likes", preference_rows(96, ["rita", "ravi"]))
+    register(home, root, "likes", preference_rows(96, ["rita", "ravi"], TOPICS, HELPFUL, CURT))
     reward = run(
         home, root, cast, "chat-reward", "reward", "likes@1", REWARD.format(checkpoint=base.result.final.digest)
     )
@@ -258,7 +212,7 @@ def test_dpo_raises_the_reward_on_held_out_prompts_within_the_kl_bound(world, ca
 
 def test_bad_preference_data_and_checkpoints_are_refused_before_training(world, cast):
     home, root, base, _reward = world
-    register(home, root, "stranger-likes", preference_rows(12, ["mallory"]))
+    register(home, root, "stranger-likes", preference_rows(12, ["mallory"], TOPICS, HELPFUL, CURT))
     body = REWARD.format(checkpoint=base.result.final.digest)
     with pytest.raises(PreferenceDataError, match="'mallory' is not on the roster"):
         run(home, root, cast, "stranger-reward", "reward", "stranger-likes@1", body)
@@ -273,7 +227,9 @@ def test_bad_preference_data_and_checkpoints_are_refused_before_training(world, 
 
 def test_policy_refuses_a_run_requested_by_someone_who_judged_its_pairs(world, cast):
     home, root, base, _ = world
-    register(home, root, "own-likes", preference_rows(24, ["trainer"]))  # trainer approves, so reviews
+    register(
+        home, root, "own-likes", preference_rows(24, ["trainer"], TOPICS, HELPFUL, CURT)
+    )  # trainer approves, so reviews
     body = REWARD.format(checkpoint=base.result.final.digest)
     mine = run(home, root, cast, "own-reward", "reward", "own-likes@1", body, rules=PREFERENCES_RULE)
     assert mine.gate.decision.decision == "deny" and mine.run_id is None

@@ -263,6 +263,10 @@ def export_command(
     target: WeightsArgument,
     prompts: PromptsArgument,
     name: Annotated[str, typer.Option("--name", metavar="NAME@VERSION", help="the preference dataset to register")],
+    license_id: Annotated[
+        str | None,
+        typer.Option("--license", metavar="SPDX", help="the completions' license [default: the prompt set's]"),
+    ] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
     database: DatabaseOption = None,
@@ -283,7 +287,7 @@ def export_command(
         who = acting(h, key, actor, "prefs")
         try:
             weights = resolve(h, target)
-            dataset, index, body = export(h, weights.digest, _prompts(h, prompts), parse_ref(name), who)
+            dataset, index, body = export(h, weights.digest, _prompts(h, prompts), parse_ref(name), who, license_id)
         except (EvalError, PreferenceError) as exc:
             fail(str(exc))
     if as_json:

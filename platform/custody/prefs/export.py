@@ -70,17 +70,24 @@ def preference_records(home: Home, pairs: list[Pair]) -> tuple[list[dict[str, An
     return records, used, dropped
 
 
-def _card(prompts: RegisteredDataset, model_digest: str, reviewers: list[str]) -> DatasetCard:
+def _card(
+    prompts: RegisteredDataset, model_digest: str, reviewers: list[str], license_id: str, judged_until: str
+) -> DatasetCard:
     base = prompts.card.as_json()
     base["dataset"] = {
         **base["dataset"],
         "title": f"Preferences between completions of {prompts.ref} by model sha256:{model_digest[:16]}",
         "description": "Pairs of completions sampled from recorded weights, each judged by people on the roster.",
     }
-    base["sources"] = [
-        *base.get("sources", []),
-        {"name": f"completions of custody model sha256:{model_digest}", "kind": "synthetic"},
-    ]
+    completions = {
+        "name": f"completions of custody model sha256:{model_digest}",
+        "uri": f"custody:model/sha256:{model_digest}",
+        "kind": "synthetic",
+        "license": license_id,
+        "retrieved_at": judged_until,  # the newest judgement: exporting the same ledger again gives the same card
+        "digest": f"sha256:{model_digest}",
+    }
+    base["sources"] = [*base.get("sources", []), completions]
     base["annotation"] = {
         "who": ", ".join(reviewers),
         "how": "pairwise judgements (better completion, tie, harmful flags), each a signed ledger entry",
@@ -89,10 +96,31 @@ def _card(prompts: RegisteredDataset, model_digest: str, reviewers: list[str]) -
     return DatasetCard.model_validate(base)
 
 
+def completions_license(prompts: RegisteredDataset, given: str | None) -> str:
+    """The license the completions are shared under: `given`, else the prompt set's declared one."""
+    found = given or prompts.card.license.declared
+    if not found:
+        raise PreferenceError(
+            f"{prompts.ref} declares no license: give the completions' license with --license SPDX-EXPRESSION"
+        )
+    from custody.licenses.spdx import parse_expression
+
+    parsed = parse_expression(found)
+    if parsed.error:
+        raise PreferenceError(f"--license {found!r}: not a valid SPDX license expression ({parsed.error})")
+    return found
+
+
 def export(
-    home: Home, model_digest: str, prompts: RegisteredDataset, ref: DatasetRef, actor: Any = None
+    home: Home,
+    model_digest: str,
+    prompts: RegisteredDataset,
+    ref: DatasetRef,
+    actor: Any = None,
+    license_id: str | None = None,
 ) -> tuple[RegisteredDataset, int, dict[str, Any]]:
     """Register the preference dataset and record `prefs.exported/v1`; (dataset, entry index, body)."""
+    license_id = completions_license(prompts, license_id)
     pairs = [p for p in pairs_of(home, model_digest) if p.prompts == str(prompts.ref)]
     if not pairs:
         raise PreferenceError(f"no pairs were sampled from sha256 {model_digest[:16]} on {prompts.ref}")
@@ -110,7 +138,7 @@ def export(
         STAGE,
         config,
         records,
-        card=_card(prompts, model_digest, reviewers),
+        card=_card(prompts, model_digest, reviewers, license_id, max(t for r in records for t in r["judged_at"])),
         actor=actor_name(actor),
     )
     if not created:  # the same judgements exported again under the same name: nothing new to record

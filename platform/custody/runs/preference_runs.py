@@ -18,7 +18,7 @@ runs read them), stored by digest and named in `run.finished/v3` with what was m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -38,7 +38,8 @@ from custody.runs.outcome import (
     run_dir,
 )
 from custody.runs.preference_data import PreferenceDataError, PreferenceSet, preference_set
-from custody.runs.spec import DPOSpec, RewardSpec, RunSpec
+from custody.runs.spec import DPOSpec, RewardSpec
+from custody.runs.training import train_config
 from custody.train.carbon import Emissions, track_emissions
 from custody.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from custody.train.loop import TrainConfig
@@ -70,16 +71,6 @@ class PreferenceResult:
     training: PreferenceTraining
     outcome: dict[str, Any]
     emissions: Emissions
-
-
-def _train_config(spec: RunSpec) -> TrainConfig:
-    t = spec.training
-    return TrainConfig(
-        seed=t.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr, min_lr=t.min_lr, warmup=t.warmup,
-        weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
-        eval_steps=t.eval_steps, checkpoint_interval=0, log_interval=t.log_interval, device=t.device,
-        deterministic=t.deterministic,
-    )  # fmt: skip
 
 
 def load_recorded(home: Home, ref: str, what: str) -> Checkpoint:
@@ -251,7 +242,7 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
     roster = home.roster()
     sets = [preference_set(d, settings.held_out, roster if roster.signed else None) for d in outcome.prepared]
     reviewers = sorted({name for s in sets for name in s.reviewers})
-    config = _train_config(spec)
+    config = replace(train_config(spec), checkpoint_interval=0)  # one checkpoint: the final weights
     reward_model, reward_digest = None, None
     torch.manual_seed(config.seed)  # new blocks and the scalar head start from the spec's seed
     if spec.kind == "dpo":

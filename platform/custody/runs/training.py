@@ -111,6 +111,17 @@ def _start_state(home: Home, spec: RunSpec) -> dict | None:
     return load_checkpoint(path, digest).state
 
 
+def train_config(spec: RunSpec) -> TrainConfig:
+    """The core loop's settings from the spec's [training] table (every run kind that trains a GPT)."""
+    t = spec.training
+    return TrainConfig(
+        seed=t.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr, min_lr=t.min_lr, warmup=t.warmup,
+        weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
+        eval_steps=t.eval_steps, checkpoint_interval=t.checkpoint_interval, log_interval=t.log_interval,
+        compile=t.compile, device=t.device, deterministic=t.deterministic,
+    )  # fmt: skip
+
+
 def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, actor: str, say: Say) -> None:
     spec = outcome.spec.spec
     outcome.run_id = new_run_id(spec)
@@ -122,12 +133,7 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
     block_size = model.config.block_size
     data = TokenData.from_datasets(outcome.prepared, tokenizer, block_size, spec.training.val_fraction)
     t = spec.training
-    config = TrainConfig(
-        seed=t.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr, min_lr=t.min_lr, warmup=t.warmup,
-        weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
-        eval_steps=t.eval_steps, checkpoint_interval=t.checkpoint_interval, log_interval=t.log_interval,
-        compile=t.compile, device=t.device, deterministic=t.deterministic,
-    )  # fmt: skip
+    config = train_config(spec)
     started = {
         "run_id": outcome.run_id,
         "name": spec.name,

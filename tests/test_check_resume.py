@@ -127,7 +127,10 @@ def test_a_check_that_crashed_resumes_at_its_first_unfinished_shard(home, tmp_pa
     assert resumed.result_digest == clean.result_digest
     assert resumed.summary_digest == clean.summary_digest
     assert resumed.config_digest == clean.config_digest
-    assert resumed.body == clean.body
+    measured = {"emissions"}  # each session measures its own energy; everything else is the same
+    assert {k: v for k, v in resumed.body.items() if k not in measured} == {
+        k: v for k, v in clean.body.items() if k not in measured
+    }
     rows = pq.read_table(home.store.path_for(resumed.result_digest))
     assert rows.num_rows == len(texts)
     assert len(set(rows.column("record_id").to_pylist())) == len(texts), "no duplicate or missing rows"

@@ -137,7 +137,7 @@ def test_license_check_records_config_and_reference_digests(home, tmp_path, pass
     dataset = register(home, tmp_path, passages, "MIT")
     result, _, _ = run(home, dataset)
     entry = json.loads(home.ledger.entry(result.entry_index).entry)
-    assert entry["type"] == "check.completed/v1"
+    assert entry["type"] == "check.completed/v2"  # v1 and the check's measured emissions
     assert entry["body"]["dataset_digest"] == dataset.digest
     assert entry["body"]["model_digest"] == LicenseCheck().detector.digest()
     config = json.loads(home.store.read_bytes(entry["body"]["config_digest"]))

@@ -78,6 +78,7 @@ def test_freshness_denies_a_result_from_an_older_check_version(base, tmp_path):
     current = json.loads(home.ledger.entry(max(_check_indices(home, "mix@1"))).entry)["body"]
     # A result written by an older pii check (as after an upgrade): a real ledger entry.
     old = {**current, "check": "pii", "version": "0.9.0"}
+    old.pop("emissions", None)  # as an older custody recorded it: v1, before checks were measured
     home.record("check.completed/v1", mix.ref.subject, old)
     decision = evaluate(parse_policy(HEADER + FRESH), gather(home, [mix], "commercial", NOW))
     reason = only(decision)
@@ -90,6 +91,7 @@ def test_freshness_denies_a_result_for_other_bytes(base, tmp_path):
     registry = DatasetRegistry(home)
     mix, books = registry.get("mix@1"), registry.get("books@1")
     body = json.loads(home.ledger.entry(max(_check_indices(home, "mix@1"))).entry)["body"]
+    body.pop("emissions", None)  # a v1 entry, as recorded before checks were measured
     home.record("check.completed/v1", mix.ref.subject, {**body, "dataset_digest": books.digest})
     reason = only(evaluate(parse_policy(HEADER + FRESH), gather(home, [mix], "commercial", NOW)))
     assert f"describes dataset digest {books.digest[:12]}, not the current {mix.digest[:12]}" in reason.message

@@ -400,7 +400,7 @@ def test_check_completed_entry_and_artifacts(home, tmp_path: Path, speeches: lis
 
     (row,) = home.storage.entries(result.entry_index, 1)
     entry = json.loads(row.entry)
-    assert entry["type"] == "check.completed/v1" and entry["subject"] == "dataset:plays@1"
+    assert entry["type"] == "check.completed/v2" and entry["subject"] == "dataset:plays@1"
     assert entry["actor"] == "auditor"
     body = entry["body"]
     assert body["check"] == "provenance" and body["version"] == ProvenanceCheck.version == "1.1.0"

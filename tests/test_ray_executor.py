@@ -85,7 +85,8 @@ def test_every_check_gives_the_same_digests_on_ray_as_locally(cluster, pg_home, 
         assert distributed.result_digest == local.result_digest, name
         assert distributed.summary_digest == local.summary_digest, name
         assert distributed.config_digest == local.config_digest, name
-        assert distributed.body == local.body, name
+        same = [k for k in local.body if k != "emissions"]  # each run measures its own energy
+        assert {k: distributed.body[k] for k in same} == {k: local.body[k] for k in same}, name
     assert pg_home.ledger.verify(pg_home.verifier_key).ok
     size = pg_home.ledger.size
     indices = [r.idx for r in pg_home.storage.entries(0, size + 10)]

@@ -102,7 +102,7 @@ def test_redact_pii_replaces_values_and_records_lineage(home, tmp_path, pii_docs
     assert survived and not survived & {"EMAIL_ADDRESS", "CREDIT_CARD"}, survived
 
     entry = json.loads(home.ledger.entry(result.entry_index).entry)
-    assert entry["type"] == "stage.completed/v1"
+    assert entry["type"] == "stage.completed/v2"  # v1 and the stage's measured emissions
     assert entry["body"]["modified"] == modified.height
     assert entry["body"]["output_digest"] == output.digest
     ledger_bytes = b"".join(r.entry for r in home.storage.iter_entries())

@@ -497,6 +497,6 @@ def test_prepare_cli_runs_the_four_stages_with_lineage_and_decisions(home, engin
                 assert text in ids or text.startswith(("gopher:", "c4:", "encode:", "decode:", "normalize:")), text
 
     entries = [json.loads(r.entry) for r in home.storage.iter_entries()]
-    completed = [e["body"] for e in entries if e["type"] == "stage.completed/v1"]
+    completed = [e["body"] for e in entries if e["type"] == "stage.completed/v2"]
     assert [c["stage"] for c in completed] == stages.split(",")
     assert Counter(c["dropped"] for c in completed)[0] == 1  # only normalize-unicode drops nothing

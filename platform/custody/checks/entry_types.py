@@ -1,4 +1,4 @@
-"""Ledger entry schema for completed checks."""
+"""Ledger entry schemas for completed checks: v1, and v2 with the check's measured emissions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from custody.emissions import Emissions
 from custody.ledger.entry import EntryBody, entry_type
 
 DIGEST = r"^[0-9a-f]{64}$"
@@ -30,3 +31,11 @@ class CheckCompleted(EntryBody):
     verdicts: dict[str, int]
     status: Literal["pass", "flag", "fail"]
     findings: list[FindingRef] = Field(default_factory=list)
+
+
+@entry_type("check.completed/v2")
+class CheckCompletedV2(CheckCompleted):
+    """v1, plus the energy, CO2e and water of the whole check, measured by one CodeCarbon tracker
+    around it in the driver (custody.emissions; on Ray the driver's machine only, docs/scale.md)."""
+
+    emissions: Emissions

@@ -14,9 +14,10 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.pipeline.executors.base import Executor
-from custody.pipeline.run_stage import StageResult, run_stage
+from custody.pipeline.run_stage import DEFAULT_CARBON, StageResult, run_stage
 from custody.stages.base import StageError
 from custody.stages.catalog import STAGES
+from custody.train.carbon import CarbonConfig
 
 
 def intermediate_ref(target: DatasetRef, position: int, stage: str) -> DatasetRef:
@@ -46,10 +47,12 @@ def run_chain(
     actor: str | None = None,
     on_result: Callable[[StageResult], None] | None = None,
     executor: Executor | None = None,
+    carbon: CarbonConfig | None = DEFAULT_CARBON,
 ) -> list[StageResult]:
     """Apply `stages` in order to `source`; the last output is registered as `target`.
 
     With a Ray `executor`, per-record stages run on its workers; the others in this process.
+    Each stage is measured by its own tracker with `carbon` (None: not measured).
     """
     options = options or {}
     for name in [*stages, *options] or [""]:
@@ -63,7 +66,7 @@ def run_chain(
     for i, stage in enumerate(built):
         out = target if i == len(built) - 1 else intermediate_ref(target, i + 1, stage.name)
         given = dict(options.get(stage.name, {}))
-        result = run_stage(home, stage, current, out, actor=actor, executor=executor, options=given)
+        result = run_stage(home, stage, current, out, actor=actor, executor=executor, options=given, carbon=carbon)
         results.append(result)
         current = result.output
         if on_result:

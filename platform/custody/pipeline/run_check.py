@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from custody.checks import entry_types  # noqa: F401  registers check.completed/v1
+from custody.checks import entry_types  # noqa: F401  registers check.completed/v1 and v2
 from custody.checks.base import Check, CheckReport, worst
 from custody.checks.results import CheckResult
 from custody.checks.rows import concatenate
@@ -21,6 +21,9 @@ from custody.pipeline.jobs import ScanJob, ScannedShard
 from custody.pipeline.record import record_completed
 from custody.pipeline.shard_work import FinishedShard, ShardWork
 from custody.store import sha256_file
+from custody.train.carbon import CarbonConfig, UnitMeter
+
+DEFAULT_CARBON = CarbonConfig()  # the grid, PUE and WUE a check is measured with unless told
 
 
 def run_check(
@@ -31,6 +34,7 @@ def run_check(
     progress: Callable[[int], None] | None = None,
     on_resume: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
+    carbon: CarbonConfig | None = DEFAULT_CARBON,
 ) -> CheckResult:
     """Run one check over a dataset and record it; nothing is recorded if the check fails.
 
@@ -38,9 +42,30 @@ def run_check(
     run that crashed resumes at its first unfinished shard; `on_resume(done, total)` is told
     how many shards were already done. The recorded result is byte-identical either way, and
     whichever `executor` scanned the shards (None: this process, shard after shard).
+
+    One CodeCarbon tracker measures the whole check in this process, from opening it (its model
+    loads) to its result in the store, never per shard, and the entry (`check.completed/v2`)
+    carries what it measured; `carbon=None` measures nothing and records `check.completed/v1`.
+    A resumed check measures this session only. With a distributed executor the tracker sees the
+    driver's machine only (docs/scale.md).
     """
     executor = executor or LocalExecutor()
     blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
+    with UnitMeter(carbon, f"custody-check-{check.name}") as meter:
+        return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter)
+
+
+def _run(
+    home: Home,
+    dataset: RegisteredDataset,
+    check: Check,
+    actor: str | None,
+    progress: Callable[[int], None] | None,
+    on_resume: Callable[[int, int], None] | None,
+    executor: Executor,
+    blueprint: object,
+    meter: UnitMeter,
+) -> CheckResult:
     check.open(dataset)
     try:
         config = check.config()
@@ -69,7 +94,8 @@ def run_check(
                 rows = Path(tmp) / "rows.parquet"
                 concatenate([work.part_path(n) for n in range(len(shards))], rows)
                 result_digest = home.store.put_file(rows)
-            result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor)
+            meter.finish()  # the measurement ends where the recording begins
+            result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor, meter.body())
             work.remove()
             return result
     finally:
@@ -98,6 +124,7 @@ def _record(
     config_digest: str,
     result_digest: str,
     actor: str | None,
+    emissions: dict | None,
 ) -> CheckResult:
     records = sum(verdicts.values())
     status = worst([f.severity for f in report.findings] + [v for v in verdicts if verdicts[v]])
@@ -125,6 +152,9 @@ def _record(
         "status": status,
         "findings": [{"id": f.id, "severity": f.severity} for f in report.findings],
     }
+    entry_type = "check.completed/v1"
+    if emissions is not None:
+        entry_type, body["emissions"] = "check.completed/v2", emissions
     artifacts = [dataset.digest, config_digest, result_digest]
-    index, body = record_completed(home, "check.completed/v1", dataset.ref.subject, summary, body, artifacts, actor)
+    index, body = record_completed(home, entry_type, dataset.ref.subject, summary, body, artifacts, actor)
     return CheckResult.recorded(index, body)

@@ -21,8 +21,11 @@ from custody.pipeline.decisions import DecisionWriter, output_row
 from custody.pipeline.executors.base import Executor
 from custody.pipeline.jobs import StageJob
 from custody.pipeline.record import record_completed
-from custody.stages import entry_types  # noqa: F401  registers stage.completed/v1
+from custody.stages import entry_types  # noqa: F401  registers stage.completed/v1 and v2
 from custody.stages.base import EmptyOutput, Stage, StageError
+from custody.train.carbon import CarbonConfig, UnitMeter
+
+DEFAULT_CARBON = CarbonConfig()  # the grid, PUE and WUE a stage is measured with unless told
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,40 @@ def run_stage(
     progress: Callable[[int], None] | None = None,
     executor: Executor | None = None,
     options: dict[str, Any] | None = None,
+    carbon: CarbonConfig | None = DEFAULT_CARBON,
 ) -> StageResult:
     """Apply one stage to `source` and register the result as `output` with lineage.
 
     With a distributed `executor` (Ray) and a per-record stage (`Stage.parallel`), the source's
     shards are processed on workers, each building the stage from its name and `options`; the
     output is the same bytes as in the driver. Other stages always run here.
+
+    One CodeCarbon tracker measures the whole stage in this process (never per shard), up to the
+    output's registration, and its entry (`stage.completed/v2`) carries what it measured;
+    `carbon=None` measures nothing and records `stage.completed/v1`. With a distributed executor
+    the tracker sees the driver's machine only (docs/scale.md).
     """
     registry = DatasetRegistry(home)
     if registry.find(output) is not None:
         raise StageError(f"{output} is already registered; choose another --output name or version")
+    with UnitMeter(carbon, f"custody-stage-{stage.name}") as meter:
+        derived, decisions, decisions_digest = _run(
+            home, registry, stage, source, output, actor, progress, executor, options
+        )
+    return _record(home, stage, source, output, derived, decisions, decisions_digest, actor, meter.body())
+
+
+def _run(
+    home: Home,
+    registry: DatasetRegistry,
+    stage: Stage,
+    source: RegisteredDataset,
+    output: DatasetRef,
+    actor: str | None,
+    progress: Callable[[int], None] | None,
+    executor: Executor | None,
+    options: dict[str, Any] | None,
+) -> tuple[RegisteredDataset, DecisionWriter, str]:
     config = stage.recorded_config()
     with tempfile.TemporaryDirectory(prefix="custody-stage-") as tmp:
         decisions = DecisionWriter(Path(tmp) / "decisions.parquet")
@@ -109,6 +136,20 @@ def run_stage(
             actor=actor,
             stage_options=None if options is None else dict(options),
         )
+    return derived, decisions, decisions_digest
+
+
+def _record(
+    home: Home,
+    stage: Stage,
+    source: RegisteredDataset,
+    output: DatasetRef,
+    derived: RegisteredDataset,
+    decisions: DecisionWriter,
+    decisions_digest: str,
+    actor: str | None,
+    emissions: dict | None,
+) -> StageResult:
     summary = {
         "stage": stage.name,
         "version": stage.version,
@@ -131,6 +172,9 @@ def run_stage(
         "modified": summary["counts"]["modify"],
         "dropped": summary["counts"]["drop"],
     }
+    entry_type = "stage.completed/v1"
+    if emissions is not None:
+        entry_type, body["emissions"] = "stage.completed/v2", emissions
     artifacts = [source.digest, derived.digest, decisions_digest]
-    index, _ = record_completed(home, "stage.completed/v1", output.subject, summary, body, artifacts, actor)
+    index, _ = record_completed(home, entry_type, output.subject, summary, body, artifacts, actor)
     return StageResult(stage.name, derived, index, summary["counts"], summary)

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from custody.emissions import Emissions  # one schema for runs, checks and stages
 from custody.ledger.entry import EntryBody, entry_type
 
 DIGEST = r"^[0-9a-f]{64}$"
@@ -24,17 +25,6 @@ class RunDataset(EntryBody):
     digest: str = Field(pattern=DIGEST)
     source: str | None = None  # the registered dataset it was prepared from
     source_digest: str | None = Field(default=None, pattern=DIGEST)
-
-
-class Emissions(EntryBody):
-    duration_s: float = Field(ge=0)
-    energy_kwh: float = Field(ge=0)
-    emissions_kg_co2e: float = Field(ge=0)
-    water_l: float = Field(ge=0)
-    country_iso_code: str
-    pue: float = Field(ge=1)
-    wue_l_per_kwh: float = Field(ge=0)
-    tracker: str  # e.g. "codecarbon 3.3.2 OfflineEmissionsTracker"
 
 
 @entry_type("run.requested/v1")

@@ -28,7 +28,7 @@ from custody.ledger import query
 from custody.ledger.entry import json_digest
 from custody.pipeline.chain import run_chain
 from custody.pipeline.executors import Executor, make_executor
-from custody.pipeline.run_check import run_check
+from custody.pipeline.run_check import DEFAULT_CARBON, run_check
 from custody.policy.gate import run_gate
 from custody.policy.inputs import RunContext
 from custody.policy.schema import load_policy
@@ -38,7 +38,7 @@ from custody.runs.preference_data import preference_reviewers
 from custody.runs.spec import LoadedSpec, RunSpec
 from custody.stages.catalog import STAGES
 from custody.takedown.index import index_for
-from custody.train.carbon import track_emissions
+from custody.train.carbon import CarbonConfig, track_emissions
 from custody.trust.acting import Acting, Person
 
 
@@ -110,7 +110,9 @@ def prepare(
             say(f"prepare {source.ref}: reusing {target} (same data, stages and options)")
             prepared.append(existing)
             continue
-        results = run_chain(home, source, stages, target, options, actor=actor, executor=executor)
+        results = run_chain(
+            home, source, stages, target, options, actor=actor, executor=executor, carbon=carbon_config(spec)
+        )
         for r in results:
             say(
                 f"prepare {r.stage}: {r.output.ref} kept {r.counts['keep']}, modified {r.counts['modify']}, "
@@ -122,7 +124,12 @@ def prepare(
 
 
 def check(
-    home: Home, datasets: list[RegisteredDataset], actor: str, say: Say, executor: Executor | None = None
+    home: Home,
+    datasets: list[RegisteredDataset],
+    actor: str,
+    say: Say,
+    executor: Executor | None = None,
+    carbon: CarbonConfig = DEFAULT_CARBON,
 ) -> None:
     """Run every check whose latest result does not cover the dataset's current bytes and version."""
     for dataset in datasets:
@@ -131,7 +138,7 @@ def check(
             found = latest.get(name)
             if found is not None and found.dataset_digest == dataset.digest and found.version == CHECKS.version(name):
                 continue
-            result = run_check(home, dataset, CHECKS.build(name), actor=actor, executor=executor)
+            result = run_check(home, dataset, CHECKS.build(name), actor=actor, executor=executor, carbon=carbon)
             say(
                 f"check {name} on {dataset.ref}: {result.status}, {result.records} records "
                 f"(ledger index {result.entry_index})"
@@ -210,7 +217,7 @@ def run_spec(
             if executor.distributed:
                 say(f"executor: {executor.describe()}")
             prepared = prepare(home, spec, actor, say, executor)
-            check(home, prepared, actor, say, executor)
+            check(home, prepared, actor, say, executor, carbon_config(spec))
             # How much of each evaluation set the prepared data holds, for the gate to judge.
             measured = overlap.record(
                 home, evalsets, prepared, f"run:{spec.name}", "before-training", actor, request_index=requested

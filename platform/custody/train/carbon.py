@@ -25,14 +25,18 @@ Defaults, and why:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from custody.emissions import NOT_MEASURED
+
 DEFAULT_COUNTRY = "USA"
 DEFAULT_PUE = 1.0
+TRACKER = "codecarbon OfflineEmissionsTracker"  # how a ledger entry names what measured it
 DEFAULT_WUE_L_PER_KWH = 1.8  # Shehabi et al. 2016, LBNL-1005775: on-site water, average US data centre
 
 
@@ -125,6 +129,50 @@ class Emissions:
             f"{self.water_l:.4f} L water in {self.duration_s:.1f} s"
         )
 
+    def ledger_body(self, tracker: str = TRACKER) -> dict:
+        """The `emissions` body of a ledger entry (custody.emissions.Emissions)."""
+        return {
+            "duration_s": round(self.duration_s, 3),
+            "energy_kwh": self.energy_kwh,
+            "emissions_kg_co2e": self.emissions_kg_co2e,
+            "water_l": self.water_l,
+            "country_iso_code": self.country_iso_code,
+            "pue": self.pue,
+            "wue_l_per_kwh": self.wue_l_per_kwh,
+            "tracker": f"{tracker} (codecarbon {self.codecarbon_version})",
+        }
+
+
+def not_measured_body(config: CarbonConfig, why: str) -> dict:
+    """An `emissions` body that says nothing was measured, and why (zeros, never a guess)."""
+    return {
+        "duration_s": 0.0,
+        "energy_kwh": 0.0,
+        "emissions_kg_co2e": 0.0,
+        "water_l": 0.0,
+        "country_iso_code": config.country_iso_code,
+        "pue": config.pue,
+        "wue_l_per_kwh": config.wue_l_per_kwh,
+        "tracker": f"{NOT_MEASURED}: {why}",
+    }
+
+
+_PARTIAL = "custody_emissions"  # the attribute a failed block's exception carries its measurement in
+
+
+def note_measured(exc: BaseException, emissions: Emissions | None) -> None:
+    """Attach what was measured up to a failure to the exception that ended the work (the outermost
+    meter that saw it has the last word: it measured the longest)."""
+    if emissions is not None:
+        with suppress(AttributeError, TypeError):  # an exception type that refuses attributes
+            setattr(exc, _PARTIAL, emissions)
+
+
+def measured_before(exc: BaseException) -> Emissions | None:
+    """What the meter around the failed work measured up to the failure, or None if none ran."""
+    found = getattr(exc, _PARTIAL, None)
+    return found if isinstance(found, Emissions) else None
+
 
 class EmissionsMeter:
     """A running CodeCarbon tracker; `snapshot()` gives the totals so far, `stop()` the final ones."""
@@ -216,9 +264,99 @@ class EmissionsMeter:
 
 @contextmanager
 def track_emissions(config: CarbonConfig | None = None, label: str = "custody") -> Iterator[EmissionsMeter]:
-    """Measure the block; afterwards `meter.result` holds its Emissions (also when the block raised)."""
+    """Measure the block; afterwards `meter.result` holds its Emissions (also when the block raised,
+    when the exception carries them too: `measured_before(exc)`)."""
     meter = EmissionsMeter(config, label).start()
     try:
         yield meter
+    except BaseException as exc:
+        note_measured(exc, meter.stop())
+        raise
     finally:
         meter.stop()
+
+
+class UnitMeter:
+    """One tracker around one unit of work (a check, a stage) that never fails the work: if
+    CodeCarbon cannot start or stop, `body()` says "not measured" and why. `config=None`: off.
+
+    The tracker starts beside the work, on a thread: CodeCarbon's first tracker in a process
+    detects the hardware (py-cpuinfo in a subprocess, about 1.4 s on a VM), which would otherwise
+    be waited for before every first check or stage; later trackers start in about 10 ms. The
+    seconds the work ran before its tracker did are counted at the power the tracker then
+    measured (energy, CO2e and water scaled by measured + unmeasured seconds / measured seconds),
+    and `duration_s` is the unit's whole wall time."""
+
+    def __init__(self, config: CarbonConfig | None, label: str) -> None:
+        self.config, self.label = config, label
+        self.meter: EmissionsMeter | None = None
+        self.problem: str | None = None
+        self.result: Emissions | None = None
+        self._thread: threading.Thread | None = None
+        self._began = self._ready = 0.0
+
+    def __enter__(self) -> UnitMeter:
+        if self.config is not None:
+            self._began = time.perf_counter()
+            self._thread = threading.Thread(target=self._start, name=f"{self.label}-meter", daemon=True)
+            self._thread.start()
+        return self
+
+    def _start(self) -> None:
+        try:
+            self.meter = EmissionsMeter(self.config, self.label).start()
+            self._ready = time.perf_counter()
+        except Exception as exc:  # the work goes on unmeasured, and says so
+            self.problem = f"CodeCarbon did not start ({type(exc).__name__}: {exc})"[:300]
+
+    def __exit__(self, kind, exc, tb) -> None:
+        result = self.finish()
+        if exc is not None:
+            note_measured(exc, result)
+
+    def finish(self) -> Emissions | None:
+        """Stop measuring (again: the same result) where the unit's recording begins."""
+        ended = time.perf_counter()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.meter is None or self.result is not None:
+            return self.result
+        try:
+            measured = self.meter.stop()
+        except Exception as error:
+            self.problem = f"CodeCarbon did not stop ({type(error).__name__}: {error})"[:300]
+            self.meter = None
+            return None
+        # The seconds the work ran unmeasured: until the tracker started, or all of it if it ended first.
+        self.result = _with_lead(measured, max(0.0, min(self._ready, ended) - self._began))
+        return self.result
+
+    @property
+    def on(self) -> bool:
+        return self.config is not None
+
+    def body(self) -> dict | None:
+        """The `emissions` body for the unit's entry; None when measuring was off."""
+        if self.config is None:
+            return None
+        if self.result is None:
+            return not_measured_body(self.config, self.problem or "the tracker returned nothing")
+        return self.result.ledger_body()
+
+
+def _with_lead(measured: Emissions, lead_s: float) -> Emissions:
+    """`measured` plus the `lead_s` seconds before its tracker started, at the power it measured."""
+    if lead_s <= 0 or measured.duration_s <= 0:
+        return replace(measured, duration_s=measured.duration_s + lead_s)
+    k = (measured.duration_s + lead_s) / measured.duration_s
+    return replace(
+        measured,
+        duration_s=measured.duration_s + lead_s,
+        energy_kwh=measured.energy_kwh * k,
+        cpu_energy_kwh=measured.cpu_energy_kwh * k,
+        gpu_energy_kwh=measured.gpu_energy_kwh * k,
+        ram_energy_kwh=measured.ram_energy_kwh * k,
+        emissions_kg_co2e=measured.emissions_kg_co2e * k,
+        water_l=measured.water_l * k,
+    )

@@ -18,7 +18,7 @@ from custody.ledger.entry import canonical_json
 from custody.policy.evaluate import DECISION_EXIT
 from custody.policy.gate import GateResult
 from custody.runs.spec import LoadedSpec, RunSpec
-from custody.train.carbon import CarbonConfig, Emissions
+from custody.train.carbon import TRACKER, CarbonConfig, Emissions, measured_before, not_measured_body
 
 Say = Callable[[str], None]
 
@@ -42,17 +42,8 @@ def carbon_config(spec: RunSpec) -> CarbonConfig:
     return CarbonConfig(country_iso_code=c.country_iso_code, region=c.region, pue=c.pue, wue_l_per_kwh=c.wue_l_per_kwh)
 
 
-def emissions_body(emissions: Emissions, tracker: str = "codecarbon OfflineEmissionsTracker") -> dict[str, Any]:
-    return {
-        "duration_s": round(emissions.duration_s, 3),
-        "energy_kwh": emissions.energy_kwh,
-        "emissions_kg_co2e": emissions.emissions_kg_co2e,
-        "water_l": emissions.water_l,
-        "country_iso_code": emissions.country_iso_code,
-        "pue": emissions.pue,
-        "wue_l_per_kwh": emissions.wue_l_per_kwh,
-        "tracker": f"{tracker} (codecarbon {emissions.codecarbon_version})",
-    }
+def emissions_body(emissions: Emissions, tracker: str = TRACKER) -> dict[str, Any]:
+    return emissions.ledger_body(tracker)
 
 
 def new_run_id(spec: RunSpec) -> str:
@@ -85,9 +76,15 @@ def dataset_json(home: Home, dataset: RegisteredDataset) -> dict:
 def record_failed(
     home: Home, outcome: RunOutcome, exc: BaseException, actor: str, entry_type: str = "run.finished/v1"
 ) -> None:
-    """A run that stopped still leaves a finished entry: what failed, and what it had used so far."""
-    zero = {"duration_s": 0.0, "energy_kwh": 0.0, "emissions_kg_co2e": 0.0, "water_l": 0.0}
+    """A run that stopped still leaves a finished entry: what failed, and what it had used so far
+    (what the meter around the training measured up to the failure, which the exception carries;
+    "not measured" only when no meter ran)."""
     spec = outcome.spec.spec
+    partial = measured_before(exc)
+    if partial is not None:
+        emissions = emissions_body(partial, f"{TRACKER}, up to the failure")
+    else:
+        emissions = not_measured_body(carbon_config(spec), "the run failed before its meter started")
     body = {
         "run_id": outcome.run_id,
         "status": "failed",
@@ -96,13 +93,7 @@ def record_failed(
         "tokens": 0,
         "tokens_per_s": 0.0,
         "metrics_digest": home.store.put_bytes(canonical_json({"steps": [], "evals": []})),
-        "emissions": {
-            **zero,
-            "country_iso_code": spec.carbon.country_iso_code,
-            "pue": spec.carbon.pue,
-            "wue_l_per_kwh": spec.carbon.wue_l_per_kwh,
-            "tracker": "not measured: the run failed",
-        },
+        "emissions": emissions,
     }
     index = home.record(entry_type, f"run:{outcome.run_id}", body, actor=actor)
     outcome.entries["run.finished"] = index

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from custody.train.carbon import CarbonConfig, Emissions, EmissionsMeter
+from custody.train.carbon import CarbonConfig, Emissions, EmissionsMeter, note_measured
 from custody.train.checkpoint import CheckpointError, CheckpointWriter, SavedCheckpoint, load_checkpoint
 from custody.train.data import TokenData, derive_seed
 from custody.train.distributed import Distributed, setup_distributed
@@ -187,8 +187,10 @@ def train(
                     log.skip()  # snapshotting is not training throughput
                 checkpoints.poll()
         checkpoints.drain()  # the final checkpoint is durable before train() returns
-    except BaseException:
-        meter.abort()  # no collective here: another rank may be the one that failed
+    except BaseException as exc:
+        # No collective here: another rank may be the one that failed. The exception carries what
+        # this rank measured up to the failure (and the sessions before a resume), for the ledger.
+        note_measured(exc, meter.abort())
         checkpoints.salvage()  # a checkpoint already being written is still a good one
         raise
     finally:
@@ -571,10 +573,16 @@ class _CarbonMeter:
         """The run's final total. A collective: every rank calls it."""
         return self._total(self.meter.stop()) if self.meter is not None else None
 
-    def abort(self) -> None:
-        """Stop measuring after a failure, with no collective: another rank may be the one that failed."""
-        if self.meter is not None:
-            self.meter.stop()
+    def abort(self) -> Emissions | None:
+        """Stop measuring after a failure, with no collective: another rank may be the one that failed.
+        Returns this rank's measurement so far (added to the sessions before a resume), or None."""
+        if self.meter is None:
+            return None
+        try:
+            session = self.meter.stop()
+        except Exception:  # the failure that brought us here is the one to report
+            return None
+        return self.prior + session if self.prior else session
 
     def _total(self, session: Emissions) -> Emissions:
         emissions = _reduce_emissions(session, self.dist, self.device)

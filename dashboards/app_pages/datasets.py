@@ -155,6 +155,14 @@ st.graphviz_chart(detail.lineage_dot, width="content")
 if detail.ancestors or detail.descendants:
     st.caption(f"from: {', '.join(detail.ancestors) or '—'} · to: {', '.join(detail.descendants) or '—'}")
 
+st.subheader("Energy, carbon and water spent on it")
+totals = data.dataset_totals(home_key, size, ref)
+tables.show([t.as_row() for t in totals], key="ds_energy")
+st.caption(
+    "each check and stage measured by one CodeCarbon tracker in the process that ran it (on Ray: the "
+    "driver's machine only); entries recorded before measuring began count as not measured (docs/runs.md)"
+)
+
 st.subheader("Decisions and reviews over time")
 events = [{"time": d["time"], "event": d["for this dataset"], "index": d["index"]} for d in detail.decisions] + [
     {"time": r["time"], "event": r["action"], "index": r["index"]} for r in detail.reviews

@@ -121,6 +121,14 @@ else:
         f"{plural(finished.get('tokens', 0), 'token')} · {finished.get('tokens_per_s', 0):,.0f} tokens/s · "
         f"model sha256 {finished.get('model_digest') or '—'}"
     )
+totals = data.run_totals(home_key, size, run_id)
+if totals:
+    st.markdown("**The whole run: preparation + checks + training**")
+    tables.show([t.as_row() for t in totals], key="runs_energy_totals")
+    st.caption(
+        "preparation is the meter around `custody run`'s preparation with the checks it ran taken out, "
+        "so the parts add up to the total; a failed run's training is what was measured up to the failure"
+    )
 
 st.subheader("Checkpoints")
 listed = len(detail.checkpoints)

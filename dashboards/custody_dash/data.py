@@ -15,7 +15,18 @@ from custody.datasets.names import is_intermediate
 from custody.datasets.registry import DatasetRegistry
 from custody.policy.schema import LoadedPolicy
 from custody.trust.acting import Acting
-from custody.views import datasets, decisions, ledger, overview, policies, preferences, reviews, runs, takedowns
+from custody.views import (
+    datasets,
+    decisions,
+    footprint,
+    ledger,
+    overview,
+    policies,
+    preferences,
+    reviews,
+    runs,
+    takedowns,
+)
 from custody_dash.context import home
 
 CACHE = {"show_spinner": False, "max_entries": 64}
@@ -62,6 +73,16 @@ def run_rows(home_key: str, size: int) -> list[runs.RunRow]:
 @st.cache_resource(**CACHE)
 def run_detail(home_key: str, size: int, run_id: str) -> runs.RunDetail | None:
     return runs.run_detail(home(), run_id)
+
+
+@st.cache_resource(**CACHE)
+def run_totals(home_key: str, size: int, run_id: str) -> list[footprint.TotalRow]:
+    return footprint.run_totals(home(), run_id)
+
+
+@st.cache_resource(**CACHE)
+def dataset_totals(home_key: str, size: int, ref: str) -> list[footprint.TotalRow]:
+    return footprint.dataset_totals(home(), DatasetRegistry(home()).get(ref))
 
 
 @st.cache_resource(**CACHE)

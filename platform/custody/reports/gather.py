@@ -20,6 +20,7 @@ from custody.ledger.query import body, entries, first, latest
 from custody.ledger.storage import EntryRow
 from custody.reports import REPORT_FORMAT
 from custody.reports.claims import cite, cite_signed
+from custody.reports.energy import dataset_energy, run_energy
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[0-9a-f]{8}$")
 
@@ -117,6 +118,7 @@ def dataset_report(home: Home, dataset: RegisteredDataset) -> dict[str, Any]:
     content["runs"] = runs_using(home, names)
     content["takedowns"] = takedowns_on(home, dataset.ref.subject, "dataset.removed/", made=str(dataset.ref))
     content["preferences"] = exported_preferences(home, dataset.ref.subject)
+    content["energy"] = dataset_energy(home, dataset)  # checks + the stages that produced it
     return content
 
 
@@ -258,6 +260,8 @@ def run_report(home: Home, run_id: str, started_row: EntryRow) -> dict[str, Any]
     content["contamination"] = _before_training(home, started["name"], content["run"]["requested"]) + [
         cite(row) for row in entries(home.storage, "eval.contamination/", subject)
     ]
+    finished_row = latest(home.storage, "run.finished/", subject)
+    content["energy"] = run_energy(home, started_row, body(finished_row) if finished_row else None)
     return content
 
 

@@ -62,6 +62,11 @@ def dataset_blocks(content: dict[str, Any]) -> list[Block]:
     blocks += check_blocks(content["checks"])
     blocks += decision_blocks(content["decisions"], content["reviews"])
     blocks += lineage_blocks(content["lineage"])
+    if content.get("energy"):  # reports made before totals were gathered have none
+        blocks.append(("h", 2, "Energy, CO2e and water spent on it"))
+        blocks += energy_blocks(
+            content["energy"], (("checks", "checks run on it"), ("stages", "stages that produced it"))
+        )
     blocks += export_blocks(content.get("preferences", []))
     blocks.append(("h", 2, "Runs that used it"))
     if content["runs"]:
@@ -485,6 +490,13 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
             emission_rows,
         )
     )
+    if content.get("energy"):
+        parts = (
+            ("preparation", "preparation (stages, overlap, bookkeeping; its checks taken out)"),
+            ("checks", "checks run for this run"),
+            ("training", "training (a failed run: up to the failure)"),
+        )
+        blocks += energy_blocks(content["energy"], parts)
     if finished.get("held_out"):
         blocks.append(("h", 2, "Scores on held-out records"))
         blocks.append(
@@ -558,6 +570,25 @@ def run_blocks(content: dict[str, Any]) -> list[Block]:
 
 
 MEASURED = {"before-training": "before training", "release": "at release"}  # eval.contamination/v2 stage
+
+
+def energy_blocks(energy: dict[str, Any], parts: tuple[tuple[str, str], ...]) -> list[Block]:
+    """A total and its parts (reports/energy.py), water beside energy and CO2e."""
+    rows = []
+    for key, label in (*parts, ("total", "total")):
+        t = energy[key]
+        counted = f"{t['measured']} measured" + (f", {t['unmeasured']} not measured" if t["unmeasured"] else "")
+        rows.append(
+            [
+                label,
+                counted,
+                _num(t["duration_s"]),
+                _num(t["energy_kwh"]),
+                _num(t["emissions_kg_co2e"]),
+                _num(t["water_l"]),
+            ]
+        )
+    return [("table", ["part", "entries", "seconds", "kWh", "kg CO2e", "water (L)"], rows)]
 
 
 def evaluation_blocks(content: dict[str, Any]) -> list[Block]:

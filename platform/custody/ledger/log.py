@@ -123,6 +123,11 @@ class Ledger:
     # -- startup cross-check ----------------------------------------------------------------
     def cross_check(self) -> str | None:
         """Rebuild the right edge from stored nodes; compare with the head and last checkpoint."""
+        # One snapshot: another writer committing between two reads is not a mismatch.
+        with self.storage.read_snapshot():
+            return self._cross_check()
+
+    def _cross_check(self) -> str | None:
         size, root = self.storage.head()
         if self.storage.max_index() + 1 != size:
             return f"head says {size} entries but the last stored index is {self.storage.max_index()}"
@@ -288,6 +293,11 @@ class Ledger:
     # -- full verification ------------------------------------------------------------------
     def verify(self, key: VerifierKey | None = None, remembered: str | None = None) -> VerifyReport:
         """Re-hash every stored entry, rebuild every node, and check head and checkpoints."""
+        # One snapshot: entries committed by a writer while this runs are not beyond the head.
+        with self.storage.read_snapshot():
+            return self._verify(key, remembered)
+
+    def _verify(self, key: VerifierKey | None, remembered: str | None) -> VerifyReport:
         size, head_root = self.storage.head()
         report = VerifyReport(size, head_root)
         problems = report.problems

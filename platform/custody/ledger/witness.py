@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -65,11 +66,30 @@ class CheckpointWitness:
             return None
 
     def observe(self, note: str, prove: ProveConsistency) -> Checkpoint:
-        """Accept `note` only if it extends what was seen before; then remember it."""
-        old = self.remembered()
-        checkpoint = check_extends(old, note, self.key, prove) if old else verify_checkpoint(note, self.key)
+        """Accept `note` only if it extends what was seen before; then remember it.
+
+        Processes sharing the home observe one at a time (a lock file beside it). A note older
+        than the remembered one, and consistent with it, is another writer's that was remembered
+        later than a newer one: accepted, and the newer one stays."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(note, encoding="utf-8")
-        os.replace(tmp, self.path)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            old = self.remembered()
+            if old:
+                checkpoint = verify_checkpoint(note, self.key)
+                if checkpoint.size < verify_checkpoint(old, self.key).size:
+                    try:
+                        check_extends(note, old, self.key, prove)
+                    except ForkDetected as exc:
+                        raise ForkDetected(str(exc), old, note) from exc
+                    return checkpoint
+                checkpoint = check_extends(old, note, self.key, prove)
+            else:
+                checkpoint = verify_checkpoint(note, self.key)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="utf-8") as out:
+                out.write(note)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
         return checkpoint

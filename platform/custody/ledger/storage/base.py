@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,12 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the connection."""
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the database, whatever other writers commit meanwhile
+        (backends open a read transaction; inside a transaction already, nothing changes)."""
+        yield
 
     # -- shared SQL -------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:

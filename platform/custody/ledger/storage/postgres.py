@@ -144,6 +144,18 @@ class PostgresStorage(Storage):
         except self._psycopg.Error as exc:
             raise StorageError(f"{_redact(self.url)}: {str(exc).strip().splitlines()[0]}") from exc
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        if self._conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            yield
+            return
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield
+        except self._psycopg.Error as exc:
+            raise StorageError(f"{_redact(self.url)}: {str(exc).strip().splitlines()[0]}") from exc
+
     def close(self) -> None:
         self._conn.close()
 

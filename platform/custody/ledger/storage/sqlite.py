@@ -127,5 +127,16 @@ class SqliteStorage(Storage):
         else:
             self._execute("COMMIT")
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        if self._conn.in_transaction:
+            yield
+            return
+        self._execute("BEGIN")  # deferred: the WAL snapshot is taken at the first read
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
     def close(self) -> None:
         self._conn.close()

@@ -64,7 +64,10 @@ def build_report(home: Home, target: str, fmt: str, actor: Acting | str | None =
 
 def build_export(home: Home, target: str, fmt: str, actor: Acting | str | None = None) -> Built:
     content = gather(home, target)
-    data = EXPORTERS.load(fmt).export(content)  # imported on use: each pulls in its format's library
+    exporter = EXPORTERS.load(fmt)  # imported on use: each pulls in its format's library
+    if hasattr(exporter, "extend_content"):  # an exporter that needs more than a report gathers reads it here
+        content = exporter.extend_content(home, content)
+    data = exporter.export(content)
     digest = hashlib.sha256(data).hexdigest()
     body = {"subject": content["subject"], "format": fmt, "digest": digest, "bytes": len(data), "covers": "file"}
     entry_type, origin = "report.exported/v1", EXPORTERS.entry(fmt).origin

@@ -12,7 +12,8 @@ from custody.ledger.entry import EntryBody, entry_type
 @entry_type("report.exported/v1")
 class ReportExported(EntryBody):
     subject: str  # dataset:NAME@VERSION or run:RUN_ID
-    format: Literal["md", "html", "json", "spdx", "cyclonedx", "hf-card", "ai-act-summary", "openlineage"]
+    # a format may be added (every entry recorded before stays valid); none is ever taken away
+    format: Literal["md", "html", "json", "spdx", "cyclonedx", "hf-card", "ai-act-summary", "openlineage", "croissant"]
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
     # "file": the digest is of the file's bytes (exports). "report": of the canonical JSON of the

@@ -22,5 +22,10 @@ EXPORTERS = Registry(
             "the EU AI Act public summary of training content (Art. 53(1)(d)), Markdown",
         ),
         Entry("openlineage", "custody.reports.exports.openlineage", "OpenLineage run events, one JSON per line"),
+        Entry(
+            "croissant",
+            "custody.reports.exports.croissant",
+            "Croissant 1.1 JSON-LD with the Responsible-AI (RAI) vocabulary filled from custody's records",
+        ),
     ),
 )

@@ -309,3 +309,15 @@ def test_an_unknown_dataset_or_a_run_exits_2_and_records_nothing(built, tmp_path
         assert len([line for line in result.output.strip().splitlines() if line.strip()]) == 1, result.output
         assert not out.exists()
     assert home.storage.entry_count() == size
+
+
+def test_custody_export_is_the_same_command(built, tmp_path):
+    _, root, files, runner = built
+    out = tmp_path / "web.json"
+    result = runner.invoke(
+        app, ["export", "web@1", "--format", "croissant", "--out", str(out), "--home", str(root / "home"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["digest"] == hashlib.sha256(out.read_bytes()).hexdigest() and printed["format"] == "croissant"
+    assert printed["ledger_index"] > files["web@1"][1]["ledger_index"]  # recorded again, like any export

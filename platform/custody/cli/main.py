@@ -59,6 +59,7 @@ app.command("eval")(eval_command)
 app.command("release")(release_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
+app.command("export", help="`custody report` by another name: write an export, record its digest.")(report)
 app.command("verify-report")(verify_report_command)
 
 

@@ -195,6 +195,9 @@ def run_demo(home: Path | None = None) -> int:
         reports = workdir / "reports"
         for source in ("web-pages@1", "books@1", "code@1", "forum-dump@1", "shadow-books@1"):
             _custody("report", source, "--format", "html", "--out", str(reports / f"{source}.html"), *h)
+        _custody(
+            "report", "web-pages@1", "--format", "croissant", "--out", str(reports / "web-pages@1.croissant.json"), *h
+        )
         for fmt, suffix in (("md", "md"), ("html", "html"), ("ai-act-summary", "ai-act.md"), ("spdx", "spdx.json")):
             _custody("report", run["run_id"], "--format", fmt, "--out", str(reports / f"{run['run_id']}.{suffix}"), *h)
 

@@ -321,3 +321,19 @@ def test_custody_export_is_the_same_command(built, tmp_path):
     printed = json.loads(result.output)
     assert printed["digest"] == hashlib.sha256(out.read_bytes()).hexdigest() and printed["format"] == "croissant"
     assert printed["ledger_index"] > files["web@1"][1]["ledger_index"]  # recorded again, like any export
+
+
+def test_the_dashboards_download_is_the_same_export_and_names_who_took_it(built):
+    from custody.views.provenance import export_download
+
+    home, root, _, _ = built
+    data = export_download(root / "home", "web@3", "croissant", "registrar")
+    newest = next(entries(home.storage, "report.exported/", "dataset:web@3", newest_first=True))
+    assert body(newest) == {
+        "subject": "dataset:web@3",
+        "format": "croissant",
+        "digest": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "covers": "file",
+    }
+    assert newest.actor == "registrar" and json.loads(data)["identifier"] == "web@3"

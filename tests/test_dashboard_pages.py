@@ -157,6 +157,9 @@ def test_dataset_filters_and_detail(populated_path: Path, dashboard_key: Path, m
     at.multiselect(key="ds_decision").set_value(["needs-review"]).run()
     assert at.selectbox(key="ds_selected").value == "mix@1"
     assert at.get("graphviz_chart") and at.get("download_button")
+    assert "Download Croissant 1.1 JSON-LD, with the Responsible-AI fields" in [
+        b.label for b in at.get("download_button")
+    ]
     assert "mix@1 — Example web text" in [h.value for h in at.header]
     assert table(at, "bound")["bound"].str.startswith("bound to research").all()
     assert "Sign in to download" in texts(at)  # a report leaving the building names who took it

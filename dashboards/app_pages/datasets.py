@@ -12,7 +12,7 @@ from custody.trust.acting import Attested
 from custody.views.common import when
 from custody.views.datasets import filter_datasets, table_rows, visible
 from custody.views.identity import SignedIn, attested
-from custody.views.provenance import provenance_download
+from custody.views.provenance import EXPORT_DOWNLOADS, export_download, provenance_download
 from custody.wording import data_size, plural
 
 
@@ -68,6 +68,15 @@ st.download_button(
     key="ds_download",
     disabled=taker is None,
 )
+for fmt, (what, mime) in EXPORT_DOWNLOADS.items():
+    st.download_button(
+        f"Download {what}",
+        lambda fmt=fmt: export_download(report_home, ref, fmt, taker),  # built on click, recorded like the report
+        file_name=f"{dataset.ref.name}@{dataset.ref.version}.{fmt}.json",
+        mime=mime,
+        key=f"ds_download_{fmt}",
+        disabled=taker is None,
+    )
 st.caption(note)
 m = st.columns(4)
 m[0].metric("Records", f"{dataset.manifest.records:,}")

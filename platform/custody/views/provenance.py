@@ -29,3 +29,18 @@ def provenance_download(home_path: Path, ref: str, actor: Acting | str | None = 
         return build_report(home, ref, "json", actor).data
     finally:
         home.close()
+
+
+EXPORT_DOWNLOADS = {"croissant": ("Croissant 1.1 JSON-LD, with the Responsible-AI fields", "application/ld+json")}
+
+
+def export_download(home_path: Path, ref: str, fmt: str, actor: Acting | str | None = None) -> bytes:
+    """A standard export (`custody report NAME@VERSION --format FMT`) for a deferred download, its
+    digest recorded in the ledger like any export, naming who took it. Opens its own home."""
+    from custody.reports.build import build_export
+
+    home = Home.open(home_path)
+    try:
+        return build_export(home, ref, fmt, actor).data
+    finally:
+        home.close()

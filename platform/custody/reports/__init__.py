@@ -8,7 +8,7 @@ fields.py      the provenance fields of docs/provenance.md, as known for one dat
 render_*.py    Markdown, HTML (inline SVG charts, svg.py) and JSON
 build.py       gather, anchor, render, record `report.exported/v1`, seal
 verify.py      `custody verify-report`: offline, with nothing but the ledger's verifier key
-exports/       SPDX 3.0.1, CycloneDX 1.6, Hugging Face card, EU AI Act summary, OpenLineage
+exports/       SPDX 3.0.1, CycloneDX 1.6, Hugging Face card, EU AI Act summary, OpenLineage, Croissant 1.1
                (exports/catalog.py: the exporter registry)
 """
 

@@ -214,10 +214,19 @@ class EmissionsMeter:
         self.result: Emissions | None = None
         self._started = False
 
-    def start(self) -> EmissionsMeter:
+    def start(self, every_second: bool = True) -> EmissionsMeter:
+        """Start measuring. `every_second=False` stops CodeCarbon's 1 Hz power sampling thread when
+        no GPU is tracked: for the CPU it only averages what each measurement computes anyway (the
+        process's CPU time, or the machine's load, over the whole interval since the last one; RAPL
+        counts energy itself), and waking once a second costs a busy Python thread about 1.3% of
+        its CPU time (docs/benchmarks.md, "Energy measurement overhead"). GPUs keep it."""
         self._start = time.perf_counter()
         self._tracker.start()
         self._started = True
+        if not every_second and not self._tracker._conf.get("gpu_count"):
+            monitor = getattr(self._tracker, "_scheduler_monitor_power", None)  # CodeCarbon 3's name
+            if monitor is not None:
+                monitor.stop()
         return self
 
     def snapshot(self) -> Emissions:
@@ -304,7 +313,7 @@ class UnitMeter:
 
     def _start(self) -> None:
         try:
-            self.meter = EmissionsMeter(self.config, self.label).start()
+            self.meter = EmissionsMeter(self.config, self.label).start(every_second=False)
             self._ready = time.perf_counter()
         except Exception as exc:  # the work goes on unmeasured, and says so
             self.problem = f"CodeCarbon did not start ({type(exc).__name__}: {exc})"[:300]

@@ -3,7 +3,8 @@
 Layout of a home directory:
   config.toml          origin, verifier key, database URL (SQLite file by default), artifacts location
   ledger.sqlite        the ledger (unless the config names a PostgreSQL database)
-  artifacts/           the content-addressed store (unless the config names another folder)
+  artifacts/           the content-addressed store (unless the config names another folder or an s3:// bucket)
+  cache/artifacts/     with an s3:// store: this machine's verified copies ($CUSTODY_ARTIFACT_CACHE moves it)
   work/                finished shards of running checks (Ray workers write here too)
   keys/ledger.key      the Ed25519 signing key, mode 0600, never inside the database
   witness/checkpoint   the last checkpoint this home saw, kept apart from the database
@@ -29,7 +30,8 @@ from custody.ledger.signing import NoteSigner, generate_key_file, load_signer
 from custody.ledger.storage import EntryRow, Storage, open_storage
 from custody.ledger.verifier import VerificationError, VerifierKey, parse_verifier_key
 from custody.ledger.witness import CheckpointWitness
-from custody.store import ArtifactStore
+from custody.store import ArtifactStore, StoreUnavailable
+from custody.store.s3 import S3ArtifactStore
 from custody.trust import entry_types as _trust_entry_types  # noqa: F401  registers people.*
 from custody.trust import sshsig
 from custody.trust.acting import Acting, Attested, NotPermitted, Person
@@ -40,7 +42,7 @@ from custody.trust.roster import Roster, RosterHistory, roster_change_problem
 from custody.trust.sshkeys import KeySigner, PublicKey
 
 DEFAULT_HOME = ".custody"
-CONFIG_KEYS = {"origin", "verifier_key", "database", "artifacts"}
+CONFIG_KEYS = {"origin", "verifier_key", "database", "artifacts", "artifacts_endpoint"}
 
 
 class HomeError(Exception):
@@ -64,24 +66,41 @@ def actor_name(actor: Acting | str | None) -> str:
 
 
 def artifacts_root(home: Path, location: str | None) -> Path:
-    """Where the artifact store lives: HOME/artifacts, a folder (relative to the home), or a file:// URL.
+    """Where the artifact store's files live: HOME/artifacts, a folder (relative to the home), a
+    file:// URL, or for an s3:// bucket this machine's cache ($CUSTODY_ARTIFACT_CACHE, else
+    HOME/cache/artifacts).
 
-    Object-store URLs (s3://, gs://, ...) are refused for now: the store renames files into place
-    and hands out paths, which object stores do not offer. Mount the bucket (s3fs, gcsfuse) and
-    give the mount's path instead (docs/scale.md).
+    Other object stores (gs://, az://, ...) are refused: mount them (gcsfuse, blobfuse) and give the
+    mount's path instead (docs/scale.md).
     """
     if not location:
         return home / "artifacts"
     if location.startswith("file://"):
         return Path(location.removeprefix("file://"))
+    if location.startswith("s3://"):
+        cache = os.environ.get("CUSTODY_ARTIFACT_CACHE")
+        return Path(cache) if cache else home / "cache" / "artifacts"
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise HomeError(
-            f"artifacts: {scheme}:// storage is not supported yet; mount it on every machine "
-            "(s3fs, gcsfuse, NFS) and give the mount's path (docs/scale.md)"
+            f"artifacts: {scheme}:// storage is not supported; use an s3:// bucket (any S3-compatible "
+            "server), or mount it on every machine (gcsfuse, NFS) and give the mount's path (docs/scale.md)"
         )
     path = Path(location)
     return path if path.is_absolute() else home / path
+
+
+def open_store(home: Path, location: str | None, endpoint: str | None = None) -> ArtifactStore:
+    """The home's artifact store: a folder, or an S3 bucket read through a local cache."""
+    root = artifacts_root(home, location)
+    if location and location.startswith("s3://"):
+        try:
+            return S3ArtifactStore(location, root, endpoint)
+        except ValueError as exc:
+            raise HomeError(f"artifacts: {exc}") from None
+    if endpoint:
+        raise HomeError("artifacts_endpoint is only for an s3:// artifacts location")
+    return ArtifactStore(root)
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,8 @@ class HomeConfig:
     origin: str
     verifier_key: str
     database: str | None = None
-    artifacts: str | None = None  # a folder every machine sees; None: HOME/artifacts
+    artifacts: str | None = None  # a folder every machine sees, or s3://bucket/prefix; None: HOME/artifacts
+    artifacts_endpoint: str | None = None  # the S3 server's URL when it is not AWS (never credentials)
 
     def to_toml(self) -> str:
         lines = [
@@ -101,6 +121,8 @@ class HomeConfig:
             lines.append(f"database = {json.dumps(self.database)}")
         if self.artifacts:
             lines.append(f"artifacts = {json.dumps(self.artifacts)}")
+        if self.artifacts_endpoint:
+            lines.append(f"artifacts_endpoint = {json.dumps(self.artifacts_endpoint)}")
         return "\n".join(lines) + "\n"
 
 
@@ -117,10 +139,11 @@ def _read_config(path: Path) -> HomeConfig:
     for key in ("origin", "verifier_key"):
         if not isinstance(data.get(key), str):
             raise HomeError(f"{path}: field '{key}' is missing or not a string")
-    for key in ("database", "artifacts"):
+    for key in ("database", "artifacts", "artifacts_endpoint"):
         if key in data and not isinstance(data[key], str):
             raise HomeError(f"{path}: field '{key}' must be a string")
-    return HomeConfig(data["origin"], data["verifier_key"], data.get("database"), data.get("artifacts"))
+    optional = (data.get(key) for key in ("database", "artifacts", "artifacts_endpoint"))
+    return HomeConfig(data["origin"], data["verifier_key"], *optional)
 
 
 class Home:
@@ -130,7 +153,7 @@ class Home:
         self.database_url = (
             database or os.environ.get("CUSTODY_DATABASE") or config.database or (f"sqlite:///{path / 'ledger.sqlite'}")
         )
-        self.store = ArtifactStore(artifacts_root(path, config.artifacts))
+        self.store = open_store(path, config.artifacts, config.artifacts_endpoint)
         try:
             self.verifier_key: VerifierKey = parse_verifier_key(config.verifier_key)
         except VerificationError as exc:
@@ -150,18 +173,28 @@ class Home:
         actor: str | None = None,
         artifacts: str | None = None,
         admin: tuple[str, PublicKey] | None = None,
+        artifacts_endpoint: str | None = None,
     ) -> Home:
-        """Make a home whose every entry is signed; `admin` (name, key) is the first on the roster."""
+        """Make a home whose every entry is signed; `admin` (name, key) is the first on the roster.
+
+        An s3:// `artifacts` bucket must be reachable with the credentials at hand (boto3's usual
+        sources); nothing is made otherwise. Whether they may write is learned at the first write."""
         home = resolve_home(path)
         config_path = home / "config.toml"
         if config_path.exists():
             raise HomeError(f"{home} is already a custody home")
         if database and not database.startswith(("postgresql://", "postgres://", "sqlite:///")):
             raise HomeError(f"--database must be a postgresql:// or sqlite:/// URL, not {database.split(':')[0]!r}")
-        artifacts_root(home, artifacts)  # refuse an unsupported location before anything is made
+        # Refuse an unsupported location, or a bucket that cannot be reached, before anything is made.
+        store = open_store(home, artifacts, artifacts_endpoint)
+        if isinstance(store, S3ArtifactStore):
+            try:
+                store.check_bucket()
+            except StoreUnavailable as exc:
+                raise HomeError(str(exc)) from None
         created_dir = not home.exists()
         try:
-            return cls._create(home, database, actor, artifacts, admin)
+            return cls._create(home, database, actor, artifacts, admin, artifacts_endpoint)
         except BaseException:
             # Leave nothing half-made behind: a failed init must not block the next one.
             if created_dir:
@@ -178,6 +211,7 @@ class Home:
         actor: str | None,
         artifacts: str | None = None,
         admin: tuple[str, PublicKey] | None = None,
+        artifacts_endpoint: str | None = None,
     ) -> Home:
         config_path = home / "config.toml"
         home.mkdir(parents=True, exist_ok=True)
@@ -186,7 +220,7 @@ class Home:
         if not key_path.exists():
             generate_key_file(key_path)
         signer = load_signer(key_path, origin)
-        config = HomeConfig(origin, str(signer.verifier_key), database, artifacts)
+        config = HomeConfig(origin, str(signer.verifier_key), database, artifacts, artifacts_endpoint)
         instance = cls(home, config)
         storage = open_storage(instance.database_url, create=True)
         if storage.head()[0] != 0:

@@ -178,7 +178,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
     from custody.ledger.log import LedgerRangeError
     from custody.ledger.signing import KeyFileError
     from custody.ledger.storage import StorageError
-    from custody.store import ArtifactError
+    from custody.store import ArtifactError, StoreUnavailable
     from custody.trust.acting import NotPermitted
     from custody.trust.sshkeys import SigningKeyError
 
@@ -191,6 +191,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
         EntryError,
         LedgerRangeError,
         ArtifactError,
+        StoreUnavailable,
         CardError,
         DatasetRefError,
         DatasetInputError,

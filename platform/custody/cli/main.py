@@ -71,6 +71,20 @@ def init(
     ],
     home: HomeOption = None,
     database: DatabaseOption = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            metavar="LOCATION",
+            help="where artifacts live: a folder every machine sees, or s3://BUCKET/PREFIX "
+            "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, never stored) "
+            "[default: HOME/artifacts]",
+        ),
+    ] = None,
+    artifacts_endpoint: Annotated[
+        str | None,
+        typer.Option("--artifacts-endpoint", metavar="URL", help="the S3-compatible server's URL, when it is not AWS"),
+    ] = None,
 ) -> None:
     """Create a home: ledger database, artifact store, the service's Ed25519 key (mode 0600), and a
     roster whose first admin is --admin with --admin-key."""
@@ -83,11 +97,14 @@ def init(
         fail(f"--admin {admin!r}: 1-128 letters, digits and . _ @ + -, starting with a letter or digit")
     try:
         key = load_public_key(admin_key)
-        created = Home.init(home, database, admin=(admin, key))
+        created = Home.init(
+            home, database, admin=(admin, key), artifacts=artifacts, artifacts_endpoint=artifacts_endpoint
+        )
     except (HomeError, StorageError, KeyFileError, SigningKeyError) as exc:
         fail(str(exc))
     console.print(f"initialized custody home at {created.path}")
     console.print(f"  ledger:   {created.storage.name} ({created.ledger.size} entry, checkpoint signed)")
+    console.print(f"  store:    {created.store.location}")
     console.print(f"  key:      {created.path / 'keys' / 'ledger.key'} (mode 0600, never in the database)")
     console.print(f"  verifier: {created.verifier_key}")
     console.print(

@@ -1,4 +1,8 @@
-"""Content-addressed artifact store: a file's path is derived from its SHA-256, never from input."""
+"""Content-addressed artifact store: a file's path is derived from its SHA-256, never from input.
+
+`ArtifactStore` keeps artifacts in a folder; `custody.store.s3.S3ArtifactStore` keeps them in an
+S3-compatible bucket behind the same methods, with this folder as its local read-through cache.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,13 @@ class ArtifactError(Exception):
     """An artifact is missing, corrupted, or was named by something that is not a digest."""
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached, or refused the operation (read-only bucket, no credentials).
+
+    Deliberately not an ArtifactError: it says nothing about the artifact, so no caller may take it
+    for "missing" or "corrupted" and record that; whatever was under way stops, unrecorded."""
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -30,11 +41,21 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def path_for(self, digest: str) -> Path:
+    @property
+    def location(self) -> str:
+        """Where the artifacts are, for messages."""
+        return str(self.root)
+
+    def local_path(self, digest: str) -> Path:
+        """The artifact's path in this folder, whether or not it is there (no fetching)."""
         digest = digest.removeprefix("sha256:")
         if not _DIGEST.match(digest):
             raise ArtifactError(f"{digest[:80]!r} is not a SHA-256 hex digest")
         return self.root / "sha256" / digest[:2] / digest[2:]
+
+    def path_for(self, digest: str) -> Path:
+        """A local path to the artifact's bytes (for a remote store: fetched and verified first)."""
+        return self.local_path(digest)
 
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).exists()
@@ -62,13 +83,7 @@ class ArtifactStore:
                 out.flush()
                 os.fsync(out.fileno())
             hexdigest = digest.hexdigest()
-            target = self.path_for(hexdigest)
-            if target.exists():
-                os.unlink(tmp_name)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp_name, 0o444)
-                os.replace(tmp_name, target)
+            self._publish(Path(tmp_name), hexdigest)
             return hexdigest
         except BaseException:
             if os.path.exists(tmp_name):
@@ -92,13 +107,23 @@ class ArtifactStore:
             raise
         return Staged(self, Path(tmp_name), digest.hexdigest(), size)
 
+    def _publish(self, tmp: Path, digest: str) -> None:
+        """Move a finished temp file (already fsynced) to its digest path, or drop it if there."""
+        target = self.local_path(digest)
+        if target.exists():
+            tmp.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+
     def read_bytes(self, digest: str) -> bytes:
         """The artifact's bytes, after checking they still hash to their name."""
         path = self.path_for(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
-            raise ArtifactError(f"artifact {digest} is not in the store ({self.root})") from exc
+            raise ArtifactError(f"artifact {digest} is not in the store ({self.location})") from exc
         if hashlib.sha256(data).hexdigest() != digest.removeprefix("sha256:"):
             raise ArtifactError(f"artifact {digest} is corrupted: its bytes no longer match its digest")
         return data
@@ -124,15 +149,9 @@ class Staged:
         self.store, self.path, self.digest, self.size = store, path, digest, size
 
     def commit(self) -> str:
-        target = self.store.path_for(self.digest)
-        if target.exists():
-            self.path.unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(self.path, 0o444)
-            os.replace(self.path, target)
+        with open(self.path, "rb") as handle:
+            os.fsync(handle.fileno())
+        self.store._publish(self.path, self.digest)
         return self.digest
 
     def discard(self) -> None:

@@ -52,6 +52,15 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "cosigned by witness.example.org/demo" in out  # an independent witness saw the log grow
     assert re.search(r"\.md: verified \(md report on run:demo-gpt-", out), "the run's report verifies offline"
     assert "reproduced: decision" in out
+    # evaluate, fine-tune where it falls short, release: the pretrained model misses the bar, the fine-tune clears it
+    assert re.search(r"release\.evaluation:support-eval:perplexity: perplexity on support-eval@1 .* is \d", out)
+    assert re.search(r"run support-gpt-[0-9a-f]{8}: support-eval@1 perplexity \d", out)
+    assert re.search(r"allow: model sha256 [0-9a-f]{16}… \(released at ledger index", out)
+    # RLHF: signed judgements from two reviewers, a reward model and DPO, each through the gate
+    assert re.search(r"\d+ judgements from .*judgements-privacy\.jsonl recorded", out)
+    assert re.search(r"support-prefs@1: \d+ preference pairs judged by ml-lead@example.org, privacy@example.org", out)
+    assert re.search(r"run support-reward-[0-9a-f]{8}: held-out ranking accuracy [01]\.\d", out)
+    assert re.search(r"mean reward on held-out prompts -?\d+\.\d+ -> -?\d+\.\d+, KL to the support model", out)
     assert "{'" not in out, "no Python reprs in what the demo shows"
     # The demo's "next:" commands run as printed (the dashboard, a server, by its --help).
     shown = out.split("\nnext:\n", 1)[1].splitlines()

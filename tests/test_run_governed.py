@@ -207,6 +207,9 @@ def test_bytes_swapped_after_approval_stop_the_run(tmp_path, cast):
         (('stages = ["dedup-exact", "drop-toxic"]', 'stages = ["lowercase"]'), "stage lowercase is"),
         (('kind = "pretrain"', 'kind = "finetune"'), "needs a [finetune] table"),
         (('ref = "shakespeare@1"', 'ref = "../etc@1"'), "key 'datasets.0.ref'"),
+        (("warmup = 2", "warmup = 2\nlr = 1e-5"), "key 'training': min_lr (0.0001) must not exceed lr (1e-05)"),
+        (('kind = "pretrain"', 'kind = "reward"'), "needs a [reward] table"),
+        (('kind = "pretrain"', 'kind = "dpo"'), "needs a [dpo] table"),
     ],
 )
 def test_bad_specs_name_file_line_and_key(tmp_path, edit, message):

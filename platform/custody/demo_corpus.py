@@ -284,3 +284,91 @@ def write_demo_evalset(root: Path, seed: int = 7331) -> DemoSource:
     card_path = root / "held-out.card.toml"
     card_path.write_text(_card(*card), encoding="utf-8")
     return DemoSource("held-out", folder, card_path, count)
+
+
+# -- customer support: the fine-tuning and RLHF story ---------------------------------------------
+# Questions and replies come from short templates (each under 13 words); the evaluation set's
+# templates are its own, so it shares no 13-word run with the training dialogues (no contamination).
+PRODUCTS = ("kettle", "lamp", "backpack", "headset", "desk chair", "blender", "router", "jacket", "toaster")
+TRAIN_QUESTIONS = (
+    "where is my order {n}?",
+    "my {p} arrived broken, what now?",
+    "can I return the {p}?",
+    "how do I reset my {p}?",
+    "when will the {p} be back in stock?",
+    "why was I charged twice for order {n}?",
+)
+HELPFUL_REPLIES = (
+    "thanks for asking, I am glad to help. {fix}",
+    "sorry about that, happy to help. {fix}",
+    "thank you for waiting, glad to sort it out. {fix}",
+)
+CURT_REPLIES = ("not my problem.", "ask someone else.", "no idea, figure it out.", "we are busy, try later.")
+FIXES = (
+    "I have sent a new {p} today.",
+    "a refund for order {n} is on its way.",
+    "hold the button for ten seconds.",
+    "the {p} ships again next week.",
+    "I have fixed the charge on order {n}.",
+)
+EVAL_QUESTIONS = (
+    "is there a warranty on the {p}?",
+    "could you change the address for order {n}?",
+    "the {p} is missing a part, can you help?",
+)
+EVAL_REPLIES = (
+    "good question, I can help with that: the {p} has two years of cover.",
+    "of course, I updated order {n} for you just now.",
+    "I am sorry, a replacement part for the {p} is in the post.",
+)
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    return template.format(p=rng.choice(PRODUCTS), n=f"A{rng.randrange(1000, 9999)}")
+
+
+def support_prompt(rng: random.Random) -> str:
+    return f"Customer: {_fill(rng.choice(TRAIN_QUESTIONS), rng)} Agent:"
+
+
+def _support_dialogues(rng: random.Random, n: int, helpful_share: float) -> Iterator[dict]:
+    for i in range(n):
+        if rng.random() < helpful_share:
+            reply = rng.choice(HELPFUL_REPLIES).replace("{fix}", rng.choice(FIXES))
+        else:
+            reply = rng.choice(CURT_REPLIES)
+        yield {"id": f"support-{i:04d}", "text": f"{support_prompt(rng)} {_fill(reply, rng)}"}
+
+
+def _support_eval(rng: random.Random, n: int) -> Iterator[dict]:
+    for i in range(n):
+        question, reply = rng.choice(EVAL_QUESTIONS), rng.choice(EVAL_REPLIES)
+        yield {"id": f"support-eval-{i:03d}", "text": f"Customer: {_fill(question, rng)} Agent: {_fill(reply, rng)}"}
+
+
+def _support_card(root: Path, name: str, title: str, description: str) -> Path:
+    card = (title, description, "demo support team", f"https://support.example.org/{name}", "internal", "CC0-1.0", "no")
+    path = root / f"{name}.card.toml"
+    path.write_text(_card(*card), encoding="utf-8")
+    return path
+
+
+def write_support_sources(root: Path, seed: int = 4242) -> list[DemoSource]:
+    """Support dialogues to fine-tune on (most replies helpful, some curt), an evaluation set in
+    templates of its own, and prompts to sample completions of for people to judge."""
+    rng = random.Random(seed)
+    made = []
+    for name, rows, title, description in (
+        ("support", _support_dialogues(rng, 600, 0.6), "Support dialogues", "Customer questions and agent replies."),
+        ("support-eval", _support_eval(rng, 30), "Support evaluation set", "Dialogues never trained on."),
+        (
+            "support-prompts",
+            ({"id": f"prompt-{i:03d}", "text": support_prompt(rng)} for i in range(96)),
+            "Support prompts",
+            "Customer questions for sampling replies that people judge.",
+        ),
+    ):
+        folder = root / name
+        count = _write_shards(folder, rows, 1000)
+        made.append(DemoSource(name, folder, _support_card(root, name, title, description), count))
+    return made

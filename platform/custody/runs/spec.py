@@ -111,6 +111,14 @@ class TrainingSpec(_Strict):
     device: str = "auto"
     deterministic: bool = True
 
+    @model_validator(mode="after")
+    def _schedule(self) -> TrainingSpec:
+        if self.min_lr > self.lr:
+            raise ValueError(
+                f"min_lr ({self.min_lr}) must not exceed lr ({self.lr}): the schedule decays from lr to min_lr"
+            )
+        return self
+
 
 class FinetuneSpec(_Strict):
     checkpoint: str = Field(pattern=DIGEST_REF)  # a checkpoint recorded by an earlier run

@@ -218,8 +218,8 @@ class EmissionsMeter:
         """Start measuring. `every_second=False` stops CodeCarbon's 1 Hz power sampling thread when
         no GPU is tracked: for the CPU it only averages what each measurement computes anyway (the
         process's CPU time, or the machine's load, over the whole interval since the last one; RAPL
-        counts energy itself), and waking once a second costs a busy Python thread about 1.3% of
-        its CPU time (docs/benchmarks.md, "Energy measurement overhead"). GPUs keep it."""
+        counts energy itself), and waking once a second cost a busy Python thread about 1.3% of
+        its CPU time in a quick experiment (docs/benchmarks.md, "Energy measurement overhead"). GPUs keep it."""
         self._start = time.perf_counter()
         self._tracker.start()
         self._started = True

@@ -1,0 +1,192 @@
+"""`custody export-model`: a tiny governed run's weights written in the Hugging Face GPT-2 layout
+load with transformers and give the same logits as custody's model; the tokenizer encodes the same
+ids; the card names the data, digests, run, evaluations and energy with a signed checkpoint; the
+folder's manifest digest is recorded. Folders holding another model or a corrupt one, and models
+that are not language models, are refused in one line with nothing recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from custody.interop.export_model import export_model, file_entries, manifest_digest
+from custody.interop.gpt2 import NotExportable, hf_config, hf_state
+from custody.ledger import query
+from custody.runs.governed import run_spec
+from custody.runs.spec import load_spec
+from custody.train.checkpoint import load_checkpoint
+from custody.train.model import GPT, GPTConfig
+from custody.train.tokenizer import load_tokenizer
+from run_data import POLICY, SPEC, people_home, write
+from test_eval import LOSS_SET, register
+from train_support import register_shakespeare
+
+transformers = pytest.importorskip("transformers")
+
+TEXTS = ["To be, or not to be, that is the question:", "First Citizen:\nBefore we proceed any further, hear me speak."]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cast):
+    root = tmp_path_factory.mktemp("export")
+    home = people_home(cast, root / "home")
+    register_shakespeare(home, root, limit=400, shards=2)
+    policy = write(root / "policy.toml", POLICY.format(approval=""))
+    spec = write(root / "pretrain.toml", SPEC.format(name="tiny", kind="pretrain", policy=policy, extra=""))
+    outcome = run_spec(home, load_spec(spec), actor=cast.person(home, "trainer"), say=lambda _: None)
+    from custody.evals.run_eval import evaluate
+
+    evaluate(home, outcome.run_id, register(home, root, "held-out", LOSS_SET))
+    yield home, root, outcome
+    home.close()
+
+
+def custody_model(home, digest):
+    checkpoint = load_checkpoint(home.store.path_for(digest), digest)
+    tokenizer_digest = checkpoint.state["meta"]["tokenizer_digest"]
+    return checkpoint.build_model().eval(), load_tokenizer(home.store.path_for(tokenizer_digest), tokenizer_digest)
+
+
+def exported_entries(home):
+    return [query.body(row) for row in query.entries(home.storage, "model.exported/")]
+
+
+def test_transformers_loads_the_export_and_gets_the_same_logits_and_ids(trained, cast):
+    home, root, outcome = trained
+    out = root / "hf"
+    done = export_model(home, outcome.run_id, out, actor=cast.person(home, "trainer"))
+    assert not done.already and sorted(f["path"] for f in done.files) == sorted(
+        ["README.md", "config.json", "model.safetensors", "provenance.json", "special_tokens_map.json",
+         "tokenizer.json", "tokenizer_config.json"]
+    )  # fmt: skip
+    model, tokenizer = custody_model(home, done.model_digest)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
+    hf_tokenizer = transformers.PreTrainedTokenizerFast.from_pretrained(out)
+    assert hf.config.tie_word_embeddings and hf.config.activation_function == "gelu"
+    assert hf_tokenizer.eos_token == hf_tokenizer.bos_token == "<|endoftext|>"
+    for text in TEXTS:
+        ids = tokenizer.encode(text)
+        assert hf_tokenizer(text)["input_ids"] == ids
+        assert hf_tokenizer.decode(ids) == text
+        x = torch.tensor([ids[: model.config.block_size]])
+        with torch.no_grad():
+            ours, _ = model(x)
+            theirs = hf(x).logits
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=0), (ours - theirs).abs().max()
+
+    # recorded: the manifest digest of exactly the files in the folder
+    entry = exported_entries(home)[-1]
+    assert entry["manifest_digest"] == manifest_digest(file_entries(out)) == done.manifest_digest
+    assert entry["model_digest"] == done.model_digest and entry["run_id"] == outcome.run_id
+
+    # the same model again: nothing written, nothing recorded
+    size = home.ledger.size
+    again = export_model(home, done.model_digest, out)
+    assert again.already and again.ledger_index == done.ledger_index and home.ledger.size == size
+
+
+def test_the_card_names_data_digests_run_evaluations_energy_and_a_signed_checkpoint(trained):
+    home, root, outcome = trained
+    out = root / "card"
+    done = export_model(home, outcome.run_id, out)
+    text = (out / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    started = query.body(query.first(home.storage, "run.started/", f"run:{outcome.run_id}"))
+    finished = query.body(query.latest(home.storage, "run.finished/", f"run:{outcome.run_id}"))
+    custody = meta["custody"]
+    assert custody["run_id"] == outcome.run_id and custody["model_sha256"] == done.model_digest
+    assert [(d["ref"], d["sha256"]) for d in custody["datasets"]] == [
+        (d["ref"], d["digest"]) for d in started["datasets"]
+    ]
+    assert all(d["source"] and d["source_sha256"] for d in custody["datasets"])
+    assert meta["datasets"] == [d["ref"] for d in started["datasets"]]
+    assert meta["license"] and meta["library_name"] == "transformers"
+    assert custody["energy"]["training"]["energy_kwh"] == finished["emissions"]["energy_kwh"]
+    assert custody["energy"]["total_emissions_kg_co2e"] >= finished["emissions"]["emissions_kg_co2e"]
+    assert [e["evalset"] for e in custody["evaluations"]] == ["held-out@1"]
+    assert "perplexity" in custody["evaluations"][0]["results"]["all"]
+    note = custody["ledger"]["checkpoint"]
+    assert note.startswith(home.config.origin) and custody["ledger"]["tree_size"] <= home.ledger.size
+    assert done.model_digest in text and outcome.run_id in text
+    # every cited entry is proved to that signed checkpoint, offline
+    from custody.ledger.verifier import leaf_hash, parse_verifier_key, verify_checkpoint, verify_inclusion
+
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    checkpoint = verify_checkpoint(note, parse_verifier_key(home.config.verifier_key))
+    assert checkpoint.size == provenance["tree_size"] == custody["ledger"]["tree_size"]
+    cited = {e["index"] for e in custody["ledger"]["cited_entries"]}
+    assert cited == {e["index"] for e in provenance["entries"]}
+    assert custody["run_entries"]["run.started"] in cited and custody["run_entries"]["run.finished"] in cited
+    for anchored in provenance["entries"]:
+        leaf = leaf_hash(anchored["entry"].encode())
+        proof = [bytes.fromhex(p) for p in anchored["proof"]]
+        verify_inclusion(anchored["index"], checkpoint.size, leaf, proof, checkpoint.root)
+
+
+def test_a_folder_holding_another_model_or_a_corrupt_one_is_refused_nothing_recorded(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, outcome = trained
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    h = ["--home", str(home.path)]
+    out = root / "cli"
+    done = CliRunner().invoke(app, ["export-model", outcome.run_id, "--out", str(out), *h], env=env)
+    assert done.exit_code == 0, done.output
+    assert "model.exported at ledger index" in done.stdout
+    size = home.ledger.size
+
+    # another checkpoint of the same run: different weights
+    other = query.body(query.first(home.storage, "run.checkpoint/", None))["checkpoint_digest"]
+    weights = (out / "model.safetensors").read_bytes()
+    cases = [
+        (["sha256:" + other, "--out", str(out)], "already holds a different model"),
+        (["sha256:" + "1" * 64, "--out", str(root / "x")], "no recorded run wrote"),
+        ([outcome.run_id, "--out", str(out), "--format", "onnx"], "unknown model format"),
+    ]
+    for args, says in cases:
+        done = CliRunner().invoke(app, ["export-model", *args, *h], env=env)
+        assert done.exit_code == 2 and says in done.stderr, done.output
+        assert len(done.stderr.strip().splitlines()) == 1
+    (out / "model.safetensors").write_bytes(weights[:100])
+    done = CliRunner().invoke(app, ["export-model", outcome.run_id, "--out", str(out), *h], env=env)
+    assert done.exit_code == 2 and "not a readable safetensors file" in done.stderr, done.output
+    assert len(done.stderr.strip().splitlines()) == 1
+    (out / "model.safetensors").write_bytes(weights)
+    stray = root / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine", encoding="utf-8")
+    done = CliRunner().invoke(app, ["export-model", outcome.run_id, "--out", str(stray), *h], env=env)
+    assert done.exit_code == 2 and "holds no model.safetensors" in done.stderr, done.output
+    assert home.ledger.size == size
+
+
+def test_a_reward_model_or_a_replaced_head_is_not_a_gpt2_language_model():
+    for head_size, says in ((1, "reward model"), (7, "head was replaced")):
+        config = GPTConfig(vocab_size=300, block_size=16, n_layer=1, n_head=2, n_embd=16, head_size=head_size)
+        model = GPT(config)
+        with pytest.raises(NotExportable, match=says):
+            hf_state(model.state_dict(), model.config)
+        with pytest.raises(NotExportable, match=says):
+            hf_config(model.config, 0)
+
+
+def test_an_untied_vocabulary_sized_head_and_biases_export_exactly(tmp_path):
+    from safetensors.torch import save_file
+
+    config = GPTConfig(vocab_size=300, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=True, head_size=300)
+    model = GPT(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_file(hf_state(model.state_dict(), config), tmp_path / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "config.json").write_text(json.dumps(hf_config(config, 0)), encoding="utf-8")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert not hf.config.tie_word_embeddings
+    x = torch.randint(0, 300, (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-4, rtol=0)

@@ -7,6 +7,7 @@ that are not language models, are refused in one line with nothing recorded."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -190,3 +191,22 @@ def test_an_untied_vocabulary_sized_head_and_biases_export_exactly(tmp_path):
     x = torch.randint(0, 300, (2, 16))
     with torch.no_grad():
         assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-4, rtol=0)
+
+
+def test_a_reward_run_is_refused_by_the_cli_in_one_line(trained, cast, monkeypatch):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.evals.run_eval import resolve
+    from custody.interop import export_model as module
+
+    home, root, outcome = trained
+    real = resolve(home, outcome.run_id)
+    monkeypatch.setattr(module, "resolve", lambda h, target: replace(real, kind="reward"))
+    size = home.ledger.size
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    args = ["export-model", outcome.run_id, "--out", str(root / "reward"), "--home", str(home.path)]
+    done = CliRunner().invoke(app, args, env=env)
+    assert done.exit_code == 2 and "reward model" in done.stderr and "not a language model" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert home.ledger.size == size and not (root / "reward").exists()

@@ -210,3 +210,101 @@ def test_a_reward_run_is_refused_by_the_cli_in_one_line(trained, cast, monkeypat
     assert done.exit_code == 2 and "reward model" in done.stderr and "not a language model" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert home.ledger.size == size and not (root / "reward").exists()
+
+
+# -- custody import-model ---------------------------------------------------------------------------
+
+
+def hf_folder(path, tokenizer_json: bytes, activation: str = "gelu"):
+    """A GPT-2 made by transformers itself (biases random, not zero), with custody's tokenizer."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=300, n_positions=32, n_embd=32, n_layer=2, n_head=2, activation_function=activation
+    )
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(path)
+    (path / "tokenizer.json").write_bytes(tokenizer_json)
+    return model
+
+
+def test_an_export_imports_back_to_the_same_function_once(trained, cast):
+    from custody.interop.import_model import import_model
+
+    home, root, outcome = trained
+    out = root / "round-trip"
+    done = export_model(home, outcome.run_id, out)
+    imported = import_model(home, out, "custody export of " + outcome.run_id, actor=cast.person(home, "trainer"))
+    assert not imported.already and imported.license == "cc-by-4.0" and imported.license_category != "unknown"
+    original, tokenizer = custody_model(home, done.model_digest)
+    again, _ = custody_model(home, imported.model_digest)
+    assert again.config.head_size is None and not again.config.bias
+    x = torch.tensor([tokenizer.encode(TEXTS[0])[:32]])
+    with torch.no_grad():
+        assert torch.allclose(original(x)[0], again(x)[0], atol=1e-6, rtol=0)
+    entry = query.body(query.latest(home.storage, "model.imported/"))
+    assert entry["manifest_digest"] == manifest_digest(file_entries(out)) and entry["source"].startswith("custody")
+    size = home.ledger.size
+    assert import_model(home, out, "again").already and home.ledger.size == size
+
+
+def test_a_transformers_gpt2_imports_with_its_license_and_the_same_logits(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, outcome = trained
+    _, tokenizer = custody_model(home, resolve_digest(home, outcome.run_id))
+    folder = root / "outside"
+    hf = hf_folder(folder, tokenizer.data)
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    h = ["--home", str(home.path)]
+    done = CliRunner().invoke(
+        app,
+        ["import-model", str(folder), "--source", "https://example.org/m", "--license", "MIT", "--json", *h],
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.stdout)
+    assert body["license_category"] == "permissive"
+    model, _ = custody_model(home, body["model_digest"])
+    assert model.config.bias
+    x = torch.randint(0, 300, (2, 32))
+    with torch.no_grad():
+        assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-4, rtol=0)
+
+
+def resolve_digest(home, run_id):
+    return query.body(query.latest(home.storage, "run.finished/", f"run:{run_id}"))["model_digest"]
+
+
+def test_imports_custody_cannot_vouch_for_are_refused_in_one_line(trained, cast):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    home, root, outcome = trained
+    _, tokenizer = custody_model(home, resolve_digest(home, outcome.run_id))
+    approx = root / "gelu-new"
+    hf_folder(approx, tokenizer.data, activation="gelu_new")
+    plain = root / "unlicensed"
+    hf_folder(plain, tokenizer.data)
+    broken = root / "broken"
+    hf_folder(broken, tokenizer.data)
+    (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:64])
+    env = {"CUSTODY_KEY": str(cast.key_file("trainer"))}
+    h = ["--home", str(home.path)]
+    size = home.ledger.size
+    for args, says in (
+        ([str(approx), "--license", "MIT"], "activation_function is 'gelu_new'"),
+        ([str(plain)], "declares no license"),
+        ([str(plain), "--license", "whatever I like"], "not an SPDX expression"),
+        ([str(broken), "--license", "MIT"], "not a readable safetensors file"),
+        ([str(root / "nowhere"), "--license", "MIT"], "is not a folder"),
+    ):
+        done = CliRunner().invoke(app, ["import-model", *args, "--source", "somewhere", *h], env=env)
+        assert done.exit_code == 2 and says in done.stderr, done.output
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert home.ledger.size == size

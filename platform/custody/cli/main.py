@@ -16,7 +16,7 @@ from custody.cli.common import DatabaseOption, HomeOption, command_group, consol
 from custody.cli.dashboard_cmds import dashboard
 from custody.cli.eval_cmds import eval_command, release_command
 from custody.cli.find_cmds import find
-from custody.cli.model_cmds import export_model_command
+from custody.cli.model_cmds import export_model_command, import_model_command
 from custody.cli.optout_cmds import app as optout_app
 from custody.cli.people_cmds import app as people_app
 from custody.cli.prefs_cmds import app as prefs_app
@@ -59,6 +59,7 @@ app.command("run")(run_command)
 app.command("eval")(eval_command)
 app.command("release")(release_command)
 app.command("export-model")(export_model_command)
+app.command("import-model")(import_model_command)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
 app.command("export", help="`custody report` by another name: write an export, record its digest.")(report)

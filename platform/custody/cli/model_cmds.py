@@ -69,3 +69,39 @@ def export_model_command(
     console.print(
         f"  recorded: model.exported at ledger index {done.ledger_index} (manifest sha256 {done.manifest_digest})"
     )
+
+
+def import_model_command(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="a Hugging Face GPT-2 folder (safetensors)")],
+    source: Annotated[str, typer.Option("--source", help="where the model came from: a URL or a name")],
+    license: Annotated[
+        str | None, typer.Option("--license", help="SPDX expression [default: the card's `license`]")
+    ] = None,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Register an outside GPT-2 model as a custody checkpoint with its digest, source and license;
+    record `model.imported` (docs/interop.md).
+
+    Exit 0 recorded (or already); 2 bad input (no or unknown license, a model custody's GPT does
+    not compute exactly, a corrupt safetensors file): nothing recorded.
+    """
+    from custody.interop.import_model import ModelImportError, import_model
+
+    with opened(home, database) as h:
+        who = acting(h, key, actor, "import-model")
+        try:
+            done = import_model(h, folder, source, license, who)
+        except ModelImportError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json({**done.__dict__})
+        return
+    what = "already registered" if done.already else "registered"
+    console.print(
+        f"{folder} {what} as sha256 {done.model_digest} (license {done.license}, {done.license_category}): "
+        f"model.imported at ledger index {done.ledger_index}"
+    )

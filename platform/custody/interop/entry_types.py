@@ -30,3 +30,19 @@ class ModelExported(EntryBody):
     manifest_digest: str = Field(pattern=DIGEST)
     files: list[ExportedFile] = Field(min_length=1)
     checkpoint_size: int = Field(ge=1)  # the ledger size the card's signed checkpoint covers
+
+
+@entry_type("model.imported/v1")
+class ModelImported(EntryBody):
+    """An outside model registered as a custody checkpoint (subject `model:SHA256` of that
+    checkpoint in the artifact store), with the folder it came from by manifest digest, where
+    it came from, and its license."""
+
+    model_digest: str = Field(pattern=DIGEST)
+    tokenizer_digest: str = Field(pattern=DIGEST)
+    format: Literal["hf-gpt2"]
+    manifest_digest: str = Field(pattern=DIGEST)
+    files: list[ExportedFile] = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=2000)  # a URL or a name: where the folder came from
+    license: str = Field(min_length=1)  # SPDX expression
+    license_category: str  # custody.licenses.categories, never "unknown"

@@ -81,7 +81,7 @@ def manifest_digest(files: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical_json(sorted(files, key=lambda f: f["path"]))).hexdigest()
 
 
-def safetensors_digest(path: Path) -> str:
+def safetensors_digest(path: Path, next_step: str = "remove it or choose another --out") -> str:
     """The SHA-256 of a safetensors file's bytes, after checking that it parses as one."""
     from safetensors import safe_open
 
@@ -91,9 +91,7 @@ def safetensors_digest(path: Path) -> str:
                 handle.get_slice(name).get_shape()
     except Exception as exc:  # safetensors raises its own SafetensorError and OSError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(
-            f"{path} is not a readable safetensors file ({reason}): remove it or choose another --out"
-        ) from None
+        raise ExportError(f"{path} is not a readable safetensors file ({reason}): {next_step}") from None
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -25,7 +25,6 @@ Defaults, and why:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -289,26 +288,23 @@ class UnitMeter:
     """One tracker around one unit of work (a check, a stage) that never fails the work: if
     CodeCarbon cannot start or stop, `body()` says "not measured" and why. `config=None`: off.
 
-    The tracker starts beside the work, on a thread: CodeCarbon's first tracker in a process
-    detects the hardware (py-cpuinfo in a subprocess, about 1.4 s on a VM), which would otherwise
-    be waited for before every first check or stage; later trackers start in about 10 ms. The
-    seconds the work ran before its tracker did are counted at the power the tracker then
-    measured (energy, CO2e and water scaled by measured + unmeasured seconds / measured seconds),
-    and `duration_s` is the unit's whole wall time."""
+    The tracker starts before the work, on the caller's thread. (It once started beside the work,
+    on a thread, to hide CodeCarbon's first hardware detection, about 1.4 s once per process; but
+    that detection runs subprocesses and logs, and a check that forks a process pool at the same
+    moment can fork while the tracker's thread holds a lock: the pool's worker then waits forever,
+    and so does the run. The demo hung on it.) `duration_s` is the unit's whole wall time."""
 
     def __init__(self, config: CarbonConfig | None, label: str) -> None:
         self.config, self.label = config, label
         self.meter: EmissionsMeter | None = None
         self.problem: str | None = None
         self.result: Emissions | None = None
-        self._thread: threading.Thread | None = None
         self._began = self._ready = 0.0
 
     def __enter__(self) -> UnitMeter:
         if self.config is not None:
             self._began = time.perf_counter()
-            self._thread = threading.Thread(target=self._start, name=f"{self.label}-meter", daemon=True)
-            self._thread.start()
+            self._start()
         return self
 
     def _start(self) -> None:
@@ -326,9 +322,6 @@ class UnitMeter:
     def finish(self) -> Emissions | None:
         """Stop measuring (again: the same result) where the unit's recording begins."""
         ended = time.perf_counter()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
         if self.meter is None or self.result is not None:
             return self.result
         try:

@@ -288,31 +288,24 @@ class UnitMeter:
     """One tracker around one unit of work (a check, a stage) that never fails the work: if
     CodeCarbon cannot start or stop, `body()` says "not measured" and why. `config=None`: off.
 
-    The tracker starts before the work, on the caller's thread. (It once started beside the work,
-    on a thread, to hide CodeCarbon's first hardware detection, about 1.4 s once per process; but
-    that detection runs subprocesses and logs, and a check that forks a process pool at the same
-    moment can fork while the tracker's thread holds a lock: the pool's worker then waits forever,
-    and so does the run. The demo hung on it.) `duration_s` is the unit's whole wall time."""
+    The tracker starts before the work, in this thread: CodeCarbon's start runs subprocesses
+    (lscpu; py-cpuinfo on the first tracker of a process, about 1.5 s), and a thread doing so
+    while the work forks its own worker processes (the pii scanner's pool) can hang both, since
+    a forked worker keeps the subprocess's pipes open. Later trackers start in about 10 ms."""
 
     def __init__(self, config: CarbonConfig | None, label: str) -> None:
         self.config, self.label = config, label
         self.meter: EmissionsMeter | None = None
         self.problem: str | None = None
         self.result: Emissions | None = None
-        self._began = self._ready = 0.0
 
     def __enter__(self) -> UnitMeter:
         if self.config is not None:
-            self._began = time.perf_counter()
-            self._start()
+            try:
+                self.meter = EmissionsMeter(self.config, self.label).start(every_second=False)
+            except Exception as exc:  # the work goes on unmeasured, and says so
+                self.problem = f"CodeCarbon did not start ({type(exc).__name__}: {exc})"[:300]
         return self
-
-    def _start(self) -> None:
-        try:
-            self.meter = EmissionsMeter(self.config, self.label).start(every_second=False)
-            self._ready = time.perf_counter()
-        except Exception as exc:  # the work goes on unmeasured, and says so
-            self.problem = f"CodeCarbon did not start ({type(exc).__name__}: {exc})"[:300]
 
     def __exit__(self, kind, exc, tb) -> None:
         result = self.finish()
@@ -321,17 +314,13 @@ class UnitMeter:
 
     def finish(self) -> Emissions | None:
         """Stop measuring (again: the same result) where the unit's recording begins."""
-        ended = time.perf_counter()
         if self.meter is None or self.result is not None:
             return self.result
         try:
-            measured = self.meter.stop()
+            self.result = self.meter.stop()
         except Exception as error:
             self.problem = f"CodeCarbon did not stop ({type(error).__name__}: {error})"[:300]
             self.meter = None
-            return None
-        # The seconds the work ran unmeasured: until the tracker started, or all of it if it ended first.
-        self.result = _with_lead(measured, max(0.0, min(self._ready, ended) - self._began))
         return self.result
 
     @property
@@ -345,20 +334,3 @@ class UnitMeter:
         if self.result is None:
             return not_measured_body(self.config, self.problem or "the tracker returned nothing")
         return self.result.ledger_body()
-
-
-def _with_lead(measured: Emissions, lead_s: float) -> Emissions:
-    """`measured` plus the `lead_s` seconds before its tracker started, at the power it measured."""
-    if lead_s <= 0 or measured.duration_s <= 0:
-        return replace(measured, duration_s=measured.duration_s + lead_s)
-    k = (measured.duration_s + lead_s) / measured.duration_s
-    return replace(
-        measured,
-        duration_s=measured.duration_s + lead_s,
-        energy_kwh=measured.energy_kwh * k,
-        cpu_energy_kwh=measured.cpu_energy_kwh * k,
-        gpu_energy_kwh=measured.gpu_energy_kwh * k,
-        ram_energy_kwh=measured.ram_energy_kwh * k,
-        emissions_kg_co2e=measured.emissions_kg_co2e * k,
-        water_l=measured.water_l * k,
-    )

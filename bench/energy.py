@@ -11,7 +11,7 @@ every recorded run, so each scans everything.
 
 1. warm-up: one run with the tracker off (model files into the page cache, imports done);
 2. cold: the first run in this process with the tracker on: CodeCarbon detects the hardware
-   once per process (py-cpuinfo in a subprocess), on a thread beside the check (UnitMeter);
+   once per process (py-cpuinfo in a subprocess) before the check starts (UnitMeter);
 3. --pairs pairs in ABBA order (off on, on off, ...), so a machine getting busier or quieter
    weighs on both alike: the peer (tracker off) measured in the same run.
 

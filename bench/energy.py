@@ -19,7 +19,7 @@ Reported: ratio = median(on) / median(off) in wall time, the median of each pair
 (a burst of other jobs' load moves one pair, not the medians of both sides), the same in this
 process's CPU time (steadier when other jobs share the machine), and cold / median(off); the spread of the off runs
 (max / min), which bounds what the ratio can resolve on a shared machine; and the tracker's own
-cost measured directly: a UnitMeter around no work at all (start on its thread, join, stop,
+cost measured directly: a UnitMeter around no work at all (start, stop,
 ledger body), median of 30, as a share of median(off), plus the CPU a running tracker takes
 per second while the work sleeps (its sampling thread): the estimate the 0.5% budget is about,
 since on a shared machine the on/off ratio itself moves by more than 0.5% from run to run.

@@ -88,8 +88,10 @@ def sample_pairs(
     entries = []
     for number, (prompt_id, prompt) in enumerate(todo):
         ids = encode_prompt(tokenizer, prompt)
+        # Decoded exactly, leading space included: the prompt's text and a completion's together
+        # encode to the tokens the model sampled, so a reward model and DPO train on what it said.
         a, b = (
-            tokenizer.decode([t for t in c if t != tokenizer.eot_id]).strip()
+            tokenizer.decode([t for t in c if t != tokenizer.eot_id])
             for c in sample_completions(model, ids, 2, max_new_tokens, tokenizer.eot_id, temperature, seed + number)
         )
         pair_digest = home.store.put_bytes(canonical_json({"prompt": prompt, "completions": [a, b]}))

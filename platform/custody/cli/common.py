@@ -93,6 +93,7 @@ WeightsArgument = Annotated[
     str, typer.Argument(metavar="RUN_OR_CHECKPOINT", help="a run id, or sha256:DIGEST of a checkpoint")
 ]
 
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a one-line error and exit; nothing has been written at this point."""
     err_console.print("error:", style="bold red", end=" ")

@@ -25,11 +25,11 @@ from custody.runs.outcome import (
     RunOutcome,
     Say,
     carbon_config,
-    dataset_json,
     emissions_body,
     new_run_id,
     record_failed,
     run_dir,
+    started_fields,
 )
 from custody.runs.spec import RunSpec
 from custody.toxicity import linear
@@ -90,13 +90,7 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
     if len(set(labels)) < 2:
         raise LabelError(f"{outcome.spec.path}: the records trained on hold one class only; a classifier needs both")
     started = {
-        "run_id": outcome.run_id,
-        "name": spec.name,
-        "kind": spec.kind,
-        "spec_path": str(outcome.spec.path),
-        "spec_digest": outcome.spec.digest,
-        "decision_index": outcome.gate.ledger_index,
-        "datasets": [dataset_json(home, d) for d in outcome.prepared],
+        **started_fields(home, outcome),
         "tokenizer_digest": home.store.put_bytes(canonical_json(linear.FEATURES)),
         "model_config_digest": home.store.put_bytes(canonical_json({"format": linear.FORMAT, **settings})),
         "train_config_digest": home.store.put_bytes(canonical_json(settings)),

@@ -73,6 +73,20 @@ def dataset_json(home: Home, dataset: RegisteredDataset) -> dict:
     }
 
 
+def started_fields(home: Home, outcome: RunOutcome) -> dict[str, Any]:
+    """What every run.started body begins with: the run, its spec, the decision, the data it reads."""
+    spec = outcome.spec.spec
+    return {
+        "run_id": outcome.run_id,
+        "name": spec.name,
+        "kind": spec.kind,
+        "spec_path": str(outcome.spec.path),
+        "spec_digest": outcome.spec.digest,
+        "decision_index": outcome.gate.ledger_index,
+        "datasets": [dataset_json(home, d) for d in outcome.prepared],
+    }
+
+
 def record_failed(
     home: Home, outcome: RunOutcome, exc: BaseException, actor: str, entry_type: str = "run.finished/v1"
 ) -> None:

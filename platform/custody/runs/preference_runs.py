@@ -31,11 +31,11 @@ from custody.runs.outcome import (
     RunOutcome,
     Say,
     carbon_config,
-    dataset_json,
     emissions_body,
     new_run_id,
     record_failed,
     run_dir,
+    started_fields,
 )
 from custody.runs.preference_data import PreferenceDataError, PreferenceSet, preference_set
 from custody.runs.spec import DPOSpec, RewardSpec
@@ -266,13 +266,7 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
     device = device_for(config.device)
     model.to(device)
     started = {
-        "run_id": outcome.run_id,
-        "name": spec.name,
-        "kind": spec.kind,
-        "spec_path": str(outcome.spec.path),
-        "spec_digest": outcome.spec.digest,
-        "decision_index": outcome.gate.ledger_index,
-        "datasets": [dataset_json(home, d) for d in outcome.prepared],
+        **started_fields(home, outcome),
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),

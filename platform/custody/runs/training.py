@@ -18,11 +18,11 @@ from custody.runs.outcome import (
     RunOutcome,
     Say,
     carbon_config,
-    dataset_json,
     emissions_body,
     new_run_id,
     record_failed,
     run_dir,
+    started_fields,
 )
 from custody.runs.spec import RunSpec
 from custody.train.carbon import Emissions
@@ -135,13 +135,7 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
     t = spec.training
     config = train_config(spec)
     started = {
-        "run_id": outcome.run_id,
-        "name": spec.name,
-        "kind": spec.kind,
-        "spec_path": str(outcome.spec.path),
-        "spec_digest": outcome.spec.digest,
-        "decision_index": outcome.gate.ledger_index,
-        "datasets": [dataset_json(home, d) for d in outcome.prepared],
+        **started_fields(home, outcome),
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),

@@ -38,6 +38,18 @@ def _prompts(home, ref: str):
     return DatasetRegistry(home).get(parse_ref(ref))
 
 
+def _weights_digest(home, target: str | None) -> str | None:
+    """The digest of the weights a run id or sha256:DIGEST names (None: no filter); bad input exits 2."""
+    from custody.evals.run_eval import EvalError, resolve
+
+    if not target:
+        return None
+    try:
+        return resolve(home, target).digest
+    except EvalError as exc:
+        fail(str(exc))
+
+
 @app.command("sample")
 def sample(
     target: WeightsArgument,
@@ -190,16 +202,12 @@ def pending(
     actor: ActorOption = None,
 ) -> None:
     """The pairs you (the key's holder) have not judged yet, with their texts: your review queue."""
-    from custody.evals.run_eval import EvalError, resolve
     from custody.home import actor_name
     from custody.prefs.collect import pending_for
 
     with opened(home, database) as h:
         who = acting(h, key, actor)
-        try:
-            digest = resolve(h, target).digest if target else None
-        except EvalError as exc:
-            fail(str(exc))
+        digest = _weights_digest(h, target)
         queue = pending_for(h, actor_name(who), digest)
     if as_json:
         print_json(
@@ -223,14 +231,10 @@ def list_command(
     database: DatabaseOption = None,
 ) -> None:
     """Sampled pairs and their judgements (choices a/b/tie and harmful flags)."""
-    from custody.evals.run_eval import EvalError, resolve
     from custody.prefs.collect import judgements_of, pairs_of
 
     with opened(home, database) as h:
-        try:
-            digest = resolve(h, target).digest if target else None
-        except EvalError as exc:
-            fail(str(exc))
+        digest = _weights_digest(h, target)
         rows = []
         for p in pairs_of(h, digest):
             judged = judgements_of(h, p.digest)

@@ -11,6 +11,11 @@ the held-out split when the hash of its text falls under `val_fraction`: determi
 a dataset grows, and exact duplicates can never straddle the split. Batches are a pure function of
 (seed, split, step): resuming needs no loader state, and under data parallelism rank r takes rows
 [r·B/W, (r+1)·B/W) of the same global batch a single process would draw.
+
+`TokenData` reads its tokens through a `TokenStream`: the in-memory int32 tensors of
+`from_datasets`, or the memory-mapped token shards of `custody.train.token_shards`, from which a
+batch reads only the windows it draws. Both give the same batches, digest and description for the
+same tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -103,16 +109,101 @@ def in_val_split(content_hash: str, val_fraction: float) -> bool:
     return int(content_hash[:16], 16) / 2.0**64 < val_fraction
 
 
-def _encode_into(tokenizer: BPETokenizer, pending: list[tuple[str, bool]], train: array, val: array) -> None:
+def _encode(tokenizer: BPETokenizer, pending: list[tuple[str, bool]]) -> tuple[array, array]:
+    train, val = array("i"), array("i")  # 4 bytes a token, not a Python int's 28
     for ids, (_, held_out) in zip(tokenizer.encode_batch([text for text, _ in pending]), pending, strict=True):
         out = val if held_out else train
         out.extend(ids)
         out.append(tokenizer.eot_id)
     pending.clear()
+    return train, val
+
+
+def check_val_fraction(val_fraction: float) -> None:
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
+
+
+def tokenized(
+    datasets: Sequence[RegisteredDataset], tokenizer: BPETokenizer, val_fraction: float, sources: list[dict]
+) -> Iterator[tuple[array, array]]:
+    """(train ids, held-out ids) of one encode batch of records at a time, int32, in manifest order,
+    each record followed by the end-of-text token; after each dataset, its record counts are
+    appended to `sources`. Memory holds one batch, however large the datasets."""
+    check_val_fraction(val_fraction)
+    for dataset in datasets:
+        counts = {"train": 0, "val": 0}
+        pending: list[tuple[str, bool]] = []
+        for _, record in verified_records(dataset):
+            held_out = in_val_split(record.content_hash, val_fraction)
+            counts["val" if held_out else "train"] += 1
+            pending.append((record.text, held_out))
+            if len(pending) >= ENCODE_BATCH:
+                yield _encode(tokenizer, pending)
+        if pending:
+            yield _encode(tokenizer, pending)
+        sources.append(
+            {
+                "dataset": str(dataset.ref),
+                "digest": dataset.digest,
+                "train_records": counts["train"],
+                "val_records": counts["val"],
+            }
+        )
 
 
 def _tensor(tokens: array) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(tokens, dtype=np.int32).copy())
+
+
+@runtime_checkable
+class TokenStream(Protocol):
+    """A 1-D run of token ids that need not be in memory: its length, the windows a batch draws,
+    and its ids as int32 chunks in order (what the digest hashes)."""
+
+    def __len__(self) -> int: ...
+
+    def numel(self) -> int: ...
+
+    def windows(self, starts: torch.Tensor, length: int) -> torch.Tensor:
+        """int64 rows `tokens[s : s + length]` for each start."""
+        ...
+
+    def chunks(self) -> Iterator[np.ndarray]: ...
+
+
+class TensorStream:
+    """The in-memory stream: a 1-D int32 tensor."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def numel(self) -> int:
+        return self.tokens.numel()
+
+    def windows(self, starts: torch.Tensor, length: int) -> torch.Tensor:
+        return self.tokens[starts[:, None] + torch.arange(length)].long()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        yield self.tokens.numpy()
+
+
+def as_stream(tokens: torch.Tensor | TokenStream) -> TokenStream:
+    return TensorStream(tokens) if isinstance(tokens, torch.Tensor) else tokens
+
+
+def tokens_digest(train: torch.Tensor | TokenStream, val: torch.Tensor | TokenStream) -> str:
+    """SHA-256 over both streams: for each, its length (8 bytes, big-endian), then its ids as
+    little-endian int32, whatever they are stored as; read chunk by chunk."""
+    h = hashlib.sha256()
+    for tokens in (as_stream(train), as_stream(val)):
+        h.update(len(tokens).to_bytes(8, "big"))
+        for chunk in tokens.chunks():
+            h.update(np.ascontiguousarray(chunk, dtype="<i4").data)
+    return h.hexdigest()
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -124,8 +215,10 @@ def derive_seed(*parts: int | str) -> int:
 class TokenData:
     """Train and held-out token streams, and what they were made from."""
 
-    train: torch.Tensor  # 1-D int32 tokens, records separated by the end-of-text token
-    val: torch.Tensor
+    # 1-D int32 tensors of tokens, records separated by the end-of-text token, or streams of them
+    # (memory-mapped token shards; see custody.train.token_shards)
+    train: torch.Tensor | TokenStream
+    val: torch.Tensor | TokenStream
     block_size: int
     tokenizer_digest: str
     sources: list[dict] = field(default_factory=list)  # per dataset: ref, manifest digest, record counts
@@ -139,28 +232,12 @@ class TokenData:
         block_size: int,
         val_fraction: float = 0.1,
     ) -> TokenData:
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
-        train, val = array("i"), array("i")  # 4 bytes a token, not a Python int's 28
-        sources = []
-        for dataset in datasets:
-            counts = {"train": 0, "val": 0}
-            pending: list[tuple[str, bool]] = []
-            for _, record in verified_records(dataset):
-                held_out = in_val_split(record.content_hash, val_fraction)
-                counts["val" if held_out else "train"] += 1
-                pending.append((record.text, held_out))
-                if len(pending) >= ENCODE_BATCH:
-                    _encode_into(tokenizer, pending, train, val)
-            _encode_into(tokenizer, pending, train, val)
-            sources.append(
-                {
-                    "dataset": str(dataset.ref),
-                    "digest": dataset.digest,
-                    "train_records": counts["train"],
-                    "val_records": counts["val"],
-                }
-            )
+        """All tokens in memory (4 bytes each); `token_shards.prepare_tokens` keeps them on disk."""
+        train, val = array("i"), array("i")
+        sources: list[dict] = []
+        for train_ids, val_ids in tokenized(datasets, tokenizer, val_fraction, sources):
+            train.extend(train_ids)
+            val.extend(val_ids)
         data = cls(_tensor(train), _tensor(val), block_size, tokenizer.digest, sources, val_fraction)
         data.check()
         return data
@@ -176,11 +253,7 @@ class TokenData:
     @cached_property
     def digest(self) -> str:
         """SHA-256 over both token streams: what was actually trained and evaluated on."""
-        h = hashlib.sha256()
-        for tokens in (self.train, self.val):
-            h.update(len(tokens).to_bytes(8, "big"))
-            h.update(tokens.numpy().tobytes())
-        return h.hexdigest()
+        return tokens_digest(self.train, self.val)
 
     def describe(self) -> dict:
         return {
@@ -204,5 +277,5 @@ class TokenData:
         starts = torch.randint(len(tokens) - self.block_size - 1, (batch_size,), generator=generator)
         per_rank = batch_size // world_size
         starts = starts[rank * per_rank : (rank + 1) * per_rank]
-        window = tokens[starts[:, None] + torch.arange(self.block_size + 1)].long()
+        window = as_stream(tokens).windows(starts, self.block_size + 1)  # only the rows drawn are read
         return window[:, :-1], window[:, 1:]

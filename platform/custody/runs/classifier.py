@@ -17,19 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from custody import __version__
-from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.runs.api import GovernedRun
 from custody.runs.labelled import LabelError, labelled_set
 from custody.runs.model_card import model_card
 from custody.runs.outcome import (
-    RunOutcome,
-    Say,
     carbon_config,
     emissions_body,
-    new_run_id,
-    record_failed,
-    run_dir,
-    started_fields,
 )
 from custody.runs.spec import RunSpec
 from custody.toxicity import linear
@@ -75,11 +69,12 @@ def _settings(spec: RunSpec) -> dict[str, Any]:
     return {"model": c.model, "C": c.c, "held_out": c.held_out, "labels": labels}
 
 
-def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | None, actor: str, say: Say) -> None:
+def train_classifier(run: GovernedRun) -> None:
+    """Train the allowed run's classifier on its labelled, approved records."""
+    home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
     settings = _settings(spec)
-    outcome.run_id = new_run_id(spec)
-    out = run_dir(home, outcome.run_id)
+    out = run.directory
     out.mkdir(parents=True, exist_ok=True)
     sets = [  # prepared datasets come in the spec's order
         labelled_set(dataset, spec.label_for(item), spec.classifier.held_out)
@@ -90,7 +85,6 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
     if len(set(labels)) < 2:
         raise LabelError(f"{outcome.spec.path}: the records trained on hold one class only; a classifier needs both")
     started = {
-        **started_fields(home, outcome),
         "tokenizer_digest": home.store.put_bytes(canonical_json(linear.FEATURES)),
         "model_config_digest": home.store.put_bytes(canonical_json({"format": linear.FORMAT, **settings})),
         "train_config_digest": home.store.put_bytes(canonical_json(settings)),
@@ -99,10 +93,8 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
         "world_size": 1,
         "seed": 0,  # liblinear's dual coordinate descent with a fixed random_state: deterministic
         "parameters": linear.columns(),
-        "preparation_emissions": emissions_body(preparation) if preparation else None,
     }
-    subject = f"run:{outcome.run_id}"
-    outcome.entries["run.started"] = home.record("run.started/v2", subject, started, actor=actor)
+    run.record_started("run.started/v2", started)
     say(
         f"run {outcome.run_id} started: {spec.classifier.model} on {len(texts):,} records "
         f"({sum(labels):,} positive) (ledger index {outcome.entries['run.started']})"
@@ -130,7 +122,7 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
                 all_held += s.held_labels
                 all_probabilities += probabilities
     except BaseException as exc:
-        record_failed(home, outcome, exc, actor, "run.finished/v2")
+        run.record_failed(exc, "run.finished/v2")
         raise
     emissions = meter.result
     home.store.put_file(weights)
@@ -147,7 +139,6 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
         },
     }
     body = {
-        "run_id": outcome.run_id,
         "status": "completed",
         "steps": model["iterations"],
         "tokens": 0,
@@ -161,8 +152,7 @@ def train_classifier(home: Home, outcome: RunOutcome, preparation: Emissions | N
         "records_held_out": len(all_held),
         "held_out": held,
     }
-    index = home.record("run.finished/v2", subject, body, refs=[f"sha256:{digest}"], actor=actor)
-    outcome.entries["run.finished"] = index
+    index = run.record_finished("run.finished/v2", body, refs=[f"sha256:{digest}"])
     home.checkpoint()
     card = model_card(home, outcome, sets, metrics["classifier"], digest)
     (out / CARD_FILE).write_text(card, encoding="utf-8")

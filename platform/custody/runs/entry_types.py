@@ -147,3 +147,64 @@ class RunFinishedV3(RunFinishedV2):
     """v2, plus what a preference run measured (`preference`)."""
 
     preference: PreferenceOutcome | None = None
+
+
+class Launch(EntryBody):
+    """How a run's processes were started: one process, or torchrun's ranks on one or more nodes."""
+
+    launcher: Literal["process", "torchrun"]
+    world_size: int = Field(ge=1)
+    nnodes: int = Field(default=1, ge=1)
+    nproc_per_node: int = Field(default=1, ge=1)
+
+
+@entry_type("run.started/v4")
+class RunStartedV4(EntryBody):
+    """A run trained by a loop custody does not own (`custody.governed_run`, the Hugging Face Trainer
+    callback: kind 'external'), or by custody's loop under torchrun. The fields v1-v3 require that
+    only custody's own loop can know (its tokenizer, model and loop configs) are optional here."""
+
+    run_id: str
+    name: str
+    kind: Literal["pretrain", "finetune", "transfer", "classifier", "reward", "dpo", "external"]
+    spec_path: str
+    spec_digest: str = Field(pattern=DIGEST)
+    decision_index: int = Field(ge=0)
+    datasets: list[RunDataset]
+    trainer: str  # "custody", "transformers.Trainer 5.25.0", "python", ...
+    code_version: str
+    world_size: int = Field(default=1, ge=1)
+    launch: Launch | None = None
+    device: str | None = None
+    seed: int | None = None
+    parameters: int | None = Field(default=None, ge=0)
+    tokenizer_digest: str | None = Field(default=None, pattern=DIGEST)
+    model_config_digest: str | None = Field(default=None, pattern=DIGEST)
+    train_config_digest: str | None = Field(default=None, pattern=DIGEST)
+    init_checkpoint_digest: str | None = Field(default=None, pattern=DIGEST)
+    tokens_index: int | None = Field(default=None, ge=0)  # the tokens.prepared entry the ranks read
+    preparation_emissions: Emissions | None = None
+
+
+@entry_type("run.checkpoint/v2")
+class RunCheckpointV2(EntryBody):
+    """A checkpoint of any loop: a file, or a folder recorded as a manifest of its files' digests
+    (format custody-checkpoint-folder/1); the loss is optional, the loop's metrics at that step kept."""
+
+    run_id: str
+    step: int = Field(ge=0)
+    checkpoint_digest: str = Field(pattern=DIGEST)
+    name: str  # the file's or folder's name
+    tokens: int = Field(default=0, ge=0)
+    train_loss: float | None = None
+    val_loss: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+@entry_type("run.finished/v4")
+class RunFinishedV4(RunFinishedV3):
+    """v3, for the runs v4 starts: model FLOPs utilization when the peak of the device is known, and,
+    for a run that stopped, which rank failed first."""
+
+    mfu: float | None = Field(default=None, ge=0)
+    failed_rank: int | None = Field(default=None, ge=0)

@@ -38,7 +38,7 @@ from custody.runs.preference_data import preference_reviewers
 from custody.runs.spec import LoadedSpec, RunSpec
 from custody.stages.catalog import STAGES
 from custody.takedown.index import index_for
-from custody.train.carbon import CarbonConfig, track_emissions
+from custody.train.carbon import CarbonConfig, Emissions, track_emissions
 from custody.trust.acting import Acting, Person
 
 
@@ -192,20 +192,25 @@ def request_run(home: Home, loaded: LoadedSpec, purpose: str, actor: Acting | st
     return home.record("run.requested/v1", f"run:{spec.name}", body, refs=[f"sha256:{loaded.digest}"], actor=actor)
 
 
-def run_spec(
+def gate_spec(
     home: Home,
     loaded: LoadedSpec,
     actor: Acting | str | None = None,
     say: Say = print,
     executor: Executor | None = None,
-) -> RunOutcome:
-    """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's)."""
+) -> tuple[RunOutcome, Emissions | None]:
+    """Steps 1-3: request, prepare, check, measure contamination and ask the gate, each recorded; the
+    outcome (with the decision) and the energy the preparation used. Whoever trains next (custody's
+    own loop or any loop through `custody.governed_run`) starts from here."""
     spec = loaded.spec
     policy = load_policy(spec.policy.file) if spec.policy.file else None
     purpose = spec.policy.purpose or policy.policy.purpose  # the spec requires one of the two
     # The evaluation sets the spec lists, read and checked first: one not registered or with a bad
     # record is refused before anything is recorded.
     evalsets = evaluation_sets(home, [(e.evalset, e.task) for e in spec.evaluations])
+    registry = DatasetRegistry(home)
+    for item in spec.datasets:  # an unknown dataset is refused before the request is recorded
+        registry.get(parse_ref(item.ref))
     home.store.put_bytes(loaded.raw)  # the run's entries name the spec by digest
     requested = request_run(home, loaded, purpose, actor)
     say(f"run {spec.name} requested by {actor_name(actor)} (ledger index {requested})")
@@ -227,7 +232,6 @@ def run_spec(
     finally:
         if own:
             executor.close()
-    preparation = meter.result
     key = actor.fingerprint if isinstance(actor, Person) else home.key_of(actor_name(actor))
     run = RunContext(
         spec.name,
@@ -246,20 +250,41 @@ def run_spec(
         say(f"  {reason.outcome}: {reason.finding} — {reason.message}")
     for note in gate.notes:
         say(f"  note: {note}")
-    if gate.decision.decision != "allow" or gate.ledger_index is None:
+    return outcome, meter.result
+
+
+def run_spec(
+    home: Home,
+    loaded: LoadedSpec,
+    actor: Acting | str | None = None,
+    say: Say = print,
+    executor: Executor | None = None,
+) -> RunOutcome:
+    """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's).
+    The gate and the run's entries go through the same `GovernedRun` as `custody.governed_run`."""
+    from custody.runs.api import GovernedRun
+
+    spec = loaded.spec
+    if spec.kind == "external":
+        raise RunRefused(
+            f"{loaded.path}: kind = 'external' is trained by your own loop: "
+            "open it with custody.governed_run (docs/api.md), not custody run"
+        )
+    outcome, preparation = gate_spec(home, loaded, actor, say, executor)
+    if outcome.gate.decision.decision != "allow" or outcome.gate.ledger_index is None:
         return outcome
-    require_allow(home, gate.ledger_index, prepared)
+    require_allow(home, outcome.gate.ledger_index, outcome.prepared)
+    run = GovernedRun(home, outcome, actor, say, preparation, trainer="custody")
     if spec.kind == "classifier":
         from custody.runs.classifier import train_classifier
 
-        train_classifier(home, outcome, preparation, actor, say)
-        return outcome
-    if spec.kind in ("reward", "dpo"):
+        train_classifier(run)
+    elif spec.kind in ("reward", "dpo"):
         from custody.runs.preference_runs import train_preferences
 
-        train_preferences(home, outcome, preparation, actor, say)
-        return outcome
-    from custody.runs.training import train_run  # torch is imported only when a run trains
+        train_preferences(run)
+    else:
+        from custody.runs.training import train_run  # torch is imported only when a run trains
 
-    train_run(home, outcome, preparation, actor, say)
+        train_run(run)
     return outcome

@@ -27,15 +27,11 @@ from custody import __version__
 from custody.home import Home
 from custody.ledger import query
 from custody.ledger.entry import canonical_json
+from custody.runs.api import GovernedRun
 from custody.runs.outcome import (
     RunOutcome,
-    Say,
     carbon_config,
     emissions_body,
-    new_run_id,
-    record_failed,
-    run_dir,
-    started_fields,
 )
 from custody.runs.preference_data import PreferenceDataError, PreferenceSet, preference_set
 from custody.runs.spec import DPOSpec, RewardSpec
@@ -232,11 +228,12 @@ def _held_prompts(pairs: list[PreferencePair], limit: int) -> list[tuple[int, ..
     return list(dict.fromkeys(p.prompt for p in pairs))[:limit]
 
 
-def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | None, actor: str, say: Say) -> None:
+def train_preferences(run: GovernedRun) -> None:
+    """Train the allowed run's reward model or DPO policy on its judged preference pairs."""
+    home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
     settings: RewardSpec | DPOSpec = spec.reward or spec.dpo
-    outcome.run_id = new_run_id(spec)
-    out = run_dir(home, outcome.run_id)
+    out = run.directory
     start = load_recorded(home, settings.checkpoint, "checkpoint")
     tokenizer, tokenizer_digest = _tokenizer(home, start)
     roster = home.roster()
@@ -266,7 +263,6 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
     device = device_for(config.device)
     model.to(device)
     started = {
-        **started_fields(home, outcome),
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
@@ -277,10 +273,8 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
         "world_size": 1,
         "seed": config.seed,
         "parameters": model.num_params(),
-        "preparation_emissions": emissions_body(preparation) if preparation else None,
     }
-    subject = f"run:{outcome.run_id}"
-    outcome.entries["run.started"] = home.record("run.started/v3", subject, started, actor=actor)
+    run.record_started("run.started/v3", started)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(
         f"run {outcome.run_id} started: {spec.kind} on {len(train)} preference pairs ({len(held)} held out), "
@@ -302,7 +296,7 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
         state = _state(model, config, training, emissions, outcome, tokenizer_digest, spec.kind)
         digest, _ = save_checkpoint(state, out / WEIGHTS_FILE)
     except BaseException as exc:
-        record_failed(home, outcome, exc, actor, "run.finished/v3")
+        run.record_failed(exc, "run.finished/v3")
         raise
     home.store.put_file(out / WEIGHTS_FILE)
     preference = {"pairs_trained": len(train), "pairs_held_out": len(held), "reviewers": reviewers, **measured}
@@ -312,7 +306,6 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
         "preference": preference,
     }
     body = {
-        "run_id": outcome.run_id,
         "status": "completed",
         "steps": training.steps,
         "tokens": 0,
@@ -323,8 +316,7 @@ def train_preferences(home: Home, outcome: RunOutcome, preparation: Emissions | 
         "emissions": emissions_body(emissions),
         "preference": preference,
     }
-    index = home.record("run.finished/v3", subject, body, refs=[f"sha256:{digest}"], actor=actor)
-    outcome.entries["run.finished"] = index
+    index = run.record_finished("run.finished/v3", body, refs=[f"sha256:{digest}"])
     home.checkpoint()
     outcome.result = PreferenceResult(out / WEIGHTS_FILE, digest, training, preference, emissions)
     say(_summary(outcome.run_id, preference, digest, emissions, index))

@@ -215,7 +215,8 @@ class RunSpec(_Strict):
     schema_: int = Field(alias="schema")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     description: str = ""
-    kind: Literal["pretrain", "finetune", "transfer", "classifier", "reward", "dpo"] = "pretrain"
+    # external: a loop custody does not run (`custody.governed_run`, the Trainer callback) trains
+    kind: Literal["pretrain", "finetune", "transfer", "classifier", "reward", "dpo", "external"] = "pretrain"
     policy: PolicySpec
     datasets: list[DatasetSpec] = Field(min_length=1)
     prepare: PrepareSpec = Field(default_factory=PrepareSpec)
@@ -254,6 +255,7 @@ class RunSpec(_Strict):
             if self.kind != kind and getattr(self, kind) is not None:
                 raise ValueError(f"[{kind}] is only for kind = '{kind}' (this spec's kind is '{self.kind}')")
         self._classifier()
+        self._external()
         refs = [d.ref for d in self.datasets]
         if len(set(refs)) != len(refs):
             raise ValueError("a dataset is listed twice")
@@ -283,6 +285,16 @@ class RunSpec(_Strict):
         if language_model:
             raise ValueError(f"[{language_model[0]}] is for language-model runs, not kind = 'classifier'")
 
+    def _external(self) -> None:
+        """kind = 'external' is trained by the caller's loop: custody's model and loop settings do not apply."""
+        if self.kind != "external":
+            return
+        own = sorted({"tokenizer", "model", "training"} & self.model_fields_set)
+        if own:
+            raise ValueError(
+                f"[{own[0]}] is for runs custody trains, not kind = 'external' (your loop's settings are yours)"
+            )
+
     def label_for(self, dataset: DatasetSpec) -> str:
         """The field holding this dataset's label (kind = 'classifier')."""
         return dataset.label or (self.classifier.label if self.classifier else "label")
@@ -306,6 +318,11 @@ class LoadedSpec:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
+
+
+def spec_from_text(text: str, where: str) -> LoadedSpec:
+    """A spec made in memory (`custody.governed_run` with a purpose); `where` names it in errors."""
+    return LoadedSpec(Path(where), text.encode("utf-8"), load_model(text, where, RunSpec, SpecError))
 
 
 def load_spec(path: str | Path) -> LoadedSpec:

@@ -14,18 +14,13 @@ import torch
 from custody import __version__
 from custody.home import Home
 from custody.ledger.entry import canonical_json
+from custody.runs.api import GovernedRun
 from custody.runs.outcome import (
     RunOutcome,
-    Say,
     carbon_config,
     emissions_body,
-    new_run_id,
-    record_failed,
-    run_dir,
-    started_fields,
 )
 from custody.runs.spec import RunSpec
-from custody.train.carbon import Emissions
 from custody.train.checkpoint import SavedCheckpoint, load_checkpoint
 from custody.train.data import TokenData, verified_texts
 from custody.train.loop import Hooks, TrainConfig, train
@@ -34,35 +29,32 @@ from custody.train.tokenizer import BPETokenizer, load_tokenizer, train_tokenize
 
 
 class _LedgerHooks(Hooks):
-    """Records run.started before the first step and run.checkpoint for each checkpoint."""
+    """Records run.started before the first step and run.checkpoint for each checkpoint, through the run."""
 
-    def __init__(self, home: Home, outcome: RunOutcome, started: dict[str, Any], actor: str, say: Say) -> None:
-        self.home, self.outcome, self.started, self.actor, self.say = home, outcome, started, actor, say
-        self.subject = f"run:{outcome.run_id}"
+    def __init__(self, run: GovernedRun, started: dict[str, Any]) -> None:
+        self.run, self.started = run, started
         self.tokens_per_step = 0
 
     def on_start(self, info: dict) -> None:
-        body = {
+        fields = {
             **self.started,
             "device": info["device_name"] if info["device"] != "cpu" else "cpu",
             "world_size": info["world_size"],
             "parameters": info["params"],
         }
-        data = self.home.store.put_bytes(canonical_json(info["data"]))
-        index = self.home.record("run.started/v1", self.subject, body, refs=[f"sha256:{data}"], actor=self.actor)
-        self.outcome.entries["run.started"] = index
-        self.say(
-            f"run {self.outcome.run_id} started: {info['params']:,} parameters on {body['device']} "
-            f"(ledger index {index})"
+        data = self.run.home.store.put_bytes(canonical_json(info["data"]))
+        index = self.run.record_started("run.started/v1", fields, refs=[f"sha256:{data}"])
+        self.run.say(
+            f"run {self.run.run_id} started: {info['params']:,} parameters on {fields['device']} (ledger index {index})"
         )
 
     def on_eval(self, step: int, metrics: dict) -> None:
-        self.say(f"  step {step}: val loss {metrics['val_loss']:.4f}, perplexity {metrics['val_perplexity']:.1f}")
+        self.run.say(f"  step {step}: val loss {metrics['val_loss']:.4f}, perplexity {metrics['val_perplexity']:.1f}")
 
     def on_checkpoint(self, checkpoint: SavedCheckpoint) -> None:
         metrics = checkpoint.metrics
         body = {
-            "run_id": self.outcome.run_id,
+            "run_id": self.run.run_id,
             "step": checkpoint.step,
             "checkpoint_digest": checkpoint.digest,
             "tokens": checkpoint.step * self.tokens_per_step,
@@ -70,8 +62,8 @@ class _LedgerHooks(Hooks):
             "val_loss": metrics.get("val_loss"),
             "val_perplexity": metrics.get("val_perplexity"),
         }
-        index = self.home.record("run.checkpoint/v1", self.subject, body, actor=self.actor)
-        self.say(f"  checkpoint at step {checkpoint.step}: sha256 {checkpoint.digest[:16]} (ledger index {index})")
+        index = self.run.home.record("run.checkpoint/v1", self.run.subject, body, actor=self.run.actor)
+        self.run.say(f"  checkpoint at step {checkpoint.step}: sha256 {checkpoint.digest[:16]} (ledger index {index})")
 
 
 def _tokenizer(home: Home, spec: RunSpec, outcome: RunOutcome, start: dict | None) -> BPETokenizer:
@@ -122,10 +114,11 @@ def train_config(spec: RunSpec) -> TrainConfig:
     )  # fmt: skip
 
 
-def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, actor: str, say: Say) -> None:
+def train_run(run: GovernedRun) -> None:
+    """Train the allowed run's language model (pretrain, fine-tune, transfer) on its approved data."""
+    home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
-    outcome.run_id = new_run_id(spec)
-    out = run_dir(home, outcome.run_id)
+    out = run.directory
     start = _start_state(home, spec)
     tokenizer = _tokenizer(home, spec, outcome, start)
     tokenizer_digest = home.store.put_bytes(tokenizer.data)
@@ -135,24 +128,20 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
     t = spec.training
     config = train_config(spec)
     started = {
-        **started_fields(home, outcome),
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
         "init_checkpoint_digest": init_digest,
         "code_version": f"custody {__version__}, torch {torch.__version__}",
         "seed": t.seed,
-        "preparation_emissions": emissions_body(preparation) if preparation else None,
     }
-    hooks = _LedgerHooks(home, outcome, started, actor, say)
+    hooks = _LedgerHooks(run, started)
     hooks.tokens_per_step = config.batch_size * block_size
     meta = {"run_id": outcome.run_id, "spec_digest": outcome.spec.digest, "tokenizer_digest": tokenizer_digest}
-    subject = f"run:{outcome.run_id}"
     try:
         result = train(model, data, config, out, hooks=hooks, carbon=carbon_config(spec), meta=meta)
     except BaseException as exc:
-        if "run.started" in outcome.entries:
-            record_failed(home, outcome, exc, actor)
+        run.record_failed(exc)
         raise
     outcome.result = result
     final = result.final
@@ -163,7 +152,6 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
     }
     last_eval = result.evals[-1] if result.evals else {}
     body = {
-        "run_id": outcome.run_id,
         "status": "completed",
         "steps": result.steps,
         "tokens": result.steps * hooks.tokens_per_step,
@@ -175,8 +163,7 @@ def train_run(home: Home, outcome: RunOutcome, preparation: Emissions | None, ac
         "metrics_digest": home.store.put_bytes(canonical_json(metrics)),
         "emissions": emissions_body(result.emissions),
     }
-    index = home.record("run.finished/v1", subject, body, refs=[f"sha256:{final.digest}"], actor=actor)
-    outcome.entries["run.finished"] = index
+    index = run.record_finished("run.finished/v1", body, refs=[f"sha256:{final.digest}"])
     home.checkpoint()
     e = result.emissions
     say(

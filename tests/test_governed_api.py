@@ -78,12 +78,14 @@ def test_an_allowed_run_yields_verified_data_and_records_start_checkpoints_and_e
 
 
 def test_a_denied_run_starts_nothing_and_names_the_reasons(api_home, tmp_path):
-    home, root, key = api_home
+    home, _root, key = api_home
     before = len(entries(home, "run.started/"))
     # commercial has no bound policy in this home: the gate denies, naming why
-    with pytest.raises(custody.RunDenied) as denied:
-        with custody.governed_run("commercial", ["shakespeare@1"], home=home, name="denied", key=key):
-            pytest.fail("the block must not run without an allow")
+    with (
+        pytest.raises(custody.RunDenied) as denied,
+        custody.governed_run("commercial", ["shakespeare@1"], home=home, name="denied", key=key),
+    ):
+        pytest.fail("the block must not run without an allow")
     assert denied.value.decision == "deny" and denied.value.reasons
     assert "deny" in str(denied.value)
     assert len(entries(home, "run.started/")) == before
@@ -91,11 +93,13 @@ def test_a_denied_run_starts_nothing_and_names_the_reasons(api_home, tmp_path):
 
 def test_an_exception_inside_the_block_is_a_failed_run_with_energy(api_home):
     home, _, key = api_home
-    with pytest.raises(RuntimeError, match="loss went NaN"):
-        with custody.governed_run("research", ["shakespeare@1"], home=home, name="crash", key=key) as run:
-            sum(len(t) for t in run.texts())
-            run.log(1, loss=2.5)
-            raise RuntimeError("loss went NaN")
+    with (
+        pytest.raises(RuntimeError, match="loss went NaN"),
+        custody.governed_run("research", ["shakespeare@1"], home=home, name="crash", key=key) as run,
+    ):
+        sum(len(t) for t in run.texts())
+        run.log(1, loss=2.5)
+        raise RuntimeError("loss went NaN")
     done = entries(home, "run.finished/", run.subject)[-1]["body"]
     assert done["status"] == "failed" and "loss went NaN" in done["error"]
     assert done["emissions"]["energy_kwh"] > 0 and "up to the failure" in done["emissions"]["tracker"]
@@ -104,26 +108,32 @@ def test_an_exception_inside_the_block_is_a_failed_run_with_energy(api_home):
 def test_bad_input_is_refused_before_anything_is_recorded(api_home):
     home, _, key = api_home
     before = len(entries(home, ""))
-    with pytest.raises(SpecError, match="purpose must be one of"):
-        with custody.governed_run("training", ["shakespeare@1"], home=home, key=key):
-            pass
-    with pytest.raises(Exception, match="nosuch@1"):
-        with custody.governed_run("research", ["nosuch@1"], home=home, name="missing", key=key):
-            pass
+    with (
+        pytest.raises(SpecError, match="purpose must be one of"),
+        custody.governed_run("training", ["shakespeare@1"], home=home, key=key),
+    ):
+        pass
+    with (
+        pytest.raises(Exception, match="nosuch@1"),
+        custody.governed_run("research", ["nosuch@1"], home=home, name="missing", key=key),
+    ):
+        pass
     assert len(entries(home, "")) == before, "nothing recorded for a bad purpose or an unknown dataset"
 
 
 def test_bytes_changed_after_the_decision_stop_the_reader(api_home, tmp_path):
-    home, root, key = api_home
-    with pytest.raises(ShardIntegrityError):
-        with custody.governed_run("research", ["shakespeare@1"], home=home, name="swap", key=key) as run:
-            dataset = run.datasets[0]
-            path = dataset.shard_path(dataset.manifest.shards[0])
-            original = path.read_bytes()
-            path.chmod(0o644)
-            path.write_bytes(original + b"\n")
-            try:
-                list(run.records())
-            finally:
-                path.write_bytes(original)
+    home, _root, key = api_home
+    with (
+        pytest.raises(ShardIntegrityError),
+        custody.governed_run("research", ["shakespeare@1"], home=home, name="swap", key=key) as run,
+    ):
+        dataset = run.datasets[0]
+        path = dataset.shard_path(dataset.manifest.shards[0])
+        original = path.read_bytes()
+        path.chmod(0o644)
+        path.write_bytes(original + b"\n")
+        try:
+            list(run.records())
+        finally:
+            path.write_bytes(original)
     assert entries(home, "run.finished/", run.subject)[-1]["body"]["status"] == "failed"

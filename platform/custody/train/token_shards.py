@@ -14,16 +14,17 @@ tokenized and nothing recorded.
 missing or changed with `ShardIntegrityError`, naming the shard and both digests. While hashing it
 computes the tokens digest too, and refuses shards whose tokens do not give the entry's digest.
 
-Reading keeps memory flat: a batch maps only the pages of the windows it draws (one small
-`numpy.memmap` per window, released as soon as it is copied; nanoGPT recreates its memmap every
-batch for the same reason), so neither resident nor virtual memory grows with the dataset. Each
-read reopens the shard file and checks that it is still the file that was verified (same inode,
-size and modification time), so a shard swapped or rewritten after the check stops the run.
+Reading keeps memory flat: a batch maps each shard it draws from in turn, copies its windows out
+and unmaps it again (nanoGPT recreates its memmap every batch for the same reason), so resident
+memory holds one batch's pages and virtual memory one shard, however large the dataset. Each map
+reopens the shard file and checks that it is still the file that was verified (same inode, size
+and modification time), so a shard swapped or rewritten after the check stops the run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -121,31 +122,35 @@ class ShardStream:
             )
         return handle
 
+    def _map(self, i: int) -> np.ndarray:
+        """Shard i's ids, memory-mapped read-only; unmapped when the array is dropped."""
+        with self._open(i) as handle:
+            return np.frombuffer(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ), dtype=self.dtype)
+
     def windows(self, starts: torch.Tensor, length: int) -> torch.Tensor:
-        """Each row `tokens[s : s + length]`, a window that may span shards; only its pages are mapped."""
-        out = np.empty((len(starts), length), dtype=np.int64)
-        handles: dict[int, object] = {}
-        try:
-            for row, start in enumerate(starts.tolist()):
-                if start < 0 or start + length > len(self):
-                    raise IndexError(f"window [{start}, {start + length}) is outside {len(self)} tokens")
-                i = int(np.searchsorted(self.offsets, start, side="right")) - 1
-                filled = 0
-                while filled < length:
-                    lo = start + filled - int(self.offsets[i])
-                    take = min(length - filled, self.shards[i].tokens - lo)
-                    if i not in handles:
-                        handles[i] = self._open(i)
-                    mapped = np.memmap(
-                        handles[i], dtype=self.dtype, mode="r", offset=lo * self.dtype.itemsize, shape=(take,)
-                    )
-                    out[row, filled : filled + take] = mapped
-                    del mapped  # unmapped here: resident memory holds one window's pages at most
-                    filled += take
-                    i += 1
-        finally:
-            for handle in handles.values():
-                handle.close()
+        """Each row `tokens[s : s + length]`, a window that may span shards. Each shard a batch
+        touches is mapped in turn, its rows copied out, and unmapped before the next: resident
+        memory holds the pages of one batch's windows, virtual memory one shard."""
+        begin = starts.numpy().astype(np.int64)
+        end = begin + length
+        out = np.empty((len(begin), length), dtype=np.int64)
+        if not len(begin):
+            return torch.from_numpy(out)
+        if begin.min() < 0 or end.max() > len(self):
+            bad = int(begin[(begin < 0) | (end > len(self))][0])
+            raise IndexError(f"window [{bad}, {bad + length}) is outside the {len(self)} tokens of {self.label}")
+        first = np.searchsorted(self.offsets, begin, side="right") - 1
+        last = np.searchsorted(self.offsets, end - 1, side="right") - 1
+        for i in sorted({i for a, b in zip(first.tolist(), last.tolist(), strict=True) for i in range(a, b + 1)}):
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            tokens = self._map(i)
+            inside = (first == i) & (last == i)  # the usual case: the whole window in this shard
+            if inside.any():
+                out[inside] = tokens[(begin[inside] - lo)[:, None] + np.arange(length)]
+            for row in np.flatnonzero((first <= i) & (last >= i) & ~inside).tolist():
+                a, b = max(int(begin[row]), lo), min(int(end[row]), hi)
+                out[row, a - int(begin[row]) : b - int(begin[row])] = tokens[a - lo : b - lo]
+            del tokens  # unmapped here
         return torch.from_numpy(out)
 
     def chunks(self) -> Iterator[np.ndarray]:

@@ -259,12 +259,8 @@ class _ShardWriter:
     published in the store when full."""
 
     def __init__(self, home: Home, split: str, dtype: str, shard_tokens: int) -> None:
-        self.home, self.split, self.dtype, self.shard_tokens = (
-            home,
-            split,
-            np.dtype(dtype).newbyteorder("<"),
-            shard_tokens,
-        )
+        self.home, self.split, self.shard_tokens = home, split, shard_tokens
+        self.dtype = np.dtype(dtype).newbyteorder("<")
         self.shards: list[dict] = []
         self.total = 0
         self._file = None

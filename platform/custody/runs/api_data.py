@@ -4,6 +4,7 @@ so every shard is hashed against the approved manifest before a record of it is 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,16 @@ if TYPE_CHECKING:
     import datasets as hf_datasets
 
     from custody.runs.api import GovernedRun
+
+
+# run -> the `_fingerprint` of every datasets.Dataset its hf_dataset() returned (weak: a run that is
+# gone takes its entry with it); the Trainer callback (custody.integrations.hf) checks against them
+_YIELDED: weakref.WeakKeyDictionary[GovernedRun, set[str]] = weakref.WeakKeyDictionary()
+
+
+def yielded_fingerprints(run: GovernedRun) -> frozenset[str]:
+    """The fingerprints of the Hugging Face datasets `run.hf_dataset()` has handed out so far."""
+    return frozenset(_YIELDED.get(run, ()))
 
 
 class RecordsDataset(torch.utils.data.IterableDataset):
@@ -57,4 +68,6 @@ def hf_dataset(run: GovernedRun, fields: tuple[str, ...], batch: int = 4096) -> 
             if rows:
                 writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
         partial.rename(path)
-    return datasets.Dataset.from_file(str(path))
+    dataset = datasets.Dataset.from_file(str(path))
+    _YIELDED.setdefault(run, set()).add(dataset._fingerprint)
+    return dataset

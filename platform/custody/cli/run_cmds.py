@@ -34,11 +34,22 @@ def run(
     actor: ActorOption = None,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option("--nproc-per-node", min=1, help="train on this many torchrun ranks per node (gate once)"),
+    ] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="nodes in the run (others join with torchrun)")] = 1,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option("--rdzv-endpoint", metavar="HOST:PORT", help="where the nodes meet (--nnodes > 1)")
+    ] = None,
 ) -> None:
     """Run a spec: prepare and check its datasets, ask the gate, and train only on an allow.
 
+    With --nproc-per-node the gate runs once, here, and torchrun's ranks each verify the decision and
+    every token shard before training (docs/training.md#torchrun).
+
     Exit codes: 0 trained; 3 the gate denied (or no allow covers these bytes); 4 the gate needs a
-    review first; 1 data changed after approval; 2 a bad spec, policy or dataset name.
+    review first; 1 data changed after approval, or a rank failed; 2 a bad spec, policy or dataset name.
     """
     from custody.pipeline.executors import ExecutorError
     from custody.runs.governed import RunRefused, run_spec
@@ -52,6 +63,13 @@ def run(
         loaded = load_spec(spec_path)
     except SpecError as exc:
         fail(str(exc))
+    launch = None
+    if nproc_per_node is not None or nnodes > 1:
+        from custody.runs.distributed_run import Launch, LaunchError
+
+        if nnodes > 1 and not rdzv_endpoint:
+            fail("--nnodes above 1 needs --rdzv-endpoint HOST:PORT, where the other nodes' torchrun meets this one")
+        launch = Launch(nproc_per_node or 1, nnodes, rdzv_endpoint)
     say = err_console.print if as_json else console.print
     # The flags override the spec's [executor] table; the address goes with the spec's Ray unless given.
     wanted = loaded.spec.executor
@@ -61,9 +79,13 @@ def run(
     with opened(home, database) as h, executor_for(kind, address, workers) as runner:
         who = acting(h, key, actor, "run")
         try:
-            outcome = run_spec(h, loaded, actor=who, say=say, executor=runner)
+            outcome = run_spec(h, loaded, actor=who, say=say, executor=runner, launch=launch)
         except (StageError, SpecError, ExecutorError, LabelError, PreferenceDataError, CheckpointError) as exc:
             fail(str(exc))
+        except RuntimeError as exc:
+            if launch is None or not isinstance(exc, LaunchError):
+                raise
+            fail(str(exc), 1)
         except RunRefused as exc:
             fail(f"refusing to train: {exc}", EXIT_NOT_ALLOWED)
         evaluations = _evaluate(h, loaded.spec, outcome, who, say) if outcome.result is not None else []
@@ -118,6 +140,14 @@ def _result_json(result: object) -> dict:
 
     if result is None:
         return {"final_val_loss": None, "model_digest": None, "emissions": None}
+    if isinstance(result, dict):  # torchrun's ranks: what rank 0 wrote (runs/distributed_run.py)
+        evals = result["evals"]
+        return {
+            "final_val_loss": evals[-1]["val_loss"] if evals else None,
+            "model_digest": result["model_digest"],
+            "emissions": result["emissions"],
+            "world_size": result["world_size"],
+        }
     if isinstance(result, ClassifierResult):
         return {
             "model_digest": result.digest,

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from custody import __version__
-from custody.home import Home
+from custody.home import Home, actor_name
 from custody.ledger.entry import canonical_json
 from custody.runs.api import GovernedRun
 from custody.runs.outcome import (
@@ -22,9 +22,10 @@ from custody.runs.outcome import (
 )
 from custody.runs.spec import RunSpec
 from custody.train.checkpoint import SavedCheckpoint, load_checkpoint
-from custody.train.data import TokenData, verified_texts
+from custody.train.data import derive_seed, verified_texts
 from custody.train.loop import Hooks, TrainConfig, train
 from custody.train.model import GPT, GPTConfig
+from custody.train.token_shards import prepare_tokens
 from custody.train.tokenizer import BPETokenizer, load_tokenizer, train_tokenizer
 
 
@@ -66,7 +67,8 @@ class _LedgerHooks(Hooks):
         self.run.say(f"  checkpoint at step {checkpoint.step}: sha256 {checkpoint.digest[:16]} (ledger index {index})")
 
 
-def _tokenizer(home: Home, spec: RunSpec, outcome: RunOutcome, start: dict | None) -> BPETokenizer:
+def tokenizer_for(home: Home, spec: RunSpec, outcome: RunOutcome, start: dict | None) -> BPETokenizer:
+    """The checkpoint's tokenizer (fine-tune, transfer), the spec's file, or one trained on the approved data."""
     if start is not None:  # fine-tuning and transfer keep the tokenizer the checkpoint was trained with
         digest = start["meta"]["tokenizer_digest"]
         return load_tokenizer(home.store.path_for(digest), digest)
@@ -76,8 +78,11 @@ def _tokenizer(home: Home, spec: RunSpec, outcome: RunOutcome, start: dict | Non
     return train_tokenizer(texts, vocab_size=spec.tokenizer.vocab_size, min_frequency=spec.tokenizer.min_frequency)
 
 
-def _model(home: Home, spec: RunSpec, tokenizer: BPETokenizer) -> tuple[GPT, str | None]:
+def model_for(home: Home, spec: RunSpec, tokenizer: BPETokenizer) -> tuple[GPT, str | None]:
+    """The model to train and the digest of the checkpoint it starts from (None: new weights). New
+    weights are drawn from the spec's seed, so every process (and every rank) builds the same ones."""
     m = spec.model
+    torch.manual_seed(derive_seed(spec.training.seed, "init"))
     if spec.kind == "pretrain":
         config = GPTConfig(tokenizer.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
         return GPT(config), None
@@ -92,7 +97,8 @@ def _model(home: Home, spec: RunSpec, tokenizer: BPETokenizer) -> tuple[GPT, str
     return model, digest
 
 
-def _start_state(home: Home, spec: RunSpec) -> dict | None:
+def start_state(home: Home, spec: RunSpec) -> dict | None:
+    """The state of the checkpoint a fine-tune or transfer run starts from (None for pretraining)."""
     start = spec.finetune or spec.transfer
     if start is None:
         return None
@@ -119,12 +125,16 @@ def train_run(run: GovernedRun) -> None:
     home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
     out = run.directory
-    start = _start_state(home, spec)
-    tokenizer = _tokenizer(home, spec, outcome, start)
+    start = start_state(home, spec)
+    tokenizer = tokenizer_for(home, spec, outcome, start)
     tokenizer_digest = home.store.put_bytes(tokenizer.data)
-    model, init_digest = _model(home, spec, tokenizer)
+    model, init_digest = model_for(home, spec, tokenizer)
     block_size = model.config.block_size
-    data = TokenData.from_datasets(outcome.prepared, tokenizer, block_size, spec.training.val_fraction)
+    # Tokenized once into digest-named shards (reused by later runs), read memory-mapped.
+    tokens = prepare_tokens(
+        home, outcome.prepared, tokenizer, block_size, spec.training.val_fraction, actor_name(run.actor), say
+    )
+    data = tokens.data
     t = spec.training
     config = train_config(spec)
     started = {
@@ -141,7 +151,7 @@ def train_run(run: GovernedRun) -> None:
     try:
         result = train(model, data, config, out, hooks=hooks, carbon=carbon_config(spec), meta=meta)
     except BaseException as exc:
-        run.record_failed(exc)
+        run.record_failed(exc, "run.finished/v4")
         raise
     outcome.result = result
     final = result.final
@@ -162,8 +172,9 @@ def train_run(run: GovernedRun) -> None:
         "model_digest": final.digest,
         "metrics_digest": home.store.put_bytes(canonical_json(metrics)),
         "emissions": emissions_body(result.emissions),
+        "mfu": result.mfu,
     }
-    index = run.record_finished("run.finished/v1", body, refs=[f"sha256:{final.digest}"])
+    index = run.record_finished("run.finished/v4", body, refs=[f"sha256:{final.digest}"])
     home.checkpoint()
     e = result.emissions
     say(

@@ -108,6 +108,15 @@ class TrainResult:
     def tokens_per_s(self) -> float:
         return self.tokens / self.wall_s if self.wall_s else 0.0
 
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOPs utilization over the session (all ranks' tokens against all ranks' peak), when the
+        device's peak is known (a listed GPU, or TrainConfig.peak_flops); None on the CPU."""
+        peak, flops = self.info.get("peak_flops"), self.info.get("flops_per_token")
+        if not peak or not flops or not self.wall_s:
+            return None
+        return flops * self.tokens_per_s / (peak * self.info.get("world_size", 1))
+
 
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate of the optimizer step with 0-based index `step`: linear warmup, then cosine to min_lr."""
@@ -146,6 +155,7 @@ def train(
     raw, net, optimizer = _prepare(model, config, device, dist, optimizer_state)
     del optimizer_state  # the optimizer holds it now
     info = _run_info(raw, data, config, device, dist, progress.resumed_from, meta)
+    info["peak_flops"] = config.peak_flops or _peak_flops(device)
     meter = _CarbonMeter(carbon, progress.emissions, dist, device)
     checkpoints = _Checkpoints(raw, optimizer, config, data, meta, dist, out_dir, hooks)
 

@@ -512,6 +512,12 @@ def main() -> int:
     args.device = device.type
     if device.type == "cuda" and not args.nondeterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # as the loop sets it, before cuBLAS starts
+    if args.compile:
+        # Each run compiles a new model object (train and eval graphs); past Dynamo's default limit of 8
+        # graphs per function, later runs would quietly run eager.
+        dynamo = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+        setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
     peak = peak_flops(args, device)
     args.peak_flops = peak  # the governed loop's own on_step MFU uses the same peak
     torch.set_num_threads(args.threads)

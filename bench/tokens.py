@@ -21,8 +21,9 @@ children run again with `RLIMIT_DATA` set to `--limit-data-mb` (`prlimit --data`
 private writable memory: heap, anonymous maps and thread stacks, since Linux 4.7), smaller than
 the corpus. Read-only file maps do not count against RLIMIT_DATA, and a batch maps only the pages
 of the windows it reads, so the shards path fits; the in-memory path must hold every id and runs
-out of memory. (RLIMIT_AS, `ulimit -v`, counts file maps and the ~0.7 GiB of shared libraries that
-importing torch maps, so it cannot go below a corpus this size on this machine.)
+out of memory (MemoryError inside the tokenizer, after which its threads hang: it is killed after
+1.5 times the shards path's wall time). RLIMIT_AS (`ulimit -v`) counts file maps and the ~0.7 GiB
+of shared libraries that importing torch maps, so it cannot go below a corpus this size here.
 
 The tokenizer (vocab `--vocab`) is trained once on a sample of the smallest corpus and used for all.
 """
@@ -91,6 +92,7 @@ def child(args: argparse.Namespace) -> dict:
             data = prepared.data
             out.update(reused=prepared.reused, entry_index=prepared.entry_index, said=said)
             out["shards"] = len(data.train.shards) + len(data.val.shards)
+            out["shard_mib"] = round((len(data.train) + len(data.val)) * data.train.dtype.itemsize / MiB, 1)
     except BaseException as exc:  # under the memory limit: what failed, and how far it got
         out.update(
             error=f"{type(exc).__name__}: {str(exc)[:300]}",
@@ -104,6 +106,7 @@ def child(args: argparse.Namespace) -> dict:
         train_tokens=len(data.train),
         val_tokens=len(data.val),
         tokens_digest=data.digest,
+        int32_mib=round((len(data.train) + len(data.val)) * 4 / MiB, 1),
         rss_after_prepare_mib=_mib(_status("VmHWM")),
     )
     batches = hashlib.sha256()
@@ -125,7 +128,15 @@ def child(args: argparse.Namespace) -> dict:
     return out
 
 
-def run_child(args: argparse.Namespace, mode: str, home: Path, ref: str, tokenizer: Path, limit_mb: int | None) -> dict:
+def run_child(
+    args: argparse.Namespace,
+    mode: str,
+    home: Path,
+    ref: str,
+    tokenizer: Path,
+    limit_mb: int | None,
+    timeout: float | None = None,
+) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--home", str(home)]
     cmd += ["--dataset", ref, "--tokenizer", str(tokenizer), "--block", str(args.block), "--batch", str(args.batch)]
     cmd += ["--batches", str(args.batches), "--shard-tokens", str(args.shard_tokens)]
@@ -134,16 +145,28 @@ def run_child(args: argparse.Namespace, mode: str, home: Path, ref: str, tokeniz
         cmd = ["prlimit", f"--data={limit_mb * MiB}", *cmd]
     env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "CUSTODY_ACTOR": "bench"}
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:  # killed (SIGKILL): what it printed until then
+        stdout, stderr, code = _text(exc.stdout), _text(exc.stderr), None
+    wall = round(time.perf_counter() - started, 2)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return {"mode": mode, "error": f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}", "wall_seconds": wall}
-    result = json.loads(lines[-1])
-    result.update(wall_seconds=round(wall, 2), exit_code=proc.returncode)
+        ended = f"exit {code}" if code is not None else f"no result after {wall} s, killed (timeout {timeout:.0f} s)"
+        result = {"mode": mode, "error": f"{ended}; its stderr ends: {stderr.strip()[-400:]}", "wall_seconds": wall}
+    else:
+        result = json.loads(lines[-1])
+        result.update(wall_seconds=wall, exit_code=code)
     if limit_mb is not None:
         result["limit"] = f"prlimit --data={limit_mb * MiB} (RLIMIT_DATA {limit_mb} MiB)"
     return result
+
+
+def _text(data: bytes | str | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data or ""
 
 
 # -- the parent: corpora, homes, children ----------------------------------------------------------
@@ -265,9 +288,14 @@ def main() -> int:
             "limit_data_mib": args.limit_data_mb,
             "runs": {},
         }
+        # Under the limit the in-memory path raises MemoryError inside the tokenizer, whose Rust
+        # threads then cannot allocate either and the process hangs: it gets 1.5 times the
+        # shards path's wall time under the same limit, then is killed.
+        timeout = None
         for mode in ("shards", "memory"):
-            found = run_child(args, mode, home, ref, tokenizer, args.limit_data_mb)
+            found = run_child(args, mode, home, ref, tokenizer, args.limit_data_mb, timeout)
             limited["runs"][mode] = found
+            timeout = max(60.0, 1.5 * found["wall_seconds"])
             log(f"  limited {mode}: {json.dumps({k: v for k, v in found.items() if k != 'said'})[:400]}")
 
     document = {

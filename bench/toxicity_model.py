@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     from custody.policy.schema import load_policy
     from custody.reports.build import build
     from custody.reports.verify import verify_report
-    from custody.runs.governed import run_spec
     from custody.runs.spec import load_spec
+    from custody.runs.trainers import run_spec
     from custody.testing.people import ADMIN, Cast
     from custody.toxicity import linear
 

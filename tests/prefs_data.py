@@ -25,8 +25,8 @@ from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.prefs.collect import judge, sample_pairs
 from custody.prefs.export import export
-from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from custody.testing.people import Cast
 from run_data import POLICY, people_home, write
 

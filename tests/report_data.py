@@ -26,8 +26,8 @@ from custody.pipeline.run_check import run_check
 from custody.policy.bindings import bind
 from custody.policy.gate import run_gate
 from custody.policy.reviews import record_review
-from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from custody.testing.people import ADMIN, Cast
 from policy_data import REVIEW_POLICY, policy_from
 from run_data import POLICY, SPEC

@@ -20,9 +20,9 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
-from custody.runs.governed import run_spec
 from custody.runs.labelled import LabelError
 from custody.runs.spec import SpecError, load_spec
+from custody.runs.trainers import run_spec
 from custody.toxicity.linear import LinearScorer
 from run_data import write
 

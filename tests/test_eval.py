@@ -16,8 +16,8 @@ from custody.datasets.names import DatasetRef
 from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.evals.run_eval import EvalError, evaluate, evaluations_of, resolve
-from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from custody.train.checkpoint import load_checkpoint
 from custody.train.tokenizer import load_tokenizer
 from run_data import POLICY, SPEC, people_home, write

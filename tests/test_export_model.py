@@ -16,8 +16,8 @@ import yaml
 from custody.interop.export_model import export_model, file_entries, manifest_digest
 from custody.interop.gpt2 import NotExportable, hf_config, hf_state
 from custody.ledger import query
-from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from custody.train.checkpoint import load_checkpoint
 from custody.train.model import GPT, GPTConfig
 from custody.train.tokenizer import load_tokenizer

@@ -17,9 +17,9 @@ from custody.datasets.registry import DatasetRegistry
 from custody.ledger import query
 from custody.prefs.collect import PreferenceError, judge, pair_at, sample_pairs
 from custody.prefs.export import decide, export
-from custody.runs.governed import run_spec
 from custody.runs.preference_data import PreferenceDataError
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from custody.train.checkpoint import CheckpointError
 from custody.trust.acting import NotPermitted
 from prefs_data import SPEC_HEAD, preference_rows, prompt, register

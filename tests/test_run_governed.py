@@ -14,8 +14,9 @@ import pytest
 
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
-from custody.runs.governed import RunRefused, require_allow, run_spec
+from custody.runs.governed import RunRefused, require_allow
 from custody.runs.spec import SpecError, load_spec
+from custody.runs.trainers import run_spec
 from custody.train.data import ShardIntegrityError
 from run_data import APPROVAL, POLICY, SPEC, people_home, write
 from train_support import register_shakespeare

@@ -19,8 +19,8 @@ import pytest
 from custody.home import Home
 from custody.ledger import query
 from custody.runs.distributed_run import Launch, LaunchError
-from custody.runs.governed import run_spec
 from custody.runs.spec import load_spec
+from custody.runs.trainers import run_spec
 from run_data import POLICY, SPEC, people_home, write
 from train_support import register_shakespeare
 

@@ -39,6 +39,12 @@ def run(
         typer.Option("--nproc-per-node", min=1, help="train on this many torchrun ranks per node (gate once)"),
     ] = None,
     nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="nodes in the run (others join with torchrun)")] = 1,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume", metavar="RUN_ID", help="continue an interrupted run of this spec from its last checkpoint"
+        ),
+    ] = None,
     rdzv_endpoint: Annotated[
         str | None, typer.Option("--rdzv-endpoint", metavar="HOST:PORT", help="where the nodes meet (--nnodes > 1)")
     ] = None,
@@ -52,10 +58,12 @@ def run(
     review first; 1 data changed after approval, or a rank failed; 2 a bad spec, policy or dataset name.
     """
     from custody.pipeline.executors import ExecutorError
-    from custody.runs.governed import RunRefused, run_spec
+    from custody.runs.governed import RunRefused
     from custody.runs.labelled import LabelError
     from custody.runs.preference_data import PreferenceDataError
+    from custody.runs.resume import ResumeError
     from custody.runs.spec import SpecError, load_spec
+    from custody.runs.trainers import run_spec
     from custody.stages.base import StageError
     from custody.train.checkpoint import CheckpointError
 
@@ -79,8 +87,10 @@ def run(
     with opened(home, database) as h, executor_for(kind, address, workers) as runner:
         who = acting(h, key, actor, "run")
         try:
-            outcome = run_spec(h, loaded, actor=who, say=say, executor=runner, launch=launch)
-        except (StageError, SpecError, ExecutorError, LabelError, PreferenceDataError, CheckpointError) as exc:
+            outcome = run_spec(h, loaded, actor=who, say=say, executor=runner, launch=launch, resume=resume)
+        except (
+            StageError, SpecError, ExecutorError, LabelError, PreferenceDataError, CheckpointError, ResumeError
+        ) as exc:  # fmt: skip
             fail(str(exc))
         except RuntimeError as exc:
             if launch is None or not isinstance(exc, LaunchError):

@@ -98,6 +98,7 @@ class GovernedRun:
         self.checkpoints: list[dict[str, Any]] = []
         self._meter: EmissionsMeter | None = None
         self._finished = False
+        self.resume: Any = None  # runs.resume.Resumable: the interrupted run custody run --resume continues
 
     # -- what the run is ---------------------------------------------------------------------------
 

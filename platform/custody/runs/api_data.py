@@ -6,14 +6,26 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch.utils.data
 
 if TYPE_CHECKING:
     import datasets as hf_datasets
 
-    from custody.runs.api import GovernedRun
+
+class GovernedRun(Protocol):
+    """What this module reads of a runs.api.GovernedRun (typed here, so api imports this module and
+    not the other way round)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def datasets(self) -> list[Any]: ...
+
+    def records(self, fields: Any = ()) -> Iterator[dict[str, Any]]: ...
 
 
 # run -> the `_fingerprint` of every datasets.Dataset its hf_dataset() returned (weak: a run that is

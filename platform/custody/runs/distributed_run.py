@@ -103,7 +103,11 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
     home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
     start = start_state(home, spec)
-    tokenizer = tokenizer_for(home, spec, outcome, start)
+    resume = run.resume
+    if resume is not None:  # the tokenizer the interrupted run trained with, by digest
+        tokenizer = load_tokenizer(home.store.path_for(resume.tokenizer_digest), resume.tokenizer_digest)
+    else:
+        tokenizer = tokenizer_for(home, spec, outcome, start)
     tokenizer_digest = home.store.put_bytes(tokenizer.data)
     model, init_digest = model_for(home, spec, tokenizer)
     tokens = prepare_tokens(
@@ -126,6 +130,7 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
         "tokenizer_digest": tokenizer_digest,
         "actor": actor_name(run.actor),
         "world_size": launch.world_size,
+        "resume_digest": resume.checkpoint_digest if resume else None,
     }
     started = {
         "trainer": "custody",
@@ -145,6 +150,7 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
         "init_checkpoint_digest": init_digest,
         "tokens_index": tokens.entry_index,
+        "resumed_from": resume.as_json() if resume else None,
     }
     index = run.record_started("run.started/v4", started)
     say(

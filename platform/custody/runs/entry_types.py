@@ -158,6 +158,12 @@ class Launch(EntryBody):
     nproc_per_node: int = Field(default=1, ge=1)
 
 
+class ResumedFrom(EntryBody):
+    run_id: str
+    step: int = Field(ge=1)
+    checkpoint_digest: str = Field(pattern=DIGEST)
+
+
 @entry_type("run.started/v4")
 class RunStartedV4(EntryBody):
     """A run trained by a loop custody does not own (`custody.governed_run`, the Hugging Face Trainer
@@ -183,6 +189,7 @@ class RunStartedV4(EntryBody):
     train_config_digest: str | None = Field(default=None, pattern=DIGEST)
     init_checkpoint_digest: str | None = Field(default=None, pattern=DIGEST)
     tokens_index: int | None = Field(default=None, ge=0)  # the tokens.prepared entry the ranks read
+    resumed_from: ResumedFrom | None = None  # custody run --resume: the interrupted run it continues
     preparation_emissions: Emissions | None = None
 
 

@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from custody.checks.catalog import CHECKS
 from custody.checks.results import latest_results
 from custody.datasets.names import MAX_VERSION, DatasetRef, is_intermediate, parse_ref
@@ -253,48 +251,3 @@ def gate_spec(
     for note in gate.notes:
         say(f"  note: {note}")
     return outcome, meter.result
-
-
-def run_spec(
-    home: Home,
-    loaded: LoadedSpec,
-    actor: Acting | str | None = None,
-    say: Say = print,
-    executor: Executor | None = None,
-    launch: Any = None,
-) -> RunOutcome:
-    """Prepare, check, gate and train; checks and per-record stages run on `executor` (None: the spec's).
-    The gate and the run's entries go through the same `GovernedRun` as `custody.governed_run`.
-    `launch` (runs.distributed_run.Launch): train on that many torchrun ranks instead of in this process."""
-    from custody.runs.api import GovernedRun
-
-    spec = loaded.spec
-    if spec.kind == "external":
-        raise RunRefused(
-            f"{loaded.path}: kind = 'external' is trained by your own loop: "
-            "open it with custody.governed_run (docs/api.md), not custody run"
-        )
-    if launch is not None and spec.kind not in ("pretrain", "finetune", "transfer"):
-        raise RunRefused(f"{loaded.path}: kind = '{spec.kind}' trains in one process; torchrun is for language models")
-    outcome, preparation = gate_spec(home, loaded, actor, say, executor)
-    if outcome.gate.decision.decision != "allow" or outcome.gate.ledger_index is None:
-        return outcome
-    require_allow(home, outcome.gate.ledger_index, outcome.prepared)
-    run = GovernedRun(home, outcome, actor, say, preparation, trainer="custody")
-    if spec.kind == "classifier":
-        from custody.runs.classifier import train_classifier
-
-        train_classifier(run)
-    elif spec.kind in ("reward", "dpo"):
-        from custody.runs.preference_runs import train_preferences
-
-        train_preferences(run)
-    elif launch is not None:
-        from custody.runs.distributed_run import train_distributed
-
-        train_distributed(run, launch)
-    else:
-        from custody.runs.training import train_run  # torch is imported only when a run trains
-
-        train_run(run)
-    return outcome

@@ -44,7 +44,7 @@ class _LedgerHooks(Hooks):
             "parameters": info["params"],
         }
         data = self.run.home.store.put_bytes(canonical_json(info["data"]))
-        index = self.run.record_started("run.started/v1", fields, refs=[f"sha256:{data}"])
+        index = self.run.record_started("run.started/v4", fields, refs=[f"sha256:{data}"])
         self.run.say(
             f"run {self.run.run_id} started: {info['params']:,} parameters on {fields['device']} (ledger index {index})"
         )
@@ -126,7 +126,11 @@ def train_run(run: GovernedRun) -> None:
     spec = outcome.spec.spec
     out = run.directory
     start = start_state(home, spec)
-    tokenizer = tokenizer_for(home, spec, outcome, start)
+    resume = run.resume
+    if resume is not None:  # the tokenizer the interrupted run trained with, by digest
+        tokenizer = load_tokenizer(home.store.path_for(resume.tokenizer_digest), resume.tokenizer_digest)
+    else:
+        tokenizer = tokenizer_for(home, spec, outcome, start)
     tokenizer_digest = home.store.put_bytes(tokenizer.data)
     model, init_digest = model_for(home, spec, tokenizer)
     block_size = model.config.block_size
@@ -138,6 +142,10 @@ def train_run(run: GovernedRun) -> None:
     t = spec.training
     config = train_config(spec)
     started = {
+        "trainer": "custody",
+        "launch": {"launcher": "process", "world_size": 1},
+        "tokens_index": tokens.entry_index,
+        "resumed_from": resume.as_json() if resume else None,
         "tokenizer_digest": tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
@@ -149,7 +157,17 @@ def train_run(run: GovernedRun) -> None:
     hooks.tokens_per_step = config.batch_size * block_size
     meta = {"run_id": outcome.run_id, "spec_digest": outcome.spec.digest, "tokenizer_digest": tokenizer_digest}
     try:
-        result = train(model, data, config, out, hooks=hooks, carbon=carbon_config(spec), meta=meta)
+        result = train(
+            model,
+            data,
+            config,
+            out,
+            hooks=hooks,
+            carbon=carbon_config(spec),
+            meta=meta,
+            resume_from=resume.path(home) if resume else None,
+            resume_digest=resume.checkpoint_digest if resume else None,
+        )
     except BaseException as exc:
         run.record_failed(exc, "run.finished/v4")
         raise

@@ -52,7 +52,7 @@ def run(
     """Run a spec: prepare and check its datasets, ask the gate, and train only on an allow.
 
     With --nproc-per-node the gate runs once, here, and torchrun's ranks each verify the decision and
-    every token shard before training (docs/training.md#torchrun).
+    every token shard before training (docs/runs.md, "Data parallel").
 
     Exit codes: 0 trained; 3 the gate denied (or no allow covers these bytes); 4 the gate needs a
     review first; 1 data changed after approval, or a rank failed; 2 a bad spec, policy or dataset name.

@@ -308,3 +308,37 @@ def test_imports_custody_cannot_vouch_for_are_refused_in_one_line(trained, cast)
         assert done.exit_code == 2 and says in done.stderr, done.output
         assert len(done.stderr.strip().splitlines()) == 1
     assert home.ledger.size == size
+
+
+@pytest.mark.parametrize(("license", "decision"), [("GPL-3.0-only", "deny"), ("Apache-2.0", "allow")])
+def test_an_imported_base_is_licensed_like_a_dataset_at_the_gate(trained, cast, license, decision):
+    """Fine-tuning an imported model: the gate judges its license by the policy's license.allowed, as it
+    judges the data's (the research policy here allows public-domain and permissive licenses only)."""
+    from custody.interop.import_model import import_model
+
+    home, root, outcome = trained
+    _, tokenizer = custody_model(home, resolve_digest(home, outcome.run_id))
+    folder = root / f"outside-{license}"
+    model = hf_folder(folder, tokenizer.data)
+    with torch.no_grad():  # other weights than every other import here, so a new import
+        model.transformer.wte.weight[0, 0] += len(license)
+    model.save_pretrained(folder)
+    trainer = cast.person(home, "trainer")
+    imported = import_model(home, folder, f"https://example.org/{license}", license=license, actor=trainer)
+    policy = write(root / "policy-ft.toml", POLICY.format(approval=""))
+    finetune = f'[finetune]\ncheckpoint = "sha256:{imported.model_digest}"\n'
+    text = SPEC.format(name=f"ft-{license.lower()}", kind="finetune", policy=policy, extra=finetune)
+    text = text.replace("[model]\nn_layer = 2\nn_head = 2\nn_embd = 32\nblock_size = 32\n", "")
+    spec = write(root / f"ft-{license}.toml", text.replace("[tokenizer]\nvocab_size = 300\n", ""))
+    done = run_spec(home, load_spec(spec), actor=trainer, say=lambda _: None)
+    assert done.gate.decision.decision == decision
+    start_model = [r for r in done.gate.decision.reasons if "start-model:" in r.finding]
+    if decision == "deny":
+        assert (
+            start_model and license in start_model[0].message and imported.model_digest[:16] in start_model[0].message
+        )
+        assert done.run_id is None, "nothing trained"
+    else:
+        assert not start_model and done.exit_code == 0
+        started = query.body(query.first(home.storage, "run.started/", f"run:{done.run_id}"))
+        assert started["init_checkpoint_digest"] == imported.model_digest

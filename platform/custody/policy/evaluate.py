@@ -18,7 +18,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from custody.policy.rules import MissingResult, Violation, rule_function
+from custody.policy.rules import ALSO_ON_RUNS, MissingResult, Violation, rule_function
 from custody.policy.schema import Policy
 
 EVALUATOR = "custody.policy/2"  # bump when evaluation semantics change; replay reports it
@@ -119,7 +119,10 @@ def raw_reasons(policy: Policy, doc: dict) -> list[Reason]:
             targets = [(f"run:{doc['run']['name']}", doc["run"])] if doc.get("run") else []
         else:
             targets = [(ds["dataset"], ds) for ds in doc["datasets"]]
-        for subject, facts in targets:
+        checks = [(check, subject, facts) for subject, facts in targets]
+        if rule_id in ALSO_ON_RUNS and doc.get("run"):
+            checks.append((ALSO_ON_RUNS[rule_id], f"run:{doc['run']['name']}", doc["run"]))
+        for check, subject, facts in checks:
             try:
                 violations = check(rule, facts, doc)
             except MissingResult as missing:

@@ -198,7 +198,45 @@ def _run_facts(home: Home, run: RunContext) -> dict[str, Any]:
         taints = start_taints(home, run.start_checkpoint)
         if taints:
             facts["start_tainted"] = taints
+        imported = imported_origin(home, run.start_checkpoint)
+        if imported is not None:
+            facts["start_model"] = imported
     return facts
+
+
+def imported_origin(home: Home, checkpoint: str, depth: int = 16) -> dict[str, Any] | None:
+    """The outside model (`custody import-model`) the checkpoint's weights descend from, if any: the
+    checkpoint itself, or the start of the run that wrote it, followed back through fine-tunes and
+    transfers. Its license is judged like a dataset's (rule license.allowed)."""
+    for _ in range(depth):
+        row = query.first(home.storage, "model.imported/", f"model:{checkpoint}")
+        if row is not None:
+            body = query.body(row)
+            return {
+                "digest": checkpoint,
+                "source": body["source"],
+                "license": body["license"],
+                "license_category": body["license_category"],
+                "ledger_index": row.idx,
+            }
+        run_id = _run_of(home, checkpoint)
+        started = query.first(home.storage, "run.started/", f"run:{run_id}") if run_id else None
+        parent = query.body(started).get("init_checkpoint_digest") if started is not None else None
+        if not parent:
+            return None
+        checkpoint = parent
+    return None
+
+
+def _run_of(home: Home, checkpoint: str) -> str | None:
+    """The run that wrote `checkpoint` (as one of its checkpoints or as its model), if any."""
+    for row in query.entries(home.storage, "run.checkpoint/"):
+        if query.body(row)["checkpoint_digest"] == checkpoint:
+            return row.subject.removeprefix("run:")
+    for row in query.entries(home.storage, "run.finished/"):
+        if query.body(row).get("model_digest") == checkpoint:
+            return row.subject.removeprefix("run:")
+    return None
 
 
 def document_bytes(doc: dict[str, Any]) -> bytes:

@@ -241,6 +241,29 @@ def license_allowed(rule: LicenseAllowed, ds: dict, doc: dict) -> list[Violation
     ]
 
 
+def license_allowed_start(rule: LicenseAllowed, run: dict, doc: dict) -> list[Violation]:
+    """license.allowed on a run: the outside model its weights start from (`custody import-model`)
+    is licensed like a dataset, and judged by the same allowance for the purpose."""
+    model = run.get("start_model")
+    if not model:
+        return []
+    purpose = doc["purpose"]
+    allowance = getattr(rule, purpose)
+    category, expression = model["license_category"], model["license"]
+    if allowance is not None and (
+        category in allowance.categories or expression.lower() in {i.lower() for i in allowance.ids}
+    ):
+        return []
+    return [
+        Violation(
+            f"start-model:{category}",
+            f"run {run['name']} starts from imported model {model['digest'][:16]}… ({model['source']}, "
+            f"ledger index {model['ledger_index']}) licensed {expression} ({category}), "
+            f"which is not allowed for {purpose} use",
+        )
+    ]
+
+
 # -- PII and toxicity ------------------------------------------------------------------------
 
 
@@ -537,6 +560,10 @@ RUN_RULES: dict[str, DatasetRule] = {
     "release.evaluation": release_evaluation,
     "release.contamination": release_contamination,
 }
+
+
+# Dataset rules that judge a run's facts too (the run's subject, beside each dataset's).
+ALSO_ON_RUNS: dict[str, DatasetRule] = {"license.allowed": license_allowed_start}
 
 
 def rule_function(rule_id: str) -> tuple[DatasetRule, bool]:

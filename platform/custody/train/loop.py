@@ -32,8 +32,17 @@ from custody.train.data import TokenData, derive_seed
 from custody.train.distributed import Distributed, setup_distributed
 from custody.train.model import GPT
 
-# Dense bf16 peak FLOP/s by device name, for MFU on a GPU (vendor data sheets, SXM parts).
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+# Dense bf16 peak FLOP/s by device name, for MFU on a GPU (vendor data sheets; SXM unless named,
+# and the more specific names first: the first key the device name contains wins).
+PEAK_BF16_FLOPS = {
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+}
 
 
 @dataclass

@@ -26,6 +26,7 @@ from custody.runs.api import (
     GovernedRun,
     _acting,
     external_spec,
+    open_run,
 )
 from custody.runs.governed import gate_spec
 from custody.train.tokenizer import train_tokenizer
@@ -215,3 +216,23 @@ def test_the_callback_refuses_a_finished_a_denied_and_a_forged_run(hf_home, trai
     assert not [e for e in recorded if e["type"].startswith(("run.started", "run.checkpoint", "run.finished"))]
     with pytest.raises(TypeError, match="governed_run"):
         CustodyCallback(object())  # type: ignore[arg-type]
+
+
+def test_a_run_from_open_run_is_started_by_the_callback_and_finished_by_the_caller(hf_home, trained, tmp_path):
+    home, _, key = hf_home
+    _, _, _, _, tokenizer, _ = trained
+    who = _acting(home, key, None)
+    run = open_run(home, external_spec(home, "research", ["shakespeare@1"], "open"), who)
+    assert "run.started" not in run.entries
+    trainer = trainer_for(
+        tokenized(run, tokenizer), tmp_path, tokenizer.vocab_size, tokenizer.eot_id, [CustodyCallback(run)]
+    )
+    trainer.train()
+    run.finish(steps=trainer.state.global_step, tokens=trainer.state.num_input_tokens_seen)
+    started = entries(home, "run.started/", run.subject)[0]["body"]
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    assert (started["trainer"], started["device"], started["seed"]) == (TRAINER, "cpu", 0)
+    assert started["parameters"] == parameters and started["world_size"] == 1
+    assert [e["body"]["step"] for e in entries(home, "run.checkpoint/", run.subject)] == [2, 4]
+    done = entries(home, "run.finished/", run.subject)[0]["body"]
+    assert done["status"] == "completed" and done["tokens"] == STEPS * 4 * BLOCK and done["emissions"]["energy_kwh"] > 0

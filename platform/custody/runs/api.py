@@ -335,7 +335,14 @@ def open_run(
     return GovernedRun(home, outcome, actor, say, preparation, trainer)
 
 
-def external_spec(home: Home, purpose: str, datasets: Sequence[str], name: str) -> LoadedSpec:
+def external_spec(
+    home: Home,
+    purpose: str,
+    datasets: Sequence[str],
+    name: str,
+    estimated_kwh: float | None = None,
+    estimated_kg_co2e: float | None = None,
+) -> LoadedSpec:
     """A run spec for a loop custody does not train (`kind = "external"`), written to the home so the
     run's entries name it by path and digest like any spec."""
     if purpose not in PURPOSES:
@@ -347,6 +354,9 @@ def external_spec(home: Home, purpose: str, datasets: Sequence[str], name: str) 
     lines = ["schema = 1", f"name = {_toml(name)}", 'kind = "external"', "", "[policy]", f"purpose = {_toml(purpose)}"]
     for ref in datasets:
         lines += ["", "[[datasets]]", f"ref = {_toml(ref)}"]
+    estimates = {"estimated_kwh": estimated_kwh, "estimated_kg_co2e": estimated_kg_co2e}
+    if any(v is not None for v in estimates.values()):  # for the training.budget rule
+        lines += ["", "[carbon]"] + [f"{k} = {float(v)!r}" for k, v in estimates.items() if v is not None]
     text = "\n".join(lines) + "\n"
     loaded = spec_from_text(text, f"governed_run({name})")
     folder = home.path / "specs"
@@ -388,6 +398,8 @@ def governed_run(
     say: Callable[[str], None] = _quiet,
     executor: Executor | None = None,
     trainer: str = "python",
+    estimated_kwh: float | None = None,
+    estimated_kg_co2e: float | None = None,
 ) -> Iterator[GovernedRun]:
     """Gate a run, then train inside the block on exactly the approved data; see the module docstring.
 
@@ -395,6 +407,8 @@ def governed_run(
       ("commercial", "research") whose bound policy judges `datasets` (NAME@VERSION each).
     home: an open Home, or a path (default: $CUSTODY_HOME or ./.custody).
     key: your private key in a home that signs (default $CUSTODY_KEY); actor: your name otherwise.
+    estimated_kwh, estimated_kg_co2e: the run's energy and carbon estimates, for a policy's
+      training.budget rule (with a purpose; a spec gives them in its [carbon] table).
     Raises RunDenied when the gate does not allow, RunRefused when no allow covers the bytes.
     """
     own = not isinstance(home, Home)
@@ -406,7 +420,7 @@ def governed_run(
         elif isinstance(spec_or_purpose, str) and (
             spec_or_purpose in PURPOSES or not spec_or_purpose.endswith(".toml")
         ):
-            loaded = external_spec(opened, spec_or_purpose, datasets, name)
+            loaded = external_spec(opened, spec_or_purpose, datasets, name, estimated_kwh, estimated_kg_co2e)
         else:
             loaded = load_spec(spec_or_purpose)
             if datasets and sorted(datasets) != sorted(d.ref for d in loaded.spec.datasets):

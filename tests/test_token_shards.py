@@ -204,3 +204,22 @@ def test_open_tokens_refuses_an_entry_of_another_type(world) -> None:
 def test_ids_of_a_large_vocabulary_are_stored_as_uint32() -> None:
     assert shard_dtype(512) == "uint16" and shard_dtype(65535) == "uint16" and shard_dtype(65536) == "uint32"
     assert np.dtype(shard_dtype(200_000)).itemsize == 4
+
+
+def test_uint32_shards_keep_ids_above_65535(world) -> None:
+    from custody.train.token_shards import _ShardWriter, _verify_shards
+
+    ids = np.arange(65_000, 75_000, dtype=np.int32)
+    writers = {split: _ShardWriter(world["home"], split, "uint32", 3000) for split in ("train", "val")}
+    writers["train"].write(ids)
+    writers["val"].write(ids[:500])
+    shards = writers["train"].close() + writers["val"].close()
+    assert [s["bytes"] for s in shards] == [12000, 12000, 12000, 4000, 2000]
+    recorded = {"dtype": "uint32", "shards": shards, "train_tokens": len(ids), "val_tokens": 500}
+    train, val, digest = _verify_shards(world["home"], "uint32 test", recorded)
+    assert len(val) == 500 and val.dtype.itemsize == 4
+    starts = torch.tensor([0, 2990, 9000])
+    want = torch.stack([torch.from_numpy(ids[s : s + 20]).long() for s in starts.tolist()])
+    assert torch.equal(train.windows(starts, 20), want)
+    memory = TokenData(torch.from_numpy(ids), torch.from_numpy(ids[:500].copy()), 8, "t")
+    assert digest == memory.digest

@@ -42,6 +42,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "deny:" in out and "shadow-books@1/provenance.denied-sources" in out  # a dataset denied with reasons
     assert "gate: needs-review" in out and "gate: allow" not in out.split("review approve")[0]
     assert re.search(r"run demo-gpt-[0-9a-f]{8}: final val loss \d", out), "the gated run trained"
+    assert re.search(r"final val loss \d\.\d+ \(2 ranks\)", out), "on torchrun's ranks, gated once"
+    # any loop through custody.governed_run: the same gate (held for approval, then allowed), the same entries
+    assert "RunDenied: needs-review" in out
+    assert re.search(r"run bigram-probe-[0-9a-f]{8} \(plain torch loop\): \d+ records, loss", out)
     assert re.search(r"verified: entry \d+ \(policy\.decision/v2\)", out)
     # identity comes from keys: the engineer's key cannot approve as the ML lead, the lead's can
     assert "the key" in out and "belongs to engineer@example.org, not ml-lead@example.org" in out

@@ -167,10 +167,18 @@ def run_demo(home: Path | None = None) -> int:
         console.print(
             "# --json: the demo reads the run's id and figures from it; what shows is its progress", style="dim"
         )
-        run = json.loads(_custody("run", str(spec), "--json", *h, quiet=True))
+        console.print(
+            "# --nproc-per-node 2: torchrun's ranks train it; the gate runs once, here, and each rank checks",
+            style="dim",
+        )
+        console.print(
+            "# the decision and every token shard against its own ledger and store before it reads a token", style="dim"
+        )
+        run = json.loads(_custody("run", str(spec), "--json", "--nproc-per-node", "2", *h, quiet=True))
         used = run["emissions"]
         console.print(
-            f"run {run['run_id']}: final val loss {run['final_val_loss']:.3f}, model sha256 "
+            f"run {run['run_id']}: final val loss {run['final_val_loss']:.3f} ({run.get('world_size', 1)} ranks), "
+            f"model sha256 "
             f"{run['model_digest'][:16]}, {used['energy_kwh'] * 1000:.3f} Wh, "
             f"{used['emissions_kg_co2e'] * 1000:.3f} g CO2e, {used['water_l']:.4f} L water"
         )
@@ -194,6 +202,9 @@ def run_demo(home: Path | None = None) -> int:
         console.print("# the source, the data prepared for the run, and the run and its checkpoints", style="dim")
         page = _reflowed_page(workdir / "sources" / "books", workdir / "page.txt")
         _custody("find", "--text-file", str(page), *h)
+
+        console.print("# your own loop, through the Python API: custody.governed_run asks the same gate", style="dim")
+        _own_loop_story(home, h, run["datasets"])
 
         console.rule("5. evaluate, fine-tune where the model falls short, release", style="bold")
         tuned = _finetune_story(workdir, h, run["model_digest"])
@@ -378,6 +389,54 @@ def _approved_run(spec: Path, name: str, h: tuple[str, str]) -> dict:
         raise DemoStepFailed(f"run {name}: the gate said {first['decision']}")
     _custody("review", "approve", f"run:{name}/training.approval", "--reason", "reviewed the spec", *h, key=LEAD)
     return json.loads(_custody("run", str(spec), "--json", *h, quiet=True))
+
+
+def _own_loop_story(home: Path, h: tuple[str, str], datasets: list[dict]) -> None:
+    """A loop custody does not own (a byte-bigram model in plain torch) under custody.governed_run: the
+    same gate (the policy wants the ML lead's approval here too), verified data, the same entries."""
+    import torch
+
+    from custody.runs.api import RunDenied, governed_run
+
+    refs = [d["ref"] for d in datasets]
+    name, key = "bigram-probe", _KEYS[ENGINEER]
+    # the estimates the policy's training.budget rule asks every run for, as a spec's [carbon] gives them
+    probe = {"trainer": "plain torch loop", "estimated_kwh": 0.001, "estimated_kg_co2e": 0.0005}
+    console.print(
+        f'\n>>> with custody.governed_run("commercial", {refs}, name="{name}", key=...) as run:', style="bold cyan"
+    )
+    try:
+        with governed_run("commercial", refs, home=home, name=name, key=key, **probe):
+            raise DemoStepFailed("the gate allowed a run nobody approved")
+    except RunDenied as denied:
+        console.print(f"RunDenied: {denied.decision} (ledger index {denied.ledger_index}); nothing started")
+        for reason in denied.reasons:
+            console.print(f"  {reason}")
+    _custody("review", "approve", f"run:{name}/training.approval", "--reason", "a probe on approved data", *h, key=LEAD)
+    torch.manual_seed(0)
+    model = torch.nn.Embedding(256, 256)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    with governed_run("commercial", refs, home=home, name=name, key=key, **probe) as run:
+        for step, text in enumerate(run.texts(), start=1):  # each shard hashed against the approval first
+            ids = torch.tensor(list(text.encode("utf-8")[:512]), dtype=torch.long)
+            if len(ids) < 2:
+                continue
+            loss = torch.nn.functional.cross_entropy(model(ids[:-1]), ids[1:])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            run.log(step, loss=loss.item())
+        weights = run.directory / "bigram.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), weights)
+        digest = run.checkpoint(weights)
+    console.print(
+        f"run {run.run_id} ({run.trainer}): {len(losses)} records, loss {losses[0]:.2f} -> {losses[-1]:.2f}, "
+        f"weights sha256 {digest[:16]}; started, checkpoint and finished at ledger indexes "
+        f"{run.entries['run.started']}..{run.entries['run.finished']}, with its energy"
+    )
 
 
 def _finetune_story(workdir: Path, h: tuple[str, str], pretrained: str) -> dict:

@@ -96,3 +96,18 @@ def people_home(cast, path: Path, database: str | None = None):
     bound = write(path.parent / "bound-research.toml", POLICY.format(approval=""))
     bind(home, "research", load_policy(bound), cast.person(home, "admin"))
     return home
+
+
+def bodies(home, prefix: str, subject: str) -> list[dict]:
+    """The bodies of a subject's entries of one type, oldest first."""
+    from custody.ledger import query
+
+    return [query.body(row) for row in query.entries(home.storage, prefix, subject)]
+
+
+def losses(home, run_id: str) -> list[float]:
+    """A finished run's per-step training loss, from its metrics artifact."""
+    import json
+
+    finished = bodies(home, "run.finished/", f"run:{run_id}")[-1]
+    return [s["train_loss"] for s in json.loads(home.store.read_bytes(finished["metrics_digest"]))["steps"]]

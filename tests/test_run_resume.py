@@ -5,7 +5,6 @@ uninterrupted run draws."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from custody.ledger import query
 from custody.runs.resume import ResumeError
 from custody.runs.spec import load_spec
 from custody.runs.trainers import run_spec
-from run_data import POLICY, SPEC, people_home, write
+from run_data import POLICY, SPEC, bodies, losses, people_home, write
 from train_support import register_shakespeare
 
 pytestmark = pytest.mark.slow
@@ -42,15 +41,6 @@ def resumable(tmp_path_factory, cast):
     reference = run_spec(home, load_spec(spec_path), actor=trainer, say=lambda _: None)
     yield home, root, spec_path, trainer, reference, cast
     home.close()
-
-
-def bodies(home: Home, prefix: str, subject: str) -> list[dict]:
-    return [query.body(row) for row in query.entries(home.storage, prefix, subject)]
-
-
-def losses(home: Home, run_id: str) -> list[float]:
-    finished = bodies(home, "run.finished/", f"run:{run_id}")[-1]
-    return [s["train_loss"] for s in json.loads(home.store.read_bytes(finished["metrics_digest"]))["steps"]]
 
 
 def kill_after_first_checkpoint(home: Home, root, spec_path, cast) -> str:

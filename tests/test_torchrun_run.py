@@ -6,7 +6,6 @@ rank that failed and why."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -21,7 +20,7 @@ from custody.ledger import query
 from custody.runs.distributed_run import Launch, LaunchError
 from custody.runs.spec import load_spec
 from custody.runs.trainers import run_spec
-from run_data import POLICY, SPEC, people_home, write
+from run_data import POLICY, SPEC, bodies, losses, people_home, write
 from train_support import register_shakespeare
 
 pytestmark = pytest.mark.slow
@@ -43,22 +42,13 @@ def launched(tmp_path_factory, cast):
     home.close()
 
 
-def body(home: Home, prefix: str, subject: str) -> list[dict]:
-    return [query.body(row) for row in query.entries(home.storage, prefix, subject)]
-
-
-def losses(home: Home, run_id: str) -> list[float]:
-    finished = body(home, "run.finished/", f"run:{run_id}")[-1]
-    return [s["train_loss"] for s in json.loads(home.store.read_bytes(finished["metrics_digest"]))["steps"]]
-
-
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_ranks_follow_the_one_process_loss_curve_and_the_run_is_recorded_once(launched, ranks):
     home, _, _, _, outcomes = launched
     single, many = outcomes[1], outcomes[ranks]
     assert many.exit_code == 0 and many.run_id
     subject = f"run:{many.run_id}"
-    started, finished = body(home, "run.started/", subject), body(home, "run.finished/", subject)
+    started, finished = bodies(home, "run.started/", subject), bodies(home, "run.finished/", subject)
     assert len(started) == 1 and len(finished) == 1, "one start and one end per run, not per rank"
     assert started[0]["launch"] == {"launcher": "torchrun", "world_size": ranks, "nnodes": 1, "nproc_per_node": ranks}
     assert started[0]["decision_index"] == many.gate.ledger_index
@@ -70,7 +60,7 @@ def test_ranks_follow_the_one_process_loss_curve_and_the_run_is_recorded_once(la
     done = finished[0]
     assert done["status"] == "completed" and done["steps"] == 12
     assert f"summed over {ranks} processes" in done["emissions"]["tracker"] and done["emissions"]["energy_kwh"] > 0
-    checkpoints = body(home, "run.checkpoint/", subject)
+    checkpoints = bodies(home, "run.checkpoint/", subject)
     assert [c["step"] for c in checkpoints] == [6, 12]  # rank 0 alone records them
     assert done["model_digest"] == checkpoints[-1]["checkpoint_digest"]
     assert home.store.verify(done["model_digest"])
@@ -116,7 +106,7 @@ def failed_runs(home: Home) -> list[dict]:
 
 def test_a_tampered_shard_on_one_node_stops_the_whole_run(launched):
     home, root, spec, trainer, outcomes = launched
-    started = body(home, "run.started/", f"run:{outcomes[2].run_id}")[0]
+    started = bodies(home, "run.started/", f"run:{outcomes[2].run_id}")[0]
     tokens = query.body(query.at(home.storage, started["tokens_index"]))
     node = second_node(home, root, "node-tampered", home.database_url)
     shard = node / home.store.path_for(tokens["shards"][0]["digest"]).relative_to(home.path)
@@ -131,7 +121,7 @@ def test_a_tampered_shard_on_one_node_stops_the_whole_run(launched):
     assert len(failures) == before + 1
     recorded = failures[-1]
     assert recorded["failed_rank"] == 1 and tokens["shards"][0]["digest"] in recorded["error"]
-    assert body(home, "run.checkpoint/", f"run:{recorded['run_id']}") == [], "nothing trained"
+    assert bodies(home, "run.checkpoint/", f"run:{recorded['run_id']}") == [], "nothing trained"
 
 
 def test_a_rank_that_cannot_reach_the_ledger_stops_the_whole_run(launched):

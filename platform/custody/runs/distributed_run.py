@@ -48,13 +48,13 @@ from custody.runs.api import GovernedRun
 from custody.runs.governed import RunRefused, require_allow
 from custody.runs.outcome import carbon_config, emissions_body
 from custody.runs.spec import LoadedSpec, spec_from_text
-from custody.runs.training import model_for, start_state, tokenizer_for, train_config
+from custody.runs.training import model_for, prepare_language_model, train_config
 from custody.train.carbon import TRACKER, Emissions, measured_before, not_measured_body
 from custody.train.checkpoint import SavedCheckpoint
 from custody.train.distributed import setup_distributed, shutdown_distributed
 from custody.train.loop import Hooks, train
 from custody.train.token_shards import ENTRY_TYPE as TOKENS_ENTRY
-from custody.train.token_shards import open_tokens, prepare_tokens
+from custody.train.token_shards import open_tokens
 from custody.train.tokenizer import load_tokenizer
 
 PLAN_FILE, RESULT_FILE, FAILED_FILE = "plan.json", "result.json", "failed.json"
@@ -102,23 +102,9 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
     """Prepare once, record the start, run torchrun, record the end (see the module docstring)."""
     home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
-    start = start_state(home, spec)
     resume = run.resume
-    if resume is not None:  # the tokenizer the interrupted run trained with, by digest
-        tokenizer = load_tokenizer(home.store.path_for(resume.tokenizer_digest), resume.tokenizer_digest)
-    else:
-        tokenizer = tokenizer_for(home, spec, outcome, start)
-    tokenizer_digest = home.store.put_bytes(tokenizer.data)
-    model, init_digest = model_for(home, spec, tokenizer)
-    tokens = prepare_tokens(
-        home,
-        outcome.prepared,
-        tokenizer,
-        model.config.block_size,
-        spec.training.val_fraction,
-        actor_name(run.actor),
-        say,
-    )
+    lm = prepare_language_model(run)
+    model, tokens = lm.model, lm.tokens
     config = train_config(spec)
     decision = query.at(home.storage, run.decision_index)
     plan = {
@@ -127,7 +113,7 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
         "decision_index": run.decision_index,
         "decision_signature": decision_signature(decision),
         "tokens_index": tokens.entry_index,
-        "tokenizer_digest": tokenizer_digest,
+        "tokenizer_digest": lm.tokenizer_digest,
         "actor": actor_name(run.actor),
         "world_size": launch.world_size,
         "resume_digest": resume.checkpoint_digest if resume else None,
@@ -145,10 +131,10 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "seed": spec.training.seed,
         "parameters": model.num_params(),
-        "tokenizer_digest": tokenizer_digest,
+        "tokenizer_digest": lm.tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
-        "init_checkpoint_digest": init_digest,
+        "init_checkpoint_digest": lm.init_digest,
         "tokens_index": tokens.entry_index,
         "resumed_from": resume.as_json() if resume else None,
     }

@@ -7,6 +7,7 @@ digest (`[finetune] checkpoint = "sha256:..."`) and gets exactly those bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from custody.train.checkpoint import SavedCheckpoint, load_checkpoint
 from custody.train.data import derive_seed, verified_texts
 from custody.train.loop import Hooks, TrainConfig, train
 from custody.train.model import GPT, GPTConfig
-from custody.train.token_shards import prepare_tokens
+from custody.train.token_shards import PreparedTokens, prepare_tokens
 from custody.train.tokenizer import BPETokenizer, load_tokenizer, train_tokenizer
 
 
@@ -120,24 +121,43 @@ def train_config(spec: RunSpec) -> TrainConfig:
     )  # fmt: skip
 
 
+@dataclass
+class LanguageModelStart:
+    """What a language-model run trains from: its tokenizer, the model, and the token shards."""
+
+    tokenizer: BPETokenizer
+    tokenizer_digest: str
+    model: GPT
+    init_digest: str | None  # the checkpoint it starts from (fine-tune, transfer), None for new weights
+    tokens: PreparedTokens
+
+
+def prepare_language_model(run: GovernedRun) -> LanguageModelStart:
+    """The tokenizer (the interrupted run's when resuming, by digest), the model, and the approved data
+    tokenized once into digest-named shards (reused by later runs, read memory-mapped): one process and
+    torchrun's launcher prepare the same way."""
+    home, outcome, spec = run.home, run.outcome, run.outcome.spec.spec
+    resume = run.resume
+    if resume is not None:
+        tokenizer = load_tokenizer(home.store.path_for(resume.tokenizer_digest), resume.tokenizer_digest)
+    else:
+        tokenizer = tokenizer_for(home, spec, outcome, start_state(home, spec))
+    tokenizer_digest = home.store.put_bytes(tokenizer.data)
+    model, init_digest = model_for(home, spec, tokenizer)
+    block, held_out = model.config.block_size, spec.training.val_fraction
+    tokens = prepare_tokens(home, outcome.prepared, tokenizer, block, held_out, actor_name(run.actor), run.say)
+    return LanguageModelStart(tokenizer, tokenizer_digest, model, init_digest, tokens)
+
+
 def train_run(run: GovernedRun) -> None:
     """Train the allowed run's language model (pretrain, fine-tune, transfer) on its approved data."""
     home, outcome, say = run.home, run.outcome, run.say
     spec = outcome.spec.spec
     out = run.directory
-    start = start_state(home, spec)
     resume = run.resume
-    if resume is not None:  # the tokenizer the interrupted run trained with, by digest
-        tokenizer = load_tokenizer(home.store.path_for(resume.tokenizer_digest), resume.tokenizer_digest)
-    else:
-        tokenizer = tokenizer_for(home, spec, outcome, start)
-    tokenizer_digest = home.store.put_bytes(tokenizer.data)
-    model, init_digest = model_for(home, spec, tokenizer)
+    lm = prepare_language_model(run)
+    model, tokens = lm.model, lm.tokens
     block_size = model.config.block_size
-    # Tokenized once into digest-named shards (reused by later runs), read memory-mapped.
-    tokens = prepare_tokens(
-        home, outcome.prepared, tokenizer, block_size, spec.training.val_fraction, actor_name(run.actor), say
-    )
     data = tokens.data
     t = spec.training
     config = train_config(spec)
@@ -146,16 +166,16 @@ def train_run(run: GovernedRun) -> None:
         "launch": {"launcher": "process", "world_size": 1},
         "tokens_index": tokens.entry_index,
         "resumed_from": resume.as_json() if resume else None,
-        "tokenizer_digest": tokenizer_digest,
+        "tokenizer_digest": lm.tokenizer_digest,
         "model_config_digest": home.store.put_bytes(canonical_json(model.config.as_json())),
         "train_config_digest": home.store.put_bytes(canonical_json(config.as_json())),
-        "init_checkpoint_digest": init_digest,
+        "init_checkpoint_digest": lm.init_digest,
         "code_version": f"custody {__version__}, torch {torch.__version__}",
         "seed": t.seed,
     }
     hooks = _LedgerHooks(run, started)
     hooks.tokens_per_step = config.batch_size * block_size
-    meta = {"run_id": outcome.run_id, "spec_digest": outcome.spec.digest, "tokenizer_digest": tokenizer_digest}
+    meta = {"run_id": outcome.run_id, "spec_digest": outcome.spec.digest, "tokenizer_digest": lm.tokenizer_digest}
     try:
         result = train(
             model,

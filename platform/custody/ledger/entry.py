@@ -9,9 +9,9 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
@@ -34,7 +34,47 @@ def _fast_path_ok(value: Any) -> bool:
     That holds without floats (JCS formats numbers as ECMAScript does), with integers inside
     the IEEE-754 safe range, and with keys whose code point order equals UTF-16 order (no
     character at or above U+D800 in a key).
+
+    Exact types (what JSON decoding and pydantic's JSON-mode dump give) are checked inline, without
+    a call per scalar; anything else (subclasses, tuples) goes to `_fast_path_ok_any`, which
+    computes the same predicate with isinstance.
     """
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                return False
+            if not (key.isascii() or max(key) < "\ud800"):
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if item_kind is int:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    return False
+            elif not _fast_path_ok(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None:
+                continue
+            if item_kind is int:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    return False
+            elif not _fast_path_ok(item):
+                return False
+        return True
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    return _fast_path_ok_any(value)
+
+
+def _fast_path_ok_any(value: Any) -> bool:
+    """`_fast_path_ok` for any value, by isinstance: subclasses of str, int, dict and list, tuples."""
     if isinstance(value, str) or value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
@@ -48,11 +88,36 @@ def _fast_path_ok(value: Any) -> bool:
     return False
 
 
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) without building a
+# JSONEncoder and a C encoder per call. Only values that pass `_fast_path_ok` reach it, and those are
+# trees of dicts, lists and scalars (a cycle would have exhausted the recursion limit there first),
+# so it runs without the circular-reference markers.
+_ENCODE = (
+    json.encoder.c_make_encoder(None, _no_default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    if json.encoder.c_make_encoder is not None
+    else None
+)
+_encode_str = json.encoder.encode_basestring  # a JSON string, escaped as JCS escapes it (no ASCII-only)
+
+
+def _dumps(value: Any) -> str:
+    """json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)."""
+    if _ENCODE is None:  # an interpreter without the C accelerator
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if type(value) is str:
+        return _encode_str(value)
+    return "".join(_ENCODE(value, 0))
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes; the rfc8785 package is the reference for every case."""
     if _fast_path_ok(value):
         try:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            return _dumps(value).encode()
         except UnicodeEncodeError:
             pass  # lone surrogates: let the reference implementation report them
     try:
@@ -93,8 +158,19 @@ def known_entry_types() -> list[str]:
     return sorted(_ENTRY_TYPES)
 
 
+_NOW_PREFIX: tuple[int, str] = (-1, "")  # (a second since the epoch, its "YYYY-MM-DDTHH:MM:SS.")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the text of datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").
+
+    The same clock (microseconds, rounded down), with the date and time formatted once per second."""
+    global _NOW_PREFIX
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _NOW_PREFIX
+    if cached[0] != second:
+        cached = _NOW_PREFIX = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+    return f"{cached[1]}{micros:06d}Z"
 
 
 @dataclass(frozen=True)
@@ -176,7 +252,8 @@ def make_entry(
     if model is None:
         raise EntryError(f"unknown entry type {type!r}; known: {', '.join(known_entry_types())}")
     try:
-        validated = body if isinstance(body, model) else model.model_validate(body)
+        # model.model_validate(body), without its Python wrapper
+        validated = body if isinstance(body, model) else model.__pydantic_validator__.validate_python(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -187,20 +264,25 @@ def make_entry(
     for ref in refs:
         if not _REF.fullmatch(ref):
             raise EntryError(f"reference {ref!r} must be 'sha256:<64 hex>' or 'ledger:<index>'")
+    # validated.model_dump(mode="json", exclude_none=True), without its Python wrapper
+    dumped = model.__pydantic_serializer__.to_python(validated, mode="json", exclude_none=True)
+    ts = ts or utc_now()
     envelope = {
         "v": ENVELOPE_VERSION,
         "type": type,
-        "ts": ts or utc_now(),
+        "ts": ts,
         "actor": actor,
         "subject": subject,
-        "body": validated.model_dump(mode="json", exclude_none=True),
+        "body": dumped,
         "refs": refs,
     }
     if sign is None:
         if attest is not None:
             raise EntryError("an attested entry must be signed")
-        raw = canonical_json(envelope)
-        return Entry(raw, type, envelope["ts"], actor, subject, envelope["body"], refs)
+        raw = _envelope_bytes(type, ts, actor, subject, dumped, refs)
+        if raw is None:
+            raw = canonical_json(envelope)
+        return _unsigned_entry(raw, type, ts, actor, subject, dumped, refs)
     envelope["v"] = SIGNED_ENVELOPE_VERSION
     if attest is not None:
         envelope["attest"] = attest
@@ -209,3 +291,54 @@ def make_entry(
     return Entry(
         raw, type, envelope["ts"], actor, subject, envelope["body"], refs, SIGNED_ENVELOPE_VERSION, attest, sig
     )
+
+
+def _envelope_bytes(
+    name: str, ts: str, actor: str, subject: str, body: dict[str, Any], refs: list[str]
+) -> bytes | None:
+    """canonical_json of an unsigned envelope, its keys written in JCS order; None where only the
+    general path can tell (a value that is not a plain str, a body off the fast path, a lone surrogate).
+
+    The type is a registered name (checked by `entry_type`) and every ref has passed `_REF`: both
+    are ASCII with nothing to escape. The rest is escaped as `json.dumps` escapes it.
+    """
+    if not (type(ts) is str and type(actor) is str and type(subject) is str) or not _fast_path_ok(body):
+        return None
+    text = (
+        '{"actor":'
+        + _encode_str(actor)
+        + ',"body":'
+        + _dumps(body)
+        + (',"refs":["' + '","'.join(refs) + '"],"subject":' if refs else ',"refs":[],"subject":')
+        + _encode_str(subject)
+        + ',"ts":'
+        + _encode_str(ts)
+        + ',"type":"'
+        + name
+        + '","v":1}'
+    )
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
+
+
+def _unsigned_entry(
+    raw: bytes, type: str, ts: str, actor: str, subject: str, body: dict[str, Any], refs: list[str]
+) -> Entry:
+    """Entry(raw, type, ts, actor, subject, body, refs), a version 1 envelope, without the frozen
+    dataclass's __init__ (an object.__setattr__ per field: a seventh of make_entry's time before)."""
+    entry = object.__new__(Entry)
+    entry.__dict__.update(
+        raw=raw,
+        type=type,
+        ts=ts,
+        actor=actor,
+        subject=subject,
+        body=body,
+        refs=refs,
+        v=ENVELOPE_VERSION,
+        attest=None,
+        sig=None,
+    )
+    return entry

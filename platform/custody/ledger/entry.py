@@ -253,7 +253,11 @@ def make_entry(
         raise EntryError(f"unknown entry type {type!r}; known: {', '.join(known_entry_types())}")
     try:
         # model.model_validate(body), without its Python wrapper
-        validated = body if isinstance(body, model) else model.__pydantic_validator__.validate_python(body)
+        validated = (
+            model.__pydantic_validator__.validate_python(body)
+            if isinstance(body, dict) or not isinstance(body, model)  # a dict is no model: skip its slower check
+            else body
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -267,6 +271,10 @@ def make_entry(
     # validated.model_dump(mode="json", exclude_none=True), without its Python wrapper
     dumped = model.__pydantic_serializer__.to_python(validated, mode="json", exclude_none=True)
     ts = ts or utc_now()
+    if sign is None and attest is None:
+        raw = _envelope_bytes(type, ts, actor, subject, dumped, refs)
+        if raw is not None:
+            return _unsigned_entry(raw, type, ts, actor, subject, dumped, refs)
     envelope = {
         "v": ENVELOPE_VERSION,
         "type": type,
@@ -279,10 +287,7 @@ def make_entry(
     if sign is None:
         if attest is not None:
             raise EntryError("an attested entry must be signed")
-        raw = _envelope_bytes(type, ts, actor, subject, dumped, refs)
-        if raw is None:
-            raw = canonical_json(envelope)
-        return _unsigned_entry(raw, type, ts, actor, subject, dumped, refs)
+        return _unsigned_entry(canonical_json(envelope), type, ts, actor, subject, dumped, refs)
     envelope["v"] = SIGNED_ENVELOPE_VERSION
     if attest is not None:
         envelope["attest"] = attest

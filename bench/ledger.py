@@ -1,6 +1,7 @@
 """Ledger benchmark: appends, full verification and proofs on SQLite and PostgreSQL.
 
     python bench/ledger.py [--entries 1000000] [--backends sqlite,postgresql] [--out bench/out/ledger.json]
+    python bench/ledger.py --build-only [--entries 200000] [--out docs/figures/entry_build.json]
 
 For each backend it measures, on one ledger grown to `--entries`:
   * envelope building (make_entry) per second, batched appends per second (`--batch` entries per
@@ -11,6 +12,11 @@ For each backend it measures, on one ledger grown to `--entries`:
   * appends with one commit each (`--single` appends, on top of the large ledger).
 Every figure is printed next to its target from shared/design/ledger.md and, for appends, next to
 the published peer figures quoted there (as a ratio). Results also go to a JSON file.
+
+Envelope building is also compared with the previous make_entry (before issue 23's fast path), a
+copy of which is kept here as `previous_make_entry`: both build the same entries in alternating
+batches of the same run, after a check that they write the same bytes. `--build-only` measures just
+that, without storage (seconds, not minutes); the full run adds the ratio to its building figure.
 
 PostgreSQL: a durable throwaway cluster (fsync on) is started unless CUSTODY_BENCH_POSTGRES_URL
 names a server; either way the benchmark works in a fresh database that it drops at the end.
@@ -34,9 +40,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import rfc8785
+
 from _meta import cpu_model, load_average, log, stamp
 from custody.ledger import entry_types  # noqa: F401  registers the ledger's entry types
-from custody.ledger.entry import Entry, make_entry
+from custody.ledger.entry import _ENTRY_TYPES, _REF, ENVELOPE_VERSION, MAX_SAFE_INTEGER, Entry, EntryError, make_entry
 from custody.ledger.log import Ledger
 from custody.ledger.signing import generate_key_file, load_signer
 from custody.ledger.storage import open_storage
@@ -52,6 +60,7 @@ TARGET_VERIFY_PROOF_US = 100  # verifying a proof, < 100 µs
 TARGET_FULL_VERIFY_S = 60  # full verification of 1M entries "in seconds, not minutes"
 # Published peer figures quoted in ledger.md.
 PEERS = {"Tessera local": 2_900, "Trillian/MySQL": 60}
+TARGET_BUILD = 50_000  # entries built per second (issue 23)
 
 
 @dataclass
@@ -65,19 +74,207 @@ class Figure:
     detail: str = ""
 
 
-def build_entry(i: int) -> Entry:
+def build_entry(i: int, make=make_entry, ts: str | None = None) -> Entry:
     """A realistic mix: mostly notes, some erasure records with refs; ~250 bytes each."""
     actor = f"bench-{i % 7}"
     subject = f"dataset:web@{i % 97}"
     if i % 10 == 9:
-        return make_entry(
+        return make(
             "artifact.erased/v1",
             actor,
             subject,
             {"digest": f"{i:064x}", "reason": "erasure request under GDPR art. 17"},
             refs=[f"ledger:{i // 2}", f"sha256:{i:064x}"],
+            ts=ts,
         )
-    return make_entry("ledger.note/v1", actor, subject, {"text": f"benchmark note {i}: reviewed shard {i % 4096:04d}"})
+    return make("ledger.note/v1", actor, subject, {"text": f"benchmark note {i}: reviewed shard {i % 4096:04d}"}, ts=ts)
+
+
+# -- the previous make_entry (unsigned envelopes), kept as the peer of the current one ----------
+
+
+def _previous_fast_path_ok(value) -> bool:
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and (k.isascii() or max(k) < "\ud800") and _previous_fast_path_ok(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_previous_fast_path_ok(v) for v in value)
+    return False
+
+
+def previous_canonical_json(value) -> bytes:
+    if _previous_fast_path_ok(value):
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            pass
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise EntryError(f"value cannot be canonicalized: {exc}") from exc
+
+
+def previous_utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def previous_make_entry(type, actor, subject, body, refs=None, ts=None) -> Entry:
+    """make_entry as it was before issue 23 (commit ebe721b), for unsigned entries."""
+    model = _ENTRY_TYPES[type]
+    validated = body if isinstance(body, model) else model.model_validate(body)
+    if not actor or not subject:
+        raise EntryError("an entry needs an actor and a subject")
+    refs = list(refs or [])
+    for ref in refs:
+        if not _REF.fullmatch(ref):
+            raise EntryError(f"reference {ref!r} must be 'sha256:<64 hex>' or 'ledger:<index>'")
+    envelope = {
+        "v": ENVELOPE_VERSION,
+        "type": type,
+        "ts": ts or previous_utc_now(),
+        "actor": actor,
+        "subject": subject,
+        "body": validated.model_dump(mode="json", exclude_none=True),
+        "refs": refs,
+    }
+    raw = previous_canonical_json(envelope)
+    return Entry(raw, type, envelope["ts"], actor, subject, envelope["body"], refs)
+
+
+def measure_build(count: int, batch: int) -> dict:
+    """make_entry and previous_make_entry on the same `count` entries, in alternating batches.
+
+    Each batch is built into a list (as the load does) by one and then the other, the order
+    swapped every batch, so that a busy machine slows both alike."""
+    same = min(count, 2_000)
+    fixed = "2026-12-06T00:00:00.000000Z"
+    if any(
+        build_entry(i, make_entry, fixed).raw != build_entry(i, previous_make_entry, fixed).raw for i in range(same)
+    ):
+        raise SystemExit("make_entry and the previous make_entry disagree on the bytes of an entry")
+    makers = {"make_entry": make_entry, "previous make_entry": previous_make_entry}
+    wall = dict.fromkeys(makers, 0.0)
+    cpu = dict.fromkeys(makers, 0.0)
+    load_before = load_average()
+    for n, start in enumerate(range(0, count, batch)):
+        stop = min(start + batch, count)
+        for name in list(makers)[:: 1 if n % 2 == 0 else -1]:
+            make = makers[name]
+            t0, c0 = time.perf_counter(), time.process_time()
+            built = [build_entry(i, make) for i in range(start, stop)]
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+            del built
+    rates = {
+        name: {
+            "entries": count,
+            "seconds": round(wall[name], 3),
+            "per_s": count / wall[name],
+            "cpu_seconds": round(cpu[name], 3),
+            "per_cpu_s": count / cpu[name] if cpu[name] > 0 else None,
+        }
+        for name in makers
+    }
+    return {
+        "entries": count,
+        "batch": batch,
+        "bytes_checked_equal": same,
+        "target_per_s": TARGET_BUILD,
+        "current": rates["make_entry"],
+        "previous": rates["previous make_entry"],
+        "speedup": rates["make_entry"]["per_s"] / rates["previous make_entry"]["per_s"],
+        "load_average": {"before": load_before, "after": load_average()},
+    }
+
+
+def profile_parts(count: int) -> dict:
+    """Microseconds per entry of each part of building, current and previous, on the bench's mix."""
+    from custody.ledger import entry as current
+
+    items = []
+    for i in range(count):
+        e = build_entry(i, previous_make_entry, "2026-12-06T00:00:00.000000Z")
+        items.append((e.type, e.actor, e.subject, e.body, e.refs))
+    models = [_ENTRY_TYPES[t] for t, *_ in items]
+
+    def per_entry(run) -> float:
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        return round(best / count * 1e6, 3)
+
+    validated = [m.model_validate(b) for m, (_, _, _, b, _) in zip(models, items, strict=True)]
+    dumped = [v.model_dump(mode="json", exclude_none=True) for v in validated]
+    ts = "2026-12-06T00:00:00.000000Z"
+    envelopes = [
+        {"v": 1, "type": t, "ts": ts, "actor": a, "subject": s, "body": d, "refs": r}
+        for (t, a, s, _, r), d in zip(items, dumped, strict=True)
+    ]
+    raws = [previous_canonical_json(e) for e in envelopes]
+    pairs = list(zip(models, items, strict=True))
+    return {
+        "entries": count,
+        "previous": {
+            "model_validate": per_entry(lambda: [m.model_validate(b) for m, (_, _, _, b, _) in pairs]),
+            "model_dump": per_entry(lambda: [v.model_dump(mode="json", exclude_none=True) for v in validated]),
+            "utc_now_strftime": per_entry(lambda: [previous_utc_now() for _ in items]),
+            "canonical_json_envelope": per_entry(lambda: [previous_canonical_json(e) for e in envelopes]),
+            "entry_dataclass_init": per_entry(
+                lambda: [Entry(x, t, ts, a, s, d, r) for x, (t, a, s, _, r), d in zip(raws, items, dumped, strict=True)]
+            ),
+            "whole": per_entry(lambda: [build_entry(i, previous_make_entry) for i in range(count)]),
+        },
+        "current": {
+            "validate_python": per_entry(
+                lambda: [m.__pydantic_validator__.validate_python(b) for m, (_, _, _, b, _) in pairs]
+            ),
+            "serializer_to_python": per_entry(
+                lambda: [
+                    type(v).__pydantic_serializer__.to_python(v, mode="json", exclude_none=True) for v in validated
+                ]
+            ),
+            "utc_now": per_entry(lambda: [current.utc_now() for _ in items]),
+            "envelope_bytes": per_entry(
+                lambda: [
+                    current._envelope_bytes(t, ts, a, s, d, r) for (t, a, s, _, r), d in zip(items, dumped, strict=True)
+                ]
+            ),
+            "entry_dict_update": per_entry(
+                lambda: [
+                    current._unsigned_entry(x, t, ts, a, s, d, r)
+                    for x, (t, a, s, _, r), d in zip(raws, items, dumped, strict=True)
+                ]
+            ),
+            "whole": per_entry(lambda: [build_entry(i) for i in range(count)]),
+        },
+    }
+
+
+def print_build(result: dict) -> None:
+    current, previous = result["current"], result["previous"]
+    print(
+        f"\nenvelope building, {result['entries']:,} entries "
+        f"(bytes equal on the first {result['bytes_checked_equal']:,}):"
+    )
+    for name, r in (("make_entry", current), ("previous make_entry", previous)):
+        print(f"  {name:<20} {r['per_s']:>9,.0f} /s  ({r['seconds']:,.2f} s; {r['per_cpu_s']:,.0f}/s per CPU-second)")
+    met = "met" if current["per_s"] >= result["target_per_s"] else "NOT met"
+    print(f"  ratio {result['speedup']:.2f}x the previous make_entry; target >= {result['target_per_s']:,}/s: {met}")
+    load = result["load_average"]
+    print(f"  1-min load average before/after: {load['before']}/{load['after']} on {os.cpu_count()} CPUs")
+    if "parts_us" in result:
+        parts = result["parts_us"]
+        print(f"  µs per entry by part (best of 3 over {parts['entries']:,} entries):")
+        for side in ("previous", "current"):
+            print(f"    {side}: " + "; ".join(f"{name} {us:.2f}" for name, us in parts[side].items()))
 
 
 def rate_figure(metric: str, count: int, seconds: float, target: int | None, detail: str = "") -> Figure:
@@ -153,12 +350,18 @@ def run_backend(name: str, url: str, args: argparse.Namespace, key_path: Path, b
                 f"{cpu_note(name, built, append_cpu)}",
             )
         )
+        compared = measure_build(min(built, 100_000), args.batch)
         figures.append(
             Figure(
                 "envelope building (make_entry)",
                 built / build_s,
                 "/s",
-                detail=f"{built:,} in {build_s:,.1f} s; no target (not a ledger figure)",
+                target=f">= {TARGET_BUILD:,}/s",
+                met=built / build_s >= TARGET_BUILD,
+                peers={"previous make_entry": compared["speedup"]},
+                detail=f"{built:,} in {build_s:,.1f} s; apart from the load, {compared['entries']:,} entries: "
+                f"{compared['current']['per_s']:,.0f}/s vs {compared['previous']['per_s']:,.0f}/s for the "
+                "previous make_entry, in alternating batches (bench/ledger.py --build-only)",
             )
         )
         figures.append(
@@ -437,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--samples", type=int, default=1000, help="random indices for proof timings")
     parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="only envelope building: make_entry against the previous make_entry (no storage, no backends)",
+    )
+    parser.add_argument(
         "--pg-budget",
         type=float,
         default=240.0,
@@ -447,6 +655,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(backends) - {"sqlite", "postgresql"}
     if unknown or args.entries < 2:
         parser.error(f"unknown backend(s) {sorted(unknown)}" if unknown else "--entries must be at least 2")
+
+    if args.build_only:
+        log(f"building {args.entries:,} entries with make_entry and the previous make_entry")
+        result = measure_build(args.entries, args.batch)
+        result["parts_us"] = profile_parts(min(args.entries, 20_000))
+        print_build(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        document = {"config": {"entries": args.entries, "batch": args.batch}, **result}
+        args.out.write_text(json.dumps(stamp(document), indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+        return 0
 
     started = datetime.now(UTC)
     results: list[dict] = []

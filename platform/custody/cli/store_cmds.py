@@ -118,7 +118,12 @@ def gc(
                 fail(f"--takedown: {exc}")
             if not applied(h, takedown):
                 fail(f"--takedown: request {takedown} has not been applied: nothing of it to erase")
-        found = collect(h, takedown) if dry_run else collect_garbage(h, acting(h, key, actor), takedown)
+        if dry_run:
+            found = collect(h, takedown)
+        else:
+            who = acting(h, key, actor)
+            _require_admin(h, who)  # before anything is looked at: also when nothing is left to erase
+            found = collect_garbage(h, who, takedown)
     if as_json:
         print_json({"dry_run": dry_run, **found.as_json()})
         return
@@ -129,3 +134,15 @@ def gc(
         console.print(f"  {item.digest[:16]}…  {', '.join(item.shards)}  ({', '.join(item.takedowns)})")
     for where in found.outside:
         console.print(f"  not erased, registered in place outside the home: {where}")
+
+
+def _require_admin(home, who) -> None:
+    """Erasing bytes is an admin's signed act (`artifact.erased/v1`); refuse anyone else up front."""
+    from custody.trust.acting import NotPermitted, Person, require_roles
+    from custody.trust.permissions import ADMIN
+
+    if isinstance(who, Person):
+        try:
+            require_roles(who, ADMIN, "erase artifacts (custody store gc)")
+        except NotPermitted as exc:
+            fail(str(exc))

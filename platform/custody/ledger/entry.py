@@ -41,36 +41,30 @@ def _fast_path_ok(value: Any) -> bool:
     """
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str and not isinstance(key, str):
                 return False
             if not (key.isascii() or max(key) < "\ud800"):
                 return False
-            item_kind = type(item)
-            if item_kind is str or item_kind is bool or item is None:
-                continue
-            if item_kind is int:
-                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                    return False
-            elif not _fast_path_ok(item):
-                return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is str or kind is bool or value is None:
         return True
-    if kind is list:
-        for item in value:
-            item_kind = type(item)
-            if item_kind is str or item_kind is bool or item is None:
-                continue
-            if item_kind is int:
-                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                    return False
-            elif not _fast_path_ok(item):
-                return False
-        return True
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
+    elif kind is int:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
-    return _fast_path_ok_any(value)
+    else:
+        return _fast_path_ok_any(value)
+    for item in items:  # a container's scalars inline, without a call each
+        item_kind = type(item)
+        if item_kind is str or item_kind is bool or item is None:
+            continue
+        if item_kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif not _fast_path_ok(item):
+            return False
+    return True
 
 
 def _fast_path_ok_any(value: Any) -> bool:

@@ -102,6 +102,8 @@ def test_an_exception_inside_the_block_is_a_failed_run_with_energy(api_home):
         raise RuntimeError("loss went NaN")
     done = entries(home, "run.finished/", run.subject)[-1]["body"]
     assert done["status"] == "failed" and "loss went NaN" in done["error"]
+    assert done["steps"] == 1, "the steps logged before the failure"
+    assert json.loads(home.store.read_bytes(done["metrics_digest"]))["steps"] == [{"step": 1, "loss": 2.5}]
     assert done["emissions"]["energy_kwh"] > 0 and "up to the failure" in done["emissions"]["tracker"]
 
 

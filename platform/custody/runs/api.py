@@ -288,7 +288,7 @@ class GovernedRun:
     def record_failed(self, exc: BaseException, entry_type: str = "run.finished/v1") -> int:
         """The failed entry, once the run has started (a run refused before it started has none)."""
         if "run.started" in self.outcome.entries and not self._finished:
-            record_failed(self.home, self.outcome, exc, self.actor, entry_type)
+            record_failed(self.home, self.outcome, exc, self.actor, entry_type, self.metrics)
             self._finished = True
         return self.outcome.entries.get("run.finished", -1)
 

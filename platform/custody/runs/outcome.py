@@ -88,7 +88,12 @@ def started_fields(home: Home, outcome: RunOutcome) -> dict[str, Any]:
 
 
 def record_failed(
-    home: Home, outcome: RunOutcome, exc: BaseException, actor: str, entry_type: str = "run.finished/v1"
+    home: Home,
+    outcome: RunOutcome,
+    exc: BaseException,
+    actor: str,
+    entry_type: str = "run.finished/v1",
+    metrics: list[dict] | None = None,
 ) -> None:
     """A run that stopped still leaves a finished entry: what failed, and what it had used so far
     (what the meter around the training measured up to the failure, which the exception carries;
@@ -103,10 +108,10 @@ def record_failed(
         "run_id": outcome.run_id,
         "status": "failed",
         "error": f"{type(exc).__name__}: {exc}"[:500],
-        "steps": 0,
+        "steps": max((m["step"] for m in metrics or []), default=0),
         "tokens": 0,
         "tokens_per_s": 0.0,
-        "metrics_digest": home.store.put_bytes(canonical_json({"steps": [], "evals": []})),
+        "metrics_digest": home.store.put_bytes(canonical_json({"steps": metrics or [], "evals": []})),
         "emissions": emissions,
     }
     index = home.record(entry_type, f"run:{outcome.run_id}", body, actor=actor)

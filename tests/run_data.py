@@ -3,6 +3,7 @@ run spec small enough to train in seconds (used by the run and report tests)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 POLICY = """\
@@ -111,3 +112,17 @@ def losses(home, run_id: str) -> list[float]:
 
     finished = bodies(home, "run.finished/", f"run:{run_id}")[-1]
     return [s["train_loss"] for s in json.loads(home.store.read_bytes(finished["metrics_digest"]))["steps"]]
+
+
+@contextmanager
+def research_home(cast, root: Path):
+    """A people_home with 200 Tiny Shakespeare speeches registered (shakespeare@1, research allows
+    them), and the trainer's key: what a loop under custody.governed_run starts from."""
+    from train_support import register_shakespeare
+
+    home = people_home(cast, root / "home")
+    try:
+        register_shakespeare(home, root, limit=200, shards=2)
+        yield home, root, cast.key_file("trainer")
+    finally:
+        home.close()

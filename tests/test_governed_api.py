@@ -18,18 +18,14 @@ from custody.ledger import query
 from custody.runs.api import EXTERNAL_FINISHED, EXTERNAL_STARTED
 from custody.runs.spec import SpecError
 from custody.train.data import ShardIntegrityError
-from run_data import people_home
-from train_support import register_shakespeare
+from run_data import research_home
 
 
 @pytest.fixture(scope="module")
 def api_home(tmp_path_factory, cast):
     """A home whose research policy lets Tiny Shakespeare through, and the trainer's key."""
-    root = tmp_path_factory.mktemp("api")
-    home = people_home(cast, root / "home")
-    register_shakespeare(home, root, limit=200, shards=2)
-    yield home, root, cast.key_file("trainer")
-    home.close()
+    with research_home(cast, tmp_path_factory.mktemp("api")) as made:
+        yield made
 
 
 def entries(home: Home, prefix: str, subject: str | None = None) -> list[dict]:

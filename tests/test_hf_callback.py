@@ -30,8 +30,7 @@ from custody.runs.api import (
 )
 from custody.runs.governed import gate_spec
 from custody.train.tokenizer import train_tokenizer
-from run_data import people_home
-from train_support import register_shakespeare
+from run_data import research_home
 
 transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
@@ -45,11 +44,8 @@ STEPS = 4
 @pytest.fixture(scope="module")
 def hf_home(tmp_path_factory, cast):
     """A home whose research policy lets 200 Tiny Shakespeare speeches through, and the trainer's key."""
-    root = tmp_path_factory.mktemp("hf")
-    home = people_home(cast, root / "home")
-    register_shakespeare(home, root, limit=200, shards=2)
-    yield home, root, cast.key_file("trainer")
-    home.close()
+    with research_home(cast, tmp_path_factory.mktemp("hf")) as made:
+        yield made
 
 
 def tokenized(run: GovernedRun, tokenizer) -> datasets.Dataset:

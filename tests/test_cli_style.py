@@ -48,3 +48,5 @@ def test_numbers_read_in_words_and_units_that_fit():
     assert counts({"pass": 150}) == "150 pass" and counts({"flag": 2, "pass": 54}) == "54 pass, 2 flag"
     assert energy(0.000317) == "0.317 Wh" and energy(3.2) == "3.2 kWh"
     assert mass(0.000123) == "0.123 g" and volume(0.0011) == "1.1 mL"
+    # Below the smallest unit (a run of a few steps): positional digits, never an exponent.
+    assert energy(1.234e-8) == "0.0000123 Wh" and mass(2.5e-7) == "0.00025 g" and volume(0.0) == "0 mL"

@@ -6,6 +6,7 @@ everywhere. Machine output (`--json`) keeps raw values in base units.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 _IRREGULAR = {"entry": "entries", "summary": "summaries", "policy": "policies", "body": "bodies", "index": "indices"}
@@ -39,8 +40,13 @@ def _scaled(value: float, units: tuple[tuple[float, str], ...], digits: int = 3)
     for factor, unit in reversed(units):
         if abs(value) >= factor:
             return f"{value / factor:.{digits}g} {unit}"
+    # Below the smallest unit: positional digits, never `1.23e-05` (people do not read exponents).
     factor, unit = units[0]
-    return f"{value / factor:.{digits}g} {unit}"
+    small = value / factor
+    if small == 0:
+        return f"0 {unit}"
+    decimals = digits - 1 - math.floor(math.log10(abs(small)))
+    return f"{small:.{decimals}f}".rstrip("0").rstrip(".") + f" {unit}"
 
 
 def energy(kwh: float) -> str:

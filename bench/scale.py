@@ -1,20 +1,31 @@
 """Scale benchmark: the PII check's docs/s locally and on 1 and 2 Ray workers, in one run.
 
-    python bench/scale.py [--shared ../shared/data] [--copies 4] [--shards 8] [--json bench/out/scale.json]
+    python bench/scale.py [--shared ../shared/data] [--copies 4] [--shards 8] [--rounds 3] [--json bench/out/scale.json]
 
 Data: pii_presidio_synth/data.jsonl (750 short documents) repeated --copies times, each copy
 marked so no two records are equal, registered as one dataset of --shards shards in a
-throwaway home. Three runs of `run_check` with the pii check's default configuration, each on
-the same dataset (the work area is cleared by every recorded run, so each scans every shard):
+throwaway home. Three kinds of run of `run_check` with the pii check's default configuration,
+each on the same dataset (the work area is cleared by every recorded run, so each scans every
+shard):
 
 - local: the local executor, its ParallelScanner over 2 processes (this machine's cores);
 - ray x1, ray x2: the Ray executor with 1 and 2 actors (one CPU each, the scanner in one
   process inside each) on a one-node Ray cluster started here with 2 CPUs.
 
-Each figure is end to end, as a user waits for it: opening the check, starting actors and
-loading the spaCy model in each, scanning, concatenating and recording. Docs/s = records /
-wall seconds. Scaling efficiency = ray x2 docs/s / (2 x ray x1 docs/s). The result digests of
-the three runs must be equal (the benchmark fails otherwise).
+Every run is a fresh Python process, as a `custody check` command is: nothing (a loaded model,
+a Ray connection's workers) carries over from one run to the next. The three kinds run in turn,
+--rounds times (local, ray x1, ray x2, local, ...), so a change in the machine's load falls on
+all three alike; each kind's figure is its median round, and every round is kept in the JSON.
+
+Each figure is end to end, as a user waits for it: `run_check` from its call to its return
+(opening the check, starting actors and loading the spaCy model in each, scanning, accepting,
+concatenating and recording). Docs/s = records / wall seconds. Scaling efficiency, end to end
+= ray x2 docs/s / (2 x ray x1 docs/s), from the median rounds. Steady-state efficiency uses the
+same ratio over the scanning window alone (the first shard's start on any worker to the last
+shard's end): what the two workers achieve once started, with start-up and the driver's tail
+left out of both sides alike. Each Ray run also reports where its wall time went (the driver's
+phases and its workers' start-up, model load, scans and hand-backs: `custody.pipeline.timeline`).
+The result digests of every run must be equal (the benchmark fails otherwise).
 """
 
 from __future__ import annotations
@@ -22,13 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _data import write_shards
-from _meta import stamp
+from _meta import load_average, stamp
 from custody.checks.pii import PiiCheck
 from custody.datasets.card import CARD_TEMPLATE, parse_card
 from custody.datasets.names import DatasetRef
@@ -36,8 +49,11 @@ from custody.datasets.readers import Fields
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.pipeline.run_check import run_check
+from custody.pipeline.timeline import Timeline
 
 HERE = Path(__file__).resolve().parent
+REF = DatasetRef("scale", "1")
+KINDS = {"local": None, "ray x1": 1, "ray x2": 2}
 
 
 def build_dataset(home: Home, shared: Path, copies: int, shards: int, folder: Path):
@@ -46,17 +62,112 @@ def build_dataset(home: Home, shared: Path, copies: int, shards: int, folder: Pa
     texts = [f"{text} (copy {copy})" for copy in range(copies) for text in base]
     write_shards(folder, texts, shards)
     card = parse_card(CARD_TEMPLATE)
-    dataset, _ = DatasetRegistry(home).register([folder], DatasetRef("scale", "1"), card, Fields(id="id"))
+    dataset, _ = DatasetRegistry(home).register([folder], REF, card, Fields(id="id"))
     return dataset, sum(len(t) for t in texts)
 
 
-def timed(label: str, home: Home, dataset, check, executor=None) -> dict:
-    start = time.perf_counter()
-    result = run_check(home, dataset, check, executor=executor)
-    seconds = time.perf_counter() - start
-    figure = {"run": label, "seconds": round(seconds, 2), "docs_per_s": round(result.records / seconds, 1)}
-    print(f"  {label:<8} {seconds:7.1f} s  {figure['docs_per_s']:8.1f} docs/s", flush=True)
-    return figure | {"result_digest": result.result_digest}
+# -- one run, in its own process ------------------------------------------------------------------
+def breakdown(timeline: Timeline, start: float, end: float, workers: int) -> dict:
+    """Where one Ray run's wall time went, in seconds (sums over workers where several overlap)."""
+    scans = timeline.named("scan")
+    first, last = min(s.start for s in scans), max(s.end for s in scans)
+    scanning = sum(s.seconds for s in scans)
+
+    def total(name: str) -> float:
+        return round(timeline.seconds(name), 3)
+
+    def longest(name: str) -> float:
+        return round(max((s.seconds for s in timeline.named(name)), default=0.0), 3)
+
+    return {
+        "wall_s": round(end - start, 3),
+        "to_first_scan_s": round(first - start, 3),  # open, actor start-up and model load, as waited for
+        "driver_open_s": total("open"),
+        "actor_start_s": longest("actor start"),  # asked for -> constructed (process, imports)
+        "model_load_s": longest("model load"),  # the check opened in the actor (the spaCy model)
+        "scan_window_s": round(last - first, 3),
+        "scan_s": round(scanning, 3),  # summed over workers
+        "scan_cpu_s": round(sum(s.labels["cpu"] or 0.0 for s in scans), 3),
+        "per_shard_s": round(scanning / len(scans), 3),
+        "hand_back_s": total("hand back"),  # scan end -> result in the driver (object transfer)
+        "accept_s": total("accept"),  # the driver's durable rename and digest per shard
+        "after_last_scan_s": round(end - last, 3),  # the tail: last hand-back to the returned result
+        "finish_s": total("finish"),
+        "concatenate_s": total("concatenate"),
+        "store_s": total("store"),
+        "record_s": total("record"),
+        "worker_busy": round(scanning / (workers * (end - start)), 3),  # share of the wall the workers scanned
+    }
+
+
+def one(args: argparse.Namespace) -> None:
+    """Run one kind once, print its figures as one JSON line (the parent reads it)."""
+    home = Home.open(args.home)
+    dataset = DatasetRegistry(home).get(REF)
+    workers = KINDS[args.one]
+    executor = None
+    if workers:
+        import ray
+
+        from custody.pipeline.executors.ray import RayExecutor
+
+        ray.init(address=args.address, log_to_driver=False)
+        executor = RayExecutor(workers=workers)
+    check = PiiCheck(processes=2) if workers is None else PiiCheck()
+    timeline = Timeline()
+    start = time.time()
+    result = run_check(home, dataset, check, executor=executor, timeline=timeline)
+    end = time.time()
+    figure = {
+        "run": args.one,
+        "seconds": round(end - start, 2),
+        "docs_per_s": round(result.records / (end - start), 1),
+        "load_average": load_average(),
+        "result_digest": result.result_digest,
+    }
+    if workers:
+        figure["breakdown"] = breakdown(timeline, start, end, workers)
+        ray.shutdown()
+    home.close()
+    print(json.dumps(figure), flush=True)
+
+
+# -- the whole benchmark ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cluster(temp_dir: Path):
+    """A one-node Ray cluster with 2 CPUs, on a port and in a temp dir of its own (others share this machine)."""
+    from ray.cluster_utils import Cluster
+
+    from custody.testing.ray_cluster import AGENT_WAIT_MS
+
+    return Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "gcs_server_port": free_port(),
+            "temp_dir": str(temp_dir),
+            "include_dashboard": False,
+            "object_store_memory": 200 << 20,
+            "_system_config": {"agent_register_timeout_ms": AGENT_WAIT_MS},
+        },
+    )
+
+
+def child(kind: str, home: Path, address: str) -> dict:
+    command = [sys.executable, __file__, "--one", kind, "--home", str(home), "--address", address]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=HERE)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_round(rounds: list[dict]) -> dict:
+    return sorted(rounds, key=lambda r: r["seconds"])[(len(rounds) - 1) // 2]
 
 
 def main() -> None:
@@ -64,48 +175,74 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared" / "data")
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=HERE / "out" / "scale.json")
+    parser.add_argument("--one", choices=list(KINDS), help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        return one(args)
 
-    import ray
-
-    from custody.pipeline.executors.ray import RayExecutor
-    from custody.testing.ray_cluster import local_cluster
-
+    rounds: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory(prefix="custody-scale-") as tmp:
         home = Home.init(Path(tmp) / "home")
         dataset, characters = build_dataset(home, args.shared, args.copies, args.shards, Path(tmp) / "data")
         records = dataset.manifest.records
-        print(f"{records} records, {characters} characters, {args.shards} shards", flush=True)
-        runs = [timed("local", home, dataset, PiiCheck(processes=2))]
-        with local_cluster(nodes=1, cpus_per_node=2) as address:
-            ray.init(address=address, log_to_driver=False)
-            try:
-                runs.append(timed("ray x1", home, dataset, PiiCheck(), RayExecutor(workers=1)))
-                runs.append(timed("ray x2", home, dataset, PiiCheck(), RayExecutor(workers=2)))
-            finally:
-                ray.shutdown()
         home.close()
+        print(f"{records} records, {characters} characters, {args.shards} shards, load {load_average()}", flush=True)
+        cluster = start_cluster(Path(tmp) / "ray")
+        try:
+            for number in range(args.rounds):
+                for kind in KINDS:
+                    figure = child(kind, Path(tmp) / "home", cluster.address)
+                    rounds[kind].append(figure)
+                    parts = figure.get("breakdown", {})
+                    print(
+                        f"  round {number + 1} {kind:<7} {figure['seconds']:6.2f} s {figure['docs_per_s']:7.1f} docs/s"
+                        f"  load {figure['load_average']:.2f}"
+                        + (f"  scan window {parts['scan_window_s']:.2f} s" if parts else ""),
+                        flush=True,
+                    )
+        finally:
+            cluster.shutdown()
 
-    if len({r["result_digest"] for r in runs}) != 1:
+    if len({r["result_digest"] for runs in rounds.values() for r in runs}) != 1:
         raise SystemExit("result digests differ between executors")
-    local, one, two = (r["docs_per_s"] for r in runs)
-    efficiency = two / (2 * one)
-    per_worker_chars = one * characters / records
+    runs = [median_round(rounds[kind]) | {"rounds": [r["seconds"] for r in rounds[kind]]} for kind in KINDS]
+    local, one_worker, two_workers = runs
     for r in runs:
-        r["vs_local"] = round(r["docs_per_s"] / local, 2)
-    print(f"  scaling efficiency (ray x2 / 2 x ray x1): {efficiency:.2f}")
-    print(f"  per worker: {one:.1f} docs/s, {per_worker_chars:,.0f} chars/s")
+        r["vs_local"] = round(r["docs_per_s"] / local["docs_per_s"], 2)
+    efficiency = two_workers["docs_per_s"] / (2 * one_worker["docs_per_s"])
+    window = [r["breakdown"]["scan_window_s"] for r in (one_worker, two_workers)]
+    steady = [records / w for w in window]
+    steady_efficiency = steady[1] / (2 * steady[0])
+    per_worker = one_worker["docs_per_s"]
+    per_worker_chars = per_worker * characters / records
+    seconds = ", ".join(f"{r['run']} {r['seconds']:.2f} s" for r in runs)
+    print(f"  median rounds: {seconds}")
+    print(f"  vs local: ray x1 {one_worker['vs_local']:.2f}, ray x2 {two_workers['vs_local']:.2f}")
+    print(f"  scaling efficiency, end to end (ray x2 / 2 x ray x1): {efficiency:.2f}")
+    windows = f"scan windows {window[0]:.2f} s, {window[1]:.2f} s"
+    print(f"  scaling efficiency, steady state ({windows}): {steady_efficiency:.2f}")
+    print(f"  per worker: {per_worker:.1f} docs/s, {per_worker_chars:,.0f} chars/s")
+    for r in (one_worker, two_workers):
+        parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in r["breakdown"].items())
+        print(f"  {r['run']}: {parts}")
     out = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count()},
         "records": records,
         "characters": characters,
         "shards": args.shards,
+        "rounds": args.rounds,
         "runs": runs,
+        "all_rounds": rounds,
         "scaling_efficiency": round(efficiency, 3),
-        "per_worker_docs_per_s": one,
+        "steady_state_scaling_efficiency": round(steady_efficiency, 3),
+        "steady_state_docs_per_s": [round(s, 1) for s in steady],
+        "per_worker_docs_per_s": per_worker,
         "per_worker_chars_per_s": round(per_worker_chars),
-        "result_digest": runs[0]["result_digest"],
+        "result_digest": local["result_digest"],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(stamp(out), indent=2) + "\n", encoding="utf-8")

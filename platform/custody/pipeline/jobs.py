@@ -15,6 +15,7 @@ from custody.checks.base import Check, Tally
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.pipeline.shard_work import ShardWork
+from custody.pipeline.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ScanJob:
     config_digest: str
     work: ShardWork
     blueprint: Any = None  # what `Executor.bind` returned for the unopened check
+    timeline: Timeline | None = None  # where the workers' spans go, when someone measures
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ScannedShard:
     rows: int
     rows_sha256: str | None = None  # as the worker saw the part; the driver compares
     worker: str = "local"
+    timing: dict[str, Any] | None = None  # a worker's own stamps (timeline.py), when it reports them
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from custody.pipeline.executors.local import LocalExecutor
 from custody.pipeline.jobs import ScanJob, ScannedShard
 from custody.pipeline.record import record_completed
 from custody.pipeline.shard_work import FinishedShard, ShardWork
+from custody.pipeline.timeline import Timeline, maybe
 from custody.store import sha256_file
 from custody.train.carbon import CarbonConfig, UnitMeter
 
@@ -35,6 +36,7 @@ def run_check(
     on_resume: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
     carbon: CarbonConfig | None = DEFAULT_CARBON,
+    timeline: Timeline | None = None,
 ) -> CheckResult:
     """Run one check over a dataset and record it; nothing is recorded if the check fails.
 
@@ -47,12 +49,13 @@ def run_check(
     loads) to its result in the store, never per shard, and the entry (`check.completed/v2`)
     carries what it measured; `carbon=None` measures nothing and records `check.completed/v1`.
     A resumed check measures this session only. With a distributed executor the tracker sees the
-    driver's machine only (docs/scale.md).
+    driver's machine only (docs/scale.md). A `timeline` is given the run's phases and what the
+    executor's workers report (bench/scale.py reads it); it changes nothing recorded.
     """
     executor = executor or LocalExecutor()
     blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
     with UnitMeter(carbon, f"custody-check-{check.name}") as meter:
-        return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter)
+        return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter, timeline)
 
 
 def _run(
@@ -65,8 +68,10 @@ def _run(
     executor: Executor,
     blueprint: object,
     meter: UnitMeter,
+    timeline: Timeline | None,
 ) -> CheckResult:
-    check.open(dataset)
+    with maybe(timeline, "open"):
+        check.open(dataset)
     try:
         config = check.config()
         config_digest = home.store.put_bytes(canonical_json(config))
@@ -79,24 +84,30 @@ def _run(
                 for number in done:
                     progress(shards[number].bytes)
             todo = [number for number in range(len(shards)) if number not in done]
-            job = ScanJob(home, dataset, check, config_digest, work, blueprint)
+            job = ScanJob(home, dataset, check, config_digest, work, blueprint, timeline)
             for scanned in executor.scan(job, todo):
-                done[scanned.number] = _accept(work, dataset, scanned)
+                with maybe(timeline, "accept", shard=scanned.number):
+                    done[scanned.number] = _accept(work, dataset, scanned)
                 if progress:
                     progress(shards[scanned.number].bytes)
             # Manifest order, whatever order the shards finished in.
             finished = [done[number] for number in range(len(shards))]
-            report = check.finish(dataset, [f.tally for f in finished])
+            with maybe(timeline, "finish"):
+                report = check.finish(dataset, [f.tally for f in finished])
             verdicts: Counter[str] = Counter()
             for f in finished:
                 verdicts.update(f.verdicts)
             with tempfile.TemporaryDirectory(prefix="custody-check-") as tmp:
                 rows = Path(tmp) / "rows.parquet"
-                concatenate([work.part_path(n) for n in range(len(shards))], rows)
-                result_digest = home.store.put_file(rows)
+                with maybe(timeline, "concatenate"):
+                    concatenate([work.part_path(n) for n in range(len(shards))], rows)
+                with maybe(timeline, "store"):
+                    result_digest = home.store.put_file(rows)
             meter.finish()  # the measurement ends where the recording begins
-            result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor, meter.body())
-            work.remove()
+            with maybe(timeline, "record"):
+                body = meter.body()
+                result = _record(home, dataset, check, report, verdicts, config_digest, result_digest, actor, body)
+                work.remove()
             return result
     finally:
         check.close()

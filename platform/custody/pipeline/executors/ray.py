@@ -11,15 +11,19 @@ part is only accepted by the driver's durable rename, so a retried shard is neve
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from custody.pipeline.executors.base import Executor, ExecutorError
 from custody.pipeline.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
 from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
+from custody.pipeline.timeline import Timeline
 
 RETRIES = 3
+Report = Callable[[Any, float, float], None]
 
 
 class RayExecutor(Executor):
@@ -82,7 +86,8 @@ class RayExecutor(Executor):
             return
         handle = DatasetHandle.of(job.dataset)
         args = (job.blueprint, handle, job.config_digest, str(job.work.path.resolve()))
-        yield from self._dispatch(CheckWorker, args, "scan", todo)
+        report = None if job.timeline is None else partial(_report, job.timeline)
+        yield from self._dispatch(CheckWorker, args, "scan", todo, report)
 
     # -- stages ---------------------------------------------------------------------------------
     def stage_parts(self, job: StageJob) -> Iterator[StagePart]:
@@ -98,8 +103,12 @@ class RayExecutor(Executor):
                 following += 1
 
     # -- the dispatch loop ----------------------------------------------------------------------
-    def _dispatch(self, worker: type, args: tuple, method: str, numbers: list[int]) -> Iterator[Any]:
-        """Keep every actor busy with one shard; yield results as they finish; retry lost shards."""
+    def _dispatch(
+        self, worker: type, args: tuple, method: str, numbers: list[int], report: Report | None = None
+    ) -> Iterator[Any]:
+        """Keep every actor busy with one shard; yield results as they finish; retry lost shards.
+        `report(result, requested, received)` is told when each result's actor was asked for and
+        when the result reached this process (wall clock)."""
         ray = self._ray()
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
 
@@ -107,7 +116,13 @@ class RayExecutor(Executor):
         remote = ray.remote(worker).options(
             num_cpus=self.cpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
         )
-        start: Callable[[], Any] = lambda: remote.remote(*args)  # noqa: E731
+        requested: dict[Any, float] = {}
+
+        def start() -> Any:
+            actor = remote.remote(*args)
+            requested[actor] = time.time()
+            return actor
+
         actors = [start() for _ in range(self.slots(len(numbers)))]
         pending = deque(numbers)
         running: dict[Any, tuple[Any, int]] = {}
@@ -137,7 +152,22 @@ class RayExecutor(Executor):
                     except ray.exceptions.RayTaskError as exc:
                         raise exc.as_instanceof_cause() from None  # the check's own error, as it raised it
                     idle.append(actor)
+                    if report is not None:
+                        report(result, requested[actor], time.time())
                     yield result
         finally:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
+
+
+def _report(timeline: Timeline, scanned: ScannedShard, requested: float, received: float) -> None:
+    """A worker's stamps into the driver's timeline: its start-up and model load (first shard
+    only), the scan, and the hand-back (scan end to the driver holding the result)."""
+    timing, worker = scanned.timing or {}, scanned.worker
+    if "born" in timing:
+        timeline.add("actor start", requested, timing["born"], worker=worker)
+    if "load" in timing:
+        timeline.add("model load", *timing["load"], worker=worker)
+    if "scan" in timing:
+        timeline.add("scan", *timing["scan"], worker=worker, shard=scanned.number, cpu=timing.get("cpu"))
+        timeline.add("hand back", timing["scan"][1], received, worker=worker, shard=scanned.number)

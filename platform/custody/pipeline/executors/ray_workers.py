@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,12 @@ class CheckWorker:
         self.work_dir = Path(work_dir)
         self.check: Any = None
         self.dataset: Any = None
+        self.timing: dict[str, Any] = {"born": time.time()}  # reported with the first shard
 
     def _ready(self) -> None:
         if self.check is not None:
             return
+        started = time.time()
         from ray import cloudpickle
 
         check = cloudpickle.loads(self.blueprint)
@@ -91,6 +94,7 @@ class CheckWorker:
             check.close()
             raise
         self.check = check
+        self.timing["load"] = (started, time.time())
 
     def ready(self) -> str:
         self._ready()
@@ -99,7 +103,10 @@ class CheckWorker:
     def scan(self, number: int) -> ScannedShard:
         self._ready()
         path = ShardWork(self.work_dir).scratch_path(number, uuid.uuid4().hex[:12])
-        return scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
+        started, cpu = time.time(), time.process_time()
+        scanned = scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
+        timing, self.timing = self.timing | {"scan": (started, time.time()), "cpu": time.process_time() - cpu}, {}
+        return dataclasses.replace(scanned, timing=timing)
 
 
 class StageWorker:

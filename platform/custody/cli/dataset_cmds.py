@@ -66,6 +66,10 @@ def register(
         bool, typer.Option("--in-place", help="keep data where it is; re-verify digests on use")
     ] = False,
     max_record_bytes: Annotated[int, typer.Option(min=1, help="largest record accepted")] = DEFAULT_MAX_RECORD_BYTES,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="processes reading shards at once [default: one per core, from 32 MiB]"),
+    ] = None,
     index: Annotated[
         bool,
         typer.Option("--index/--no-index", help="build its passage index for `custody find` now (else on first find)"),
@@ -101,6 +105,7 @@ def register(
                 max_record_bytes=max_record_bytes,
                 actor=registrant,
                 progress=lambda n: bar.advance(task, n),
+                workers=workers,
             )
         indexed = None
         if index and created:  # an identical registration again changes nothing

@@ -101,7 +101,7 @@ def content_hash(text: str) -> str:
 
 
 def _make_record(
-    path: Path,
+    path: Path | str,
     position: int,
     text: object,
     rid: object,
@@ -137,7 +137,7 @@ def _make_record(
     return Record(position, rid, text, digest, license_ or None, url or None, extra)
 
 
-def _jsonl_record(path: Path, number: int, doc: object, fields: Fields, max_bytes: int) -> Record:
+def _jsonl_record(path: Path | str, number: int, doc: object, fields: Fields, max_bytes: int) -> Record:
     """One JSONL line's parsed object as a Record (an error naming the line if it is not an object)."""
     if not isinstance(doc, dict):
         raise DatasetInputError(path, "each line must be a JSON object", number)
@@ -154,7 +154,8 @@ def _jsonl_record(path: Path, number: int, doc: object, fields: Fields, max_byte
     )
 
 
-def _open_text_stream(path: Path, fmt: str, raw: BinaryIO) -> BinaryIO:
+def open_decompressed(fmt: str, raw: BinaryIO) -> BinaryIO:
+    """The JSONL bytes of a plain, .gz or .zst shard opened as `raw`."""
     if fmt == "jsonl.gz":
         return gzip.GzipFile(fileobj=raw)
     if fmt == "jsonl.zst":
@@ -165,7 +166,7 @@ def _open_text_stream(path: Path, fmt: str, raw: BinaryIO) -> BinaryIO:
 
 
 def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterator[Record]:
-    with open(path, "rb") as raw, _open_text_stream(path, fmt, raw) as stream:
+    with open(path, "rb") as raw, open_decompressed(fmt, raw) as stream:
         buffered = io.BufferedReader(stream, buffer_size=1 << 20) if fmt != "jsonl" else stream
         number = 0
         while True:
@@ -177,20 +178,31 @@ def _read_jsonl(path: Path, fmt: str, fields: Fields, max_bytes: int) -> Iterato
                 return
             number += 1
             if len(line) > max_bytes and not line.endswith(b"\n"):
-                raise DatasetInputError(
-                    path, f"line is longer than {max_bytes} bytes (raise --max-record-bytes)", number
-                )
+                raise line_too_long(path, number, max_bytes)
             if not line.strip():
                 continue
-            try:
-                doc = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}", number) from exc
-            except json.JSONDecodeError as exc:
-                # json's own message may end in "at" ("Unterminated string starting at"): say it once
-                where = "column" if exc.msg.endswith(" at") else "at column"
-                raise DatasetInputError(path, f"malformed JSON ({exc.msg} {where} {exc.colno})", number) from exc
-            yield _jsonl_record(path, number, doc, fields, max_bytes)
+            yield _jsonl_record(path, number, parse_jsonl_line(path, number, line), fields, max_bytes)
+
+
+def line_too_long(path: Path | str, number: int, max_bytes: int) -> DatasetInputError:
+    return DatasetInputError(path, f"line is longer than {max_bytes} bytes (raise --max-record-bytes)", number)
+
+
+def parse_jsonl_line(path: Path | str, number: int, line: bytes) -> object:
+    """One JSONL line parsed by the json module, or the error that names its line and column."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}", number) from exc
+    except json.JSONDecodeError as exc:
+        # json's own message may end in "at" ("Unterminated string starting at"): say it once
+        where = "column" if exc.msg.endswith(" at") else "at column"
+        raise DatasetInputError(path, f"malformed JSON ({exc.msg} {where} {exc.colno})", number) from exc
+
+
+def jsonl_record(path: Path | str, number: int, line: bytes, fields: Fields, max_bytes: int) -> Record:
+    """One JSONL line as a Record, exactly as read_records makes it (errors name line and field)."""
+    return _jsonl_record(path, number, parse_jsonl_line(path, number, line), fields, max_bytes)
 
 
 def jsonl_records_at(path: Path, data: bytes, positions: set[int], fields: Fields = Fields()) -> dict[int, Record]:
@@ -259,12 +271,17 @@ def _read_txt(path: Path, fields: Fields, max_bytes: int, name: str | None = Non
     size = path.stat().st_size
     if size > max_bytes:
         raise DatasetInputError(path, f"file is larger than {max_bytes} bytes (raise --max-record-bytes)")
+    yield txt_record(path, path.read_bytes(), fields, max_bytes, name)
+
+
+def txt_record(path: Path | str, data: bytes, fields: Fields, max_bytes: int, name: str | None = None) -> Record:
+    """A .txt file's bytes as its one record (its id, when ids are asked for, is the file's stem)."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DatasetInputError(path, f"invalid UTF-8 at byte {exc.start}") from exc
-    rid = Path(name or path.name).stem if fields.id else None
-    yield _make_record(path, 1, text, rid, None, None, fields, max_bytes)
+    rid = Path(name or path).stem if fields.id else None
+    return _make_record(path, 1, text, rid, None, None, fields, max_bytes)
 
 
 def read_records(

@@ -12,6 +12,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from custody.datasets.readers import (
     reservation_host,
     shard_format,
 )
+from custody.datasets.shard_scan import ShardTask, scan_shards
 from custody.home import Home
 from custody.ledger import query
 from custody.ledger.entry import canonical_json
@@ -282,34 +284,35 @@ class DatasetRegistry:
         parents: list[RegisteredDataset] | None = None,
         stage: dict | None = None,
         progress: Progress | None = None,
+        workers: int | None = None,
     ) -> tuple[RegisteredDataset, bool]:
-        """Register; returns (dataset, created). Identical content again is a no-op (created False)."""
+        """Register; returns (dataset, created). Identical content again is a no-op (created False).
+        Shards are read once each, `workers` at a time (default: one per usable core; see
+        custody.datasets.shard_scan), with the same manifest whatever the number."""
         fields = fields or Fields()
         card = card if isinstance(card, DatasetCard) else load_card(Path(card))
         shards, docs = _collect_inputs(paths)
         staged: list[Staged] = []
+        copies: list[Path] = []
         try:
-            shard_infos, locations = [], {}
+            tasks = []
             for name, path, fmt in shards:
-                if in_place:
-                    digest, size, read_path = sha256_file(path), path.stat().st_size, path
-                else:
-                    item = self.home.store.stage_file(path)
-                    staged.append(item)
-                    digest, size, read_path = item.digest, item.size, item.path
-                try:
-                    count = sum(1 for _ in read_records(read_path, fmt, fields, max_record_bytes, name))
-                except DatasetInputError as exc:
-                    raise DatasetInputError(path, exc.message, exc.line, exc.field) from None
-                if count == 0:
-                    raise DatasetInputError(path, "no records")
-                if in_place:
-                    if sha256_file(path) != digest:
-                        raise DatasetInputError(path, "file changed while it was being registered")
-                    locations[name] = str(path.resolve())
-                shard_infos.append(ShardInfo(name, fmt, digest, size, count))
-                if progress:
-                    progress(size)
+                copy_to = None if in_place else self.home.store.staging_path()
+                copies += [copy_to] if copy_to else []
+                tasks.append(ShardTask(name, str(path), fmt, fields, max_record_bytes, copy_to and str(copy_to)))
+            shard_infos, locations = [], {}
+            # closing: on an error, the workers still reading stop before their copies are removed
+            with closing(scan_shards(tasks, workers, lambda _, scan: progress and progress(scan.size))) as scans:
+                for (name, path, fmt), task, scan in zip(shards, tasks, scans, strict=False):
+                    if scan.error is not None:
+                        raise DatasetInputError(path, *scan.error)
+                    if scan.records == 0:
+                        raise DatasetInputError(path, "no records")
+                    if task.copy_to is not None:
+                        staged.append(Staged(self.home.store, Path(task.copy_to), scan.digest, scan.size))
+                    else:
+                        locations[name] = str(path.resolve())
+                    shard_infos.append(ShardInfo(name, fmt, scan.digest, scan.size, scan.records))
             doc_infos = []
             for name, path in docs:
                 item = self.home.store.stage_file(path)
@@ -329,6 +332,8 @@ class DatasetRegistry:
                 if existing.digest == manifest.digest and existing.body["card_digest"] == card_digest:
                     for item in staged:
                         item.discard()
+                    for copy in copies:
+                        copy.unlink(missing_ok=True)
                     return existing, False
                 raise RegistrationConflict(
                     f"{ref} is already registered (ledger index {existing.index}) with different "
@@ -341,6 +346,8 @@ class DatasetRegistry:
         except BaseException:
             for item in staged:
                 item.discard()
+            for copy in copies:
+                copy.unlink(missing_ok=True)
             raise
         body = {
             "name": ref.name,

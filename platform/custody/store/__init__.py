@@ -90,6 +90,14 @@ class ArtifactStore:
                 os.unlink(tmp_name)
             raise
 
+    def staging_path(self) -> Path:
+        """A new empty file in the store's temp area, for a copy written elsewhere (a worker
+        process); wrap it in Staged with its digest and size once written."""
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        os.close(fd)
+        return Path(tmp_name)
+
     def stage_file(self, path: Path) -> Staged:
         """Copy a file into the store's temp area while hashing; nothing is visible until commit()."""
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ hashes. Verification takes the same time whether or not the user exists.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -92,8 +93,11 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=128 * r * n * 2, dklen=KEY_BYTES)
 
 
-# A hash to check against when the user does not exist, so timing does not reveal names.
-_DUMMY = hash_password("custody-dummy-password", salt=b"\0" * 16)
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the user does not exist, so timing does not reveal names.
+    Made on the first sign-in, not at import: scrypt at this cost would slow every command."""
+    return hash_password("custody-dummy-password", salt=b"\0" * 16)
 
 
 class Accounts:
@@ -169,7 +173,7 @@ class Accounts:
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account if the password is right; None otherwise (in the same time either way)."""
         user = self._read().get(name)
-        ok = check_password(password, user["hash"] if user else _DUMMY)
+        ok = check_password(password, user["hash"] if user else _dummy_hash())
         if not (user and ok):
             return None
         return Account(name, user["role"], user["created"])

@@ -8,13 +8,17 @@ and measures, on the same files:
   * `sha256sum` over every shard (the floor: reading and hashing the bytes once), and the same
     through Python's hashlib (OpenSSL), a second reference;
   * `custody dataset register` copying into the content-addressed store (the default);
-  * `custody dataset register --in-place` (hash where the data lies, nothing copied);
+  * `custody dataset register --in-place` (hash where the data lies, nothing copied), and the
+    same with `--workers 1` (the one-read, orjson path on one core: what the worker pool adds);
 both with `--no-index`: registration builds the passage index for `custody find` by default, which
 bench/takedown.py measures on its own (index build MB/s); here only the registration proper;
 each as wall time and MiB/s, with the ratio of custody's MiB/s to sha256sum's. Registration runs
 as a separate `custody` process (the CLI, exactly as a user runs it) in a fresh home, under
 `/usr/bin/time -v` when it exists, so its peak RSS is that process's alone; without it, the child
-reports its own VmHWM. The baseline is the peak RSS of `custody version` (imports only).
+reports its own VmHWM (either way the largest single process). Registration reads shards in
+worker processes, so the bench also samples the RSS of the whole process tree, summed, every
+10 ms (an upper bound: shared pages count once per process). The baseline is the peak RSS of
+`custody version` (imports only).
 Peak RSS must not grow with the corpus: the output prints both sizes side by side.
 
 Files are warmed into the page cache before timing (`cat > /dev/null`), so the figures compare
@@ -179,7 +183,7 @@ class Run:
     mib_per_s: float
     ratio_to_sha256sum: float | None = None
     peak_rss_mib: float | None = None  # the largest single process (GNU time's figure)
-    tree_peak_rss_mib: float | None = None  # all its processes summed (TreeRss)
+    tree_peak_rss_mib: float | None = None  # all its processes, RSS summed (TreeRss)
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
@@ -193,8 +197,9 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.Co
 
 class TreeRss:
     """Samples the summed RSS of a process and all its descendants (the registering process, its
-    forkserver and its shard workers) every 10 ms: pages shared between them count once per
-    process, so this is an upper bound on what the whole registration holds."""
+    forkserver and its shard workers) every 10 ms. Pages they share (the interpreter, libraries)
+    count once per process, so the sum is an upper bound on what the registration holds. (PSS
+    would split shared pages, but also with unrelated processes that map the same libraries.)"""
 
     def __init__(self) -> None:
         self.peak = 0
@@ -397,21 +402,29 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    header = f"{'run':<28} {'corpus':>8} {'wall s':>8} {'MiB/s':>9} {'vs sha256sum':>13} {'peak RSS MiB':>13}"
+    header = (
+        f"{'run':<32} {'corpus':>8} {'wall s':>8} {'MiB/s':>9} {'vs sha256sum':>13} {'peak RSS MiB':>13} "
+        f"{'all procs MiB':>13}"
+    )
     print(header)
     print("-" * len(header))
     for run in runs:
         rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib is not None else "-"
+        tree = f"{run.tree_peak_rss_mib:.0f}" if run.tree_peak_rss_mib is not None else "-"
         print(
-            f"{run.what:<28} {run.corpus_gb:>6g} G {run.seconds:>8.2f} {run.mib_per_s:>9.1f} "
-            f"{run.ratio_to_sha256sum:>12.2f}x {rss:>13}"
+            f"{run.what:<32} {run.corpus_gb:>6g} G {run.seconds:>8.2f} {run.mib_per_s:>9.1f} "
+            f"{run.ratio_to_sha256sum:>12.2f}x {rss:>13} {tree:>13}"
         )
     print()
     for label in ("register (copy into store)", "register --in-place"):
-        peaks = {r.corpus_gb: r.peak_rss_mib for r in runs if r.what == label}
+        peaks = {
+            r.corpus_gb: (r.peak_rss_mib, r.tree_peak_rss_mib)
+            for r in sorted(runs, key=lambda r: r.corpus_gb)
+            if r.what == label
+        }
         print(
             f"peak RSS, {label}: "
-            + ", ".join(f"{gb:g} GiB -> {mib:.0f} MiB" for gb, mib in sorted(peaks.items()))
+            + ", ".join(f"{gb:g} GiB -> {rss:.0f} MiB (all: {tree:.0f})" for gb, (rss, tree) in peaks.items())
             + f" (custody version alone: {baseline:.0f} MiB)"
         )
 

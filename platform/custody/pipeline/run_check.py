@@ -53,9 +53,13 @@ def run_check(
     executor's workers report (bench/scale.py reads it); it changes nothing recorded.
     """
     executor = executor or LocalExecutor()
-    blueprint = executor.bind(check)  # before open: workers rebuild the check as the caller built it
-    with UnitMeter(carbon, f"custody-check-{check.name}") as meter:
-        return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter, timeline)
+    # Before open: workers rebuild the check as the caller built it, and may start loading now.
+    blueprint = executor.bind(check, dataset)
+    try:
+        with UnitMeter(carbon, f"custody-check-{check.name}") as meter:
+            return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter, timeline)
+    finally:
+        executor.release()
 
 
 def _run(

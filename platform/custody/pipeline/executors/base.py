@@ -46,9 +46,14 @@ class Executor(ABC):
     kind: ClassVar[str]
     distributed: ClassVar[bool] = False  # False: stages run in the driver as they always did
 
-    def bind(self, check: Check) -> Any:
-        """Called with the check before the driver opens it: what a worker rebuilds it from."""
+    def bind(self, check: Check, dataset: RegisteredDataset | None = None) -> Any:
+        """Called with the check before the driver opens it: what a worker rebuilds it from.
+        With the dataset, an executor may start its workers now, so that their start-up (and
+        their models' loading) overlaps the driver's own `open`; `release` stops any left unused."""
         return None
+
+    def release(self) -> None:  # noqa: B027  optional hook
+        """Stop the workers `bind` started that no `scan` took (the run stopped before scanning)."""
 
     @abstractmethod
     def scan(self, job: ScanJob, todo: list[int]) -> Iterator[ScannedShard]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from custody.datasets.registry import RegisteredDataset
 from custody.pipeline.executors.base import Executor, ExecutorError
 from custody.pipeline.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
 from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
@@ -42,6 +43,7 @@ class RayExecutor(Executor):
         self.cpus_per_worker = cpus_per_worker
         self.retries = retries
         self._started = False
+        self._early: tuple[bytes, _Crew] | None = None  # actors `bind` started, for the check it pickled
 
     def describe(self) -> str:
         return f"ray ({self.address or 'local cluster'})"
@@ -76,18 +78,42 @@ class RayExecutor(Executor):
             self._started = False
 
     # -- checks ---------------------------------------------------------------------------------
-    def bind(self, check: Any) -> bytes:
+    def bind(self, check: Any, dataset: RegisteredDataset | None = None) -> bytes:
+        """The unopened check, pickled (a worker opens its own copy). With the dataset, the actors
+        start now and open the check (load their models) while the driver opens its own."""
         from ray import cloudpickle
 
-        return cloudpickle.dumps(check)  # the unopened check: a worker opens its own copy
+        blueprint = cloudpickle.dumps(check)
+        self.release()
+        if dataset is not None:
+            args = (blueprint, DatasetHandle.of(dataset))
+            self._early = (blueprint, self._crew(CheckWorker, args, len(dataset.manifest.shards)))
+            for actor in self._early[1].actors:
+                actor.warm.remote()  # queued first on the actor: its first shard waits for it
+        return blueprint
+
+    def release(self) -> None:
+        if self._early is not None:
+            _, crew = self._early
+            self._early = None
+            crew.kill()
 
     def scan(self, job: ScanJob, todo: list[int]) -> Iterator[ScannedShard]:
+        early, self._early = self._early, None
+        if early is not None and early[0] is not job.blueprint:
+            early[1].kill()  # bound for another check
+            early = None
         if not todo:
+            if early is not None:
+                early[1].kill()
             return
-        handle = DatasetHandle.of(job.dataset)
-        args = (job.blueprint, handle, job.config_digest, str(job.work.path.resolve()))
+        if early is not None:
+            crew = early[1]
+        else:
+            crew = self._crew(CheckWorker, (job.blueprint, DatasetHandle.of(job.dataset)), len(todo))
+        call = (job.config_digest, str(job.work.path.resolve()))
         report = None if job.timeline is None else partial(_report, job.timeline)
-        yield from self._dispatch(CheckWorker, args, "scan", todo, report)
+        yield from self._dispatch(crew, "scan", todo, call, report)
 
     # -- stages ---------------------------------------------------------------------------------
     def stage_parts(self, job: StageJob) -> Iterator[StagePart]:
@@ -96,34 +122,39 @@ class RayExecutor(Executor):
         numbers = list(range(len(job.source.manifest.shards)))
         finished: dict[int, StagePart] = {}
         following = 0
-        for part in self._dispatch(StageWorker, args, "process", numbers):
+        for part in self._dispatch(self._crew(StageWorker, args, len(numbers)), "process", numbers):
             finished[part.number] = part
             while following in finished:  # hand parts on in shard order, as soon as they can be
                 yield finished.pop(following)
                 following += 1
 
     # -- the dispatch loop ----------------------------------------------------------------------
+    def _crew(self, worker: type, args: tuple, wanted: int) -> _Crew:
+        """Start the actors for one job: as many as `slots` allows for `wanted` shards."""
+        ray = self._ray()
+        remote = ray.remote(worker).options(
+            num_cpus=self.cpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
+        )
+        crew = _Crew(lambda: remote.remote(*args))
+        for _ in range(self.slots(wanted)):
+            crew.start()
+        return crew
+
     def _dispatch(
-        self, worker: type, args: tuple, method: str, numbers: list[int], report: Report | None = None
+        self, crew: _Crew, method: str, numbers: list[int], call: tuple = (), report: Report | None = None
     ) -> Iterator[Any]:
         """Keep every actor busy with one shard; yield results as they finish; retry lost shards.
-        `report(result, requested, received)` is told when each result's actor was asked for and
-        when the result reached this process (wall clock)."""
+        Each call is `method(number, *call)`. `report(result, requested, received)` is told when
+        each result's actor was asked for and when the result reached this process (wall clock).
+        The crew's actors are stopped when the loop ends, however it ends."""
         ray = self._ray()
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
 
         lost = (ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError)
-        remote = ray.remote(worker).options(
-            num_cpus=self.cpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
-        )
-        requested: dict[Any, float] = {}
-
-        def start() -> Any:
-            actor = remote.remote(*args)
-            requested[actor] = time.time()
-            return actor
-
-        actors = [start() for _ in range(self.slots(len(numbers)))]
+        actors, requested, start = crew.actors, crew.requested, crew.start
+        for extra in actors[len(numbers) :]:  # more actors than shards left (a resumed run)
+            ray.kill(extra, no_restart=True)
+        del actors[len(numbers) :]
         pending = deque(numbers)
         running: dict[Any, tuple[Any, int]] = {}
         attempts: dict[int, int] = {}
@@ -132,7 +163,7 @@ class RayExecutor(Executor):
             while pending or running:
                 while idle and pending:
                     actor, number = idle.pop(), pending.popleft()
-                    running[getattr(actor, method).remote(number)] = (actor, number)
+                    running[getattr(actor, method).remote(number, *call)] = (actor, number)
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
                     actor, number = running.pop(ref)
@@ -144,9 +175,7 @@ class RayExecutor(Executor):
                         if attempts[number] > self.retries:
                             raise ExecutorError(f"shard {number} failed on {attempts[number]} workers: {exc}") from exc
                         ray.kill(actor, no_restart=True)
-                        replacement = start()
-                        actors.append(replacement)
-                        idle.append(replacement)
+                        idle.append(start())
                         pending.appendleft(number)
                         continue
                     except ray.exceptions.RayTaskError as exc:
@@ -156,8 +185,29 @@ class RayExecutor(Executor):
                         report(result, requested[actor], time.time())
                     yield result
         finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
+            crew.kill()
+
+
+class _Crew:
+    """The actors started for one job, and when each was asked for."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.actors: list[Any] = []
+        self.requested: dict[Any, float] = {}
+
+    def start(self) -> Any:
+        actor = self.make()
+        self.actors.append(actor)
+        self.requested[actor] = time.time()
+        return actor
+
+    def kill(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors.clear()
 
 
 def _report(timeline: Timeline, scanned: ScannedShard, requested: float, received: float) -> None:

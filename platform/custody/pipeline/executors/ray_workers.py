@@ -67,13 +67,17 @@ def _compare(what: str, mine: dict, expected_digest: str) -> None:
 
 
 class CheckWorker:
-    """Scans shards of one dataset with one check, opened once per actor (models load once)."""
+    """Scans shards of one dataset with one check, opened once per actor (models load once).
 
-    def __init__(self, blueprint: bytes, dataset: DatasetHandle, config_digest: str, work_dir: str) -> None:
-        self.blueprint, self.handle, self.config_digest = blueprint, dataset, config_digest
-        self.work_dir = Path(work_dir)
+    The driver starts it before opening its own copy of the check, so `warm` (the model load)
+    runs while the driver opens; the driver's configuration digest and work area come with each
+    shard, and the first shard compares the digest before scanning anything."""
+
+    def __init__(self, blueprint: bytes, dataset: DatasetHandle) -> None:
+        self.blueprint, self.handle = blueprint, dataset
         self.check: Any = None
         self.dataset: Any = None
+        self.agreed: str | None = None  # the driver's config digest, once compared
         self.timing: dict[str, Any] = {"born": time.time()}  # reported with the first shard
 
     def _ready(self) -> None:
@@ -88,21 +92,20 @@ class CheckWorker:
             check = dataclasses.replace(check, processes=1)  # Ray gives the parallelism: one actor per core
         self.dataset = self.handle.open()
         check.open(self.dataset)
-        try:
-            _compare(f"check {check.name}", check.config(), self.config_digest)
-        except BaseException:
-            check.close()
-            raise
         self.check = check
         self.timing["load"] = (started, time.time())
 
-    def ready(self) -> str:
+    def warm(self) -> str:
+        """Open the check now (load its models), before the first shard arrives."""
         self._ready()
         return worker_name()
 
-    def scan(self, number: int) -> ScannedShard:
+    def scan(self, number: int, config_digest: str, work_dir: str) -> ScannedShard:
         self._ready()
-        path = ShardWork(self.work_dir).scratch_path(number, uuid.uuid4().hex[:12])
+        if self.agreed != config_digest:
+            _compare(f"check {self.check.name}", self.check.config(), config_digest)
+            self.agreed = config_digest
+        path = ShardWork(Path(work_dir)).scratch_path(number, uuid.uuid4().hex[:12])
         started, cpu = time.time(), time.process_time()
         scanned = scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
         timing, self.timing = self.timing | {"scan": (started, time.time()), "cpu": time.process_time() - cpu}, {}

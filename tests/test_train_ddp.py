@@ -1,6 +1,6 @@
 """Data parallelism through torchrun: two CPU processes on gloo follow the single-process loss curve
-(same global batch) within floating-point tolerance, rank 0 alone writes checkpoints, and the
-emissions of both processes are summed."""
+(same global batch) within floating-point tolerance, with or without gradient accumulation, rank 0
+alone writes checkpoints, and the emissions of both processes are summed."""
 
 from __future__ import annotations
 
@@ -52,8 +52,27 @@ def test_two_gloo_processes_match_one_process(tmp_path) -> None:
             "--carbon",
         ]
     )
+    # Two ranks again, each splitting its 4 sequences into 2 micro-batches (one all-reduce per step).
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(WORKER),
+            *common,
+            str(tmp_path / "accum"),
+            str(tmp_path / "accum.json"),
+            "--grad-accum",
+            "2",
+        ]
+    )
     single = json.loads((tmp_path / "single.json").read_text())
     ddp = json.loads((tmp_path / "ddp.json").read_text())
+    accumulated = json.loads((tmp_path / "accum.json").read_text())
+    for a, b in zip(single["losses"], accumulated["losses"], strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
     assert (single["world_size"], ddp["world_size"]) == (1, 2)
     assert len(ddp["losses"]) == len(single["losses"]) == 16
     assert ddp["losses"][-1] < ddp["losses"][0] - 0.5

@@ -206,6 +206,22 @@ def test_bad_settings_are_refused(data, tmp_path) -> None:
         train(tiny_gpt(block=16), data, FAST, tmp_path)
 
 
+def test_gradient_accumulation_follows_the_one_batch_curve(data, tmp_path) -> None:
+    config = replace(FAST, steps=8, eval_interval=0)
+    whole = train(tiny_gpt(), data, config, tmp_path / "whole")
+    for parts in (2, 4):
+        model, seen = tiny_gpt(), []
+        model.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
+        split = train(model, data, replace(config, grad_accum=parts), tmp_path / f"split-{parts}")
+        assert split.losses == pytest.approx(whole.losses, abs=1e-5)  # the same sums, in another order
+        assert split.tokens == whole.tokens
+        assert seen.count(8 // parts) == 8 * parts  # every step really ran in `parts` micro-batches
+    with pytest.raises(ValueError, match="split evenly into grad_accum 3"):
+        train(tiny_gpt(), data, replace(config, grad_accum=3), tmp_path / "uneven")
+    with pytest.raises(ValueError, match="grad_accum must be at least 1"):
+        replace(config, grad_accum=0)
+
+
 @pytest.mark.slow
 def test_torch_compile_follows_the_eager_curve(data, tmp_path) -> None:
     config = replace(FAST, steps=6, eval_interval=0)

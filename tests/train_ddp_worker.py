@@ -1,6 +1,6 @@
 """One training run for tests/test_train_ddp.py: under torchrun (WORLD_SIZE > 1) or as a single process.
 
-    python tests/train_ddp_worker.py HOME TOKENIZER TOKENIZER_DIGEST OUT_DIR RESULT_JSON [--carbon]
+    python tests/train_ddp_worker.py HOME TOKENIZER TOKENIZER_DIGEST OUT_DIR RESULT_JSON [--carbon] [--grad-accum N]
 
 Every rank opens the home, verifies the dataset's shards and tokenizes them itself, as a real
 data-parallel run does; rank 0 writes the result.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -42,7 +43,8 @@ def main() -> None:
         home.close()
     torch.manual_seed(0)  # the same init on every rank (DDP also broadcasts rank 0's weights)
     model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=64))
-    result = train(model, data, CONFIG, Path(out_dir), carbon=carbon)
+    accum = int(sys.argv[sys.argv.index("--grad-accum") + 1]) if "--grad-accum" in sys.argv else 1
+    result = train(model, data, replace(CONFIG, grad_accum=accum), Path(out_dir), carbon=carbon)
     if dist.is_main:
         Path(result_path).write_text(
             json.dumps(

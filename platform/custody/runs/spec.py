@@ -97,6 +97,7 @@ class TrainingSpec(_Strict):
     seed: int = 1337
     steps: int = Field(default=200, ge=1)
     batch_size: int = Field(default=16, ge=1)
+    grad_accum: int = Field(default=1, ge=1)  # micro-batches per step on each rank (same global batch)
     lr: float = Field(default=1e-3, gt=0)
     min_lr: float = Field(default=1e-4, ge=0)
     warmup: int = Field(default=20, ge=0)

@@ -114,8 +114,8 @@ def train_config(spec: RunSpec) -> TrainConfig:
     """The core loop's settings from the spec's [training] table (every run kind that trains a GPT)."""
     t = spec.training
     return TrainConfig(
-        seed=t.seed, steps=t.steps, batch_size=t.batch_size, lr=t.lr, min_lr=t.min_lr, warmup=t.warmup,
-        weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
+        seed=t.seed, steps=t.steps, batch_size=t.batch_size, grad_accum=t.grad_accum, lr=t.lr, min_lr=t.min_lr,
+        warmup=t.warmup, weight_decay=t.weight_decay, grad_clip=t.grad_clip, eval_interval=t.eval_interval,
         eval_steps=t.eval_steps, checkpoint_interval=t.checkpoint_interval, log_interval=t.log_interval,
         compile=t.compile, device=t.device, deterministic=t.deterministic,
     )  # fmt: skip

@@ -50,6 +50,9 @@ class TrainConfig:
     seed: int = 1337
     steps: int = 1000  # optimizer steps in the whole run (the cosine schedule ends here)
     batch_size: int = 16  # sequences per step, over all data-parallel ranks
+    # Micro-batches per step on each rank: activations are held for batch_size / (ranks x
+    # grad_accum) sequences at a time; the global batch, and so the loss curve, stay the same.
+    grad_accum: int = 1
     lr: float = 6e-4
     min_lr: float = 6e-5
     warmup: int = 100
@@ -67,7 +70,7 @@ class TrainConfig:
     peak_flops: float | None = None  # for MFU; looked up for known GPUs when None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_steps", "log_interval"):
+        for name in ("steps", "batch_size", "grad_accum", "eval_steps", "log_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"training setting {name} must be at least 1")
         for name in ("warmup", "eval_interval", "checkpoint_interval", "grad_clip", "weight_decay"):
@@ -181,9 +184,7 @@ def train(
                 lr = _set_lr(optimizer, step, config)
                 x, y = data.batch("train", step, config.batch_size, config.seed, dist.rank, dist.world_size)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with _autocast(device):
-                    _, loss = net(x, y)
-                loss.backward()
+                loss = _forward_backward(net, x, y, config.grad_accum, device)
                 if config.grad_clip > 0:
                     grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
                 optimizer.step()
@@ -233,11 +234,16 @@ def resolve_device(name: str, dist: Distributed) -> torch.device:
 
 def _check_fits(model: GPT, data: TokenData, config: TrainConfig, dist: Distributed) -> None:
     """Refuse, before anything is loaded, a run that cannot work: the data's sequences must be the model's
-    length, and a batch must split evenly over the ranks."""
+    length, and a batch must split evenly over the ranks and each rank's share into micro-batches."""
     if data.block_size != model.config.block_size:
         raise ValueError(f"data block_size {data.block_size} differs from the model's {model.config.block_size}")
     if config.batch_size % dist.world_size:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the {dist.world_size} ranks")
+    if (config.batch_size // dist.world_size) % config.grad_accum:
+        raise ValueError(
+            f"each rank's {config.batch_size // dist.world_size} sequences must split evenly into "
+            f"grad_accum {config.grad_accum} micro-batches"
+        )
 
 
 @dataclass
@@ -378,6 +384,29 @@ def _autocast(device: torch.device) -> AbstractContextManager:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return nullcontext()  # fp32 on the CPU: bf16 there is slow and changes the numbers
+
+
+def _forward_backward(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batches: int, device: torch.device
+) -> torch.Tensor:
+    """Gradients of the mean loss over this rank's batch, in `micro_batches` equal parts (each
+    part's loss scaled by 1/parts, so the sum is the whole batch's mean); DDP all-reduces once,
+    on the last part. Returns the batch's mean loss."""
+    if micro_batches == 1:
+        with _autocast(device):
+            _, loss = net(x, y)
+        loss.backward()
+        return loss
+    total = torch.zeros((), device=device)
+    parts = list(zip(x.chunk(micro_batches), y.chunk(micro_batches), strict=True))
+    for i, (mx, my) in enumerate(parts):
+        last = i == len(parts) - 1
+        with nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
+            with _autocast(device):
+                _, loss = net(mx, my)
+            (loss / micro_batches).backward()
+        total += loss.detach().float()
+    return total / micro_batches
 
 
 def _due(done: int, every: int, config: TrainConfig) -> bool:

@@ -83,8 +83,10 @@ def breakdown(timeline: Timeline, start: float, end: float, workers: int) -> dic
         "wall_s": round(end - start, 3),
         "to_first_scan_s": round(first - start, 3),  # open, actor start-up and model load, as waited for
         "driver_open_s": total("open"),
+        "driver_open_cpu_s": round(sum(s.labels["cpu"] for s in timeline.named("open")), 3),
         "actor_start_s": longest("actor start"),  # asked for -> constructed (process, imports)
         "model_load_s": longest("model load"),  # the check opened in the actor (the spaCy model)
+        "model_load_cpu_s": round(sum(s.labels["cpu"] or 0.0 for s in timeline.named("model load")), 3),
         "scan_window_s": round(last - first, 3),
         "scan_s": round(scanning, 3),  # summed over workers
         "scan_cpu_s": round(sum(s.labels["cpu"] or 0.0 for s in scans), 3),
@@ -132,6 +134,43 @@ def one(args: argparse.Namespace) -> None:
     print(json.dumps(figure), flush=True)
 
 
+def _scan_part(check: PiiCheck, dataset, numbers: list[int]) -> None:
+    for number in numbers:
+        check.scan_shard(dataset, dataset.manifest.shards[number], lambda row: None)
+
+
+def cores(args: argparse.Namespace) -> None:
+    """What this machine's cores give this scanning work without Ray: the model loaded once, then
+    1 or 2 forked processes each scanning its share of the shards (shard i to process i mod n),
+    as Ray's actors do; the wall from fork to the last join. The steady state's ceiling."""
+    import multiprocessing
+
+    home = Home.open(args.home)
+    dataset = DatasetRegistry(home).get(REF)
+    check = PiiCheck(processes=1)
+    check.open(dataset)  # loads the model here; forked processes inherit it
+    _scan_part(check, dataset, [0])  # warm: the first scan's lazy set-up is nobody's scanning
+    context = multiprocessing.get_context("fork")
+    seconds = {}
+    for _ in range(2):  # 1, 2, 1, 2: a change in load falls on both
+        for n in (1, 2):
+            shards = len(dataset.manifest.shards)
+            parts = [[i for i in range(shards) if i % n == p] for p in range(n)]
+            start = time.perf_counter()
+            processes = [context.Process(target=_scan_part, args=(check, dataset, part)) for part in parts]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+                assert process.exitcode == 0
+            seconds.setdefault(n, []).append(time.perf_counter() - start)
+    check.close()
+    home.close()
+    one, two = min(seconds[1]), min(seconds[2])
+    figure = {"run": "cores", "one_process_s": round(one, 3), "two_processes_s": round(two, 3)}
+    print(json.dumps(figure | {"efficiency": round(one / (2 * two), 3), "load_average": load_average()}), flush=True)
+
+
 # -- the whole benchmark ----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -160,7 +199,8 @@ def start_cluster(temp_dir: Path):
 
 def child(kind: str, home: Path, address: str) -> dict:
     command = [sys.executable, __file__, "--one", kind, "--home", str(home), "--address", address]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=HERE)
+    env = os.environ | ({"OMP_NUM_THREADS": "1"} if kind == "cores" else {})  # as Ray sets it for an actor
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=HERE, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -177,10 +217,12 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=HERE / "out" / "scale.json")
-    parser.add_argument("--one", choices=list(KINDS), help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=[*KINDS, "cores"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one == "cores":
+        return cores(args)
     if args.one:
         return one(args)
 
@@ -206,6 +248,9 @@ def main() -> None:
                     )
         finally:
             cluster.shutdown()
+        machine = child("cores", Path(tmp) / "home", "")
+        one_two = f"1 process {machine['one_process_s']:.2f} s, 2 processes {machine['two_processes_s']:.2f} s"
+        print(f"  without Ray: {one_two}", flush=True)
 
     if len({r["result_digest"] for runs in rounds.values() for r in runs}) != 1:
         raise SystemExit("result digests differ between executors")
@@ -217,6 +262,8 @@ def main() -> None:
     window = [r["breakdown"]["scan_window_s"] for r in (one_worker, two_workers)]
     steady = [records / w for w in window]
     steady_efficiency = steady[1] / (2 * steady[0])
+    # Generous: start-up and the driver's tail as at one worker, only the scanning window halved.
+    ceiling = one_worker["seconds"] / (2 * (one_worker["seconds"] - window[0] / 2))
     per_worker = one_worker["docs_per_s"]
     per_worker_chars = per_worker * characters / records
     seconds = ", ".join(f"{r['run']} {r['seconds']:.2f} s" for r in runs)
@@ -225,6 +272,8 @@ def main() -> None:
     print(f"  scaling efficiency, end to end (ray x2 / 2 x ray x1): {efficiency:.2f}")
     windows = f"scan windows {window[0]:.2f} s, {window[1]:.2f} s"
     print(f"  scaling efficiency, steady state ({windows}): {steady_efficiency:.2f}")
+    print(f"  ceiling, end to end (ray x1's start-up and tail, its scan window halved): {ceiling:.2f}")
+    print(f"  ceiling, steady state (two processes over twice one, without Ray): {machine['efficiency']:.2f}")
     print(f"  per worker: {per_worker:.1f} docs/s, {per_worker_chars:,.0f} chars/s")
     for r in (one_worker, two_workers):
         parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in r["breakdown"].items())
@@ -240,6 +289,8 @@ def main() -> None:
         "scaling_efficiency": round(efficiency, 3),
         "steady_state_scaling_efficiency": round(steady_efficiency, 3),
         "steady_state_docs_per_s": [round(s, 1) for s in steady],
+        "end_to_end_ceiling": round(ceiling, 3),
+        "cores": machine,
         "per_worker_docs_per_s": per_worker,
         "per_worker_chars_per_s": round(per_worker_chars),
         "result_digest": local["result_digest"],

@@ -217,7 +217,7 @@ def _report(timeline: Timeline, scanned: ScannedShard, requested: float, receive
     if "born" in timing:
         timeline.add("actor start", requested, timing["born"], worker=worker)
     if "load" in timing:
-        timeline.add("model load", *timing["load"], worker=worker)
+        timeline.add("model load", *timing["load"], worker=worker, cpu=timing.get("load_cpu"))
     if "scan" in timing:
         timeline.add("scan", *timing["scan"], worker=worker, shard=scanned.number, cpu=timing.get("cpu"))
         timeline.add("hand back", timing["scan"][1], received, worker=worker, shard=scanned.number)

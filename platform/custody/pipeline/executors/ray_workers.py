@@ -83,7 +83,7 @@ class CheckWorker:
     def _ready(self) -> None:
         if self.check is not None:
             return
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         from ray import cloudpickle
 
         check = cloudpickle.loads(self.blueprint)
@@ -94,6 +94,7 @@ class CheckWorker:
         check.open(self.dataset)
         self.check = check
         self.timing["load"] = (started, time.time())
+        self.timing["load_cpu"] = time.process_time() - cpu
 
     def warm(self) -> str:
         """Open the check now (load its models), before the first shard arrives."""

@@ -16,6 +16,10 @@ from typing import Any, Protocol
 from custody.ledger.storage import EntryRow, Storage
 
 PAGE = 1000  # rows per database round trip; memory stays flat however long the ledger is
+# The first round trip asks for this many rows and each next one for GROWTH times more, up to the
+# page: a reader that stops early (the newest result of each check) fetches a few rows, not a
+# thousand entries' bytes, and a full scan pays three extra round trips.
+FIRST_PAGE, GROWTH = 16, 4
 
 
 class HasEntry(Protocol):
@@ -44,32 +48,37 @@ def entries(
     stop: int | None = None,
     newest_first: bool = False,
     page: int = PAGE,
+    first_page: int = FIRST_PAGE,
 ) -> Iterator[EntryRow]:
     """Entries with `start <= index < stop` whose type starts with `type_prefix` (a family such as
-    "check." or one type such as "run.started/v1"), optionally about one subject or by one actor."""
+    "check." or one type such as "run.started/v1"), optionally about one subject or by one actor.
+    Round trips ask for `first_page` rows, then GROWTH times more each, up to `page`."""
     filters = {"type_prefix": type_prefix, "subject": subject, "actor": actor}
+    size = max(1, min(first_page, page))
     if newest_first:
         cursor = storage.head()[0] - 1 if stop is None else stop - 1
         while cursor >= start:
-            rows = storage.entries(cursor, page, descending=True, **filters)
+            rows = storage.entries(cursor, size, descending=True, **filters)
             for row in rows:
                 if row.idx < start:
                     return
                 yield row
-            if len(rows) < page:
+            if len(rows) < size:
                 return
             cursor = rows[-1].idx - 1
+            size = min(size * GROWTH, page)
         return
     cursor = start
     while stop is None or cursor < stop:
-        rows = storage.entries(cursor, page, **filters)
+        rows = storage.entries(cursor, size, **filters)
         for row in rows:
             if stop is not None and row.idx >= stop:
                 return
             yield row
-        if len(rows) < page:
+        if len(rows) < size:
             return
         cursor = rows[-1].idx + 1
+        size = min(size * GROWTH, page)
 
 
 def window(
@@ -86,7 +95,8 @@ def window(
     screenful, a CLI listing)."""
     if limit <= 0:
         return []
-    found = entries(storage, type_prefix, subject, actor, start, stop, newest_first, page=min(limit, PAGE))
+    size = min(limit, PAGE)
+    found = entries(storage, type_prefix, subject, actor, start, stop, newest_first, page=size, first_page=size)
     return list(islice(found, limit))
 
 
@@ -110,3 +120,9 @@ def latest(storage: Storage, type_prefix: str | None = None, subject: str | None
 def at(storage: Storage, index: int) -> EntryRow | None:
     """The entry at `index`, or None past the end."""
     return storage.entry(index)
+
+
+def touched(storage: Storage, start: int, stop: int) -> set[tuple[str, str]]:
+    """(type, subject) of every entry with `start <= index < stop`, each pair once: what a summary
+    carried forward from `start` must look at (`ledger/summary.py`)."""
+    return storage.touched(start, stop) if start < stop else set()

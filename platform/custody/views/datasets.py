@@ -100,10 +100,11 @@ def _declared(dataset: RegisteredDataset) -> str:
 def list_datasets(home: Home, decisions: list[DecisionInfo] | None = None) -> list[DatasetRow]:
     latest = latest_by_subject(all_decisions(home) if decisions is None else decisions)
     gone = taken_down(home)
+    names = CHECKS.names()  # once: each call reads the installed packages' entry points again
     rows = []
     for dataset in DatasetRegistry(home).all():
         ref = str(dataset.ref)
-        checks = latest_results(home, dataset, CHECKS.names())
+        checks = latest_results(home, dataset, names)
         category = ""
         if "license" in checks:
             category = checks["license"].summary(home).get("category") or ""

@@ -172,7 +172,7 @@ class Storage(ABC):
         descending: bool = False,
     ) -> list[EntryRow]:
         """A page of entries, filtered on the copied envelope fields."""
-        where, params = ["idx >= ?" if not descending else "idx <= ?"], [start]
+        where, params = [], []
         if type_prefix:
             where.append("type LIKE ? ESCAPE '\\'")
             params.append(_like_prefix(type_prefix))
@@ -182,9 +182,19 @@ class Storage(ABC):
         if actor:
             where.append("actor = ?")
             params.append(actor)
+        return self._page(where, params, start, limit, descending)
+
+    def _page(self, where: list[str], params: list[Any], start: int, limit: int, descending: bool) -> list[EntryRow]:
+        """Up to `limit` entries from index `start` on (down, when `descending`) matching every `where`."""
+        bound = "idx <= ?" if descending else "idx >= ?"
         order = "DESC" if descending else "ASC"
-        sql = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {' AND '.join(where)} ORDER BY idx {order} LIMIT ?"
-        return [_entry_row(r) for r in self._rows(sql, [*params, limit])]
+        sql = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {' AND '.join([bound, *where])} ORDER BY idx {order} LIMIT ?"
+        return [_entry_row(r) for r in self._rows(sql, [start, *params, limit])]
+
+    def touched(self, start: int, stop: int) -> set[tuple[str, str]]:
+        """The distinct (type, subject) of the entries with `start <= idx < stop` (no entry bytes read)."""
+        rows = self._rows("SELECT DISTINCT type, subject FROM entries WHERE idx >= ? AND idx < ?", (start, stop))
+        return {(type_, subject) for type_, subject in rows}
 
     def iter_entries(self, batch: int = 50_000) -> Iterator[EntryRow]:
         """Every entry in index order, in pages so memory stays flat."""

@@ -16,6 +16,7 @@ DDL = [
         type TEXT NOT NULL, ts TEXT NOT NULL, actor TEXT NOT NULL, subject TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS entries_by_type ON entries (type text_pattern_ops, idx)",
     "CREATE INDEX IF NOT EXISTS entries_by_subject ON entries (subject, idx)",
+    "CREATE INDEX IF NOT EXISTS entries_by_subject_type ON entries (subject, type text_pattern_ops, idx)",
     """CREATE TABLE IF NOT EXISTS nodes (
         level INTEGER NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx))""",
     "CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, root BYTEA NOT NULL, note TEXT NOT NULL)",
@@ -62,6 +63,7 @@ class PostgresStorage(Storage):
                 self._create()
             self.head()
             self._ensure_cosignatures()
+            self._ensure_subject_type_index()
         except psycopg.Error as exc:
             raise StorageError(f"{_redact(url)}: {str(exc).strip().splitlines()[0]}") from exc
 
@@ -80,6 +82,18 @@ class PostgresStorage(Storage):
             self._conn.execute("SELECT pg_advisory_xact_lock(7264251)")  # the lock `init` takes
             for statement in COSIGNATURES_DDL:
                 self._conn.execute(statement)
+
+    def _ensure_subject_type_index(self) -> None:
+        """One subject's entries of one type (its reviews, its takedowns) came later: the index is
+        made on open when missing; a role that may not create it goes without (slower, not wrong)."""
+        if self._conn.execute("SELECT to_regclass('entries_by_subject_type')").fetchone()[0] is not None:
+            return
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(7264251)")  # the lock `init` takes
+                self._conn.execute(next(s for s in DDL if "entries_by_subject_type" in s))
+        except (self._psycopg.errors.InsufficientPrivilege, self._psycopg.errors.ReadOnlySqlTransaction):
+            return
 
     def _execute(self, sql: str, params: Any = ()) -> Any:
         try:

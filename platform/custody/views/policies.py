@@ -5,6 +5,8 @@ The binding (`custody policy bind`, an admin's signed entry) is what makes a pol
 purpose: the gate evaluates the bound policy's exact bytes, whatever a file on disk now says, so
 the page names policies by digest. The evaluation is the gate's own (`gather` + `evaluate`), so
 reviews and waivers count exactly as they would in `custody gate`; nothing is written to the ledger.
+The input document is `gather`'s, with each dataset's facts carried forward from a summary kept
+beside the home (views/gate_facts.py), so a cold page reads only the entries appended since.
 A rule whose check never ran on a dataset is shown as "not checked", not as failing: the gate
 denies it (fail closed), but nothing was found wrong with the data.
 """
@@ -21,11 +23,11 @@ from custody.home import Home
 from custody.paths import policies_dir
 from custody.policy.bindings import Binding, BindingError, current_bindings
 from custody.policy.evaluate import evaluate
-from custody.policy.inputs import gather
 from custody.policy.rules import MissingResult, rule_function
 from custody.policy.schema import LoadedPolicy, Policy, PolicyError, load_policy, shipped_policies
 from custody.store import ArtifactError
 from custody.views.common import when
+from custody.views.gate_facts import gate_input
 
 PASS, LIFTED, NOT_CHECKED = "pass", "lifted", "not checked"
 
@@ -162,7 +164,7 @@ def rule_matrix(
     cells = {(rule, ds): PASS for rule in rules for ds in names}
     decisions = dict.fromkeys(names, "allow")
     if datasets:
-        doc = gather(home, datasets, policy.purpose, now or dt.datetime.now(dt.UTC))
+        doc = gate_input(home, datasets, policy.purpose, now or dt.datetime.now(dt.UTC))
         decision = evaluate(policy, doc)
         for item in list(decision.waived) + list(decision.approved):
             subject = item["finding"].split("/", 1)[0]

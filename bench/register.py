@@ -7,6 +7,8 @@ MiB (records of varying length built from a built-in word list; nothing is read 
 and measures, on the same files:
   * `sha256sum` over every shard (the floor: reading and hashing the bytes once), and the same
     through Python's hashlib (OpenSSL), a second reference;
+  * copying the shards into another folder and fsyncing them (shutil.copyfile, no hashing): the
+    floor for the copy mode, which writes every byte durably where sha256sum only reads;
   * `custody dataset register` copying into the content-addressed store (the default);
   * `custody dataset register --in-place` (hash where the data lies, nothing copied), and the
     same with `--workers 1` (the one-read, orjson path on one core: what the worker pool adds);
@@ -162,6 +164,17 @@ _HASHLIB = (
     "    print(digest.hexdigest(), name)\n"
 )
 
+# The floor for the copy mode: the same bytes copied into another folder and fsynced, nothing else.
+_COPY_FSYNC = (
+    "import os, shutil, sys\n"
+    "target = sys.argv[1]\n"
+    "for name in sys.argv[2:]:\n"
+    "    copy = os.path.join(target, os.path.basename(name))\n"
+    "    shutil.copyfile(name, copy)\n"
+    "    with open(copy, 'rb') as handle:\n"
+    "        os.fsync(handle.fileno())\n"
+)
+
 _HWM_WRAPPER = (
     "import runpy, sys, atexit\n"
     "def report():\n"
@@ -312,6 +325,14 @@ def bench_size(workdir: Path, gb: float, shard_mb: int, env: dict) -> tuple[list
     rate = total / MiB / seconds
     runs.append(Run("hashlib sha256 (OpenSSL)", gb, total, round(seconds, 2), round(rate, 1), round(rate / base, 3)))
     print(f"  hashlib sha256: {seconds:.2f} s, {rate:,.0f} MiB/s", flush=True)
+    # What copying alone costs: registration's default mode writes every byte into the store.
+    copies = workdir / "copies"
+    copies.mkdir(exist_ok=True)
+    seconds, _ = timed([sys.executable, "-c", _COPY_FSYNC, str(copies), *map(str, shards)])
+    shutil.rmtree(copies)
+    rate = total / MiB / seconds
+    runs.append(Run("copy + fsync (no hashing)", gb, total, round(seconds, 2), round(rate, 1), round(rate / base, 3)))
+    print(f"  copy + fsync: {seconds:.2f} s, {rate:,.0f} MiB/s", flush=True)
 
     for label, extra in (
         ("register (copy into store)", []),

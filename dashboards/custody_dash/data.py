@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from custody.datasets.names import is_intermediate
@@ -73,6 +74,21 @@ def run_rows(home_key: str, size: int) -> list[runs.RunRow]:
 @st.cache_resource(**CACHE)
 def run_detail(home_key: str, size: int, run_id: str) -> runs.RunDetail | None:
     return runs.run_detail(home(), run_id)
+
+
+@st.cache_resource(**CACHE)
+def loss_points(home_key: str, size: int, run_id: str) -> pd.DataFrame | None:
+    """The run's loss curve in long form (step, loss, value), or None without metrics: built once
+    per ledger size, not on every rerun (a long run's curve has tens of thousands of steps, and
+    building the frame took longer than the rest of a warm page).
+
+    Long form without the gaps: validation runs only every few steps, and a wide frame's empty
+    cells would leave its line undrawn between them."""
+    detail = run_detail(home_key, size, run_id)
+    curve = detail.loss_curve() if detail is not None else []
+    if not curve:
+        return None
+    return pd.DataFrame(curve).melt(id_vars="step", var_name="loss", value_name="value").dropna()
 
 
 @st.cache_resource(**CACHE)

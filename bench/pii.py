@@ -15,6 +15,8 @@ preferred installed) and run in this one process tree (ours in a pool of child p
 - ours: custody.pii.fast.ParallelScanner with the pii check's default configuration, over all
   750 documents, --passes times per round; and the same scanner in one process (no pool), to
   show the per-core gain apart from the cores.
+- ours before issue 23 (one process): the same scanner with spaCy's own `nlp.pipe` for NER
+  (`stepped_ner=False`) in batches and chunks of 64, as it was; same spans (checked every run).
 
 Timings exclude building engines and starting the pool (reported apart as start-up); each side
 is timed --rounds times, interleaved, and the median is reported. Wall-clock figures depend on
@@ -22,7 +24,8 @@ what else the machine runs; the single-process sides also report throughput per 
 their process, which does not (the per-core speed-up). Speed ratio = ours' chars/s
 over stock's chars/s (docs/s ratio beside it). F1 is entity-level with the overlap rule of
 custody.pii.evaluate (exact-boundary F1 beside it), on the stock subset for both sides, and on
-all 750 documents for ours.
+all 750 documents for ours. Held out: F1 of ours and of ours before on the report half of
+bench/pii_recall.py's split of the 750 (the speed work looked at the tune half only).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from custody.pii.engine import model_digest, select_model
 from custody.pii.evaluate import GoldSet, load_synth, score
 from custody.pii.fast import FastScanner, ParallelScanner, ScannerConfig, default_processes
 from custody.pii.stock import StockScanner
+from pii_recall import split
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -107,6 +111,8 @@ def run(
     single = FastScanner(config) if processes > 1 else parallel.local
     assert single is not None
     single.scan_batch(["warm up: call John Smith at 212-555-0199"])
+    before = FastScanner(ScannerConfig(**{**config.__dict__, "batch_size": 64}), stepped_ner=False)
+    before.scan_batch(["warm up: call John Smith at 212-555-0199"])
 
     def run_stock(xs):
         return list(stock.scan(xs))
@@ -123,8 +129,11 @@ def run(
     def run_single(xs):
         return list(single.scan(xs))
 
-    times: dict[str, list[float]] = {"stock": [], "batch": [], "ours": [], "ours_1process": []}
-    cpu: dict[str, list[float]] = {"stock": [], "batch": [], "ours_1process": []}
+    def run_before(xs):
+        return list(before.scan(xs, chunk_size=64))
+
+    times: dict[str, list[float]] = {"stock": [], "batch": [], "ours": [], "ours_1process": [], "ours_before": []}
+    cpu: dict[str, list[float]] = {"stock": [], "batch": [], "ours_1process": [], "ours_before": []}
     preds: dict[str, list] = {}
     for _ in range(rounds):
         preds["stock"], t, c = _timed(run_stock, sub_texts)
@@ -138,23 +147,32 @@ def run(
         preds["ours_1process"], t, c = _timed(run_single, texts)
         times["ours_1process"].append(t)
         cpu["ours_1process"].append(c)
+        preds["ours_before"], t, c = _timed(run_before, texts)
+        times["ours_before"].append(t)
+        cpu["ours_before"].append(c)
     parallel.close()
     load_after = os.getloadavg()
 
     if preds["ours"] != preds["ours_1process"]:
         raise SystemExit("ours: the pool's results differ from the single-process results")
+    if preds["ours_before"] != preds["ours_1process"]:
+        raise SystemExit("ours: the spans differ from those of the scanner before issue 23")
 
     speed = {
         "stock": _speed(times["stock"], len(sub_texts), sub_chars, cpu["stock"]),
         "batch": _speed(times["batch"], len(sub_texts), sub_chars, cpu["batch"]),
         "ours": _speed(times["ours"], len(texts) * passes, chars * passes),
         "ours_1process": _speed(times["ours_1process"], len(texts), chars, cpu["ours_1process"]),
+        "ours_before": _speed(times["ours_before"], len(texts), chars, cpu["ours_before"]),
     }
+    held_out, keep = split(synth, "report")
     ours_sub = preds["ours"][: len(sub_texts)]
     quality = {
         "stock_on_subset": score(subset, preds["stock"]),
         "ours_on_subset": score(subset, ours_sub),
         "ours_on_all": score(synth, preds["ours"]),
+        "ours_on_report_half": score(held_out, [preds["ours"][i] for i in keep]),
+        "ours_before_on_report_half": score(held_out, [preds["ours_before"][i] for i in keep]),
     }
     stock_cps = speed["stock"]["chars_per_s"]
     return {
@@ -170,7 +188,13 @@ def run(
         },
         "model": model,
         "model_digest": model_digest(model),
-        "data": {"dataset": synth.name, "documents": len(texts), "stock_subset": len(sub_texts), "chars": chars},
+        "data": {
+            "dataset": synth.name,
+            "documents": len(texts),
+            "stock_subset": len(sub_texts),
+            "chars": chars,
+            "report_half": len(keep),
+        },
         "settings": {"rounds": rounds, "passes": passes, "processes": processes, "ours_config": config.__dict__},
         "startup_seconds": {"stock": round(stock_start, 2), "ours_pool": round(ours_start, 2)},
         "speed": speed,
@@ -179,6 +203,12 @@ def run(
             "ours_vs_stock_docs_per_s": round(speed["ours"]["docs_per_s"] / speed["stock"]["docs_per_s"], 2),
             "ours_1process_vs_stock_chars_per_s": round(speed["ours_1process"]["chars_per_s"] / stock_cps, 2),
             "batch_vs_stock_chars_per_s": round(speed["batch"]["chars_per_s"] / stock_cps, 2),
+            "ours_before_vs_stock_chars_per_cpu_s": round(
+                speed["ours_before"]["chars_per_cpu_s"] / speed["stock"]["chars_per_cpu_s"], 2
+            ),
+            "ours_1process_vs_before_chars_per_cpu_s": round(
+                speed["ours_1process"]["chars_per_cpu_s"] / speed["ours_before"]["chars_per_cpu_s"], 2
+            ),
             "ours_1process_vs_stock_chars_per_cpu_s": round(
                 speed["ours_1process"]["chars_per_cpu_s"] / speed["stock"]["chars_per_cpu_s"], 2
             ),
@@ -208,8 +238,10 @@ def print_report(r: dict) -> None:
         ("batch (ref.)", None),
         ("ours", q["ours_on_subset"]),
         ("ours 1 process", q["ours_on_subset"]),
+        ("before, 1 proc.", None),
     ]
-    for (label, quality), key in zip(rows, ("stock", "batch", "ours", "ours_1process"), strict=True):
+    keys = ("stock", "batch", "ours", "ours_1process", "ours_before")
+    for (label, quality), key in zip(rows, keys, strict=True):
         s = r["speed"][key]
         f1 = f"{quality['overall']['f1']:.4f}" if quality else "-"
         ef1 = f"{quality['overall']['exact_f1']:.4f}" if quality else "-"
@@ -225,12 +257,19 @@ def print_report(r: dict) -> None:
         "per CPU second (single-process sides, unaffected by other jobs): "
         f"ours {speed['ours_1process']['chars_per_cpu_s']:.0f} vs stock "
         f"{speed['stock']['chars_per_cpu_s']:.0f} chars/CPU-s = "
-        f"{ratio['ours_1process_vs_stock_chars_per_cpu_s']}x per core"
+        f"{ratio['ours_1process_vs_stock_chars_per_cpu_s']}x per core (before issue 23: "
+        f"{ratio['ours_before_vs_stock_chars_per_cpu_s']}x; now {ratio['ours_1process_vs_before_chars_per_cpu_s']}x "
+        "the before scanner)"
     )
     a = q["ours_on_all"]["overall"]
     print(
         f"ours on all {r['data']['documents']} docs: P {a['precision']} R {a['recall']} F1 {a['f1']} "
         f"(exact F1 {a['exact_f1']})"
+    )
+    h, hb = q["ours_on_report_half"]["overall"], q["ours_before_on_report_half"]["overall"]
+    print(
+        f"held out (report half, {r['data']['report_half']} docs): ours F1 {h['f1']} (P {h['precision']} "
+        f"R {h['recall']}), before F1 {hb['f1']}"
     )
     print(f"matching: {r['matching_rule']}")
 

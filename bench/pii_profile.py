@@ -11,6 +11,7 @@ with the scanners taking turns:
   current defaults, NER stepped by custody.pii.ner);
 - stages of each: NER (tokenizing included), presidio's `analyze` (all recognizers, context), and
   each recognizer's own `analyze`;
+- batch sizes: the `after` scan with NER batches (and chunks) of 64, 128 and 256 texts;
 - NER's parts on the same batches: tokenizer, the NER model's tok2vec, the whole
   `model.predict` (tok2vec and the precomputed first layer), and spaCy's `greedy_parse` against
   custody's `greedy_parse` (both: predict and every transition step);
@@ -282,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     stage_scanners = {"before": before, "after": after}
     watches = scan_stages({n: _Chunked(s, chunk[n]) for n, s in stage_scanners.items()}, texts, args.repeats)
     result["scan"] = watches
+    sizes = {size: FastScanner(ScannerConfig(model=model, batch_size=size)) for size in (64, 128, 256)}
+    swept = scan_stages({str(size): _Chunked(s, size) for size, s in sizes.items()}, texts, args.repeats)
+    result["batch_sizes"] = {
+        size: {k: v[k] for k in ("scan_ms_per_doc", "ner_ms_per_doc")} for size, v in swept.items()
+    }
     result["ner_parts"] = ner_parts(after, texts, args.repeats)
     if args.perf:
         result["perf_spacy_greedy_parse"] = perf_greedy_parse(args.shared, model)
@@ -321,6 +327,9 @@ def print_report(r: dict) -> None:
         )
         top = ", ".join(f"{k} {v:.3f}" for k, v in list(s["recognizers_ms_per_doc"].items())[:3])
         print(f"          recognizers: {top}")
+    print(
+        "  batch sizes (scan ms/doc): " + ", ".join(f"{k}: {v['scan_ms_per_doc']}" for k, v in r["batch_sizes"].items())
+    )
     parts = r["ner_parts"]
     print("  NER parts (ms/doc): " + ", ".join(f"{k[:-11]} {v}" for k, v in parts.items() if k.endswith("_ms_per_doc")))
     if "perf_spacy_greedy_parse" in r:

@@ -35,13 +35,17 @@ def _ents(docs) -> list[list[tuple[int, int, str]]]:
     return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 64])
-def test_stepped_ner_equals_nlp_pipe(scanner, texts, batch_size):
-    nlp = scanner.nlp
-    stepped = ner_pipe(nlp, texts, scanner.enabled, batch_size)
-    stock = list(nlp.pipe(texts, batch_size=batch_size, disable=scanner.disabled))
-    assert _ents(stepped) == _ents(stock)
-    assert sum(map(len, _ents(stepped))) > 100  # entities were found, so the comparison means something
+@pytest.fixture(scope="module")
+def stock_ents(scanner, texts) -> list:
+    return _ents(scanner.nlp.pipe(texts, batch_size=64, disable=scanner.disabled))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 128])
+def test_stepped_ner_equals_nlp_pipe(scanner, texts, stock_ents, batch_size):
+    """Same entities as spaCy's nlp.pipe, whatever the batch size (so batching never changes spans)."""
+    stepped = ner_pipe(scanner.nlp, texts, scanner.enabled, batch_size)
+    assert _ents(stepped) == stock_ents
+    assert sum(map(len, stock_ents)) > 100  # entities were found, so the comparison means something
 
 
 def test_stepped_scanner_equals_nlp_pipe_scanner(scanner, texts):
@@ -59,3 +63,14 @@ def test_stepped_parser_equals_nlp_pipe(texts):
     assert _ents(stepped) == _ents(stock)
     assert [[t.is_sent_start for t in d] for d in stepped] == [[t.is_sent_start for t in d] for d in stock]
     assert fast.scan_batch(sample) == slow.scan_batch(sample)
+
+
+def test_pool_with_defaults_equals_the_slow_path_in_one_process(scanner, texts):
+    """The check's way (a pool of 2, chunks and NER batches of 128, stepped NER) against the plain
+    way in one process (nlp.pipe, chunks and batches of 64, as before issue 23)."""
+    from custody.pii.fast import ParallelScanner
+
+    slow = FastScanner(ScannerConfig(**{**scanner.config.__dict__, "batch_size": 64}), stepped_ner=False)
+    with ParallelScanner(scanner.config, processes=2) as pool:
+        assert pool.chunk_size == 128
+        assert list(pool.scan(texts)) == list(slow.scan(texts, chunk_size=64))

@@ -13,14 +13,16 @@ shard):
   process inside each) on a one-node Ray cluster started here with 2 CPUs.
 
 Every run is a fresh Python process, as a `custody check` command is: nothing (a loaded model,
-a Ray connection's workers) carries over from one run to the next. The three kinds run in turn,
---rounds times (local, ray x1, ray x2, local, ...), so a change in the machine's load falls on
-all three alike; each kind's figure is its median round, and every round is kept in the JSON.
+a Ray connection's workers) carries over from one run to the next. The kinds run in turn,
+--rounds times (local, ray x1, ray x2, cores, local, ...), so a change in the machine's load
+falls on all alike; each kind's figure is its median round, every ratio is taken within a round
+and then its median, and every round is kept in the JSON. `cores` is the machine's own ceiling
+without Ray: the model loaded once, then 1 or 2 forked processes scanning the shards.
 
 Each figure is end to end, as a user waits for it: `run_check` from its call to its return
 (opening the check, starting actors and loading the spaCy model in each, scanning, accepting,
 concatenating and recording). Docs/s = records / wall seconds. Scaling efficiency, end to end
-= ray x2 docs/s / (2 x ray x1 docs/s), from the median rounds. Steady-state efficiency uses the
+= ray x2 docs/s / (2 x ray x1 docs/s). Steady-state efficiency uses the
 same ratio over the scanning window alone (the first shard's start on any worker to the last
 shard's end): what the two workers achieve once started, with start-up and the driver's tail
 left out of both sides alike. Each Ray run also reports where its wall time went (the driver's
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,21 +155,20 @@ def cores(args: argparse.Namespace) -> None:
     _scan_part(check, dataset, [0])  # warm: the first scan's lazy set-up is nobody's scanning
     context = multiprocessing.get_context("fork")
     seconds = {}
-    for _ in range(2):  # 1, 2, 1, 2: a change in load falls on both
-        for n in (1, 2):
-            shards = len(dataset.manifest.shards)
-            parts = [[i for i in range(shards) if i % n == p] for p in range(n)]
-            start = time.perf_counter()
-            processes = [context.Process(target=_scan_part, args=(check, dataset, part)) for part in parts]
-            for process in processes:
-                process.start()
-            for process in processes:
-                process.join()
-                assert process.exitcode == 0
-            seconds.setdefault(n, []).append(time.perf_counter() - start)
+    for n in (1, 2):
+        shards = len(dataset.manifest.shards)
+        parts = [[i for i in range(shards) if i % n == p] for p in range(n)]
+        start = time.perf_counter()
+        processes = [context.Process(target=_scan_part, args=(check, dataset, part)) for part in parts]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+            assert process.exitcode == 0
+        seconds[n] = time.perf_counter() - start
     check.close()
     home.close()
-    one, two = min(seconds[1]), min(seconds[2])
+    one, two = seconds[1], seconds[2]
     figure = {"run": "cores", "one_process_s": round(one, 3), "two_processes_s": round(two, 3)}
     print(json.dumps(figure | {"efficiency": round(one / (2 * two), 3), "load_average": load_average()}), flush=True)
 
@@ -226,7 +228,7 @@ def main() -> None:
     if args.one:
         return one(args)
 
-    rounds: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    rounds: dict[str, list[dict]] = {kind: [] for kind in [*KINDS, "cores"]}
     with tempfile.TemporaryDirectory(prefix="custody-scale-") as tmp:
         home = Home.init(Path(tmp) / "home")
         dataset, characters = build_dataset(home, args.shared, args.copies, args.shards, Path(tmp) / "data")
@@ -236,45 +238,71 @@ def main() -> None:
         cluster = start_cluster(Path(tmp) / "ray")
         try:
             for number in range(args.rounds):
-                for kind in KINDS:
+                for kind in rounds:
                     figure = child(kind, Path(tmp) / "home", cluster.address)
                     rounds[kind].append(figure)
-                    parts = figure.get("breakdown", {})
-                    print(
-                        f"  round {number + 1} {kind:<7} {figure['seconds']:6.2f} s {figure['docs_per_s']:7.1f} docs/s"
-                        f"  load {figure['load_average']:.2f}"
-                        + (f"  scan window {parts['scan_window_s']:.2f} s" if parts else ""),
-                        flush=True,
-                    )
+                    if kind == "cores":
+                        line = (
+                            f"1 process {figure['one_process_s']:6.2f} s, 2 processes {figure['two_processes_s']:.2f} s"
+                        )
+                    else:
+                        line = f"{figure['seconds']:6.2f} s {figure['docs_per_s']:7.1f} docs/s"
+                        if "breakdown" in figure:
+                            line += f"  scan window {figure['breakdown']['scan_window_s']:.2f} s"
+                    print(f"  round {number + 1} {kind:<7} {line}  load {figure['load_average']:.2f}", flush=True)
         finally:
             cluster.shutdown()
-        machine = child("cores", Path(tmp) / "home", "")
-        one_two = f"1 process {machine['one_process_s']:.2f} s, 2 processes {machine['two_processes_s']:.2f} s"
-        print(f"  without Ray: {one_two}", flush=True)
 
-    if len({r["result_digest"] for runs in rounds.values() for r in runs}) != 1:
+    if len({r["result_digest"] for kind in KINDS for r in rounds[kind]}) != 1:
         raise SystemExit("result digests differ between executors")
     runs = [median_round(rounds[kind]) | {"rounds": [r["seconds"] for r in rounds[kind]]} for kind in KINDS]
     local, one_worker, two_workers = runs
     for r in runs:
         r["vs_local"] = round(r["docs_per_s"] / local["docs_per_s"], 2)
-    efficiency = two_workers["docs_per_s"] / (2 * one_worker["docs_per_s"])
-    window = [r["breakdown"]["scan_window_s"] for r in (one_worker, two_workers)]
-    steady = [records / w for w in window]
-    steady_efficiency = steady[1] / (2 * steady[0])
-    # Generous: start-up and the driver's tail as at one worker, only the scanning window halved.
-    ceiling = one_worker["seconds"] / (2 * (one_worker["seconds"] - window[0] / 2))
+
+    # Ratios within a round (its runs follow one another, under about the same load), then the median.
+    x1, x2 = rounds["ray x1"], rounds["ray x2"]
+    pairs = list(zip(x1, x2, strict=True))
+    window = lambda r: r["breakdown"]["scan_window_s"]  # noqa: E731
+    cpu = lambda r, part: r["breakdown"][part]  # noqa: E731
+    efficiency = statistics.median(b["docs_per_s"] / (2 * a["docs_per_s"]) for a, b in pairs)
+    steady_efficiency = statistics.median(window(a) / (2 * window(b)) for a, b in pairs)
+    # Generous: ray x1's start-up and tail as they were, only its scan window halved.
+    ceiling = statistics.median(a["seconds"] / (2 * (a["seconds"] - window(a) / 2)) for a in x1)
+    cores_ceiling = statistics.median(c["efficiency"] for c in rounds["cores"])
+    scan_cpu = statistics.median(cpu(b, "scan_cpu_s") / cpu(a, "scan_cpu_s") for a, b in pairs)
+    # The same two runs on 2 idle cores, from the CPU-seconds each part took (no neighbours, no
+    # process start-up): one worker loads beside the driver and scans alone; two workers and the
+    # driver share both cores for their three loads, then scan on one each.
+    load1 = statistics.median(max(cpu(a, "driver_open_cpu_s"), cpu(a, "model_load_cpu_s")) for a in x1)
+    scan1 = statistics.median(cpu(a, "scan_cpu_s") for a in x1)
+    load2 = statistics.median((cpu(b, "driver_open_cpu_s") + cpu(b, "model_load_cpu_s")) / 2 for b in x2)
+    loads2 = statistics.median(cpu(b, "model_load_cpu_s") / 2 for b in x2)  # the actors' alone
+    scan2 = statistics.median(cpu(b, "scan_cpu_s") / 2 for b in x2)
+    idle = {
+        "ray_x1_s": round(load1 + scan1, 2),
+        "ray_x2_s": round(load2 + scan2, 2),
+        "efficiency": round((load1 + scan1) / (2 * (load2 + scan2)), 3),
+        "without_driver_load_efficiency": round((load1 + scan1) / (2 * (loads2 + scan2)), 3),
+    }
     per_worker = one_worker["docs_per_s"]
     per_worker_chars = per_worker * characters / records
+    steady_chars = characters / statistics.median(window(a) for a in x1)
     seconds = ", ".join(f"{r['run']} {r['seconds']:.2f} s" for r in runs)
     print(f"  median rounds: {seconds}")
-    print(f"  vs local: ray x1 {one_worker['vs_local']:.2f}, ray x2 {two_workers['vs_local']:.2f}")
-    print(f"  scaling efficiency, end to end (ray x2 / 2 x ray x1): {efficiency:.2f}")
-    windows = f"scan windows {window[0]:.2f} s, {window[1]:.2f} s"
-    print(f"  scaling efficiency, steady state ({windows}): {steady_efficiency:.2f}")
+    print(
+        f"  vs local (the peer, same rounds): ray x1 {one_worker['vs_local']:.2f}, ray x2 {two_workers['vs_local']:.2f}"
+    )
+    print(f"  scaling efficiency, end to end (ray x2 / 2 x ray x1, median of rounds): {efficiency:.2f}")
+    print(f"  scaling efficiency, steady state (scan windows, median of rounds): {steady_efficiency:.2f}")
+    print(f"  scanning CPU-seconds, ray x2 over ray x1: {scan_cpu:.2f}")
     print(f"  ceiling, end to end (ray x1's start-up and tail, its scan window halved): {ceiling:.2f}")
-    print(f"  ceiling, steady state (two processes over twice one, without Ray): {machine['efficiency']:.2f}")
-    print(f"  per worker: {per_worker:.1f} docs/s, {per_worker_chars:,.0f} chars/s")
+    print(f"  ceiling, steady state (2 forked processes over twice 1, without Ray, same rounds): {cores_ceiling:.2f}")
+    print(
+        f"  on 2 idle cores, from CPU-seconds: ray x1 {idle['ray_x1_s']} s, ray x2 {idle['ray_x2_s']} s, "
+        f"efficiency {idle['efficiency']:.2f} ({idle['without_driver_load_efficiency']:.2f} without the driver's load)"
+    )
+    print(f"  per worker: {per_worker:.1f} docs/s end to end, {steady_chars:,.0f} chars/s scanning")
     for r in (one_worker, two_workers):
         parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in r["breakdown"].items())
         print(f"  {r['run']}: {parts}")
@@ -284,15 +312,18 @@ def main() -> None:
         "characters": characters,
         "shards": args.shards,
         "rounds": args.rounds,
+        "load_average": [r["load_average"] for kind in rounds for r in rounds[kind]],
         "runs": runs,
         "all_rounds": rounds,
         "scaling_efficiency": round(efficiency, 3),
         "steady_state_scaling_efficiency": round(steady_efficiency, 3),
-        "steady_state_docs_per_s": [round(s, 1) for s in steady],
+        "scan_cpu_ratio": round(scan_cpu, 3),
         "end_to_end_ceiling": round(ceiling, 3),
-        "cores": machine,
+        "steady_state_ceiling": round(cores_ceiling, 3),
+        "idle_estimate": idle,
         "per_worker_docs_per_s": per_worker,
         "per_worker_chars_per_s": round(per_worker_chars),
+        "per_worker_scanning_chars_per_s": round(steady_chars),
         "result_digest": local["result_digest"],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import streamlit as st
 from custody_dash import data, shell, tables, widgets
 from custody_dash.context import home, key
 
-from custody.views.policies import NOT_CHECKED, policy_files
+from custody.views.policies import NOT_CHECKED, files_key
 from custody.wording import plural
 
 shell.start()
@@ -29,7 +29,7 @@ else:
     st.info("No purpose is bound to a policy: the gate denies every request (an admin runs `custody policy bind`).")
 
 st.subheader("Policy files")
-files = policy_files()
+files = data.policy_files(files_key())
 if not files:
     st.info("No policy files found (set $CUSTODY_POLICIES or add policies/*.toml).")
     st.stop()

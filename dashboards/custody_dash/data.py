@@ -144,6 +144,12 @@ def bindings(home_key: str, size: int) -> policies.Bindings:
 
 
 @st.cache_resource(**CACHE)
+def policy_files(files_key: str) -> list[policies.PolicyFile]:
+    """The policy files, parsed once per content (`policies.files_key()`), not on every rerun."""
+    return policies.policy_files()
+
+
+@st.cache_resource(**CACHE)
 def recent_reviews(home_key: str, size: int, limit: int) -> list[dict[str, Any]]:
     return decisions.recent_reviews(home(), limit)
 

@@ -1,8 +1,10 @@
 """The Ray executor: shards become tasks on actors, one actor per worker slot.
 
 Each actor builds the check (or stage) once and loads its models once, then takes shard after
-shard. The driver hands out shard numbers, collects results in whatever order they finish, and
-stays the only process that accepts parts and writes the ledger. A worker that dies mid-shard
+shard. A check's actors are started when the check is bound, before the driver opens its own copy,
+so their start-up and model loads do not wait for the driver's (bench/scale.py measures both).
+The driver hands out shard numbers, collects results in whatever order they finish, and stays
+the only process that accepts parts and writes the ledger. A worker that dies mid-shard
 (killed, out of memory, node lost) is restarted by Ray and the shard is run again on it
 (`max_restarts`, `max_task_retries`); if Ray gives up, the driver starts a fresh actor and
 resubmits the shard, up to `attempts` times. An attempt writes under a name of its own and a

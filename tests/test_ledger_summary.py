@@ -1,6 +1,6 @@
 """What the dashboard's cold pages stand on in the ledger: type-filtered pages read one stored type
 at a time (SQLite) must equal a filter over the whole ledger, on both backends; the (subject, type)
-index is added to a database made before it; `query.touched`
+index is added to a database made before it (SQLite and PostgreSQL); `query.touched`
 names what was appended; and a saved summary is used only for a prefix of the same ledger."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from custody.ledger import query, summary
 from custody.ledger.entry import EntryBody, entry_type
+from custody.ledger.storage.postgres import PostgresStorage
 from custody.ledger.storage.sqlite import SUBJECT_TYPE_INDEX, SqliteStorage
 from custody.testing.people import ADMIN
 
@@ -80,8 +81,14 @@ def test_type_prefixes_on_postgres(tmp_path: Path, postgres_url: str, cast) -> N
             for newest_first in (False, True):
                 found = [r.idx for r in query.entries(home.storage, newest_first=newest_first, page=3, **filters)]
                 assert found == expected(home, newest_first=newest_first, **args)
-        indexes = home.storage._rows("SELECT indexname FROM pg_indexes WHERE tablename = 'entries'")
-        assert ("entries_by_subject_type",) in indexes
+        listed = "SELECT indexname FROM pg_indexes WHERE tablename = 'entries'"
+        assert ("entries_by_subject_type",) in home.storage._rows(listed)
+        home.storage._execute("DROP INDEX entries_by_subject_type")  # a database made before the index
+        older = PostgresStorage(postgres_url)
+        try:
+            assert ("entries_by_subject_type",) in older._rows(listed)  # added on open
+        finally:
+            older.close()
         size = home.ledger.size
         assert query.touched(home.storage, size - 4, size) == {
             (r.type, r.subject) for r in home.storage.iter_entries() if r.idx >= size - 4

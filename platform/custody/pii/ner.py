@@ -1,14 +1,15 @@
 """spaCy's pipeline over a batch of texts, with its transition-based components (NER, the parser)
 stepped with the GIL held: the same computation as `nlp.pipe`, same entities, about twice as fast.
 
-Why. spaCy's greedy decoder (`Parser.greedy_parse`) releases the GIL and runs its loop in C. On
-every step it sums each state's features with BLAS `saxpy` calls made through function pointers
-that Cython 3 compiles with an exception check, and checking for a Python exception from code
-without the GIL takes the GIL and gives it back: three times per state per step. `perf` on the
-scanner's NER showed about a third of its samples in `take_gil`, `drop_gil`, `PyGILState_*` and
-the pthread mutexes behind them, and `greedy_parse` took 2.5 times as long as the same steps
-driven from Python with the GIL held (1.5 ms against 0.6 ms a document on pii_presidio_synth;
-docs/benchmarks.md#pii has the profile).
+Why. spaCy's greedy decoder (`Parser.greedy_parse`) releases the GIL and runs its loop in C,
+calling small Cython functions for every state at every step (score the state, check each action,
+take the best). `perf` on that loop put about a third of its samples in `take_gil`, `drop_gil`,
+`PyGILState_*` and the pthread mutexes behind them, and `greedy_parse` took about 2.4 times as
+long as the same steps driven from Python with the GIL held (docs/benchmarks.md#pii has the
+profile). The likely cause: spaCy's extension modules are compiled with Cython's profiling
+hooks on Python before 3.12 (`"profile": sys.version_info < (3, 12)` in its setup.py; cProfile
+lists its Cython functions), and a profiled Cython function running without the GIL takes the
+GIL to ask whether a profiler is active; with the GIL held that costs next to nothing.
 
 How. spaCy's own step-wise API, the one its beam search and training use: the step model from
 `parser.model.predict(docs)` scores the unfinished states (`predict(states)`: the same
@@ -16,8 +17,9 @@ How. spaCy's own step-wise API, the one its beam search and training use: the st
 for the output layer, unseen classes set to the minimum), and `parser.transition_states` takes
 the best valid action for each (the same C routine `greedy_parse` calls). Batches are cut and
 sorted by length exactly as `Parser.pipe` cuts them, so every float is computed the same way and
-the entities are the same (tested against `nlp.pipe`; bench/pii_profile.py compares them on all
-3,595 documents of the shared PII sets). Components that are not transition-based (tok2vec, senter, ...) run
+the entities are the same (tested against `nlp.pipe`, also at other batch sizes: a document's
+entities do not depend on its batch; bench/pii_profile.py compares them on all 3,595 documents
+of the shared PII sets). Components that are not transition-based (tok2vec, senter, ...) run
 through their own `pipe`; a parser configured for beam search falls back to its own `predict`.
 """
 

@@ -1,7 +1,8 @@
 """The Policies page's gate input (views/gate_facts.py): each dataset's facts carried forward in a
 summary beside the home must give exactly what `gather` reads from the whole ledger, byte for byte
 in canonical JSON, and the same rule matrix: on a first computation, from the saved summary, after
-more entries about a dataset, after an opt-out registry import (which every dataset's facts read),
+check results are folded in (a re-recorded one, a license one, a check new to the dataset), after
+other entries about a dataset, after an opt-out registry import (which every dataset's facts read),
 after a reopen, and from a summary that belongs to another ledger or a longer one."""
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from custody.checks.catalog import build_check
 from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.ledger import query
 from custody.optout.registry import import_file
+from custody.pipeline.run_check import run_check
 from custody.policy.bindings import current_bindings
 from custody.policy.inputs import document_bytes, gather
 from custody.testing.people import ADMIN
 from custody.views import gate_facts, policies
-from dashboard_data import OWNER, base_home, copy_home
+from dashboard_data import OWNER, PLAYS, WEB_OWNER, base_home, copy_home
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 
@@ -51,11 +54,21 @@ def saved(home: Home) -> dict:
     return json.loads(gate_facts.summary_path(home).read_text(encoding="utf-8"))
 
 
-def rerun_check(home: Home, subject: str) -> None:
-    """Record a dataset's newest check result again (as a long-lived home does), by its registrant."""
-    row = query.latest(home.storage, "check.completed/", subject)
+def rerun_check(home: Home, subject: str, check: str | None = None) -> None:
+    """Record a dataset's newest result (of `check`, or of any check) again, as a long-lived home
+    does when checks run again."""
+    found = (r for r in query.entries(home.storage, "check.completed/", subject, newest_first=True))
+    row = next(r for r in found if check is None or query.body(r)["check"] == check)
     envelope = query.envelope(row)
     home.append([home.entry(row.type, row.subject, envelope["body"], envelope["refs"], actor=row.actor)])
+
+
+def counted(monkeypatch) -> list[str]:
+    """The subjects `dataset_facts` is asked about from now on."""
+    calls: list[str] = []
+    real = gate_facts.dataset_facts
+    monkeypatch.setattr(gate_facts, "dataset_facts", lambda h, d: calls.append(d.ref.subject) or real(h, d))
+    return calls
 
 
 def test_first_computation_and_the_saved_summary_equal_gather(home: Home, monkeypatch) -> None:
@@ -72,20 +85,39 @@ def test_first_computation_and_the_saved_summary_equal_gather(home: Home, monkey
     same_as_gather(home)  # everything from the summary
 
 
-def test_appended_entries_about_a_dataset_recompute_that_dataset_only(home: Home, cast, monkeypatch) -> None:
+def test_check_results_appended_are_folded_in_without_recomputing(home: Home, cast, monkeypatch) -> None:
     same_as_gather(home)
     datasets = DatasetRegistry(home).all()
-    target = datasets[0].ref.subject
-    rerun_check(home, target)
-    home.append(
-        [home.entry("ledger.note/v1", "ops", {"text": "about nothing registered"}, actor=cast.person(home, ADMIN))]
-    )
-    calls = []
-    real = gate_facts.dataset_facts
-    monkeypatch.setattr(gate_facts, "dataset_facts", lambda h, d: calls.append(d.ref.subject) or real(h, d))
+    rerun_check(home, datasets[0].ref.subject)
+    rerun_check(home, datasets[0].ref.subject, "license")  # its categories are kept beside it
+    rerun_check(home, datasets[-1].ref.subject)
+    note = home.entry("ledger.note/v1", "ops", {"text": "about nothing registered"}, actor=cast.person(home, ADMIN))
+    home.append([note])
+    calls = counted(monkeypatch)
+    same_as_gather(home)
+    assert calls == []
+    assert saved(home)["size"] == home.ledger.size
+
+
+def test_a_check_never_run_on_a_dataset_before_is_folded_in(home: Home, monkeypatch) -> None:
+    same_as_gather(home)
+    plays = DatasetRegistry(home).get(PLAYS)
+    assert "provenance" not in saved(home)["state"][plays.ref.subject]["checks"]
+    run_check(home, plays, build_check("provenance"), actor=WEB_OWNER)
+    calls = counted(monkeypatch)
+    same_as_gather(home)
+    assert "provenance" in saved(home)["state"][plays.ref.subject]["checks"]
+    assert calls == []  # folded in, not computed again
+
+
+def test_any_other_entry_about_a_dataset_recomputes_that_dataset_only(home: Home, cast, monkeypatch) -> None:
+    same_as_gather(home)
+    target = DatasetRegistry(home).all()[1].ref.subject
+    note = home.entry("ledger.note/v1", target, {"text": "a note about the dataset"}, actor=cast.person(home, ADMIN))
+    home.append([note])
+    calls = counted(monkeypatch)
     same_as_gather(home)
     assert calls == [target]
-    assert saved(home)["size"] == home.ledger.size
 
 
 def test_an_opt_out_import_recomputes_every_dataset(home: Home, tmp_path: Path, cast, monkeypatch) -> None:
@@ -93,9 +125,7 @@ def test_an_opt_out_import_recomputes_every_dataset(home: Home, tmp_path: Path, 
     listed = tmp_path / "optouts.csv"
     listed.write_text("kind,value,source,date\ndomain,writers.example,a letter,2025-03-01\n", encoding="utf-8")
     import_file(home, listed, actor=cast.person(home, OWNER), today=dt.date(2025, 6, 1))
-    calls = []
-    real = gate_facts.dataset_facts
-    monkeypatch.setattr(gate_facts, "dataset_facts", lambda h, d: calls.append(d.ref.subject) or real(h, d))
+    calls = counted(monkeypatch)
     same_as_gather(home)
     assert sorted(calls) == sorted(d.ref.subject for d in DatasetRegistry(home).all())
     assert any("opt_out_registry" in facts for facts in saved(home)["state"].values())
@@ -122,9 +152,7 @@ def test_a_summary_of_another_ledger_or_a_longer_one_is_ignored(home: Home, monk
     same_as_gather(home)
     path = gate_facts.summary_path(home)
     good = saved(home)
-    calls = []
-    real = gate_facts.dataset_facts
-    monkeypatch.setattr(gate_facts, "dataset_facts", lambda h, d: calls.append(d.ref.subject) or real(h, d))
+    calls = counted(monkeypatch)
     for wrong in ({"root": "00" * 32}, {"size": good["size"] + 1}, {"kind": "custody.gate-facts/0 old"}):
         path.write_text(json.dumps({**good, **wrong}), encoding="utf-8")
         calls.clear()

@@ -10,7 +10,10 @@ shard):
 
 - local: the local executor, its ParallelScanner over 2 processes (this machine's cores);
 - ray x1, ray x2: the Ray executor with 1 and 2 actors (one CPU each, the scanner in one
-  process inside each) on a one-node Ray cluster started here with 2 CPUs.
+  process inside each) on a one-node Ray cluster started here with 2 CPUs;
+- ray 1x2: one actor holding both CPUs (`cpus_per_worker=2`), its scanner forking 2 processes
+  from the one model it loaded: the same two cores with one start-up instead of two. Its scan
+  CPU-seconds count the actor's own process only, not the forked scanners.
 
 Every run is a fresh Python process, as a `custody check` command is: nothing (a loaded model,
 a Ray connection's workers) carries over from one run to the next. The kinds run in turn,
@@ -56,7 +59,9 @@ from custody.pipeline.timeline import Timeline
 
 HERE = Path(__file__).resolve().parent
 REF = DatasetRef("scale", "1")
-KINDS = {"local": None, "ray x1": 1, "ray x2": 2}
+# Ray kinds: (actors, CPUs per actor). "ray 1x2" is one actor holding both CPUs, its scanner
+# forking 2 processes from one loaded model (RayExecutor(cpus_per_worker=2)).
+KINDS = {"local": None, "ray x1": (1, 1), "ray x2": (2, 1), "ray 1x2": (1, 2)}
 
 
 def build_dataset(home: Home, shared: Path, copies: int, shards: int, folder: Path):
@@ -109,16 +114,16 @@ def one(args: argparse.Namespace) -> None:
     """Run one kind once, print its figures as one JSON line (the parent reads it)."""
     home = Home.open(args.home)
     dataset = DatasetRegistry(home).get(REF)
-    workers = KINDS[args.one]
+    shape = KINDS[args.one]
     executor = None
-    if workers:
+    if shape:
         import ray
 
         from custody.pipeline.executors.ray import RayExecutor
 
         ray.init(address=args.address, log_to_driver=False)
-        executor = RayExecutor(workers=workers)
-    check = PiiCheck(processes=2) if workers is None else PiiCheck()
+        executor = RayExecutor(workers=shape[0], cpus_per_worker=shape[1])
+    check = PiiCheck(processes=2) if shape is None else PiiCheck()
     timeline = Timeline()
     start = time.time()
     result = run_check(home, dataset, check, executor=executor, timeline=timeline)
@@ -130,8 +135,8 @@ def one(args: argparse.Namespace) -> None:
         "load_average": load_average(),
         "result_digest": result.result_digest,
     }
-    if workers:
-        figure["breakdown"] = breakdown(timeline, start, end, workers)
+    if shape:
+        figure["breakdown"] = breakdown(timeline, start, end, shape[0])
         ray.shutdown()
     home.close()
     print(json.dumps(figure), flush=True)
@@ -256,7 +261,7 @@ def main() -> None:
     if len({r["result_digest"] for kind in KINDS for r in rounds[kind]}) != 1:
         raise SystemExit("result digests differ between executors")
     runs = [median_round(rounds[kind]) | {"rounds": [r["seconds"] for r in rounds[kind]]} for kind in KINDS]
-    local, one_worker, two_workers = runs
+    local, one_worker, two_workers, one_actor = runs
     for r in runs:
         r["vs_local"] = round(r["docs_per_s"] / local["docs_per_s"], 2)
 
@@ -267,6 +272,10 @@ def main() -> None:
     cpu = lambda r, part: r["breakdown"][part]  # noqa: E731
     efficiency = statistics.median(b["docs_per_s"] / (2 * a["docs_per_s"]) for a, b in pairs)
     steady_efficiency = statistics.median(window(a) / (2 * window(b)) for a, b in pairs)
+    # The same two ratios for one actor holding both CPUs (one model load, two forked scanners).
+    packed = list(zip(x1, rounds["ray 1x2"], strict=True))
+    packed_efficiency = statistics.median(b["docs_per_s"] / (2 * a["docs_per_s"]) for a, b in packed)
+    packed_steady = statistics.median(window(a) / (2 * window(b)) for a, b in packed)
     # Generous: ray x1's start-up and tail as they were, only its scan window halved.
     ceiling = statistics.median(a["seconds"] / (2 * (a["seconds"] - window(a) / 2)) for a in x1)
     cores_ceiling = statistics.median(c["efficiency"] for c in rounds["cores"])
@@ -296,6 +305,10 @@ def main() -> None:
     print(f"  scaling efficiency, end to end (ray x2 / 2 x ray x1, median of rounds): {efficiency:.2f}")
     print(f"  scaling efficiency, steady state (scan windows, median of rounds): {steady_efficiency:.2f}")
     print(f"  scanning CPU-seconds, ray x2 over ray x1: {scan_cpu:.2f}")
+    print(
+        f"  one actor with 2 CPUs (ray 1x2) over twice ray x1: {packed_efficiency:.2f} end to end, "
+        f"{packed_steady:.2f} steady state; vs local {one_actor['vs_local']:.2f}"
+    )
     print(f"  ceiling, end to end (ray x1's start-up and tail, its scan window halved): {ceiling:.2f}")
     print(f"  ceiling, steady state (2 forked processes over twice 1, without Ray, same rounds): {cores_ceiling:.2f}")
     print(
@@ -303,7 +316,7 @@ def main() -> None:
         f"efficiency {idle['efficiency']:.2f} ({idle['without_driver_load_efficiency']:.2f} without the driver's load)"
     )
     print(f"  per worker: {per_worker:.1f} docs/s end to end, {steady_chars:,.0f} chars/s scanning")
-    for r in (one_worker, two_workers):
+    for r in (one_worker, two_workers, one_actor):
         parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in r["breakdown"].items())
         print(f"  {r['run']}: {parts}")
     out = {
@@ -318,6 +331,10 @@ def main() -> None:
         "scaling_efficiency": round(efficiency, 3),
         "steady_state_scaling_efficiency": round(steady_efficiency, 3),
         "scan_cpu_ratio": round(scan_cpu, 3),
+        "one_actor_two_cpus": {
+            "scaling_efficiency": round(packed_efficiency, 3),
+            "steady_state_scaling_efficiency": round(packed_steady, 3),
+        },
         "end_to_end_ceiling": round(ceiling, 3),
         "steady_state_ceiling": round(cores_ceiling, 3),
         "idle_estimate": idle,

@@ -72,6 +72,10 @@ class RayExecutor(Executor):
         cpus = ray.cluster_resources().get("CPU", 1)
         return max(1, min(int(cpus // self.cpus_per_worker) or 1, wanted))
 
+    def _processes(self) -> int:
+        """Scanner processes per actor, for checks that run a pool (the pii check): one per whole CPU."""
+        return max(1, int(self.cpus_per_worker))
+
     def close(self) -> None:
         if self._started:
             import ray
@@ -88,7 +92,7 @@ class RayExecutor(Executor):
         blueprint = cloudpickle.dumps(check)
         self.release()
         if dataset is not None:
-            args = (blueprint, DatasetHandle.of(dataset))
+            args = (blueprint, DatasetHandle.of(dataset), self._processes())
             self._early = (blueprint, self._crew(CheckWorker, args, len(dataset.manifest.shards)))
             for actor in self._early[1].actors:
                 actor.warm.remote()  # queued first on the actor: its first shard waits for it
@@ -112,7 +116,7 @@ class RayExecutor(Executor):
         if early is not None:
             crew = early[1]
         else:
-            crew = self._crew(CheckWorker, (job.blueprint, DatasetHandle.of(job.dataset)), len(todo))
+            crew = self._crew(CheckWorker, (job.blueprint, DatasetHandle.of(job.dataset), self._processes()), len(todo))
         call = (job.config_digest, str(job.work.path.resolve()))
         report = None if job.timeline is None else partial(_report, job.timeline)
         yield from self._dispatch(crew, "scan", todo, call, report)

@@ -73,8 +73,8 @@ class CheckWorker:
     runs while the driver opens; the driver's configuration digest and work area come with each
     shard, and the first shard compares the digest before scanning anything."""
 
-    def __init__(self, blueprint: bytes, dataset: DatasetHandle) -> None:
-        self.blueprint, self.handle = blueprint, dataset
+    def __init__(self, blueprint: bytes, dataset: DatasetHandle, processes: int = 1) -> None:
+        self.blueprint, self.handle, self.processes = blueprint, dataset, processes
         self.check: Any = None
         self.dataset: Any = None
         self.agreed: str | None = None  # the driver's config digest, once compared
@@ -89,7 +89,9 @@ class CheckWorker:
         check = cloudpickle.loads(self.blueprint)
         fields = {f.name for f in dataclasses.fields(check)} if dataclasses.is_dataclass(check) else set()
         if "processes" in fields:
-            check = dataclasses.replace(check, processes=1)  # Ray gives the parallelism: one actor per core
+            # One scanner process per CPU the actor holds: 1 by default (Ray gives the parallelism);
+            # an actor holding several forks them from its one loaded model (cpus_per_worker).
+            check = dataclasses.replace(check, processes=self.processes)
         self.dataset = self.handle.open()
         check.open(self.dataset)
         self.check = check

@@ -217,6 +217,9 @@ def check_policies(page) -> None:
 def _expect():
     from playwright.sync_api import expect
 
+    # Assertions wait as long as page actions do (set_default_timeout does not reach them; their
+    # own default, 5 s, is less than a first page takes on a loaded 2-core machine).
+    expect.set_options(timeout=30_000)
     return expect
 
 

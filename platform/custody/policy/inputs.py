@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from custody.checks.catalog import CHECKS
-from custody.checks.results import latest_results
+from custody.checks.results import CheckResult, latest_results
 from custody.datasets.registry import RegisteredDataset
 from custody.home import Home
 from custody.ledger import query
@@ -94,7 +94,7 @@ def current_check_versions() -> dict[str, str]:
     return {name: CHECKS.version(name) for name in CHECKS.names()}
 
 
-def _license_categories(summary: dict) -> dict[str, str]:
+def license_categories(summary: dict) -> dict[str, str]:
     # The license summary counts records per expression but not per category and expression;
     # the category of each expression is resolved here once and kept in the document.
     from custody.licenses.categories import category_of_expression
@@ -103,19 +103,23 @@ def _license_categories(summary: dict) -> dict[str, str]:
     return {expr: category_of_expression(parse_expression(expr)) for expr in summary.get("record_licenses", {})}
 
 
+def check_facts(home: Home, result: CheckResult) -> dict[str, Any]:
+    """One check's newest result as a dataset's facts hold it (views/gate_facts.py folds new
+    results in with this too, so both write the same bytes)."""
+    return {
+        "version": result.version,
+        "dataset_digest": result.dataset_digest,
+        "ledger_index": result.entry_index,
+        "config_digest": result.config_digest,
+        "result_digest": result.result_digest,
+        "summary_digest": result.summary_digest,
+        "status": result.status,
+        "summary": result.summary(home),
+    }
+
+
 def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = False) -> dict[str, Any]:
-    checks = {}
-    for name, result in sorted(latest_results(home, dataset).items()):
-        checks[name] = {
-            "version": result.version,
-            "dataset_digest": result.dataset_digest,
-            "ledger_index": result.entry_index,
-            "config_digest": result.config_digest,
-            "result_digest": result.result_digest,
-            "summary_digest": result.summary_digest,
-            "status": result.status,
-            "summary": result.summary(home),
-        }
+    checks = {name: check_facts(home, result) for name, result in sorted(latest_results(home, dataset).items())}
     facts: dict[str, Any] = {
         "dataset": str(dataset.ref),
         "digest": dataset.digest,
@@ -128,7 +132,7 @@ def dataset_facts(home: Home, dataset: RegisteredDataset, verify_bytes: bool = F
         "checks": checks,
     }
     if "license" in checks:
-        facts["license_categories"] = _license_categories(checks["license"]["summary"])
+        facts["license_categories"] = license_categories(checks["license"]["summary"])
     removed = [
         {"takedown": body["takedown"], "ledger_index": row.idx, "replaced_by": body.get("replaced_by")}
         for row in query.entries(home.storage, "dataset.removed/", subject=dataset.ref.subject)

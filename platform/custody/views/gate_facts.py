@@ -13,7 +13,7 @@ into its facts in index order, the newest per check winning as in `latest_result
 any other new entry about it is dropped (every dataset when a new entry is an `optout.` one) and
 computed again, by `dataset_facts` itself, when asked for. No entry is skipped. The summary is
 keyed on the bytes of policy/inputs.py too, so an edited `dataset_facts` starts from nothing
-rather than from facts in an older shape; `_check_facts` writes a check as `dataset_facts` does,
+rather than from facts in an older shape; a check is written by `check_facts`, as `dataset_facts` does,
 and tests/test_views_gate_facts.py holds the two to the same bytes.
 """
 
@@ -71,29 +71,15 @@ def facts(home: Home, datasets: list[RegisteredDataset]) -> dict[str, dict[str, 
         return {d.ref.subject: kept.state[d.ref.subject] for d in datasets}
 
 
-def _check_facts(home: Home, result: CheckResult) -> dict[str, Any]:
-    """One check's newest result as `dataset_facts` writes it into a dataset's facts."""
-    return {
-        "version": result.version,
-        "dataset_digest": result.dataset_digest,
-        "ledger_index": result.entry_index,
-        "config_digest": result.config_digest,
-        "result_digest": result.result_digest,
-        "summary_digest": result.summary_digest,
-        "status": result.status,
-        "summary": result.summary(home),
-    }
-
-
 def _fold_checks(home: Home, facts: dict[str, Any], subject: str, start: int, stop: int) -> dict[str, Any]:
     """The facts with the check results recorded on `subject` in [start, stop) folded in."""
     checks = dict(facts["checks"])
     for row in query.entries(home.storage, COMPLETED, subject, start=start, stop=stop):
         result = CheckResult.recorded(row.idx, query.body(row), row.ts)
-        checks[result.check] = _check_facts(home, result)
+        checks[result.check] = inputs.check_facts(home, result)
     folded = {**facts, "checks": dict(sorted(checks.items()))}
     if "license" in checks:
-        folded["license_categories"] = inputs._license_categories(checks["license"]["summary"])
+        folded["license_categories"] = inputs.license_categories(checks["license"]["summary"])
     return json.loads(json.dumps(folded))
 
 

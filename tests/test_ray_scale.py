@@ -1,6 +1,7 @@
 """The Ray executor's start-up overlap and timeline (issue 23: efficiency at two workers): actors are
 asked for before the driver opens its own check, each reports its start-up, model load and scans,
-and the result is still byte-identical to a local run. One-node cluster, SQLite home.
+an actor holding two CPUs forks two scanners from one model, and the result is still
+byte-identical to a local run. One-node cluster, SQLite home.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def test_two_ray_workers_report_their_time_and_give_the_local_digest(cluster, ho
         assert load.end <= min(s.start for s in scans if s.labels["worker"] == load.labels["worker"])
     for name in ("finish", "concatenate", "store", "record"):
         assert len(timeline.named(name)) == 1, name
+
+
+def test_one_actor_with_two_cpus_forks_its_scanner_and_gives_the_local_digest(cluster, home, tmp_path, texts):
+    dataset = register_shards(home, tmp_path / "data", texts, shards=3)
+    local = run_check(home, dataset, PiiCheck(processes=1))
+    timeline = Timeline()
+    executor = ray_executor(workers=1, cpus_per_worker=2)
+    packed = run_check(home, dataset, PiiCheck(), executor=executor, timeline=timeline)
+    assert (packed.result_digest, packed.summary_digest) == (local.result_digest, local.summary_digest)
+    assert len(timeline.named("model load")) == 1, "one actor, one model load"
+    assert len({s.labels["worker"] for s in timeline.named("scan")}) == 1
 
 
 DRIVER = os.getpid()

@@ -211,7 +211,7 @@ def test_gradient_accumulation_follows_the_one_batch_curve(data, tmp_path) -> No
     whole = train(tiny_gpt(), data, config, tmp_path / "whole")
     for parts in (2, 4):
         model, seen = tiny_gpt(), []
-        model.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
+        model.register_forward_pre_hook(lambda _, args, seen=seen: seen.append(args[0].shape[0]))
         split = train(model, data, replace(config, grad_accum=parts), tmp_path / f"split-{parts}")
         assert split.losses == pytest.approx(whole.losses, abs=1e-5)  # the same sums, in another order
         assert split.tokens == whole.tokens

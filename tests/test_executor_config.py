@@ -30,12 +30,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_spec_names_its_executor(tmp_path):
     assert load_spec(write(tmp_path, SPEC)).spec.executor.kind == "local"
-    spec = load_spec(write(tmp_path, SPEC + '\n[executor]\nkind = "ray"\naddress = "10.0.0.1:6379"\nworkers = 8\n'))
-    assert (spec.spec.executor.kind, spec.spec.executor.address, spec.spec.executor.workers) == (
-        "ray",
-        "10.0.0.1:6379",
-        8,
-    )
+    table = '\n[executor]\nkind = "ray"\naddress = "10.0.0.1:6379"\nworkers = 8\ncpus_per_worker = 2\n'
+    executor = load_spec(write(tmp_path, SPEC + table)).spec.executor
+    assert (executor.kind, executor.address, executor.workers) == ("ray", "10.0.0.1:6379", 8)
+    assert executor.cpus_per_worker == 2
 
 
 @pytest.mark.parametrize(
@@ -44,6 +42,8 @@ def test_a_spec_names_its_executor(tmp_path):
         ('kind = "spark"', "key 'executor.kind'"),
         ('kind = "local"\naddress = "x:1"', "only for kind = 'ray'"),
         ('kind = "ray"\nworkers = 0', "key 'executor.workers'"),
+        ('kind = "ray"\ncpus_per_worker = 0', "key 'executor.cpus_per_worker'"),
+        ('kind = "local"\ncpus_per_worker = 2', "only for kind = 'ray'"),
         ('kind = "ray"\nnodes = 3', "unknown key 'executor.nodes'"),
     ],
 )
@@ -59,6 +59,11 @@ def test_make_executor():
         make_executor("dask")
     with pytest.raises(ExecutorError, match="only for --executor ray"):
         make_executor("local", "127.0.0.1:6379")
+    assert make_executor("ray", None, 1, 2).cpus_per_worker == 2  # one actor, a pool of two scanners
+    with pytest.raises(ExecutorError, match="--ray-cpus-per-worker is only for --executor ray"):
+        make_executor("local", None, None, 2)
+    with pytest.raises(ExecutorError, match="must be above 0"):
+        make_executor("ray", None, None, -1)
 
 
 def test_the_home_config_names_a_shared_artifact_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""`--executor` and `--ray-address`, shared by `custody check`, `custody prepare` and `custody run`."""
+"""`--executor`, `--ray-address` and `--ray-cpus-per-worker`, shared by `custody check`, `prepare` and `run`."""
 
 from __future__ import annotations
 
@@ -29,11 +29,23 @@ RayAddressOption = Annotated[
 ]
 
 
+RayCpusOption = Annotated[
+    float | None,
+    typer.Option(
+        "--ray-cpus-per-worker",
+        help="CPUs each Ray actor holds; the pii check forks that many scanners from one model [default: 1]",
+        show_default=False,
+    ),
+]
+
+
 @contextmanager
-def executor_for(kind: str | None, address: str | None, workers: int | None = None) -> Iterator[Executor]:
+def executor_for(
+    kind: str | None, address: str | None, workers: int | None = None, cpus_per_worker: float | None = None
+) -> Iterator[Executor]:
     """The executor asked for; closed (a Ray cluster it started is stopped) when the command ends."""
     try:
-        executor = make_executor(kind or "local", address, workers)
+        executor = make_executor(kind or "local", address, workers, cpus_per_worker)
     except ExecutorError as exc:
         fail(f"--executor: {exc}")
     try:

@@ -8,16 +8,23 @@ from custody.pipeline.executors.local import LocalExecutor
 KINDS = ("local", "ray")
 
 
-def make_executor(kind: str = "local", address: str | None = None, workers: int | None = None) -> Executor:
-    """The executor named `kind`; `address` and `workers` are for Ray only."""
+def make_executor(
+    kind: str = "local", address: str | None = None, workers: int | None = None, cpus_per_worker: float | None = None
+) -> Executor:
+    """The executor named `kind`; `address`, `workers` and `cpus_per_worker` are for Ray only (an
+    actor with N CPUs runs a check's pool of N scanners forked from one loaded model)."""
     if kind == "local":
         if address:
             raise ExecutorError("--ray-address is only for --executor ray")
+        if cpus_per_worker is not None:
+            raise ExecutorError("--ray-cpus-per-worker is only for --executor ray")
         return LocalExecutor()
     if kind == "ray":
         from custody.pipeline.executors.ray import RayExecutor
 
-        return RayExecutor(address=address, workers=workers)
+        if cpus_per_worker is not None and cpus_per_worker <= 0:
+            raise ExecutorError(f"--ray-cpus-per-worker must be above 0, not {cpus_per_worker}")
+        return RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker or 1.0)
     raise ExecutorError(f"unknown executor {kind!r} (choose {' or '.join(KINDS)})")
 
 

@@ -38,36 +38,10 @@ def test_two_gloo_processes_match_one_process(tmp_path) -> None:
     common = [str(tmp_path / "home"), str(tok_path), tok.digest]
 
     run([sys.executable, str(WORKER), *common, str(tmp_path / "single"), str(tmp_path / "single.json")])
-    run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(WORKER),
-            *common,
-            str(tmp_path / "ddp"),
-            str(tmp_path / "ddp.json"),
-            "--carbon",
-        ]
-    )
+    on_two_ranks = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER)]
+    run([*on_two_ranks, *common, str(tmp_path / "ddp"), str(tmp_path / "ddp.json"), "--carbon"])
     # Two ranks again, each splitting its 4 sequences into 2 micro-batches (one all-reduce per step).
-    run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(WORKER),
-            *common,
-            str(tmp_path / "accum"),
-            str(tmp_path / "accum.json"),
-            "--grad-accum",
-            "2",
-        ]
-    )
+    run([*on_two_ranks, *common, str(tmp_path / "accum"), str(tmp_path / "accum.json"), "--grad-accum", "2"])
     single = json.loads((tmp_path / "single.json").read_text())
     ddp = json.loads((tmp_path / "ddp.json").read_text())
     accumulated = json.loads((tmp_path / "accum.json").read_text())

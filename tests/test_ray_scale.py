@@ -59,7 +59,7 @@ def test_two_ray_workers_report_their_time_and_give_the_local_digest(cluster, ho
     scans = timeline.named("scan")
     assert sorted(s.labels["shard"] for s in scans) == [0, 1, 2, 3]
     workers = {s.labels["worker"] for s in scans}
-    assert 1 <= len(workers) <= 2
+    assert len(workers) in (1, 2)  # Ray may hand all four shards to one actor that is ready first
     assert len(timeline.named("model load")) == len(timeline.named("actor start")) == len(workers)
     assert len(timeline.named("hand back")) == len(timeline.named("accept")) == 4
     (opened,) = timeline.named("open")

@@ -122,6 +122,8 @@ def test_a_tampered_shard_on_one_node_stops_the_whole_run(launched):
     recorded = failures[-1]
     assert recorded["failed_rank"] == 1 and tokens["shards"][0]["digest"] in recorded["error"]
     assert bodies(home, "run.checkpoint/", f"run:{recorded['run_id']}") == [], "nothing trained"
+    log = (home.path / "runs" / recorded["run_id"] / "torchrun.stderr").read_text("utf-8")
+    assert "ShardIntegrityError" in log and "exitcode" in log  # torchrun's account kept with the run
 
 
 def test_a_rank_that_cannot_reach_the_ledger_stops_the_whole_run(launched):

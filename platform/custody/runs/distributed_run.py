@@ -58,6 +58,7 @@ from custody.train.token_shards import open_tokens
 from custody.train.tokenizer import load_tokenizer
 
 PLAN_FILE, RESULT_FILE, FAILED_FILE = "plan.json", "result.json", "failed.json"
+TORCHRUN_LOG = "torchrun.stderr"  # torchrun's output, kept when it fails
 
 
 class LaunchError(RuntimeError):
@@ -146,7 +147,7 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
     del model
     out = run.directory
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (RESULT_FILE, FAILED_FILE):
+    for stale in (RESULT_FILE, FAILED_FILE, TORCHRUN_LOG):
         (out / stale).unlink(missing_ok=True)
     (out / PLAN_FILE).write_text(json.dumps(plan, indent=2), "utf-8")
     command = [
@@ -161,15 +162,22 @@ def train_distributed(run: GovernedRun, launch: Launch) -> None:
         _record_failure(run, out, f"torchrun did not finish within {launch.timeout_s} s")
         raise LaunchError(f"run {run.run_id}: torchrun did not finish within {launch.timeout_s} s") from exc
     if done.returncode != 0:
+        # torchrun's own account (the ranks' tracebacks, its root-cause table) stays with the run
+        (out / TORCHRUN_LOG).write_text(done.stderr[-200_000:], "utf-8")
         reason = _record_failure(run, out, _last_error(done.stderr) or f"torchrun exited {done.returncode}")
         raise LaunchError(f"run {run.run_id} failed: {reason}")
     _record_finished(run, out)
 
 
 def _last_error(stderr: str) -> str:
-    """The last line a failing rank wrote that names an error (torchrun prints the rank's traceback)."""
+    """The last line a failing rank wrote that names an error (torchrun prints the rank's traceback),
+    with the exit code from torchrun's root-cause table when it gives one."""
     lines = [line.strip() for line in stderr.splitlines() if "Error" in line or "error:" in line]
-    return lines[-1][:400] if lines else ""
+    codes = [line.strip() for line in stderr.splitlines() if line.strip().startswith(("exitcode", "rank "))]
+    found = lines[-1] if lines else ""
+    if codes:
+        found = f"{found} ({'; '.join(codes[-2:])})" if found else "; ".join(codes[-2:])
+    return found[:400]
 
 
 def _record_failure(run: GovernedRun, out: Path, fallback: str) -> str:

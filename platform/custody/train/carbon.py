@@ -181,6 +181,9 @@ class EmissionsMeter:
         from codecarbon import OfflineEmissionsTracker
         from codecarbon.external.logger import set_logger_level
 
+        from custody.train.cpu_info import remember_cpu_info
+
+        remember_cpu_info()  # CodeCarbon's CPU lookup costs ~1.1 s per process otherwise
         self.config = config or CarbonConfig()
         self.config.validate_country()
         set_logger_level("error")  # before construction: its init logs at INFO otherwise
@@ -289,9 +292,10 @@ class UnitMeter:
     CodeCarbon cannot start or stop, `body()` says "not measured" and why. `config=None`: off.
 
     The tracker starts before the work, in this thread: CodeCarbon's start runs subprocesses
-    (lscpu; py-cpuinfo on the first tracker of a process, about 1.5 s), and a thread doing so
-    while the work forks its own worker processes (the pii scanner's pool) can hang both, since
-    a forked worker keeps the subprocess's pipes open. Later trackers start in about 10 ms."""
+    (lscpu; py-cpuinfo on the first tracker on a machine, about 1.1 s, then kept: cpu_info.py),
+    and a thread doing so while the work forks its own worker processes (the pii scanner's pool)
+    can hang both, since a forked worker keeps the subprocess's pipes open. Later trackers in a
+    process start in about 10 ms."""
 
     def __init__(self, config: CarbonConfig | None, label: str) -> None:
         self.config, self.label = config, label

@@ -14,6 +14,11 @@ shard):
 - ray 1x2: one actor holding both CPUs (`cpus_per_worker=2`), its scanner forking 2 processes
   from the one model it loaded: the same two cores with one start-up instead of two. Its scan
   CPU-seconds count the actor's own process only, not the forked scanners.
+- ray x1 warm, ray x2 warm: 1 and 2 actors of a warm pool (`keep_warm`): loaded actors kept
+  from an earlier run, as a cluster that serves one check after another keeps them. They run in
+  a second phase, after the cold rounds (a cold run sends idle warm actors away to get their
+  CPUs): one priming run starts the pool (its figure is kept as `warm_pool_first_run`), then
+  rounds of local, ray x1 warm and ray x2 warm. The driver is still a fresh process each time.
 
 Every run is a fresh Python process, as a `custody check` command is: nothing (a loaded model,
 a Ray connection's workers) carries over from one run to the next. The kinds run in turn,
@@ -59,9 +64,11 @@ from custody.pipeline.timeline import Timeline
 
 HERE = Path(__file__).resolve().parent
 REF = DatasetRef("scale", "1")
-# Ray kinds: (actors, CPUs per actor). "ray 1x2" is one actor holding both CPUs, its scanner
-# forking 2 processes from one loaded model (RayExecutor(cpus_per_worker=2)).
-KINDS = {"local": None, "ray x1": (1, 1), "ray x2": (2, 1), "ray 1x2": (1, 2)}
+# Ray kinds: (actors, CPUs per actor, keep_warm seconds). "ray 1x2" is one actor holding both
+# CPUs, its scanner forking 2 processes from one loaded model (RayExecutor(cpus_per_worker=2)).
+KEEP_WARM_S = 600.0
+KINDS = {"local": None, "ray x1": (1, 1, 0.0), "ray x2": (2, 1, 0.0), "ray 1x2": (1, 2, 0.0)}
+WARM_KINDS = {"local": None, "ray x1 warm": (1, 1, KEEP_WARM_S), "ray x2 warm": (2, 1, KEEP_WARM_S)}
 
 
 def build_dataset(home: Home, shared: Path, copies: int, shards: int, folder: Path):
@@ -114,7 +121,7 @@ def one(args: argparse.Namespace) -> None:
     """Run one kind once, print its figures as one JSON line (the parent reads it)."""
     home = Home.open(args.home)
     dataset = DatasetRegistry(home).get(REF)
-    shape = KINDS[args.one]
+    shape = (KINDS | WARM_KINDS)[args.one]
     executor = None
     if shape:
         import ray
@@ -122,7 +129,7 @@ def one(args: argparse.Namespace) -> None:
         from custody.pipeline.executors.ray import RayExecutor
 
         ray.init(address=args.address, log_to_driver=False)
-        executor = RayExecutor(workers=shape[0], cpus_per_worker=shape[1])
+        executor = RayExecutor(workers=shape[0], cpus_per_worker=shape[1], keep_warm=shape[2])
     check = PiiCheck(processes=2) if shape is None else PiiCheck()
     timeline = Timeline()
     start = time.time()
@@ -191,6 +198,9 @@ def start_cluster(temp_dir: Path):
 
     from custody.testing.ray_cluster import AGENT_WAIT_MS
 
+    # Ray writes the cluster's address to /tmp/ray/ray_current_cluster even with a temp dir of
+    # our own, and fails on a machine where no Ray ran before.
+    Path(tempfile.gettempdir(), "ray").mkdir(exist_ok=True)
     return Cluster(
         initialize_head=True,
         head_node_args={
@@ -213,6 +223,21 @@ def child(kind: str, home: Path, address: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_rounds(rounds: dict[str, list[dict]], count: int, home: Path, address: str) -> None:
+    """Run every kind in `rounds` in turn, `count` times; each figure is appended to its kind's list."""
+    for number in range(count):
+        for kind in rounds:
+            figure = child(kind, home, address)
+            rounds[kind].append(figure)
+            if kind == "cores":
+                line = f"1 process {figure['one_process_s']:6.2f} s, 2 processes {figure['two_processes_s']:.2f} s"
+            else:
+                line = f"{figure['seconds']:6.2f} s {figure['docs_per_s']:7.1f} docs/s"
+                if "breakdown" in figure:
+                    line += f"  scan window {figure['breakdown']['scan_window_s']:.2f} s"
+            print(f"  round {number + 1} {kind:<11} {line}  load {figure['load_average']:.2f}", flush=True)
+
+
 def median_round(rounds: list[dict]) -> dict:
     return sorted(rounds, key=lambda r: r["seconds"])[(len(rounds) - 1) // 2]
 
@@ -224,7 +249,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=HERE / "out" / "scale.json")
-    parser.add_argument("--one", choices=[*KINDS, "cores"], help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=[*KINDS, *WARM_KINDS, "cores"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -234,6 +259,7 @@ def main() -> None:
         return one(args)
 
     rounds: dict[str, list[dict]] = {kind: [] for kind in [*KINDS, "cores"]}
+    warm_rounds: dict[str, list[dict]] = {kind: [] for kind in WARM_KINDS}
     with tempfile.TemporaryDirectory(prefix="custody-scale-") as tmp:
         home = Home.init(Path(tmp) / "home")
         dataset, characters = build_dataset(home, args.shared, args.copies, args.shards, Path(tmp) / "data")
@@ -242,23 +268,16 @@ def main() -> None:
         print(f"{records} records, {characters} characters, {args.shards} shards, load {load_average()}", flush=True)
         cluster = start_cluster(Path(tmp) / "ray")
         try:
-            for number in range(args.rounds):
-                for kind in rounds:
-                    figure = child(kind, Path(tmp) / "home", cluster.address)
-                    rounds[kind].append(figure)
-                    if kind == "cores":
-                        line = (
-                            f"1 process {figure['one_process_s']:6.2f} s, 2 processes {figure['two_processes_s']:.2f} s"
-                        )
-                    else:
-                        line = f"{figure['seconds']:6.2f} s {figure['docs_per_s']:7.1f} docs/s"
-                        if "breakdown" in figure:
-                            line += f"  scan window {figure['breakdown']['scan_window_s']:.2f} s"
-                    print(f"  round {number + 1} {kind:<7} {line}  load {figure['load_average']:.2f}", flush=True)
+            run_rounds(rounds, args.rounds, Path(tmp) / "home", cluster.address)
+            print("  warm pool: first run", flush=True)
+            first_warm = child("ray x2 warm", Path(tmp) / "home", cluster.address)
+            print(f"    {first_warm['seconds']:6.2f} s (starts the pool's 2 actors)", flush=True)
+            run_rounds(warm_rounds, args.rounds, Path(tmp) / "home", cluster.address)
         finally:
             cluster.shutdown()
 
-    if len({r["result_digest"] for kind in KINDS for r in rounds[kind]}) != 1:
+    every = [r for kind in KINDS for r in rounds[kind]] + [r for kind in WARM_KINDS for r in warm_rounds[kind]]
+    if len({r["result_digest"] for r in [*every, first_warm]}) != 1:
         raise SystemExit("result digests differ between executors")
     runs = [median_round(rounds[kind]) | {"rounds": [r["seconds"] for r in rounds[kind]]} for kind in KINDS]
     local, one_worker, two_workers, one_actor = runs
@@ -316,7 +335,26 @@ def main() -> None:
         f"efficiency {idle['efficiency']:.2f} ({idle['without_driver_load_efficiency']:.2f} without the driver's load)"
     )
     print(f"  per worker: {per_worker:.1f} docs/s end to end, {steady_chars:,.0f} chars/s scanning")
-    for r in (one_worker, two_workers, one_actor):
+    # The warm pool: the same two ratios over runs whose actors were loaded by an earlier run.
+    w1, w2 = warm_rounds["ray x1 warm"], warm_rounds["ray x2 warm"]
+    warm_pairs = list(zip(w1, w2, strict=True))
+    warm_efficiency = statistics.median(b["docs_per_s"] / (2 * a["docs_per_s"]) for a, b in warm_pairs)
+    warm_steady = statistics.median(window(a) / (2 * window(b)) for a, b in warm_pairs)
+    warm_runs = [
+        median_round(warm_rounds[kind]) | {"rounds": [r["seconds"] for r in warm_rounds[kind]]} for kind in WARM_KINDS
+    ]
+    for r in warm_runs:
+        r["vs_local"] = round(r["docs_per_s"] / warm_runs[0]["docs_per_s"], 2)
+    seconds = ", ".join(f"{r['run']} {r['seconds']:.2f} s" for r in warm_runs)
+    print(f"  warm pool, median rounds: {seconds}; its first run {first_warm['seconds']:.2f} s")
+    print(
+        f"  warm pool vs local (same rounds): ray x1 warm {warm_runs[1]['vs_local']:.2f}, "
+        f"ray x2 warm {warm_runs[2]['vs_local']:.2f}"
+    )
+    print(f"  scaling efficiency, warm pool, end to end (median of rounds): {warm_efficiency:.2f}")
+    print(f"  scaling efficiency, warm pool, steady state (scan windows): {warm_steady:.2f}")
+    print(f"  (its ceiling: the steady-state ceiling above, {cores_ceiling:.2f}; nothing is left to start)")
+    for r in (one_worker, two_workers, one_actor, *warm_runs[1:]):
         parts = ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in r["breakdown"].items())
         print(f"  {r['run']}: {parts}")
     out = {
@@ -338,6 +376,14 @@ def main() -> None:
         "end_to_end_ceiling": round(ceiling, 3),
         "steady_state_ceiling": round(cores_ceiling, 3),
         "idle_estimate": idle,
+        "warm_pool": {
+            "keep_warm_s": KEEP_WARM_S,
+            "first_run": first_warm,
+            "runs": warm_runs,
+            "all_rounds": warm_rounds,
+            "scaling_efficiency": round(warm_efficiency, 3),
+            "steady_state_scaling_efficiency": round(warm_steady, 3),
+        },
         "per_worker_docs_per_s": per_worker,
         "per_worker_chars_per_s": round(per_worker_chars),
         "per_worker_scanning_chars_per_s": round(steady_chars),

@@ -30,10 +30,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_spec_names_its_executor(tmp_path):
     assert load_spec(write(tmp_path, SPEC)).spec.executor.kind == "local"
-    table = '\n[executor]\nkind = "ray"\naddress = "10.0.0.1:6379"\nworkers = 8\ncpus_per_worker = 2\n'
+    table = '\n[executor]\nkind = "ray"\naddress = "10.0.0.1:6379"\nworkers = 8\ncpus_per_worker = 2\nkeep_warm = 300\n'
     executor = load_spec(write(tmp_path, SPEC + table)).spec.executor
     assert (executor.kind, executor.address, executor.workers) == ("ray", "10.0.0.1:6379", 8)
-    assert executor.cpus_per_worker == 2
+    assert (executor.cpus_per_worker, executor.keep_warm) == (2, 300)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,9 @@ def test_a_spec_names_its_executor(tmp_path):
         ('kind = "ray"\ncpus_per_worker = 0', "key 'executor.cpus_per_worker'"),
         ('kind = "local"\ncpus_per_worker = 2', "only for kind = 'ray'"),
         ('kind = "ray"\nnodes = 3', "unknown key 'executor.nodes'"),
+        ('kind = "ray"\nkeep_warm = -1', "key 'executor.keep_warm'"),
+        ('kind = "ray"\nkeep_warm = inf', "key 'executor.keep_warm'"),
+        ('kind = "local"\nkeep_warm = 60', "only for kind = 'ray'"),
     ],
 )
 def test_bad_executor_tables_name_the_key(tmp_path, table, message):
@@ -64,6 +67,25 @@ def test_make_executor():
         make_executor("local", None, None, 2)
     with pytest.raises(ExecutorError, match="must be above 0"):
         make_executor("ray", None, None, -1)
+    assert make_executor("ray", None, None, None, 120).keep_warm == 120
+    assert make_executor("ray").keep_warm == 0, "actors stop with the run unless asked"
+    with pytest.raises(ExecutorError, match="--ray-keep-warm is only for --executor ray"):
+        make_executor("local", None, None, None, 60)
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ExecutorError, match="--ray-keep-warm must be 0 or more seconds"):
+            make_executor("ray", None, None, None, bad)
+
+
+def test_ray_commands_need_a_running_cluster(monkeypatch):
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for command in (["ray", "release"], ["ray", "warm"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2
+        assert "--ray-address: warm actors live on a running cluster" in result.output
 
 
 def test_the_home_config_names_a_shared_artifact_folder(tmp_path):

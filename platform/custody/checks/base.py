@@ -71,6 +71,14 @@ Tally = dict[str, Any]  # one shard's counts; must survive a JSON round trip unc
 class Check(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
+    # What `open` loads is needed by `finish` (or `config`) too. False: `open` only prepares
+    # scanning, so a driver whose shards are scanned by workers elsewhere skips it (the pii
+    # check's scanner is a spaCy model load the driver would never use).
+    finish_needs_open: ClassVar[bool] = True
+    # What `open` reads besides the check's own fields: "dataset" (the safe default) or "home"
+    # (the dataset's home only). A warm Ray worker reuses an opened check across datasets of one
+    # home only when it is "home".
+    open_reads: ClassVar[Literal["dataset", "home"]] = "dataset"
 
     @abstractmethod
     def config(self) -> dict[str, Any]:

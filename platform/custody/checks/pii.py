@@ -51,6 +51,8 @@ REDACT_STAGE = "redact-pii"  # the stage whose output counts as redacted (stages
 class PiiCheck(Check):
     name = "pii"
     version = "1.1.0"  # 1.1: pii-codex risk ratings in rows and summary
+    finish_needs_open = False  # open loads the scanner; config, model_digest and finish never use it
+    open_reads = "home"  # nothing of the dataset: the scanner depends on the fields above only
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
     model: str | None = None  # None: $CUSTODY_SPACY_MODEL, else the preferred installed model

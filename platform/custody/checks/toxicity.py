@@ -145,6 +145,7 @@ class ToxicityCheck(Check):
 
     name = "toxicity"
     version = "1.0.0"
+    open_reads = "home"  # HOME/toxicity.toml and the home's model cache
     settings: ToxicitySettings | None = None
     # Collaborators, not settings: positional, so the registry does not list them as options.
     scorer: Scorer | None = field(default=None, kw_only=False)

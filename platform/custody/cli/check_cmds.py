@@ -26,7 +26,7 @@ from custody.cli.common import (
     opened,
     print_json,
 )
-from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, executor_for
+from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, RayKeepWarmOption, executor_for
 from custody.datasets.names import parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.pipeline.executors import ExecutorError
@@ -46,6 +46,7 @@ def check(
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
     ray_cpus_per_worker: RayCpusOption = None,
+    ray_keep_warm: RayKeepWarmOption = None,
 ) -> None:
     """Run checks over a dataset; each records its rows, summary and a check.completed entry.
 
@@ -58,7 +59,10 @@ def check(
             CHECKS.entry(name)
     except CheckError as exc:
         fail(f"--checks: {exc}")
-    with opened(home, database) as h, executor_for(executor, ray_address, None, ray_cpus_per_worker) as runner:
+    with (
+        opened(home, database) as h,
+        executor_for(executor, ray_address, None, ray_cpus_per_worker, ray_keep_warm) as runner,
+    ):
         requester = acting(h, key, actor, "check")
         dataset = DatasetRegistry(h).get(parse_ref(ref))
         if runner.distributed and not as_json:

@@ -1,4 +1,4 @@
-"""`--executor`, `--ray-address` and `--ray-cpus-per-worker`, shared by `custody check`, `prepare` and `run`."""
+"""`--executor` and the `--ray-*` options, shared by `custody check`, `prepare` and `run`."""
 
 from __future__ import annotations
 
@@ -39,13 +39,29 @@ RayCpusOption = Annotated[
 ]
 
 
+RayKeepWarmOption = Annotated[
+    float | None,
+    typer.Option(
+        "--ray-keep-warm",
+        metavar="SECONDS",
+        help="keep a check's Ray actors loaded this long after the run, for the next run of it "
+        "(a cluster that outlives the command; `custody ray release` stops them) [default: 0]",
+        show_default=False,
+    ),
+]
+
+
 @contextmanager
 def executor_for(
-    kind: str | None, address: str | None, workers: int | None = None, cpus_per_worker: float | None = None
+    kind: str | None,
+    address: str | None,
+    workers: int | None = None,
+    cpus_per_worker: float | None = None,
+    keep_warm: float | None = None,
 ) -> Iterator[Executor]:
     """The executor asked for; closed (a Ray cluster it started is stopped) when the command ends."""
     try:
-        executor = make_executor(kind or "local", address, workers, cpus_per_worker)
+        executor = make_executor(kind or "local", address, workers, cpus_per_worker, keep_warm)
     except ExecutorError as exc:
         fail(f"--executor: {exc}")
     try:

@@ -20,6 +20,7 @@ from custody.cli.model_cmds import export_model_command, import_model_command
 from custody.cli.optout_cmds import app as optout_app
 from custody.cli.people_cmds import app as people_app
 from custody.cli.prefs_cmds import app as prefs_app
+from custody.cli.ray_cmds import app as ray_app
 from custody.cli.report_cmds import report, verify_report_command
 from custody.cli.run_cmds import run as run_command
 from custody.cli.takedown_cmds import app as takedown_app
@@ -55,6 +56,7 @@ app.add_typer(witness_app, name="witness")
 app.add_typer(takedown_app, name="takedown")
 app.add_typer(optout_app, name="optout")
 app.add_typer(prefs_app, name="prefs")
+app.add_typer(ray_app, name="ray")
 app.command("run")(run_command)
 app.command("eval")(eval_command)
 app.command("release")(release_command)

@@ -18,7 +18,7 @@ from custody.cli.common import (
     opened,
     print_json,
 )
-from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, executor_for
+from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, RayKeepWarmOption, executor_for
 from custody.datasets.names import DatasetRef, next_version, parse_ref
 from custody.datasets.registry import DatasetRegistry
 from custody.pipeline.chain import parse_option, run_chain
@@ -53,6 +53,7 @@ def prepare(
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
     ray_cpus_per_worker: RayCpusOption = None,
+    ray_keep_warm: RayKeepWarmOption = None,
     index: Annotated[
         bool,
         typer.Option("--index/--no-index", help="build each output's passage index for `custody find` now"),
@@ -88,7 +89,10 @@ def prepare(
             if key not in ("stage", "version", "input", "output", "counts", "reasons"):
                 console.print(f"  {key}: {value}")
 
-    with opened(home, database) as h, executor_for(executor, ray_address, None, ray_cpus_per_worker) as runner:
+    with (
+        opened(home, database) as h,
+        executor_for(executor, ray_address, None, ray_cpus_per_worker, ray_keep_warm) as runner,
+    ):
         requester = acting(h, key, actor, "prepare")
         registry = DatasetRegistry(h)
         source = registry.get(parse_ref(ref))

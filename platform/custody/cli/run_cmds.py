@@ -20,7 +20,7 @@ from custody.cli.common import (
     opened,
     print_json,
 )
-from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, executor_for
+from custody.cli.executor_opts import ExecutorOption, RayAddressOption, RayCpusOption, RayKeepWarmOption, executor_for
 
 EXIT_NOT_ALLOWED = 3  # also: the ledger holds no allow for exactly these bytes
 
@@ -35,6 +35,7 @@ def run(
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
     ray_cpus_per_worker: RayCpusOption = None,
+    ray_keep_warm: RayKeepWarmOption = None,
     nproc_per_node: Annotated[
         int | None,
         typer.Option("--nproc-per-node", min=1, help="train on this many torchrun ranks per node (gate once)"),
@@ -86,7 +87,8 @@ def run(
     address = ray_address or (wanted.address if kind == "ray" else None)
     workers = wanted.workers if kind == "ray" else None
     cpus = ray_cpus_per_worker or (wanted.cpus_per_worker if kind == "ray" else None)
-    with opened(home, database) as h, executor_for(kind, address, workers, cpus) as runner:
+    keep_warm = ray_keep_warm if ray_keep_warm is not None else (wanted.keep_warm if kind == "ray" else None)
+    with opened(home, database) as h, executor_for(kind, address, workers, cpus, keep_warm) as runner:
         who = acting(h, key, actor, "run")
         try:
             outcome = run_spec(h, loaded, actor=who, say=say, executor=runner, launch=launch, resume=resume)

@@ -74,8 +74,10 @@ def _run(
     meter: UnitMeter,
     timeline: Timeline | None,
 ) -> CheckResult:
-    with maybe(timeline, "open"):
-        check.open(dataset)
+    # Workers elsewhere open their own copies; the driver needs one only if `finish` does.
+    if executor.scans_here or check.finish_needs_open:
+        with maybe(timeline, "open"):
+            check.open(dataset)
     try:
         config = check.config()
         config_digest = home.store.put_bytes(canonical_json(config))

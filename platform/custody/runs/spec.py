@@ -198,11 +198,12 @@ class ExecutorSpec(_Strict):
     address: str | None = None  # a Ray cluster, HOST:PORT or ray://HOST:10001; None: $RAY_ADDRESS or local
     workers: int | None = Field(default=None, ge=1)  # Ray actors; None: one per CPU of the cluster
     cpus_per_worker: float | None = Field(default=None, gt=0)  # CPUs per actor (a pii pool of that many)
+    keep_warm: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # seconds actors stay loaded after
 
     @model_validator(mode="after")
     def _ray_only(self) -> ExecutorSpec:
-        if self.kind == "local" and (self.address or self.workers or self.cpus_per_worker):
-            raise ValueError("address, workers and cpus_per_worker are only for kind = 'ray'")
+        if self.kind == "local" and any((self.address, self.workers, self.cpus_per_worker, self.keep_warm)):
+            raise ValueError("address, workers, cpus_per_worker and keep_warm are only for kind = 'ray'")
         return self
 
 

@@ -45,6 +45,7 @@ class ExecutorError(RuntimeError):
 class Executor(ABC):
     kind: ClassVar[str]
     distributed: ClassVar[bool] = False  # False: stages run in the driver as they always did
+    scans_here: ClassVar[bool] = True  # False: a check's shards are scanned by workers elsewhere
 
     def bind(self, check: Check, dataset: RegisteredDataset | None = None) -> Any:
         """Called with the check before the driver opens it: what a worker rebuilds it from.

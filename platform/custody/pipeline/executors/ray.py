@@ -9,6 +9,10 @@ the only process that accepts parts and writes the ledger. A worker that dies mi
 (`max_restarts`, `max_task_retries`); if Ray gives up, the driver starts a fresh actor and
 resubmits the shard, up to `attempts` times. An attempt writes under a name of its own and a
 part is only accepted by the driver's durable rename, so a retried shard is never counted twice.
+
+With `keep_warm` seconds a check's actors outlive the run, loaded, for the next run of the same
+check in the same home (ray_pool.py): that run skips their start-up and model loads. A cluster
+the command started itself stops with it, so this pays only on a cluster that outlives commands.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from custody.datasets.registry import RegisteredDataset
 from custody.pipeline.executors.base import Executor, ExecutorError
+from custody.pipeline.executors.ray_pool import NAMESPACE, make_room, pool_name, slot_name, warm_names
 from custody.pipeline.executors.ray_workers import CheckWorker, DatasetHandle, StageWorker
 from custody.pipeline.jobs import ScanJob, ScannedShard, StageJob, StagePart
 from custody.pipeline.timeline import Timeline
@@ -32,6 +37,7 @@ Report = Callable[[Any, float, float], None]
 class RayExecutor(Executor):
     kind = "ray"
     distributed = True
+    scans_here = False
 
     def __init__(
         self,
@@ -39,11 +45,13 @@ class RayExecutor(Executor):
         workers: int | None = None,
         cpus_per_worker: float = 1.0,
         retries: int = RETRIES,
+        keep_warm: float = 0.0,
     ) -> None:
         self.address = address  # None: $RAY_ADDRESS, else a one-machine cluster started here
         self.workers = workers  # None: as many as the cluster's CPUs allow
         self.cpus_per_worker = cpus_per_worker
         self.retries = retries
+        self.keep_warm = keep_warm  # seconds a check's actors stay loaded after a run (0: they stop with it)
         self._started = False
         self._early: tuple[bytes, _Crew] | None = None  # actors `bind` started, for the check it pickled
 
@@ -92,8 +100,7 @@ class RayExecutor(Executor):
         blueprint = cloudpickle.dumps(check)
         self.release()
         if dataset is not None:
-            args = (blueprint, DatasetHandle.of(dataset), self._processes())
-            self._early = (blueprint, self._crew(CheckWorker, args, len(dataset.manifest.shards)))
+            self._early = (blueprint, self._check_crew(blueprint, check, dataset, len(dataset.manifest.shards)))
             for actor in self._early[1].actors:
                 actor.warm.remote()  # queued first on the actor: its first shard waits for it
         return blueprint
@@ -113,11 +120,11 @@ class RayExecutor(Executor):
             if early is not None:
                 early[1].kill()
             return
-        if early is not None:
-            crew = early[1]
-        else:
-            crew = self._crew(CheckWorker, (job.blueprint, DatasetHandle.of(job.dataset), self._processes()), len(todo))
-        call = (job.config_digest, str(job.work.path.resolve()))
+        crew = early[1] if early is not None else self._check_crew(job.blueprint, job.check, job.dataset, len(todo))
+        call: tuple = (job.config_digest, str(job.work.path.resolve()))
+        if crew.warm:  # a warm actor may hold another registration: this run's goes by reference
+            handle = DatasetHandle.of(job.dataset)
+            call += (handle.key, [self._ray().put(handle)])  # in a list: fetched only when needed
         report = None if job.timeline is None else partial(_report, job.timeline)
         yield from self._dispatch(crew, "scan", todo, call, report)
 
@@ -135,15 +142,38 @@ class RayExecutor(Executor):
                 following += 1
 
     # -- the dispatch loop ----------------------------------------------------------------------
-    def _crew(self, worker: type, args: tuple, wanted: int) -> _Crew:
-        """Start the actors for one job: as many as `slots` allows for `wanted` shards."""
+    def _check_crew(self, blueprint: bytes, check: Any, dataset: RegisteredDataset, wanted: int) -> _Crew:
+        """A check's actors: fresh ones, or with `keep_warm` its warm pool's (found or started)."""
+        handle = DatasetHandle.of(dataset)
+        args = (blueprint, handle, self._processes(), self.keep_warm)
+        if not self.keep_warm:
+            return self._crew(CheckWorker, args, wanted)
+        scope = None if check.open_reads == "home" else handle.digest
+        pool = pool_name(blueprint, handle.home_path, handle.database_url, scope, self.cpus_per_worker)
+        return self._crew(CheckWorker, args, wanted, pool)
+
+    def _crew(self, worker: type, args: tuple, wanted: int, pool: str | None = None) -> _Crew:
+        """Start the actors for one job: as many as `slots` allows for `wanted` shards. With a
+        `pool`, its warm actors where they are alive, started detached where they are not.
+        Idle warm actors of other pools are asked to leave while the cluster lacks the CPUs."""
         ray = self._ray()
-        remote = ray.remote(worker).options(
-            num_cpus=self.cpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
-        )
+        options = {"num_cpus": self.cpus_per_worker, "max_restarts": self.retries, "max_task_retries": self.retries}
+        remote = ray.remote(worker).options(**options)
         crew = _Crew(lambda: remote.remote(*args))
-        for _ in range(self.slots(wanted)):
-            crew.start()
+        slots = self.slots(wanted)
+        if pool is None:
+            make_room(ray, slots * self.cpus_per_worker)
+            for _ in range(slots):
+                crew.start()
+            return crew
+        names = [slot_name(pool, slot) for slot in range(slots)]
+        missing = len(set(names) - warm_names(ray))
+        make_room(ray, missing * self.cpus_per_worker, keep=pool)
+        for name in names:
+            warm = ray.remote(worker).options(
+                **options, name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+            )
+            crew.adopt(warm.remote(*args))
         return crew
 
     def _dispatch(
@@ -158,8 +188,7 @@ class RayExecutor(Executor):
 
         lost = (ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError)
         actors, requested, start = crew.actors, crew.requested, crew.start
-        for extra in actors[len(numbers) :]:  # more actors than shards left (a resumed run)
-            ray.kill(extra, no_restart=True)
+        crew.kill(actors[len(numbers) :])  # more actors than shards left (a resumed run)
         del actors[len(numbers) :]
         pending = deque(numbers)
         running: dict[Any, tuple[Any, int]] = {}
@@ -195,12 +224,14 @@ class RayExecutor(Executor):
 
 
 class _Crew:
-    """The actors started for one job, and when each was asked for."""
+    """The actors working on one job, and when each was asked for. Warm actors (adopted from a
+    pool) are left running when the job ends; the ones started for the job are stopped."""
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self.make = make
         self.actors: list[Any] = []
         self.requested: dict[Any, float] = {}
+        self.warm: set[Any] = set()
 
     def start(self) -> Any:
         actor = self.make()
@@ -208,12 +239,20 @@ class _Crew:
         self.requested[actor] = time.time()
         return actor
 
-    def kill(self) -> None:
+    def adopt(self, actor: Any) -> None:
+        self.actors.append(actor)
+        self.requested[actor] = time.time()
+        self.warm.add(actor)
+
+    def kill(self, actors: list[Any] | None = None) -> None:
+        """Stop `actors` (default: all of them) except warm ones, and forget them all."""
         import ray
 
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        self.actors.clear()
+        for actor in list(self.actors if actors is None else actors):
+            if actor not in self.warm:
+                ray.kill(actor, no_restart=True)
+        if actors is None:
+            self.actors.clear()
 
 
 def _report(timeline: Timeline, scanned: ScannedShard, requested: float, received: float) -> None:

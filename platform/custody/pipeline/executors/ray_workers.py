@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from custody.home import Home
 from custody.ledger.entry import json_digest
 from custody.pipeline.decisions import DecisionWriter, output_row
 from custody.pipeline.executors.base import scan_one
+from custody.pipeline.executors.ray_pool import IdleClock
 from custody.pipeline.jobs import ScannedShard, StagePart
 from custody.pipeline.shard_work import ShardWork
 from custody.stages.catalog import STAGES
@@ -48,9 +50,19 @@ class DatasetHandle:
         kept = {f.name: getattr(dataset, f.name) for f in dataclasses.fields(dataset) if f.name != "home"}
         return cls(str(Path(dataset.home.path).resolve()), dataset.home.database_url, kept)
 
-    def open(self) -> RegisteredDataset:
-        home = Home.open(self.home_path, database=self.database_url)
+    def open(self, home: Home | None = None) -> RegisteredDataset:
+        """The dataset, on `home` when it is already open (a warm worker's), else on its own."""
+        home = home or Home.open(self.home_path, database=self.database_url)
         return RegisteredDataset(home=home, **self.fields)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Which registration this is: the home and its ledger index (no deep comparison)."""
+        return self.home_path, self.database_url, self.fields["index"]
+
+    @property
+    def digest(self) -> str:
+        return self.fields["body"]["manifest_digest"]
 
 
 def worker_name() -> str:
@@ -67,18 +79,22 @@ def _compare(what: str, mine: dict, expected_digest: str) -> None:
 
 
 class CheckWorker:
-    """Scans shards of one dataset with one check, opened once per actor (models load once).
+    """Scans shards with one check, opened once per actor (models load once).
 
     The driver starts it before opening its own copy of the check, so `warm` (the model load)
-    runs while the driver opens; the driver's configuration digest and work area come with each
-    shard, and the first shard compares the digest before scanning anything."""
+    runs while the driver opens; the driver's configuration digest, work area and dataset come
+    with each shard, and a shard under a digest not yet seen compares it before scanning.
+    With `keep_warm` seconds the actor is one of a warm pool (ray_pool.py): it serves later runs
+    (other datasets of the same home, where the check's `open` allows it) until it has been idle
+    that long."""
 
-    def __init__(self, blueprint: bytes, dataset: DatasetHandle, processes: int = 1) -> None:
+    def __init__(self, blueprint: bytes, dataset: DatasetHandle, processes: int = 1, keep_warm: float = 0.0) -> None:
         self.blueprint, self.handle, self.processes = blueprint, dataset, processes
         self.check: Any = None
         self.dataset: Any = None
         self.agreed: str | None = None  # the driver's config digest, once compared
         self.timing: dict[str, Any] = {"born": time.time()}  # reported with the first shard
+        self.clock = IdleClock(keep_warm, self._send_away) if keep_warm else None
 
     def _ready(self) -> None:
         if self.check is not None:
@@ -103,16 +119,54 @@ class CheckWorker:
         self._ready()
         return worker_name()
 
-    def scan(self, number: int, config_digest: str, work_dir: str) -> ScannedShard:
-        self._ready()
-        if self.agreed != config_digest:
-            _compare(f"check {self.check.name}", self.check.config(), config_digest)
-            self.agreed = config_digest
-        path = ShardWork(Path(work_dir)).scratch_path(number, uuid.uuid4().hex[:12])
-        started, cpu = time.time(), time.process_time()
-        scanned = scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
-        timing, self.timing = self.timing | {"scan": (started, time.time()), "cpu": time.process_time() - cpu}, {}
-        return dataclasses.replace(scanned, timing=timing)
+    def scan(
+        self, number: int, config_digest: str, work_dir: str, dataset_key: tuple | None = None, dataset: list = ()
+    ) -> ScannedShard:
+        """Scan one shard into the work area; a warm pool's run names its registration by
+        `dataset_key`, with the handle itself in `dataset` (one ObjectRef, fetched on a change)."""
+        with self.clock or nullcontext():
+            self._ready()
+            if dataset_key is not None and tuple(dataset_key) != self.handle.key:
+                import ray
+
+                self._switch(ray.get(dataset[0]))
+            if self.agreed != config_digest:
+                _compare(f"check {self.check.name}", self.check.config(), config_digest)
+                self.agreed = config_digest
+            path = ShardWork(Path(work_dir)).scratch_path(number, uuid.uuid4().hex[:12])
+            started, cpu = time.time(), time.process_time()
+            scanned = scan_one(self.check, self.dataset, number, path, worker_name(), digest=True)
+            timing, self.timing = self.timing | {"scan": (started, time.time()), "cpu": time.process_time() - cpu}, {}
+            return dataclasses.replace(scanned, timing=timing)
+
+    def _switch(self, handle: DatasetHandle) -> None:
+        """Another registration in the same home, for a warm pool's actor (the pool's name holds
+        the home, and the dataset too unless the check's `open` reads only the home): the opened
+        check serves it as it is. Anything else is a bug in naming pools, refused."""
+        same_home = handle.key[:2] == self.handle.key[:2]
+        if not same_home or (self.check.open_reads != "home" and handle.digest != self.handle.digest):
+            raise ConfigMismatch(f"warm worker {worker_name()} was opened for another home or dataset than this run's")
+        self.dataset, self.handle = handle.open(self.dataset.home), handle
+
+    # -- a warm pool's actor (ray_pool.py) ----------------------------------------------------
+    def leave(self, idle_at_least: float) -> bool:
+        """Exit if idle for `idle_at_least` seconds (Ray runs this between the actor's tasks);
+        else stay, and leave once idle that long instead of the pool's `keep_warm`."""
+        if self.clock is not None and self.clock.idle_for() < idle_at_least:
+            self.clock.shorten(idle_at_least)
+            return False
+        import ray
+
+        if self.check is not None:
+            self.check.close()
+        # Not exit_actor(): Ray restarts an actor that exits while it has restarts left.
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+        return True
+
+    def _send_away(self) -> None:
+        import ray
+
+        ray.get_runtime_context().current_actor.leave.remote(self.clock.keep_warm if self.clock else 0.0)
 
 
 class StageWorker:

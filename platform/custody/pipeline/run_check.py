@@ -56,7 +56,10 @@ def run_check(
     # Before open: workers rebuild the check as the caller built it, and may start loading now.
     blueprint = executor.bind(check, dataset)
     try:
-        with UnitMeter(carbon, f"custody-check-{check.name}") as meter:
+        meter = UnitMeter(carbon, f"custody-check-{check.name}")
+        with maybe(timeline, "meter start"):  # CodeCarbon's imports, the first time in a process
+            meter.start()
+        with meter:
             return _run(home, dataset, check, actor, progress, on_resume, executor, blueprint, meter, timeline)
     finally:
         executor.release()

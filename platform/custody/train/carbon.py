@@ -304,7 +304,11 @@ class UnitMeter:
         self.result: Emissions | None = None
 
     def __enter__(self) -> UnitMeter:
-        if self.config is not None:
+        return self.start()
+
+    def start(self) -> UnitMeter:
+        """Start the tracker (once: `with` after `start()` does not start another)."""
+        if self.config is not None and self.meter is None and self.problem is None:
             try:
                 self.meter = EmissionsMeter(self.config, self.label).start(every_second=False)
             except Exception as exc:  # the work goes on unmeasured, and says so

@@ -53,6 +53,16 @@ def home(tmp_path: Path, cast):
     created.close()
 
 
+@pytest.fixture(scope="module")
+def two_cpu_cluster(request) -> Iterator[str]:
+    """A one-node Ray cluster with 2 CPUs, this process its driver, for one test module."""
+    pytest.importorskip("ray")
+    from custody.testing.ray_cluster import joined_cluster
+
+    with joined_cluster(nodes=1, cpus_per_node=2, namespace=request.module.__name__) as address:
+        yield address
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """URL of a real PostgreSQL server: CI's (CUSTODY_TEST_POSTGRES_URL) or one we start."""

@@ -38,15 +38,11 @@ CHECKS = {
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """One head and one worker node, one CPU each, shared by the module's tests."""
-    from custody.testing.ray_cluster import local_cluster
+    from custody.testing.ray_cluster import joined_cluster
 
-    with local_cluster(nodes=2, cpus_per_node=1) as address:
-        ray.init(address=address, namespace="custody-tests", log_to_driver=False)
-        try:
-            assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-            yield address
-        finally:
-            ray.shutdown()
+    with joined_cluster(nodes=2, cpus_per_node=1, namespace="custody-tests") as address:
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        yield address
 
 
 @pytest.fixture(scope="module")

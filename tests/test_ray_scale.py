@@ -26,18 +26,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster() -> str:
-    from custody.testing.ray_cluster import local_cluster
-
-    with local_cluster(nodes=1, cpus_per_node=2) as address:
-        ray.init(address=address, namespace="custody-scale-tests", log_to_driver=False)
-        try:
-            yield address
-        finally:
-            ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def texts(shared_data: Path) -> list[str]:
     with open(shared_data / "pii_presidio_synth" / "data.jsonl", encoding="utf-8") as fh:
         return [json.loads(line)["text"] for line in fh][:80]
@@ -49,7 +37,7 @@ def ray_executor(**kwargs):
     return RayExecutor(**kwargs)
 
 
-def test_two_ray_workers_report_their_time_and_give_the_local_digest(cluster, home, tmp_path, texts):
+def test_two_ray_workers_report_their_time_and_give_the_local_digest(two_cpu_cluster, home, tmp_path, texts):
     dataset = register_shards(home, tmp_path / "data", texts, shards=4)
     local = run_check(home, dataset, PiiCheck(processes=1))
     timeline = Timeline()
@@ -70,7 +58,7 @@ def test_two_ray_workers_report_their_time_and_give_the_local_digest(cluster, ho
         assert len(timeline.named(name)) == 1, name
 
 
-def test_one_actor_with_two_cpus_forks_its_scanner_and_gives_the_local_digest(cluster, home, tmp_path, texts):
+def test_one_actor_with_two_cpus_forks_its_scanner_and_gives_the_local_digest(two_cpu_cluster, home, tmp_path, texts):
     dataset = register_shards(home, tmp_path / "data", texts, shards=3)
     local = run_check(home, dataset, PiiCheck(processes=1))
     timeline = Timeline()
@@ -93,7 +81,7 @@ class OpensOnlyOnWorkers(LicenseCheck):
         super().open(dataset)
 
 
-def test_actors_started_early_are_stopped_when_the_driver_fails_to_open(cluster, home, tmp_path, texts):
+def test_actors_started_early_are_stopped_when_the_driver_fails_to_open(two_cpu_cluster, home, tmp_path, texts):
     dataset = register_shards(home, tmp_path / "data", texts, shards=2)
     with pytest.raises(RuntimeError, match="the driver cannot open"):
         run_check(home, dataset, OpensOnlyOnWorkers(), executor=ray_executor(workers=2))

@@ -25,20 +25,8 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster() -> str:
-    from custody.testing.ray_cluster import local_cluster
-
-    with local_cluster(nodes=1, cpus_per_node=2) as address:
-        ray.init(address=address, namespace="custody-warm-tests", log_to_driver=False)
-        try:
-            yield address
-        finally:
-            ray.shutdown()
-
-
 @pytest.fixture
-def pools(cluster):
+def pools(two_cpu_cluster):
     """Every test starts and ends with no warm actor and both CPUs free."""
     from custody.pipeline.executors.ray_pool import release, warm_names
 

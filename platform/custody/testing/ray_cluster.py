@@ -35,3 +35,16 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[str]:
         yield cluster.address
     finally:
         cluster.shutdown()
+
+
+@contextmanager
+def joined_cluster(nodes: int, cpus_per_node: int, namespace: str) -> Iterator[str]:
+    """`local_cluster`, with this process connected to it as a driver in `namespace` for the block."""
+    import ray
+
+    with local_cluster(nodes=nodes, cpus_per_node=cpus_per_node) as address:
+        ray.init(address=address, namespace=namespace, log_to_driver=False)
+        try:
+            yield address
+        finally:
+            ray.shutdown()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -138,11 +140,23 @@ def give_up(signum, frame):
     raise TimeoutError("the run still waits for CPUs that idle warm actors hold")
 
 
-def test_release_sends_every_warm_actor_away(pools, home, tmp_path, texts):
-    from custody.pipeline.executors.ray_pool import release
+def custody(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "custody", *args], capture_output=True, text=True, timeout=120)
 
+
+def test_custody_ray_warm_lists_the_pools_and_release_sends_every_warm_actor_away(
+    two_cpu_cluster, pools, home, tmp_path, texts
+):
     dataset = register_shards(home, tmp_path / "a", texts, shards=2)
     run_check(home, dataset, LicenseCheck(), executor=executor(workers=2, keep_warm=600))
-    assert len(pools(ray)) == 2
-    assert release(ray) == 2
+    (pool,) = {name.rsplit("-", 1)[0] for name in pools(ray)}
+
+    listed = custody("ray", "warm", "--ray-address", two_cpu_cluster, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"pools": {pool: 2}}
+
+    released = custody("ray", "release", "--ray-address", two_cpu_cluster)
+    assert released.returncode == 0, released.stderr
+    assert released.stdout.strip() == "released 2 warm actors"
     assert not pools(ray)
+    assert custody("ray", "warm", "--ray-address", two_cpu_cluster).stdout.strip() == "no warm actors"

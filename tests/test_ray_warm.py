@@ -160,3 +160,29 @@ def test_custody_ray_warm_lists_the_pools_and_release_sends_every_warm_actor_awa
     assert released.stdout.strip() == "released 2 warm actors"
     assert not pools(ray)
     assert custody("ray", "warm", "--ray-address", two_cpu_cluster).stdout.strip() == "no warm actors"
+
+
+def test_a_stage_pool_serves_every_dataset_of_its_home(pools, home, tmp_path, texts):
+    from custody.datasets.names import DatasetRef
+    from custody.pipeline.run_stage import run_stage
+    from custody.stages.catalog import STAGES
+
+    first = register_shards(home, tmp_path / "a", texts, shards=2, name="first")
+    second = register_shards(home, tmp_path / "b", texts[::-1], shards=2, name="second")
+    for source in (first, second):
+        local = run_stage(home, STAGES.build("normalize-unicode", home), source, DatasetRef(source.ref.name, "local"))
+        warm = run_stage(
+            home,
+            STAGES.build("normalize-unicode", home),
+            source,
+            DatasetRef(source.ref.name, "warm"),
+            executor=executor(workers=2, keep_warm=600),
+        )
+        # Other names, so other manifests: the shards' bytes and the stage's record are compared.
+        assert [s.digest for s in warm.output.manifest.shards] == [s.digest for s in local.output.manifest.shards]
+        assert warm.output.body["stage"] == local.output.body["stage"]  # config and decisions digests
+        if source is first:
+            actors = {name: ray.get_actor(name, namespace="custody")._actor_id for name in pools(ray)}
+            assert len(actors) == 2
+    after = {name: ray.get_actor(name, namespace="custody")._actor_id for name in pools(ray)}
+    assert after == actors, "the second dataset's shards went to the same two actors"

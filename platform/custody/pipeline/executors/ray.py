@@ -10,8 +10,9 @@ the only process that accepts parts and writes the ledger. A worker that dies mi
 resubmits the shard, up to `attempts` times. An attempt writes under a name of its own and a
 part is only accepted by the driver's durable rename, so a retried shard is never counted twice.
 
-With `keep_warm` seconds a check's actors outlive the run, loaded, for the next run of the same
-check in the same home (ray_pool.py): that run skips their start-up and model loads. A cluster
+With `keep_warm` seconds a check's or stage's actors outlive the run, loaded, for the next run of
+the same check or stage in the same home (ray_pool.py): that run skips their start-up and model
+loads. A cluster
 the command started itself stops with it, so this pays only on a cluster that outlives commands.
 """
 
@@ -131,11 +132,18 @@ class RayExecutor(Executor):
     # -- stages ---------------------------------------------------------------------------------
     def stage_parts(self, job: StageJob) -> Iterator[StagePart]:
         handle = DatasetHandle.of(job.source)
-        args = (handle, job.stage, job.options, job.config_digest, str(job.scratch.resolve()))
+        scratch = str(job.scratch.resolve())
+        args = (handle, job.stage, job.options, job.config_digest, scratch, self.keep_warm)
         numbers = list(range(len(job.source.manifest.shards)))
+        pool = None
+        if self.keep_warm:  # a stage is built from its name, options and home: not from the dataset
+            work = f"{job.stage}\n{job.config_digest}".encode()
+            pool = pool_name("stage", work, handle.home_path, handle.database_url, None, self.cpus_per_worker)
+        crew = self._crew(StageWorker, args, len(numbers), pool)
+        call: tuple = (scratch, handle.key, [self._ray().put(handle)]) if crew.warm else ()
         finished: dict[int, StagePart] = {}
         following = 0
-        for part in self._dispatch(self._crew(StageWorker, args, len(numbers)), "process", numbers):
+        for part in self._dispatch(crew, "process", numbers, call):
             finished[part.number] = part
             while following in finished:  # hand parts on in shard order, as soon as they can be
                 yield finished.pop(following)
@@ -149,7 +157,7 @@ class RayExecutor(Executor):
         if not self.keep_warm:
             return self._crew(CheckWorker, args, wanted)
         scope = None if check.open_reads == "home" else handle.digest
-        pool = pool_name(blueprint, handle.home_path, handle.database_url, scope, self.cpus_per_worker)
+        pool = pool_name("check", blueprint, handle.home_path, handle.database_url, scope, self.cpus_per_worker)
         return self._crew(CheckWorker, args, wanted, pool)
 
     def _crew(self, worker: type, args: tuple, wanted: int, pool: str | None = None) -> _Crew:

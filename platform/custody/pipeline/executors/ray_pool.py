@@ -1,4 +1,4 @@
-"""Warm actors: a check's Ray actors kept loaded between runs, so the next run skips their start-up.
+"""Warm actors: a check's or stage's Ray actors kept loaded between runs, so the next run skips their start-up.
 
 Starting an actor costs a fresh worker process (Python and Ray), custody's imports and the
 check's model load: ~4 s for the pii check on a small node, which is most of a short run
@@ -6,6 +6,9 @@ check's model load: ~4 s for the pii check on a small node, which is most of a s
 everything their loaded state depends on (`pool_name`): the check as pickled, the home, the
 dataset unless the check's `open` reads only the home, the CPUs per actor and custody's version.
 A later run that asks for the same pool finds them by name; any difference is another pool.
+
+A stage's pool is named the same way after the stage's name and configuration digest (a stage is
+built from those and the home, never from the dataset).
 
 A warm actor holds its CPUs while it waits, so it is a cache, never a reservation:
 - it leaves by itself after `keep_warm` idle seconds (`IdleClock` in the actor);
@@ -33,11 +36,15 @@ PREFIX = "custody-warm-"
 BUSY_GAP_S = 2.0  # idle for less than this: between two shards of a run, not to be evicted
 
 
-def pool_name(blueprint: bytes, home_path: str, database_url: str, dataset_digest: str | None, cpus: float) -> str:
-    """The name shared by the actors of one pool (`-<slot>` follows); a digest, so no URL or
-    password shows in Ray's actor list."""
+def pool_name(
+    kind: str, work: bytes, home_path: str, database_url: str, dataset_digest: str | None, cpus: float
+) -> str:
+    """The name shared by the actors of one pool (`-<slot>` follows): `kind` is the actor class
+    ("check", "stage"), `work` what it holds (a pickled check; a stage's name and configuration
+    digest). A digest, so no URL or password shows in Ray's actor list."""
     scope = {
-        "check": hashlib.sha256(blueprint).hexdigest(),
+        "kind": kind,
+        "work": hashlib.sha256(work).hexdigest(),
         "home": home_path,
         "database": database_url,
         "dataset": dataset_digest,

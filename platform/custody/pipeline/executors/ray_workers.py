@@ -78,7 +78,38 @@ def _compare(what: str, mine: dict, expected_digest: str) -> None:
         )
 
 
-class CheckWorker:
+class WarmActor:
+    """What an actor of a warm pool (ray_pool.py) adds: the clock that sends it away when idle,
+    and leaving when asked. Actors not in a pool have no clock and leave whenever asked."""
+
+    clock: IdleClock | None = None
+
+    def _start_clock(self, keep_warm: float) -> None:
+        self.clock = IdleClock(keep_warm, self._send_away) if keep_warm else None
+
+    def _release(self) -> None:
+        """Close what the actor opened, before it leaves."""
+
+    def leave(self, idle_at_least: float) -> bool:
+        """Exit if idle for `idle_at_least` seconds (Ray runs this between the actor's tasks);
+        else stay, and leave once idle that long instead of the pool's `keep_warm`."""
+        if self.clock is not None and self.clock.idle_for() < idle_at_least:
+            self.clock.shorten(idle_at_least)
+            return False
+        import ray
+
+        self._release()
+        # Not exit_actor(): Ray restarts an actor that exits while it has restarts left.
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+        return True
+
+    def _send_away(self) -> None:
+        import ray
+
+        ray.get_runtime_context().current_actor.leave.remote(self.clock.keep_warm if self.clock else 0.0)
+
+
+class CheckWorker(WarmActor):
     """Scans shards with one check, opened once per actor (models load once).
 
     The driver starts it before opening its own copy of the check, so `warm` (the model load)
@@ -94,7 +125,7 @@ class CheckWorker:
         self.dataset: Any = None
         self.agreed: str | None = None  # the driver's config digest, once compared
         self.timing: dict[str, Any] = {"born": time.time()}  # reported with the first shard
-        self.clock = IdleClock(keep_warm, self._send_away) if keep_warm else None
+        self._start_clock(keep_warm)
 
     def _ready(self) -> None:
         if self.check is not None:
@@ -148,37 +179,29 @@ class CheckWorker:
             raise ConfigMismatch(f"warm worker {worker_name()} was opened for another home or dataset than this run's")
         self.dataset, self.handle = handle.open(self.dataset.home), handle
 
-    # -- a warm pool's actor (ray_pool.py) ----------------------------------------------------
-    def leave(self, idle_at_least: float) -> bool:
-        """Exit if idle for `idle_at_least` seconds (Ray runs this between the actor's tasks);
-        else stay, and leave once idle that long instead of the pool's `keep_warm`."""
-        if self.clock is not None and self.clock.idle_for() < idle_at_least:
-            self.clock.shorten(idle_at_least)
-            return False
-        import ray
-
+    def _release(self) -> None:
         if self.check is not None:
             self.check.close()
-        # Not exit_actor(): Ray restarts an actor that exits while it has restarts left.
-        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
-        return True
-
-    def _send_away(self) -> None:
-        import ray
-
-        ray.get_runtime_context().current_actor.leave.remote(self.clock.keep_warm if self.clock else 0.0)
 
 
-class StageWorker:
-    """Runs one per-record stage over shards of one dataset, built once per actor."""
+class StageWorker(WarmActor):
+    """Runs one per-record stage over shards, built once per actor (a stage is built from its name,
+    options and home: a warm pool's actor serves any dataset of that home)."""
 
     def __init__(
-        self, dataset: DatasetHandle, stage: str, options: dict[str, Any], config_digest: str, scratch: str
+        self,
+        dataset: DatasetHandle,
+        stage: str,
+        options: dict[str, Any],
+        config_digest: str,
+        scratch: str,
+        keep_warm: float = 0.0,
     ) -> None:
         self.handle, self.name, self.options = dataset, stage, options
         self.config_digest, self.scratch = config_digest, Path(scratch)
         self.stage: Any = None
         self.dataset: Any = None
+        self._start_clock(keep_warm)
 
     def _ready(self) -> None:
         if self.stage is not None:
@@ -192,21 +215,34 @@ class StageWorker:
         self._ready()
         return worker_name()
 
-    def process(self, number: int) -> StagePart:
-        self._ready()
-        shard = self.dataset.manifest.shards[number]
-        attempt = uuid.uuid4().hex[:12]
-        records = self.scratch / f"records-{number:05d}.{attempt}.jsonl"
-        decisions = DecisionWriter(self.scratch / f"decisions-{number:05d}.{attempt}.parquet")
-        count = 0
-        try:
-            with open(records, "wb") as out:
-                for decision in self.stage.process(self.dataset.shard_records(shard)):
-                    row, new_hash = output_row(decision)
-                    if row is not None:
-                        out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-                    decisions.add(decision, new_hash)
-                    count += 1
-        finally:
-            decisions.close()
-        return StagePart(number, records, decisions.path, count, worker_name())
+    def process(
+        self, number: int, scratch: str | None = None, dataset_key: tuple | None = None, dataset: list = ()
+    ) -> StagePart:
+        """One input shard's output records and decisions, into `scratch` (the run's; a warm
+        pool's run names it and its registration with each shard, as `CheckWorker.scan` does)."""
+        with self.clock or nullcontext():
+            self._ready()
+            if dataset_key is not None and tuple(dataset_key) != self.handle.key:
+                import ray
+
+                handle = ray.get(dataset[0])
+                if handle.key[:2] != self.handle.key[:2]:
+                    raise ConfigMismatch(f"warm worker {worker_name()} was built for another home than this run's")
+                self.dataset, self.handle = handle.open(self.dataset.home), handle
+            folder = Path(scratch) if scratch is not None else self.scratch
+            shard = self.dataset.manifest.shards[number]
+            attempt = uuid.uuid4().hex[:12]
+            records = folder / f"records-{number:05d}.{attempt}.jsonl"
+            decisions = DecisionWriter(folder / f"decisions-{number:05d}.{attempt}.parquet")
+            count = 0
+            try:
+                with open(records, "wb") as out:
+                    for decision in self.stage.process(self.dataset.shard_records(shard)):
+                        row, new_hash = output_row(decision)
+                        if row is not None:
+                            out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+                        decisions.add(decision, new_hash)
+                        count += 1
+            finally:
+                decisions.close()
+            return StagePart(number, records, decisions.path, count, worker_name())

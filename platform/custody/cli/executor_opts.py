@@ -44,7 +44,7 @@ RayKeepWarmOption = Annotated[
     typer.Option(
         "--ray-keep-warm",
         metavar="SECONDS",
-        help="keep a check's Ray actors loaded this long after the run, for the next run of it "
+        help="keep a check's or stage's Ray actors loaded this long after the run, for its next run "
         "(a cluster that outlives the command; `custody ray release` stops them) [default: 0]",
         show_default=False,
     ),

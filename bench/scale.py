@@ -4,7 +4,7 @@
 
 Data: pii_presidio_synth/data.jsonl (750 short documents) repeated --copies times, each copy
 marked so no two records are equal, registered as one dataset of --shards shards in a
-throwaway home. Three kinds of run of `run_check` with the pii check's default configuration,
+throwaway home. Kinds of run of `run_check` with the pii check's default configuration,
 each on the same dataset (the work area is cleared by every recorded run, so each scans every
 shard):
 
@@ -17,11 +17,14 @@ shard):
 - ray x1 warm, ray x2 warm: 1 and 2 actors of a warm pool (`keep_warm`): loaded actors kept
   from an earlier run, as a cluster that serves one check after another keeps them. They run in
   a second phase, after the cold rounds (a cold run sends idle warm actors away to get their
-  CPUs): one priming run starts the pool (its figure is kept as `warm_pool_first_run`), then
+  CPUs): one priming run starts the pool (its figure is kept as `warm_pool.first_run`), then
   rounds of local, ray x1 warm and ray x2 warm. The driver is still a fresh process each time.
+- ray x1 warm, unmetered and ray x2 warm, unmetered: the same, without the driver's CodeCarbon
+  tracker (`carbon=None`), to show what its start in a fresh process costs the ratio (custody
+  itself always measures; `meter_start` in each breakdown is that start).
 
 Every run is a fresh Python process, as a `custody check` command is: nothing (a loaded model,
-a Ray connection's workers) carries over from one run to the next. The kinds run in turn,
+a Ray connection's workers) carries over from one run to the next, except a warm pool's actors. The kinds run in turn,
 --rounds times (local, ray x1, ray x2, cores, local, ...), so a change in the machine's load
 falls on all alike; each kind's figure is its median round, every ratio is taken within a round
 and then its median, and every round is kept in the JSON. `cores` is the machine's own ceiling

@@ -186,3 +186,36 @@ def test_a_stage_pool_serves_every_dataset_of_its_home(pools, home, tmp_path, te
             assert len(actors) == 2
     after = {name: ray.get_actor(name, namespace="custody")._actor_id for name in pools(ray)}
     assert after == actors, "the second dataset's shards went to the same two actors"
+
+
+def test_a_warm_actor_refuses_a_registration_its_pool_does_not_cover(two_cpu_cluster, home, cast, tmp_path, texts):
+    """The guard behind pool names: a warm actor never scans another home's data, nor another
+    dataset when its check's `open` read the dataset."""
+    from custody.pipeline.executors.ray_workers import CheckWorker, ConfigMismatch, DatasetHandle
+
+    first = register_shards(home, tmp_path / "a", texts, shards=2, name="first")
+    second = register_shards(home, tmp_path / "b", texts[:30], shards=2, name="second")
+    other_home = cast.init_home(tmp_path / "other-home")
+    try:
+        elsewhere = register_shards(other_home, tmp_path / "c", texts, shards=2, name="first")
+        handles = {
+            name: DatasetHandle.of(d) for name, d in (("first", first), ("second", second), ("other", elsewhere))
+        }
+
+        def worker(check) -> CheckWorker:
+            built = CheckWorker(b"", handles["first"])
+            built.check, built.dataset = check, first
+            return built
+
+        def follow(built: CheckWorker, name: str) -> None:
+            built._follow(handles[name].key, [ray.put(handles[name])])
+
+        pii = worker(PiiCheck())
+        follow(pii, "second")  # the pii check's open reads only the home
+        assert pii.dataset.ref == second.ref
+        with pytest.raises(ConfigMismatch, match="another home or dataset"):
+            follow(pii, "other")
+        with pytest.raises(ConfigMismatch, match="another home or dataset"):
+            follow(worker(LicenseCheck()), "second")  # its open reads the dataset: a pool per dataset
+    finally:
+        other_home.close()

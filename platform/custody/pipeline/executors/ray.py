@@ -12,8 +12,8 @@ part is only accepted by the driver's durable rename, so a retried shard is neve
 
 With `keep_warm` seconds a check's or stage's actors outlive the run, loaded, for the next run of
 the same check or stage in the same home (ray_pool.py): that run skips their start-up and model
-loads. A cluster
-the command started itself stops with it, so this pays only on a cluster that outlives commands.
+loads. A cluster the command started itself stops with it, so this pays only on a cluster that
+outlives commands.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class RayExecutor(Executor):
         self.workers = workers  # None: as many as the cluster's CPUs allow
         self.cpus_per_worker = cpus_per_worker
         self.retries = retries
-        self.keep_warm = keep_warm  # seconds a check's actors stay loaded after a run (0: they stop with it)
+        self.keep_warm = keep_warm  # seconds actors stay loaded after a run (0: they stop with it)
         self._started = False
         self._early: tuple[bytes, _Crew] | None = None  # actors `bind` started, for the check it pickled
 
@@ -122,10 +122,7 @@ class RayExecutor(Executor):
                 early[1].kill()
             return
         crew = early[1] if early is not None else self._check_crew(job.blueprint, job.check, job.dataset, len(todo))
-        call: tuple = (job.config_digest, str(job.work.path.resolve()))
-        if crew.warm:  # a warm actor may hold another registration: this run's goes by reference
-            handle = DatasetHandle.of(job.dataset)
-            call += (handle.key, [self._ray().put(handle)])  # in a list: fetched only when needed
+        call = (job.config_digest, str(job.work.path.resolve()), *self._registration(crew, job.dataset))
         report = None if job.timeline is None else partial(_report, job.timeline)
         yield from self._dispatch(crew, "scan", todo, call, report)
 
@@ -140,7 +137,7 @@ class RayExecutor(Executor):
             work = f"{job.stage}\n{job.config_digest}".encode()
             pool = pool_name("stage", work, handle.home_path, handle.database_url, None, self.cpus_per_worker)
         crew = self._crew(StageWorker, args, len(numbers), pool)
-        call: tuple = (scratch, handle.key, [self._ray().put(handle)]) if crew.warm else ()
+        call = (scratch, *self._registration(crew, job.source)) if crew.warm else ()
         finished: dict[int, StagePart] = {}
         following = 0
         for part in self._dispatch(crew, "process", numbers, call):
@@ -148,6 +145,15 @@ class RayExecutor(Executor):
             while following in finished:  # hand parts on in shard order, as soon as they can be
                 yield finished.pop(following)
                 following += 1
+
+    def _registration(self, crew: _Crew, dataset: RegisteredDataset) -> tuple:
+        """What a warm actor, which may hold another registration of the home, is told with each
+        shard: the run's key, and the handle by reference (in a list: Ray fetches it only when
+        the actor asks, on a change). Nothing for actors started for this run."""
+        if not crew.warm:
+            return ()
+        handle = DatasetHandle.of(dataset)
+        return handle.key, [self._ray().put(handle)]
 
     # -- the dispatch loop ----------------------------------------------------------------------
     def _check_crew(self, blueprint: bytes, check: Any, dataset: RegisteredDataset, wanted: int) -> _Crew:

@@ -90,6 +90,27 @@ class WarmActor:
     def _release(self) -> None:
         """Close what the actor opened, before it leaves."""
 
+    # Set by the worker classes: the registration it was built for, and the dataset opened from it.
+    handle: DatasetHandle
+    dataset: Any
+
+    def _serves(self, handle: DatasetHandle) -> bool:
+        """Whether what this actor built serves another registration of its home as it is."""
+        return True
+
+    def _follow(self, dataset_key: tuple | None, dataset: list) -> None:
+        """Move to the run's registration when a warm pool's run names another one (`dataset_key`,
+        the handle itself in `dataset`, fetched only then). The pool's name holds the home, so
+        another home, or a registration `_serves` refuses, is a bug in naming pools: refused."""
+        if dataset_key is None or tuple(dataset_key) == self.handle.key:
+            return
+        import ray
+
+        handle = ray.get(dataset[0])
+        if handle.key[:2] != self.handle.key[:2] or not self._serves(handle):
+            raise ConfigMismatch(f"warm worker {worker_name()} was built for another home or dataset than this run's")
+        self.dataset, self.handle = handle.open(self.dataset.home), handle
+
     def leave(self, idle_at_least: float) -> bool:
         """Exit if idle for `idle_at_least` seconds (Ray runs this between the actor's tasks);
         else stay, and leave once idle that long instead of the pool's `keep_warm`."""
@@ -157,10 +178,7 @@ class CheckWorker(WarmActor):
         `dataset_key`, with the handle itself in `dataset` (one ObjectRef, fetched on a change)."""
         with self.clock or nullcontext():
             self._ready()
-            if dataset_key is not None and tuple(dataset_key) != self.handle.key:
-                import ray
-
-                self._switch(ray.get(dataset[0]))
+            self._follow(dataset_key, dataset)
             if self.agreed != config_digest:
                 _compare(f"check {self.check.name}", self.check.config(), config_digest)
                 self.agreed = config_digest
@@ -170,14 +188,9 @@ class CheckWorker(WarmActor):
             timing, self.timing = self.timing | {"scan": (started, time.time()), "cpu": time.process_time() - cpu}, {}
             return dataclasses.replace(scanned, timing=timing)
 
-    def _switch(self, handle: DatasetHandle) -> None:
-        """Another registration in the same home, for a warm pool's actor (the pool's name holds
-        the home, and the dataset too unless the check's `open` reads only the home): the opened
-        check serves it as it is. Anything else is a bug in naming pools, refused."""
-        same_home = handle.key[:2] == self.handle.key[:2]
-        if not same_home or (self.check.open_reads != "home" and handle.digest != self.handle.digest):
-            raise ConfigMismatch(f"warm worker {worker_name()} was opened for another home or dataset than this run's")
-        self.dataset, self.handle = handle.open(self.dataset.home), handle
+    def _serves(self, handle: DatasetHandle) -> bool:
+        # The pool's name holds the dataset too unless the check's `open` reads only the home.
+        return self.check.open_reads == "home" or handle.digest == self.handle.digest
 
     def _release(self) -> None:
         if self.check is not None:
@@ -222,13 +235,7 @@ class StageWorker(WarmActor):
         pool's run names it and its registration with each shard, as `CheckWorker.scan` does)."""
         with self.clock or nullcontext():
             self._ready()
-            if dataset_key is not None and tuple(dataset_key) != self.handle.key:
-                import ray
-
-                handle = ray.get(dataset[0])
-                if handle.key[:2] != self.handle.key[:2]:
-                    raise ConfigMismatch(f"warm worker {worker_name()} was built for another home than this run's")
-                self.dataset, self.handle = handle.open(self.dataset.home), handle
+            self._follow(dataset_key, dataset)
             folder = Path(scratch) if scratch is not None else self.scratch
             shard = self.dataset.manifest.shards[number]
             attempt = uuid.uuid4().hex[:12]

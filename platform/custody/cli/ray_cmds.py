@@ -10,7 +10,7 @@ from custody.cli.common import JsonOption, command_group, console, fail, print_j
 from custody.cli.executor_opts import RayAddressOption
 from custody.wording import plural
 
-app = command_group(help="Warm Ray actors: loaded checks kept between runs by --ray-keep-warm.")
+app = command_group(help="Warm Ray actors: loaded checks and stages kept between runs by --ray-keep-warm.")
 
 
 def _connect(address: str | None) -> Any:

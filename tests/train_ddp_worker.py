@@ -19,7 +19,7 @@ from custody.datasets.registry import DatasetRegistry
 from custody.home import Home
 from custody.train.carbon import CarbonConfig
 from custody.train.data import TokenData
-from custody.train.distributed import setup_distributed, shutdown_distributed
+from custody.train.distributed import exit_rank, setup_distributed, shutdown_distributed
 from custody.train.loop import TrainConfig, train
 from custody.train.model import GPT, GPTConfig
 from custody.train.tokenizer import load_tokenizer
@@ -62,3 +62,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_rank(0)  # as custody's own ranks end (runs/distributed_run.py)

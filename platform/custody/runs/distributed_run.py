@@ -51,7 +51,7 @@ from custody.runs.spec import LoadedSpec, spec_from_text
 from custody.runs.training import model_for, prepare_language_model, train_config
 from custody.train.carbon import TRACKER, Emissions, measured_before, not_measured_body
 from custody.train.checkpoint import SavedCheckpoint
-from custody.train.distributed import setup_distributed, shutdown_distributed
+from custody.train.distributed import exit_rank, setup_distributed, shutdown_distributed
 from custody.train.loop import Hooks, train
 from custody.train.token_shards import ENTRY_TYPE as TOKENS_ENTRY
 from custody.train.token_shards import open_tokens
@@ -381,4 +381,4 @@ def rank_main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(rank_main())
+    exit_rank(rank_main())

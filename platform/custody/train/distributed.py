@@ -7,8 +7,13 @@ world_size 1, where every collective is a no-op.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -71,8 +76,25 @@ def setup_distributed() -> Distributed:
 
 def shutdown_distributed() -> None:
     """Leave the group together: a rank that tears gloo down while a peer is still finishing its last
-    send can abort in C++ ("terminate called without an active exception"), so all ranks meet first."""
+    send can abort in C++ ("terminate called without an active exception"), so all ranks meet first.
+    Then drop what still holds the group while the interpreter is whole: `destroy_process_group`
+    only forgets c10d's own references, and a DDP wrapper's reducer, in a reference cycle, would
+    otherwise outlive it until interpreter exit, where gloo's threads can abort the same way."""
     if dist.is_initialized():
         if dist.get_world_size() > 1:
             dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End a rank process with `code` once its work is written and the group left: stdio and logging
+    are flushed, then the process exits without interpreter finalization, where torch's and gloo's
+    C++ objects are torn down in no set order (fresh-clone CI runs saw ranks that had written
+    their results abort with SIGABRT after leaving the group)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

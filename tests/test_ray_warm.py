@@ -149,7 +149,9 @@ def test_custody_ray_warm_lists_the_pools_and_release_sends_every_warm_actor_awa
 ):
     dataset = register_shards(home, tmp_path / "a", texts, shards=2)
     run_check(home, dataset, LicenseCheck(), executor=executor(workers=2, keep_warm=600))
-    (pool,) = {name.rsplit("-", 1)[0] for name in pools(ray)}
+    from custody.pipeline.executors.ray_pool import pool_of
+
+    (pool,) = {pool_of(name) for name in pools(ray)}
 
     listed = custody("ray", "warm", "--ray-address", two_cpu_cluster, "--json")
     assert listed.returncode == 0, listed.stderr

@@ -30,11 +30,11 @@ def _connect(address: str | None) -> Any:
 @app.command()
 def warm(ray_address: RayAddressOption = None, as_json: JsonOption = False) -> None:
     """List the warm actors alive on the cluster, by pool."""
-    from custody.pipeline.executors.ray_pool import warm_names
+    from custody.pipeline.executors.ray_pool import pool_of, warm_names
 
     ray = _connect(ray_address)
     try:
-        pools = Counter(name.rsplit("-", 1)[0] for name in warm_names(ray))
+        pools = Counter(pool_of(name) for name in warm_names(ray))
     finally:
         ray.shutdown()
     if as_json:

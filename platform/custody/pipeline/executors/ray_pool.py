@@ -58,10 +58,27 @@ def slot_name(pool: str, slot: int) -> str:
     return f"{pool}-{slot}"
 
 
+def pool_of(name: str) -> str:
+    """The pool a warm actor's name belongs to (`slot_name` undone)."""
+    return name.rsplit("-", 1)[0]
+
+
 def warm_names(ray: Any) -> set[str]:
     """The names of every warm actor alive in custody's namespace (whichever the driver's is)."""
     named = ray.util.list_named_actors(all_namespaces=True)
     return {a["name"] for a in named if a["namespace"] == NAMESPACE and a["name"].startswith(PREFIX)}
+
+
+def _ask_to_leave(ray: Any, names: set[str], idle_at_least: float) -> list[Any]:
+    """Ask each named warm actor to leave once idle that long; the replies (an actor gone since
+    the names were read is skipped)."""
+    replies = []
+    for name in sorted(names):
+        try:
+            replies.append(ray.get_actor(name, namespace=NAMESPACE).leave.remote(idle_at_least))
+        except ValueError:
+            continue
+    return replies
 
 
 def make_room(ray: Any, cpus_needed: float, keep: str | None = None) -> int:
@@ -69,28 +86,15 @@ def make_room(ray: Any, cpus_needed: float, keep: str | None = None) -> int:
     than `cpus_needed` free CPUs; return how many were asked. They leave on their own time."""
     if ray.available_resources().get("CPU", 0.0) >= cpus_needed:
         return 0
-    asked = 0
-    for name in sorted(warm_names(ray)):
-        if keep is not None and name.startswith(f"{keep}-"):
-            continue
-        try:
-            ray.get_actor(name, namespace=NAMESPACE).leave.remote(BUSY_GAP_S)
-            asked += 1
-        except ValueError:
-            continue  # gone since the list was read
-    return asked
+    others = {name for name in warm_names(ray) if pool_of(name) != keep}
+    return len(_ask_to_leave(ray, others, BUSY_GAP_S))
 
 
 def release(ray: Any, wait_s: float = 30.0) -> int:
     """Ask every warm actor to leave once its current shard is done; return how many left
     within `wait_s`. A run still using one goes on with fresh actors."""
     names = warm_names(ray)
-    replies = []
-    for name in names:
-        try:
-            replies.append(ray.get_actor(name, namespace=NAMESPACE).leave.remote(0.0))
-        except ValueError:
-            continue
+    replies = _ask_to_leave(ray, names, 0.0)
     ray.wait(replies, num_returns=len(replies), timeout=wait_s)
     deadline = time.monotonic() + wait_s
     while names & warm_names(ray) and time.monotonic() < deadline:
